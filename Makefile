@@ -1,0 +1,55 @@
+# Waymark — the two newcomer commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck pytest hook e2e-deps bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/waymark migrate
+	$(BIN)/waymark serve --host 127.0.0.1 --port 5000
+
+test: install lint typecheck hook pytest
+
+lint: install
+	$(BIN)/ruff check backend tests bench
+
+typecheck: install
+	$(BIN)/mypy backend
+
+pytest: install
+	$(BIN)/pytest -q
+
+# The React hook: its own unit tests, the bundle-size figure and the e2e demo page.
+hook:
+	@if command -v npm >/dev/null 2>&1 && [ -f frontend-hook/package.json ]; then \
+		cd frontend-hook && npm ci --no-audit --no-fund && npm test && npm run build \
+		&& npm run size && npm run build:e2e; \
+	else \
+		echo "SKIP hook: npm or frontend-hook/package.json missing"; \
+	fi
+
+# Debian's Chromium for the end-to-end browser test (installed only when missing and root).
+e2e-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "SKIP e2e-deps: chromium missing and cannot apt-get install it"; \
+		fi; \
+	fi
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache frontend-hook/node_modules

@@ -1,0 +1,134 @@
+"""Waymark's settings: read once, from the host app's config with the environment as fallback.
+
+Every knob of DESIGN §10 lives here and nowhere else. A host application may set
+any of them in ``app.config`` under its ``WAYMARK_`` name (``WAYMARK_DATABASE_URL``,
+``WAYMARK_JWT_SECRET`` …); the process environment is the fallback, and an unset
+value means the documented default below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a value Waymark cannot work with; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All of Waymark's configuration, validated; see README "Configuration"."""
+
+    database_url: str | None = None
+    data_dir: Path = Path(".waymark")
+    jwt_secret: str | None = None
+    supabase_url: str | None = None
+    salt_period: str = "day"
+    anonymize_after_days: int = 90
+    delete_after_days: int = 730
+    collect_retention_days: int = 30
+    allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: int = 0
+    queue_size: int = 10_000
+    batch_size: int = 500
+    flush_interval: float = 0.5
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    pii_keys: tuple[str, ...] = ("email", "name", "first_name", "last_name", "phone", "address")
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, config: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+        """Build settings from a Flask config mapping, falling back to the environment."""
+
+        def get(name: str, *env_names: str) -> Any:
+            key = f"WAYMARK_{name}"
+            if config.get(key) is not None:
+                return config[key]
+            for env_name in (key, *env_names):
+                value = environ.get(env_name)
+                if value not in (None, ""):
+                    return value
+            return None
+
+        defaults = cls()
+        salt_period = str(get("SALT_PERIOD") or defaults.salt_period).lower()
+        if salt_period not in ("day", "month"):
+            raise ConfigError(
+                f"WAYMARK_SALT_PERIOD must be 'day' or 'month', not {salt_period!r}"
+            )
+        anonymize = _int(get("ANONYMIZE_AFTER_DAYS"), "WAYMARK_ANONYMIZE_AFTER_DAYS",
+                         defaults.anonymize_after_days, minimum=1)
+        delete = _int(get("DELETE_AFTER_DAYS"), "WAYMARK_DELETE_AFTER_DAYS",
+                      defaults.delete_after_days, minimum=1)
+        if delete < anonymize:
+            raise ConfigError(
+                "WAYMARK_DELETE_AFTER_DAYS must not be shorter than WAYMARK_ANONYMIZE_AFTER_DAYS"
+            )
+        database_url = get("DATABASE_URL", "DATABASE_URL")
+        return cls(
+            database_url=str(database_url) if database_url else None,
+            data_dir=Path(get("DATA_DIR") or defaults.data_dir),
+            jwt_secret=_str_or_none(get("JWT_SECRET", "SUPABASE_JWT_SECRET")),
+            supabase_url=_str_or_none(get("SUPABASE_URL", "SUPABASE_URL")),
+            salt_period=salt_period,
+            anonymize_after_days=anonymize,
+            delete_after_days=delete,
+            collect_retention_days=_int(get("COLLECT_RETENTION_DAYS"),
+                                        "WAYMARK_COLLECT_RETENTION_DAYS",
+                                        defaults.collect_retention_days, minimum=1),
+            allowed_origins=_list(get("ALLOWED_ORIGINS")),
+            trusted_proxies=_int(get("TRUSTED_PROXIES"), "WAYMARK_TRUSTED_PROXIES",
+                                 defaults.trusted_proxies, minimum=0),
+            queue_size=_int(get("QUEUE_SIZE"), "WAYMARK_QUEUE_SIZE", defaults.queue_size,
+                            minimum=1),
+            batch_size=_int(get("BATCH_SIZE"), "WAYMARK_BATCH_SIZE", defaults.batch_size,
+                            minimum=1),
+            flush_interval=_float(get("FLUSH_INTERVAL"), "WAYMARK_FLUSH_INTERVAL",
+                                  defaults.flush_interval),
+            pool_min_size=_int(get("POOL_MIN_SIZE"), "WAYMARK_POOL_MIN_SIZE",
+                               defaults.pool_min_size, minimum=0),
+            pool_max_size=_int(get("POOL_MAX_SIZE"), "WAYMARK_POOL_MAX_SIZE",
+                               defaults.pool_max_size, minimum=1),
+            pii_keys=_list(get("PII_KEYS")) or defaults.pii_keys,
+            extra={k: v for k, v in config.items() if str(k).startswith("WAYMARK_")},
+        )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _int(value: Any, name: str, default: int, *, minimum: int) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def _float(value: Any, name: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, not {value!r}") from None
+    if not number > 0:
+        raise ConfigError(f"{name} must be positive, not {number}")
+    return number
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(part.strip() for part in str(value).split(",") if part.strip())

@@ -1,0 +1,123 @@
+"""Ordered, recorded, idempotent migrations from ``sql/NNNN_name.sql``.
+
+Each file runs in its own transaction and is recorded in ``waymark.schema_migrations``
+with its checksum; a session-level advisory lock makes two concurrent ``waymark migrate``
+runs take turns, so the second one finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger("waymark.migrations")
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+MIGRATION_LOCK_KEY = 0x57A1_0001  # arbitrary, constant: "waymark migrations"
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+BOOTSTRAP = """
+CREATE SCHEMA IF NOT EXISTS waymark;
+CREATE TABLE IF NOT EXISTS waymark.schema_migrations (
+    version    text PRIMARY KEY,
+    name       text NOT NULL,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+class MigrationError(RuntimeError):
+    """A migration failed or an applied one was edited afterwards."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
+    """All migration files in version order; a malformed or duplicate name is an error."""
+    found: dict[str, Migration] = {}
+    for path in sorted(sql_dir.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            continue
+        version = match.group(1)
+        if version in found:
+            raise MigrationError(f"two migrations share version {version}: "
+                                 f"{found[version].path.name} and {path.name}")
+        found[version] = Migration(version, path.stem, path)
+    return [found[v] for v in sorted(found)]
+
+
+def migrate(url: str, sql_dir: Path = SQL_DIR) -> list[str]:
+    """Apply every pending migration; returns the names applied (empty when up to date)."""
+    applied_now: list[str] = []
+    with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        try:
+            _bootstrap(conn)
+            done = _applied(conn)
+            for migration in discover(sql_dir):
+                if migration.version in done:
+                    if done[migration.version] != migration.checksum:
+                        log.warning("migration %s changed after it was applied; "
+                                    "add a new migration instead of editing it", migration.name)
+                    continue
+                _apply(conn, migration)
+                applied_now.append(migration.name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    return applied_now
+
+
+def pending(url: str, sql_dir: Path = SQL_DIR) -> list[str]:
+    """Names of migrations not yet applied to the database at ``url``."""
+    with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
+        row = conn.execute("SELECT to_regclass('waymark.schema_migrations') IS NOT NULL").fetchone()
+        done = _applied(conn) if row and row[0] else {}
+    return [m.name for m in discover(sql_dir) if m.version not in done]
+
+
+def _bootstrap(conn: psycopg.Connection[Any]) -> None:
+    with conn.transaction():
+        exists = conn.execute(
+            "SELECT to_regclass('waymark.schema_migrations') IS NOT NULL").fetchone()
+        if not (exists and exists[0]):
+            conn.execute(BOOTSTRAP)
+
+
+def _applied(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    rows = conn.execute("SELECT version, checksum FROM waymark.schema_migrations").fetchall()
+    return {version: checksum for version, checksum in rows}
+
+
+def _apply(conn: psycopg.Connection[Any], migration: Migration) -> None:
+    log.info("applying migration %s", migration.name)
+    try:
+        with conn.transaction():
+            conn.execute(migration.sql.encode("utf-8"))
+            conn.execute(
+                "INSERT INTO waymark.schema_migrations (version, name, checksum) "
+                "VALUES (%s, %s, %s)",
+                (migration.version, migration.name, migration.checksum),
+            )
+    except psycopg.Error as exc:
+        raise MigrationError(f"migration {migration.name} failed: {exc}") from exc

@@ -1,0 +1,12 @@
+"""HTTP blueprints. Routes are thin: parse, call a service, answer."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from backend.routes import health
+
+
+def register_api(app: Flask) -> None:
+    """Mount Waymark's API blueprints under ``/api/analytics``."""
+    app.register_blueprint(health.bp)

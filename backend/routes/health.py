@@ -1,0 +1,25 @@
+"""``GET /api/analytics/health``: is the database reachable, what is the writer doing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from backend.extension import get_state
+
+bp = Blueprint("waymark_health", __name__, url_prefix="/api/analytics")
+
+
+@bp.get("/health")
+def health() -> ResponseReturnValue:
+    """Answer without auth so load balancers and Render's health check can use it."""
+    state = get_state()
+    db_ok = state.db.ping()
+    body: dict[str, Any] = {"status": "ok" if db_ok else "degraded", "db": db_ok}
+    for name, part in state.parts.items():
+        stats = getattr(part, "stats", None)
+        if callable(stats):
+            body[name] = stats()
+    return jsonify(body), 200 if db_ok else 503

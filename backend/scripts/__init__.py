@@ -1,0 +1,1 @@
+"""The ``waymark`` command line; its subcommands are also the cron jobs."""

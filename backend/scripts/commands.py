@@ -1,0 +1,10 @@
+"""The job subcommands of ``waymark``, collected from their modules.
+
+Each module defines click commands for one concern; add a command by appending it here.
+"""
+
+from __future__ import annotations
+
+import click
+
+ALL: list[click.Command] = []

@@ -1,0 +1,31 @@
+"""The event taxonomy of DESIGN §8: which category each known event type belongs to."""
+
+from __future__ import annotations
+
+import re
+
+EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+TAXONOMY: dict[str, tuple[str, ...]] = {
+    "navigation": ("page_view", "route_change", "page_exit"),
+    "quest": ("quest_viewed", "quest_started", "quest_abandoned", "quest_completed",
+              "task_viewed", "task_completed", "evidence_uploaded"),
+    "badge": ("badge_viewed", "badge_claimed", "badge_earned"),
+    "tutor": ("tutor_opened", "tutor_message_sent", "tutor_safety_flag"),
+    "community": ("connection_request_sent", "connection_accepted", "profile_viewed"),
+    "auth": ("login_success", "login_failed", "logout", "session_expired"),
+    "parent": ("parent_dashboard_opened", "parent_evidence_uploaded"),
+    "error": ("javascript_error", "api_error", "network_error"),
+    "acquisition": ("landing_visit", "conversion"),
+}
+
+CATEGORY_OF: dict[str, str] = {
+    event_type: category for category, types in TAXONOMY.items() for event_type in types
+}
+CATEGORIES: tuple[str, ...] = (*TAXONOMY, "custom")
+ERROR_TYPES: tuple[str, ...] = TAXONOMY["error"]
+
+
+def category_of(event_type: str) -> str:
+    """The category of an event type; unknown (custom) types land in ``custom``."""
+    return CATEGORY_OF.get(event_type, "custom")

@@ -1,0 +1,20 @@
+"""``python -m bench``: run every benchmark module listed in BENCHMARKS, in order."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: module names under bench/, each with a ``main(argv) -> None`` that prints its figures.
+BENCHMARKS: list[str] = []
+
+
+def main() -> None:
+    selected = sys.argv[1:] or BENCHMARKS
+    for name in selected:
+        print(f"== bench.{name}", flush=True)
+        importlib.import_module(f"bench.{name}").main([])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Migrations: ordered, recorded, idempotent, concurrent-safe, Supabase-compatible."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+
+from backend import migrations
+
+DESIGN_TABLES = {
+    "user_activity_events", "user_sessions", "page_view_analytics",
+    "learning_journey_events", "error_events", "error_groups", "tracking_salts",
+    "privacy_audit", "guardian_links",
+}
+
+
+def schema_fingerprint(url: str) -> list[tuple[Any, ...]]:
+    """Every column, index and policy in public: what a migration run could change."""
+    with psycopg.connect(url) as conn:
+        columns = conn.execute(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default "
+            "FROM information_schema.columns WHERE table_schema IN ('public', 'auth', 'waymark') "
+            "ORDER BY 1, 2").fetchall()
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
+        ).fetchall()
+        policies = conn.execute(
+            "SELECT tablename, policyname FROM pg_policies ORDER BY 1, 2").fetchall()
+        recorded = conn.execute(
+            "SELECT version, checksum, applied_at FROM waymark.schema_migrations ORDER BY 1"
+        ).fetchall()
+    return [*columns, *indexes, *policies, *recorded]
+
+
+def test_first_run_applies_all_in_order_and_records_them(empty_db_url: str) -> None:
+    applied = migrations.migrate(empty_db_url)
+    assert applied == [m.name for m in migrations.discover()]
+    assert applied == sorted(applied)
+    with psycopg.connect(empty_db_url) as conn:
+        versions = [r[0] for r in conn.execute(
+            "SELECT version FROM waymark.schema_migrations ORDER BY version")]
+    assert versions == [m.version for m in migrations.discover()]
+
+
+def test_second_run_changes_nothing(empty_db_url: str) -> None:
+    migrations.migrate(empty_db_url)
+    before = schema_fingerprint(empty_db_url)
+    assert migrations.migrate(empty_db_url) == []
+    assert migrations.pending(empty_db_url) == []
+    assert schema_fingerprint(empty_db_url) == before
+
+
+def test_concurrent_runs_do_not_fail(empty_db_url: str) -> None:
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(migrations.migrate(empty_db_url))
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    everything = [m.name for m in migrations.discover()]
+    assert sorted(results, key=len) == [[], [], everything]
+
+
+def test_every_design_table_has_rls_enabled_and_forced(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')").fetchall()
+    tables = {name: (enabled, forced) for name, enabled, forced in rows}
+    assert DESIGN_TABLES <= set(tables)
+    assert {name for name, flags in tables.items() if flags != (True, True)} == set()
+
+
+def test_no_column_is_meant_for_raw_ip_or_user_agent(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public'").fetchall()
+    suspicious = [
+        (t, c) for t, c, dtype in rows
+        if dtype == "inet" or c in {"ip", "ip_address", "client_ip", "remote_addr",
+                                    "user_agent", "ua", "useragent", "user_agent_string"}
+    ]
+    assert suspicious == []
+
+
+def test_design_indexes_exist(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        defs = [r[0] for r in conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'user_activity_events'")]
+    assert any("USING brin (occurred_at)" in d for d in defs)
+    assert any("(user_id, occurred_at)" in d for d in defs)
+    assert any("(event_type, occurred_at)" in d for d in defs)
+    assert any("gin (event_data jsonb_path_ops)" in d for d in defs)
+
+
+def test_auth_functions_read_request_claims(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)",
+                      ('{"sub": "6f1c2c7e-7f57-4b7a-9d0b-1f6d2a3c4b5e", "role": "authenticated"}',))
+        uid, role, jwt_sub = conn.execute(
+            "SELECT auth.uid(), auth.role(), auth.jwt() ->> 'sub'").fetchone()  # type: ignore[misc]
+    assert str(uid) == "6f1c2c7e-7f57-4b7a-9d0b-1f6d2a3c4b5e"
+    assert role == "authenticated"
+    assert jwt_sub == str(uid)
+
+
+SUPABASE_AUTH_STANDIN = """
+CREATE SCHEMA auth;
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
+  select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid $$;
+CREATE FUNCTION auth.role() RETURNS text LANGUAGE sql STABLE AS $$
+  select coalesce(nullif(current_setting('request.jwt.claim.role', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role'))::text $$;
+CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE AS $$
+  select coalesce(nullif(current_setting('request.jwt.claim', true), ''),
+    nullif(current_setting('request.jwt.claims', true), ''))::jsonb $$;
+COMMENT ON FUNCTION auth.uid() IS 'supabase original';
+CREATE TABLE auth.users (id uuid PRIMARY KEY);
+"""
+
+
+def test_runs_unchanged_on_a_supabase_like_auth_schema(empty_db_url: str) -> None:
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(SUPABASE_AUTH_STANDIN)
+    applied = migrations.migrate(empty_db_url)
+    assert applied == [m.name for m in migrations.discover()]
+    with psycopg.connect(empty_db_url) as conn:
+        comment = conn.execute(
+            "SELECT obj_description('auth.uid()'::regprocedure, 'pg_proc')").fetchone()
+        users = conn.execute("SELECT to_regclass('auth.users') IS NOT NULL").fetchone()
+    assert comment == ("supabase original",)  # Supabase's own function was left alone
+    assert users == (True,)
+
+
+def test_a_broken_migration_is_reported_and_not_recorded(empty_db_url: str, tmp_path: Any) -> None:
+    (tmp_path / "0001_ok.sql").write_text("CREATE TABLE public.ok_table (id int);")
+    (tmp_path / "0002_broken.sql").write_text("CREATE TABLE public.broken (id nosuchtype);")
+    with pytest.raises(migrations.MigrationError, match="0002_broken"):
+        migrations.migrate(empty_db_url, tmp_path)
+    with psycopg.connect(empty_db_url) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM waymark.schema_migrations")]
+        broken = conn.execute("SELECT to_regclass('public.broken')").fetchone()
+    assert versions == ["0001"]
+    assert broken == (None,)
