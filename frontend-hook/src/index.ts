@@ -1,0 +1,6 @@
+export { createTracker, getTracker, uuid, retryDelay, MIN_EXIT_MS } from './tracker'
+export { useActivityTracking } from './hook'
+export type { ActivityTrackingOptions, TrackEvent } from './hook'
+export { ActivityErrorBoundary } from './boundary'
+export type { ActivityErrorBoundaryProps } from './boundary'
+export type * from './types'
