@@ -19,19 +19,22 @@ const safe = <A extends unknown[]>(f: (...a: A) => void) => (...a: A) => {
   }
 }
 
-/** A v4 uuid: `crypto.randomUUID`, else built from `getRandomValues` (or Math.random). */
+/**
+ * A v4 uuid: `crypto.randomUUID` (secure contexts), else built from `crypto.getRandomValues`
+ * (every browser, also on plain http).
+ */
 export function uuid(): string {
-  const c = globalThis.crypto
-  return c?.randomUUID
+  const c = crypto
+  return c.randomUUID
     ? c.randomUUID()
     : '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (d: any) =>
-        (d ^ ((c?.getRandomValues ? c.getRandomValues(new Uint8Array(1))[0] : Math.random() * 256) & (15 >> (d / 4)))).toString(16),
+        (d ^ (c.getRandomValues(new Uint8Array(1))[0] & (15 >> (d / 4)))).toString(16),
       )
 }
 
 /** Milliseconds to wait from a `Retry-After` header (seconds or HTTP date); 5 s when absent, at most 1 h. */
 export function retryDelay(h: string | null | undefined): number {
-  return h ? Math.min(Math.max(isNaN(+h) ? Date.parse(h) - Date.now() : +h * 1000, 0) || 0, 3600e3) : 5000
+  return h ? Math.min(Math.max(+h * 1000 || Date.parse(h) - Date.now() || 0, 0), 3600e3) : 5000
 }
 
 /** Drop query string and fragment: they often carry tokens, e-mails or search terms. */
@@ -187,7 +190,7 @@ export function createTracker(o: TrackerOptions = {}): Tracker {
       const ev = push(
         event('page_view', undefined, {
           page_path: p,
-          page_title: document.title || undefined,
+          page_title: document.title,
           referrer: (first ? bare(document.referrer) : path) || undefined,
         }),
       )
@@ -199,7 +202,7 @@ export function createTracker(o: TrackerOptions = {}): Tracker {
     error: safe((error: any, info = {}) => {
       const message = String(error?.message ?? error).slice(0, 8000)
       const stack = error?.stack ? String(error.stack).slice(0, 8000) : undefined
-      const key = message + stack
+      const key = message + stack?.split('\n', 3) // same message thrown at the same place: same error
       if (off || seen.has(key) || seen.size >= MAX_ERRORS) return
       seen.add(key)
       const r = through<ErrorReport>(o.beforeSendError, {

@@ -389,12 +389,13 @@ describe('uuid', () => {
     expect(spy).toHaveBeenCalled()
   })
 
-  it('falls back to getRandomValues, then Math.random, still giving v4 uuids', () => {
-    vi.stubGlobal('crypto', { getRandomValues: (a: Uint8Array) => globalThis.Object.assign(a, [0xff]) })
-    expect(uuid()).toMatch(UUID_V4)
-    vi.stubGlobal('crypto', undefined)
+  it('falls back to getRandomValues (no randomUUID on plain http), still giving v4 uuids', () => {
+    const real = crypto
+    const bytes = vi.fn((a: Uint8Array) => real.getRandomValues(a))
+    vi.stubGlobal('crypto', { getRandomValues: bytes })
     const ids = new Set(Array.from({ length: 50 }, uuid))
     expect(ids.size).toBe(50)
     for (const id of ids) expect(id).toMatch(UUID_V4)
+    expect(bytes).toHaveBeenCalled()
   })
 })
