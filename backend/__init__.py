@@ -18,4 +18,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.from_mapping(test_config)
     Waymark(app)
+    from backend.routes import dashboard
+
+    app.register_blueprint(dashboard.bp)
     return app

@@ -8,8 +8,10 @@ value means the documented default below.
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ class Settings:
     pool_min_size: int = 1
     pool_max_size: int = 10
     pii_keys: tuple[str, ...] = ("email", "name", "first_name", "last_name", "phone", "address")
+    dev_mode: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -96,6 +99,28 @@ class Settings:
             pii_keys=_list(get("PII_KEYS")) or defaults.pii_keys,
             extra={k: v for k, v in config.items() if str(k).startswith("WAYMARK_")},
         )
+
+
+DEV_SECRET_FILE = "dev-jwt-secret"
+
+
+def with_dev_secret(settings: Settings) -> Settings:
+    """Give a local, unconfigured install (embedded database, no secret) a JWT secret of its own.
+
+    ``make run`` must work with nothing configured, and the analytics API needs tokens:
+    the secret is random per install, kept in ``WAYMARK_DATA_DIR`` (mode 0600), and
+    ``waymark dev-token`` mints tokens with it. It never applies once ``DATABASE_URL``,
+    a JWT secret or ``SUPABASE_URL`` is configured.
+    """
+    if settings.jwt_secret or settings.database_url or settings.supabase_url:
+        return settings
+    path = settings.data_dir / DEV_SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return replace(settings, jwt_secret=path.read_text().strip(), dev_mode=True)
 
 
 def _str_or_none(value: Any) -> str | None:

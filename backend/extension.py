@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from backend.config import Settings
+from backend.config import Settings, with_dev_secret
 from backend.db import Database, start_embedded
 
 log = logging.getLogger("waymark")
@@ -75,7 +75,7 @@ class Waymark:
 
     def init_app(self, app: Flask) -> None:
         """Read settings, open the pool and install routes (and the parts of later issues)."""
-        settings = Settings.load(app.config, os.environ)
+        settings = with_dev_secret(Settings.load(app.config, os.environ))
         db = Database(resolve_database_url(settings), min_size=settings.pool_min_size,
                       max_size=settings.pool_max_size)
         db.open(wait=False)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 
 import click
+import jwt
 
 from backend import migrations
+from backend.config import with_dev_secret
 from backend.scripts import runtime
 
 
@@ -42,13 +46,47 @@ def serve(host: str, port: int, workers: int, threads: int, no_access_log: bool)
     """Serve the API with gunicorn (the embedded database is started first if needed)."""
     from backend.scripts.serve import serve as run_server
 
-    settings = runtime.load_settings()
+    settings = with_dev_secret(runtime.load_settings())
     url = runtime.database_url(settings)
     pending = migrations.pending(url)
     if pending:
         click.echo(f"waymark serve: {len(pending)} pending migrations; run `waymark migrate`",
                    err=True)
-    run_server(host, port, workers, threads, not no_access_log, {"WAYMARK_DATABASE_URL": url})
+    app_config: dict[str, object] = {"WAYMARK_DATABASE_URL": url}
+    if settings.dev_mode:
+        app_config["WAYMARK_JWT_SECRET"] = settings.jwt_secret
+        click.echo(f"waymark serve: local mode (embedded database under {settings.data_dir}); "
+                   "mint a token with `waymark dev-token --role admin`, dashboard at "
+                   f"http://{host}:{port}/dashboard", err=True)
+    run_server(host, port, workers, threads, not no_access_log, app_config)
+
+
+@main.command("dev-token")
+@click.argument("user_id", required=False)
+@click.option("--role", type=click.Choice(["student", "parent", "admin"]), default="admin",
+              show_default=True)
+@click.option("--hours", type=click.IntRange(1, 24 * 30), default=12, show_default=True)
+def dev_token(user_id: str | None, role: str, hours: int) -> None:
+    """Print an HS256 access token signed with the configured (or local) JWT secret.
+
+    For trying the API and the dashboard locally, and for operators testing a
+    deployment; in production your users' tokens come from Supabase Auth.
+    """
+    settings = with_dev_secret(runtime.load_settings())
+    if not settings.jwt_secret:
+        raise click.ClickException("no JWT secret: set WAYMARK_JWT_SECRET (or SUPABASE_JWT_SECRET)")
+    try:
+        subject = str(uuid.UUID(user_id)) if user_id else str(uuid.uuid4())
+    except ValueError:
+        raise click.BadParameter("USER_ID must be a uuid", param_hint="USER_ID") from None
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "sub": subject, "aud": "authenticated", "role": "authenticated",
+        "iat": now, "exp": now + hours * 3600, "app_metadata": {"role": role},
+    }
+    if settings.supabase_url:
+        claims["iss"] = f"{settings.supabase_url.rstrip('/')}/auth/v1"
+    click.echo(jwt.encode(claims, settings.jwt_secret, algorithm="HS256"))
 
 
 def _register_commands() -> None:
