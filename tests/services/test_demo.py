@@ -1,0 +1,54 @@
+"""The demo/benchmark generator: exact counts, determinism, links and error groups."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from backend.services import demo
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def _fingerprint(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT event_type, occurred_at, user_id, page_path, event_data::text "
+        "FROM user_activity_events ORDER BY event_id").fetchall()
+
+
+def test_load_writes_exactly_the_requested_events(conn: psycopg.Connection[Any]) -> None:
+    summary = demo.load(conn, events=3000, students=40, days=30, seed=7, now=NOW)
+    count, latest, earliest = conn.execute(
+        "SELECT count(*), max(occurred_at), min(occurred_at) FROM user_activity_events").fetchone()
+    assert (summary.events, count) == (3000, 3000)
+    assert latest <= NOW
+    assert (NOW - earliest).days <= 30
+    errors = conn.execute("SELECT count(*) FROM error_events").fetchone()[0]
+    error_rows = conn.execute(
+        "SELECT count(*) FROM user_activity_events WHERE event_category = 'error'").fetchone()[0]
+    assert errors == error_rows == summary.errors
+    occurrences = conn.execute("SELECT coalesce(sum(occurrences), 0) FROM error_groups").fetchone()[0]
+    assert occurrences == errors
+
+
+def test_load_is_deterministic_for_a_seed(conn: psycopg.Connection[Any], db_url: str) -> None:
+    demo.load(conn, events=500, students=20, days=10, seed=3, now=NOW)
+    first = _fingerprint(conn)
+    conn.execute("TRUNCATE user_activity_events, error_events, error_groups, guardian_links")
+    demo.load(conn, events=500, students=20, days=10, seed=3, now=NOW)
+    assert _fingerprint(conn) == first
+    conn.execute("TRUNCATE user_activity_events, error_events, error_groups, guardian_links")
+    demo.load(conn, events=500, students=20, days=10, seed=4, now=NOW)
+    assert _fingerprint(conn) != first
+
+
+def test_parents_are_linked_to_students_with_events(conn: psycopg.Connection[Any]) -> None:
+    summary = demo.load(conn, events=4000, students=30, days=20, seed=1, now=NOW)
+    links = conn.execute("SELECT parent_id, student_id FROM guardian_links").fetchall()
+    assert len(links) == summary.guardian_links >= summary.parents == 10
+    students = {row[0] for row in conn.execute(
+        "SELECT DISTINCT user_id FROM user_activity_events WHERE event_type = 'quest_viewed'")}
+    assert {student for _, student in links} <= students
+    assert not {parent for parent, _ in links} & students
