@@ -1,0 +1,348 @@
+"""Explainable dropout risk (DESIGN §7): a weighted sum of named factors, each 0–1.
+
+Risk = 0.40·inactivity + 0.25·low login frequency + 0.20·low quest completion
++ 0.10·short sessions + 0.05·broken streak (the seed weights, ``DEFAULT_PARAMS``).
+Every factor is derived from ``user_activity_events`` alone (sessions included), so
+back-filled events score exactly like tracked ones. One set-based query
+(``RISK_INPUTS_SQL``) gathers the raw numbers of every student the connection may see
+(RLS applies); this module turns them into factors with the normalisations below.
+
+Who is scored: a *student* is any user with at least one event at or before ``now``
+who is not a parent in ``guardian_links``. A student with no event in the window is
+still scored (inactivity 1.0). Events after ``now`` are ignored, so a replay or a test
+can score the past. The window is ``(now − window_days, now]``; days are UTC days.
+
+Normalisations (each factor is clamped to 0–1; ``p`` is a :class:`RiskParams`):
+
+* ``inactivity`` = days since the last event / ``p.inactivity_days``.
+* ``low_login_frequency`` = 1 − (active days per week) / ``p.expected_days_per_week``,
+  where active days are UTC days with any event in the window (a login keeps a
+  Supabase session alive for weeks, so "came back" is counted, not the token
+  exchange) and weeks are the observed part of the window: from the first event ever
+  (at least ``p.min_observed_days``, at most ``p.window_days``) — a new student is
+  not blamed for days before they joined.
+* ``low_quest_completion`` = 1 − completed / started, over distinct ``quest_id`` of
+  the window (a quest completed in the window counts as started); no quest → 1.0.
+* ``short_sessions`` = 1 − mean session minutes / ``p.session_target_minutes``.
+  A session is a run of the student's events with gaps ≤ ``p.session_gap_minutes``;
+  its length runs from its first event to the end of its last (``occurred_at`` plus
+  ``duration_ms``). No session in the window → 1.0.
+* ``broken_streak`` = 1 − current streak / longest streak of the window, streaks being
+  consecutive active UTC days; the current streak is alive while its last day is
+  today or yesterday. No active day in the window → 1.0.
+
+The score is rounded to 6 decimals before its level is chosen, so 0.4 + 0.2 is 0.6.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from backend.db import Row, fetch_all
+
+
+class RiskParamsError(ValueError):
+    """Risk parameters that cannot make a 0–1 score; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class RiskParams:
+    """Weights and normalisation horizons of the risk score (DESIGN §7 seed by default)."""
+
+    inactivity_weight: float = 0.40
+    login_weight: float = 0.25
+    quest_weight: float = 0.20
+    session_weight: float = 0.10
+    streak_weight: float = 0.05
+    window_days: int = 30
+    inactivity_days: float = 14.0
+    expected_days_per_week: float = 3.0
+    min_observed_days: float = 7.0
+    session_target_minutes: float = 15.0
+    session_gap_minutes: float = 30.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise RiskParamsError(f"risk parameter {f.name} must be a number, not {value!r}")
+            if f.name.endswith("_weight") and value < 0:
+                raise RiskParamsError(f"risk weight {f.name} must not be negative, not {value}")
+            if not f.name.endswith("_weight") and value <= 0:
+                raise RiskParamsError(f"risk parameter {f.name} must be positive, not {value}")
+        total = sum(self.weights().values())
+        if abs(total - 1.0) > 1e-6:
+            raise RiskParamsError(
+                f"risk weights must add up to 1 so the score stays 0–1; they add up to {total:g}")
+
+    def weights(self) -> dict[str, float]:
+        """Each factor's weight by factor name, in the order factors are reported."""
+        return {
+            "inactivity": self.inactivity_weight,
+            "low_login_frequency": self.login_weight,
+            "low_quest_completion": self.quest_weight,
+            "short_sessions": self.session_weight,
+            "broken_streak": self.streak_weight,
+        }
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *,
+                     base: RiskParams | None = None) -> RiskParams:
+        """Parameters from a mapping (e.g. app config), keys as field names or WAYMARK_RISK_*.
+
+        Unknown ``WAYMARK_RISK_*`` keys are an error (a typo must not silently fall back).
+        """
+        names = {f.name: f for f in fields(cls)}
+        changes: dict[str, Any] = {}
+        for key, raw in values.items():
+            name = str(key)
+            prefixed = name.upper().startswith("WAYMARK_RISK_")
+            if prefixed:
+                name = name[len("WAYMARK_RISK_"):].lower()
+            if name not in names:
+                if prefixed:
+                    raise RiskParamsError(f"unknown risk parameter {key!r}; known: "
+                                          + ", ".join(sorted(names)))
+                continue
+            if raw is None or raw == "":
+                continue
+            try:
+                changes[name] = int(raw) if name == "window_days" else float(raw)
+            except (TypeError, ValueError):
+                raise RiskParamsError(f"risk parameter {key} must be a number, not {raw!r}") \
+                    from None
+        return replace(base or cls(), **changes)
+
+    def as_dict(self) -> dict[str, float]:
+        """The parameters as plain numbers (for JSON, reports and stored assessments)."""
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+DEFAULT_PARAMS = RiskParams()
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One named part of a risk score: its 0–1 value, weight, and the raw numbers behind it."""
+
+    name: str
+    value: float
+    weight: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def contribution(self) -> float:
+        """What this factor adds to the score (weight · value)."""
+        return self.weight * self.value
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view with value, weight, contribution and detail."""
+        return {"name": self.name, "value": round(self.value, 4), "weight": self.weight,
+                "contribution": round(self.contribution, 4), "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class RiskAssessment:
+    """A student's risk at one moment: score 0–1, engagement level, and why (factors)."""
+
+    user_id: uuid.UUID
+    score: float
+    level: str
+    factors: list[Factor]
+    computed_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (user id as text, time as ISO 8601)."""
+        return {"user_id": str(self.user_id), "score": round(self.score, 4),
+                "level": self.level, "factors": [f.as_dict() for f in self.factors],
+                "computed_at": self.computed_at.isoformat()}
+
+
+LEVELS = ("high", "medium", "low", "at_risk")
+
+
+def level_for(score: float) -> str:
+    """The engagement level of a risk score: high < 0.3 ≤ medium ≤ 0.6 < low ≤ 0.8 < at_risk."""
+    if score < 0.3:
+        return "high"
+    if score <= 0.6:
+        return "medium"
+    if score <= 0.8:
+        return "low"
+    return "at_risk"
+
+
+#: Raw per-student numbers for every student the connection may see, in one statement.
+#: Parameters: now, since (= now − window), today (UTC date of now), gap (interval),
+#: user_ids (uuid[] or NULL for everyone).
+RISK_INPUTS_SQL = """
+WITH seen AS (
+    SELECT e.user_id, min(e.occurred_at) AS first_at, max(e.occurred_at) AS last_at
+    FROM public.user_activity_events e
+    WHERE e.user_id IS NOT NULL
+      AND e.occurred_at <= %(now)s
+      AND (%(user_ids)s::uuid[] IS NULL OR e.user_id = ANY (%(user_ids)s::uuid[]))
+    GROUP BY e.user_id
+), students AS (
+    SELECT s.* FROM seen s
+    WHERE NOT EXISTS (SELECT 1 FROM public.guardian_links g WHERE g.parent_id = s.user_id)
+), win AS (
+    SELECT e.user_id, e.occurred_at, e.event_type, e.duration_ms,
+           e.event_data ->> 'quest_id' AS quest_id,
+           lag(e.occurred_at) OVER (PARTITION BY e.user_id ORDER BY e.occurred_at) AS prev_at
+    FROM public.user_activity_events e
+    JOIN students s ON s.user_id = e.user_id
+    WHERE e.occurred_at > %(since)s AND e.occurred_at <= %(now)s
+), numbered AS (
+    SELECT user_id, occurred_at, duration_ms,
+           count(*) FILTER (WHERE prev_at IS NULL OR occurred_at - prev_at > %(gap)s)
+               OVER (PARTITION BY user_id ORDER BY occurred_at
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS session_no
+    FROM win
+), sessions AS (
+    SELECT user_id,
+           extract(epoch FROM max(occurred_at + coalesce(duration_ms, 0) * interval '1 ms')
+                              - min(occurred_at)) AS seconds
+    FROM numbered GROUP BY user_id, session_no
+), session_stats AS (
+    SELECT user_id, count(*) AS sessions, avg(seconds) / 60.0 AS avg_session_minutes
+    FROM sessions GROUP BY user_id
+), days AS (
+    SELECT DISTINCT user_id, (occurred_at AT TIME ZONE 'UTC')::date AS day FROM win
+), runs AS (
+    SELECT user_id, max(day) AS last_day, count(*) AS length
+    FROM (SELECT user_id, day,
+                 day - (row_number() OVER (PARTITION BY user_id ORDER BY day))::int AS island
+          FROM days) d
+    GROUP BY user_id, island
+), streaks AS (
+    SELECT user_id, sum(length) AS active_days, max(length) AS longest_streak,
+           coalesce(max(length) FILTER (WHERE last_day >= %(today)s::date - 1), 0)
+               AS current_streak
+    FROM runs GROUP BY user_id
+), quests AS (
+    SELECT user_id,
+           count(DISTINCT quest_id) FILTER (
+               WHERE event_type IN ('quest_started', 'quest_completed')) AS quests_started,
+           count(DISTINCT quest_id) FILTER (WHERE event_type = 'quest_completed')
+               AS quests_completed
+    FROM win WHERE quest_id IS NOT NULL
+    GROUP BY user_id
+), logins AS (
+    SELECT user_id, count(*) AS login_events
+    FROM win WHERE event_type = 'login_success' GROUP BY user_id
+)
+SELECT s.user_id, s.first_at, s.last_at,
+       coalesce(k.active_days, 0) AS active_days,
+       coalesce(k.longest_streak, 0) AS longest_streak,
+       coalesce(k.current_streak, 0) AS current_streak,
+       coalesce(l.login_events, 0) AS login_events,
+       coalesce(q.quests_started, 0) AS quests_started,
+       coalesce(q.quests_completed, 0) AS quests_completed,
+       coalesce(ss.sessions, 0) AS sessions,
+       ss.avg_session_minutes
+FROM students s
+LEFT JOIN streaks k ON k.user_id = s.user_id
+LEFT JOIN logins l ON l.user_id = s.user_id
+LEFT JOIN quests q ON q.user_id = s.user_id
+LEFT JOIN session_stats ss ON ss.user_id = s.user_id
+"""
+
+
+def score_students(conn: psycopg.Connection[Any], *, now: datetime,
+                   params: RiskParams = DEFAULT_PARAMS,
+                   user_ids: Sequence[uuid.UUID] | None = None) -> list[RiskAssessment]:
+    """Score every student the connection may see (or only ``user_ids``), highest risk first.
+
+    One set-based query for all students; ``now`` is a parameter, never the database
+    clock, so the past can be scored (tests, the OULAD replay, back-fills).
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (e.g. datetime.now(UTC))")
+    now = now.astimezone(UTC)
+    rows = fetch_all(conn, RISK_INPUTS_SQL, {
+        "now": now,
+        "since": now - timedelta(days=params.window_days),
+        "today": now.date(),
+        "gap": timedelta(minutes=params.session_gap_minutes),
+        "user_ids": list(user_ids) if user_ids is not None else None,
+    })
+    assessments = [assess(row, now=now, params=params) for row in rows]
+    assessments.sort(key=lambda a: (-a.score, str(a.user_id)))
+    return assessments
+
+
+def assess(row: Row, *, now: datetime, params: RiskParams = DEFAULT_PARAMS) -> RiskAssessment:
+    """Turn one student's raw numbers (a row of ``RISK_INPUTS_SQL``) into a scored assessment."""
+    factors = [
+        inactivity_factor(row, now, params),
+        login_factor(row, now, params),
+        quest_factor(row, params),
+        session_factor(row, params),
+        streak_factor(row, params),
+    ]
+    score = round(min(1.0, max(0.0, sum(f.contribution for f in factors))), 6)
+    return RiskAssessment(user_id=row["user_id"], score=score, level=level_for(score),
+                          factors=factors, computed_at=now)
+
+
+def _clamp(value: float) -> float:
+    return min(1.0, max(0.0, value))
+
+
+def _days_between(start: datetime, end: datetime) -> float:
+    return max(0.0, (end - start).total_seconds() / 86400.0)
+
+
+def inactivity_factor(row: Row, now: datetime, params: RiskParams) -> Factor:
+    """Days since the last event over the horizon: 0 just now, 1 after ``inactivity_days``."""
+    days = _days_between(row["last_at"], now)
+    return Factor("inactivity", _clamp(days / params.inactivity_days), params.inactivity_weight,
+                  {"days_since_last_activity": round(days, 2),
+                   "last_active": row["last_at"].isoformat(),
+                   "horizon_days": params.inactivity_days})
+
+
+def login_factor(row: Row, now: datetime, params: RiskParams) -> Factor:
+    """How far active days per week fall short of the expected number."""
+    observed = min(float(params.window_days),
+                   max(params.min_observed_days, _days_between(row["first_at"], now)))
+    per_week = int(row["active_days"]) / (observed / 7.0)
+    return Factor("low_login_frequency", _clamp(1.0 - per_week / params.expected_days_per_week),
+                  params.login_weight,
+                  {"active_days": int(row["active_days"]), "login_events": int(row["login_events"]),
+                   "observed_days": round(observed, 2), "active_days_per_week": round(per_week, 2),
+                   "expected_days_per_week": params.expected_days_per_week})
+
+
+def quest_factor(row: Row, params: RiskParams) -> Factor:
+    """The share of quests started in the window that were not completed (none started: 1)."""
+    started, completed = int(row["quests_started"]), int(row["quests_completed"])
+    value = 1.0 - completed / started if started else 1.0
+    return Factor("low_quest_completion", _clamp(value), params.quest_weight,
+                  {"quests_started": started, "quests_completed": completed})
+
+
+def session_factor(row: Row, params: RiskParams) -> Factor:
+    """How far the mean session falls short of the target length (no session: 1)."""
+    sessions = int(row["sessions"])
+    minutes = float(row["avg_session_minutes"] or 0.0)
+    value = 1.0 - minutes / params.session_target_minutes if sessions else 1.0
+    return Factor("short_sessions", _clamp(value), params.session_weight,
+                  {"sessions": sessions, "avg_session_minutes": round(minutes, 2),
+                   "target_minutes": params.session_target_minutes})
+
+
+def streak_factor(row: Row, params: RiskParams) -> Factor:
+    """How much of the window's longest streak of active days is lost now (none: 1)."""
+    longest, current = int(row["longest_streak"]), int(row["current_streak"])
+    value = 1.0 - current / longest if longest else 1.0
+    return Factor("broken_streak", _clamp(value), params.streak_weight,
+                  {"current_streak_days": current, "longest_streak_days": longest})

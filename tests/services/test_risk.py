@@ -1,0 +1,240 @@
+"""Risk score: factors at their edges and levels at their thresholds, hand-computed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from freezegun import freeze_time
+
+from backend.services import risk
+from backend.services.risk import DEFAULT_PARAMS, RiskParams, RiskParamsError, level_for
+from backend.taxonomy import category_of
+
+NOW = datetime(2026, 3, 15, 9, 10, tzinfo=UTC)
+
+
+def add_event(conn: psycopg.Connection[Any], user_id: uuid.UUID, at: datetime, event_type: str,
+              *, duration_ms: int | None = None, **data: Any) -> None:
+    conn.execute(
+        "INSERT INTO user_activity_events (user_id, occurred_at, event_type, event_category,"
+        " duration_ms, event_data) VALUES (%s, %s, %s, %s, %s, %s)",
+        (user_id, at, event_type, category_of(event_type), duration_ms, json.dumps(data)))
+
+
+def factors_of(assessment: risk.RiskAssessment) -> dict[str, float]:
+    return {f.name: f.value for f in assessment.factors}
+
+
+def only(conn: psycopg.Connection[Any], user_id: uuid.UUID, now: datetime = NOW,
+         params: RiskParams = DEFAULT_PARAMS) -> risk.RiskAssessment:
+    found = risk.score_students(conn, now=now, params=params, user_ids=[user_id])
+    assert len(found) == 1
+    return found[0]
+
+
+def test_perfectly_regular_student_has_no_risk(conn: psycopg.Connection[Any]) -> None:
+    # Every day of the 30-day window (across the February→March boundary): a login at
+    # 09:00, a page view at 09:10 lasting 10 minutes (a 20-minute session), one quest.
+    student = uuid.uuid4()
+    for back in range(30):
+        day = NOW.replace(hour=9, minute=0) - timedelta(days=back)
+        add_event(conn, student, day, "login_success")
+        add_event(conn, student, day + timedelta(minutes=10), "page_view", duration_ms=600_000)
+    add_event(conn, student, NOW - timedelta(days=20), "quest_started", quest_id="q1")
+    add_event(conn, student, NOW - timedelta(days=19), "quest_completed", quest_id="q1")
+
+    result = only(conn, student)
+
+    assert factors_of(result) == {"inactivity": 0.0, "low_login_frequency": 0.0,
+                                  "low_quest_completion": 0.0, "short_sessions": 0.0,
+                                  "broken_streak": 0.0}
+    assert result.score == 0.0
+    assert result.level == "high"
+    details = {f.name: f.detail for f in result.factors}
+    assert details["broken_streak"] == {"current_streak_days": 30, "longest_streak_days": 30}
+    assert details["short_sessions"]["avg_session_minutes"] == 20.0
+    assert details["low_login_frequency"]["active_days"] == 30
+
+
+def test_student_inactive_for_30_plus_days_is_fully_at_risk(
+        conn: psycopg.Connection[Any]) -> None:
+    student = uuid.uuid4()
+    add_event(conn, student, NOW - timedelta(days=40), "login_success")
+    add_event(conn, student, NOW - timedelta(days=40), "quest_completed", quest_id="q1")
+
+    result = only(conn, student)
+
+    assert factors_of(result) == {"inactivity": 1.0, "low_login_frequency": 1.0,
+                                  "low_quest_completion": 1.0, "short_sessions": 1.0,
+                                  "broken_streak": 1.0}
+    assert result.score == 1.0
+    assert result.level == "at_risk"
+    inactivity = result.factors[0]
+    assert inactivity.detail["days_since_last_activity"] == 40.0
+    assert inactivity.contribution == pytest.approx(0.40)
+
+
+def test_brand_new_student(conn: psycopg.Connection[Any]) -> None:
+    # One login an hour ago. inactivity = (1/24)/14; one active day in the minimum
+    # observed week → 1/week of 3 expected → 2/3; no quest → 1; a 0-minute session → 1;
+    # streak current 1 of longest 1 → 0.
+    student = uuid.uuid4()
+    add_event(conn, student, NOW - timedelta(hours=1), "login_success")
+
+    result = only(conn, student)
+
+    values = factors_of(result)
+    assert values["inactivity"] == pytest.approx(1 / 24 / 14)
+    assert values["low_login_frequency"] == pytest.approx(2 / 3)
+    assert values["low_quest_completion"] == 1.0
+    assert values["short_sessions"] == 1.0
+    assert values["broken_streak"] == 0.0
+    expected = 0.40 * (1 / 24 / 14) + 0.25 * (2 / 3) + 0.20 + 0.10
+    assert result.score == round(expected, 6) == 0.467857
+    assert result.level == "medium"
+
+
+def test_sessions_split_on_gaps_and_partial_factors(conn: psycopg.Connection[Any]) -> None:
+    # Two days, 2026-03-13 and 2026-03-14 (a 2-day streak ended yesterday: still alive).
+    # Day 1: 10:00 and 10:20 (one 20-min session), 11:30 (gap 70 min: a new 0-min session).
+    # Day 2: 10:00 login, 10:05 page view of 5 minutes → a 10-minute session.
+    # Sessions 20, 0, 10 → mean 10 min → short = 1 − 10/15 = 1/3.
+    # Quests: q1 started+completed, q2 started → 1 − 1/2 = 0.5.
+    # Last event 2026-03-14 10:05, now 03-15 09:10 → 23h05m = 0.9618 days → /14.
+    # First event 03-13 10:00 → observed 7 days (minimum) → 2 days/week → 1 − 2/3 = 1/3.
+    student = uuid.uuid4()
+    d1 = datetime(2026, 3, 13, 10, 0, tzinfo=UTC)
+    d2 = datetime(2026, 3, 14, 10, 0, tzinfo=UTC)
+    add_event(conn, student, d1, "quest_started", quest_id="q1")
+    add_event(conn, student, d1 + timedelta(minutes=20), "quest_completed", quest_id="q1")
+    add_event(conn, student, d1 + timedelta(minutes=90), "quest_started", quest_id="q2")
+    add_event(conn, student, d2, "login_success")
+    add_event(conn, student, d2 + timedelta(minutes=5), "page_view", duration_ms=300_000)
+
+    result = only(conn, student)
+
+    days_idle = (23 * 60 + 5) / 1440
+    values = factors_of(result)
+    assert values == pytest.approx({"inactivity": days_idle / 14, "low_login_frequency": 1 / 3,
+                                    "low_quest_completion": 0.5, "short_sessions": 1 / 3,
+                                    "broken_streak": 0.0})
+    expected = 0.40 * days_idle / 14 + 0.25 / 3 + 0.20 * 0.5 + 0.10 / 3
+    assert result.score == round(expected, 6)
+    assert {f.name: f.detail for f in result.factors}["short_sessions"]["sessions"] == 3
+
+
+def test_broken_streak_and_inactivity_part_way(conn: psycopg.Connection[Any]) -> None:
+    # Active 4 days in a row ending 7 days ago: streak broken (current 0 of 4) → 1;
+    # inactivity 7/14 = 0.5.
+    student = uuid.uuid4()
+    for back in range(7, 11):
+        add_event(conn, student, NOW - timedelta(days=back), "page_view")
+
+    values = factors_of(only(conn, student))
+
+    assert values["broken_streak"] == 1.0
+    assert values["inactivity"] == pytest.approx(0.5)
+
+
+def test_parents_are_not_students_and_future_events_are_ignored(
+        conn: psycopg.Connection[Any]) -> None:
+    student, parent, later = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    add_event(conn, student, NOW - timedelta(days=1), "login_success")
+    add_event(conn, parent, NOW - timedelta(days=1), "parent_dashboard_opened")
+    add_event(conn, later, NOW + timedelta(days=1), "login_success")
+    add_event(conn, student, NOW + timedelta(hours=1), "login_success")
+    conn.execute("INSERT INTO guardian_links (parent_id, student_id) VALUES (%s, %s)",
+                 (parent, student))
+
+    found = risk.score_students(conn, now=NOW)
+
+    assert [a.user_id for a in found] == [student]
+    assert found[0].factors[0].detail["days_since_last_activity"] == 1.0
+
+
+def test_all_students_in_one_call_highest_first(conn: psycopg.Connection[Any]) -> None:
+    idle, fresh = uuid.uuid4(), uuid.uuid4()
+    add_event(conn, idle, NOW - timedelta(days=40), "page_view")
+    add_event(conn, fresh, NOW - timedelta(hours=1), "login_success")
+
+    found = risk.score_students(conn, now=NOW)
+
+    assert [a.user_id for a in found] == [idle, fresh]
+    assert [a.level for a in found] == ["at_risk", "medium"]
+    assert risk.score_students(conn, now=NOW, user_ids=[]) == []
+
+
+def test_now_must_carry_a_timezone(conn: psycopg.Connection[Any]) -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        risk.score_students(conn, now=datetime(2026, 3, 15))
+
+
+@freeze_time("2026-03-15 09:10:00")
+def test_as_dict_is_json_ready(conn: psycopg.Connection[Any]) -> None:
+    student = uuid.uuid4()
+    add_event(conn, student, NOW - timedelta(days=40), "page_view")
+
+    data = only(conn, student, now=datetime.now(UTC)).as_dict()
+
+    assert json.loads(json.dumps(data)) == data
+    assert data["user_id"] == str(student)
+    assert data["computed_at"] == "2026-03-15T09:10:00+00:00"
+    assert [f["contribution"] for f in data["factors"]] == [0.4, 0.25, 0.2, 0.1, 0.05]
+
+
+@pytest.mark.parametrize(("score", "level"), [
+    (0.0, "high"), (0.2999, "high"), (0.3, "medium"), (0.6, "medium"), (0.6001, "low"),
+    (0.8, "low"), (0.8001, "at_risk"), (1.0, "at_risk"),
+])
+def test_levels_at_the_thresholds(score: float, level: str) -> None:
+    assert level_for(score) == level
+
+
+def _row(now: datetime, *, idle_days: float, active_days: int = 3, started: int = 1,
+         completed: int = 1, sessions: int = 1, minutes: float = 15.0, longest: int = 1,
+         current: int = 1) -> dict[str, Any]:
+    return {"user_id": uuid.uuid4(), "first_at": now - timedelta(days=7),
+            "last_at": now - timedelta(days=idle_days), "active_days": active_days,
+            "login_events": 0, "quests_started": started, "quests_completed": completed,
+            "sessions": sessions, "avg_session_minutes": minutes,
+            "longest_streak": longest, "current_streak": current}
+
+
+@pytest.mark.parametrize(("row_args", "score", "level"), [
+    # 0.40 · 10.5/14 = 0.3 exactly → medium (not high).
+    ({"idle_days": 10.5}, 0.3, "medium"),
+    # 0.40 + 0.20 is 0.6000000000000001 in floating point; rounded, it is 0.6 → medium.
+    ({"idle_days": 14, "completed": 0}, 0.6, "medium"),
+    # 0.40 + 0.25 + 0.10 + 0.05 = 0.8 → low (not at_risk).
+    ({"idle_days": 14, "active_days": 0, "sessions": 0, "longest": 0, "current": 0},
+     0.8, "low"),
+    # 0.40 + 0.25 + 0.20·0.5 + 0.10 = 0.85 → at_risk.
+    ({"idle_days": 20, "active_days": 0, "started": 2, "sessions": 0}, 0.85, "at_risk"),
+])
+def test_assessed_scores_at_the_thresholds(row_args: dict[str, Any], score: float,
+                                           level: str) -> None:
+    result = risk.assess(_row(NOW, **row_args), now=NOW)
+    assert result.score == score
+    assert result.level == level
+
+
+def test_params_from_mapping_and_validation() -> None:
+    params = RiskParams.from_mapping({"WAYMARK_RISK_INACTIVITY_DAYS": "7",
+                                      "WAYMARK_RISK_WINDOW_DAYS": "14",
+                                      "WAYMARK_DATABASE_URL": "ignored"})
+    assert params.inactivity_days == 7.0
+    assert params.window_days == 14
+    assert params.login_weight == 0.25
+    with pytest.raises(RiskParamsError, match="add up to 1"):
+        RiskParams.from_mapping({"inactivity_weight": 0.5})
+    with pytest.raises(RiskParamsError, match="unknown risk parameter"):
+        RiskParams.from_mapping({"WAYMARK_RISK_INACTIVTY_DAYS": "7"})
+    with pytest.raises(RiskParamsError, match="must be positive"):
+        RiskParams(session_target_minutes=0)
+    with pytest.raises(RiskParamsError, match="must be a number"):
+        RiskParams.from_mapping({"window_days": "a month"})
