@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef } from 'react'
+import { useCallback, useEffect, useState } from 'react'
 import { getTracker } from './tracker'
 import type { DataFor, EventType, Tracker, TrackerOptions } from './types'
 
@@ -23,38 +23,41 @@ export type TrackEvent = <T extends EventType>(type: T, data?: DataFor<T>) => vo
  */
 export function useActivityTracking(options: ActivityTrackingOptions = {}): { trackEvent: TrackEvent } {
   const tracker = options.tracker ?? getTracker(options)
-  const ref = useRef(tracker)
-  ref.current = tracker
   const pages = options.trackPageViews !== false
-  const pathname = options.location?.pathname
   const routed = options.location != null
+  const [current, setCurrent] = useState<string>()
+  const path = routed ? options.location!.pathname : current
 
+  // One page view per distinct path (the tracker ignores repeats). Recorded in an effect,
+  // after the render, so that the new page's document.title is the one recorded.
   useEffect(() => {
-    if (!pages) return
-    // Router-driven: one page view per distinct pathname (the tracker ignores repeats).
-    if (routed) return tracker.page(pathname)
-    // Plain History API: follow pushState / replaceState / popstate while mounted.
+    if (pages && path != null) tracker.page(path)
+  }, [tracker, pages, path])
+
+  // Without a router location: follow pushState / replaceState / popstate while mounted.
+  useEffect(() => {
+    if (!pages || routed) return
     const h = history
     const push = h.pushState
     const replace = h.replaceState
-    const onChange = () => tracker.page()
+    const sync = () => setCurrent(location.pathname)
     const wrap =
       (f: History['pushState']): History['pushState'] =>
       function (this: History, ...a) {
         f.apply(this, a)
-        onChange()
+        sync()
       }
     const p = (h.pushState = wrap(push))
     const r = (h.replaceState = wrap(replace))
-    addEventListener('popstate', onChange)
-    onChange()
+    addEventListener('popstate', sync)
+    sync()
     return () => {
       if (h.pushState == p) h.pushState = push
       if (h.replaceState == r) h.replaceState = replace
-      removeEventListener('popstate', onChange)
+      removeEventListener('popstate', sync)
     }
-  }, [tracker, pages, routed, pathname])
+  }, [pages, routed])
 
-  // Stable across renders: reads the current tracker through a ref.
-  return { trackEvent: useCallback<TrackEvent>((type, data) => ref.current.track(type, data), []) }
+  // Stable across renders (the tracker is created once per page, or passed in from module scope).
+  return { trackEvent: useCallback<TrackEvent>((type, data) => tracker.track(type, data), [tracker]) }
 }

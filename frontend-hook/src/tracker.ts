@@ -217,7 +217,6 @@ export function createTracker(o: TrackerOptions = {}): Tracker {
     }),
 
     flush: safe((hide?: boolean) => {
-      if (!queue.length) return
       if (!hide && Date.now() < retryAt) return arm(retryAt - Date.now())
       const all = queue
       queue = []

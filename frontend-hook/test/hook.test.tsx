@@ -1,4 +1,5 @@
-import { renderHook } from '@testing-library/react'
+import { act, render, renderHook } from '@testing-library/react'
+import { useEffect, useState } from 'react'
 import { describe, expect, it, vi } from 'vitest'
 import { useActivityTracking, type ActivityTrackingOptions } from '../src/hook'
 import { network, setVisibility, settle, tracker } from './helpers'
@@ -48,13 +49,15 @@ describe('useActivityTracking with the plain History API', () => {
     const { unmount } = renderHook(() => useActivityTracking({ tracker: t }))
     expect(history.pushState).not.toBe(push)
     vi.advanceTimersByTime(2000)
-    history.pushState(null, '', '/quests/42')
+    act(() => history.pushState(null, '', '/quests/42'))
     expect(location.pathname).toBe('/quests/42') // the real pushState still ran
-    history.replaceState(null, '', '/quests/42?tab=tasks') // same path: no new view
-    history.replaceState(null, '', '/quests/43')
+    act(() => history.replaceState(null, '', '/quests/42?tab=tasks')) // same path: no new view
+    act(() => history.replaceState(null, '', '/quests/43'))
     // Back button: the browser changes the URL, then fires popstate.
     Reflect.apply(push, history, [null, '', '/home'])
-    window.dispatchEvent(new PopStateEvent('popstate'))
+    act(() => {
+      window.dispatchEvent(new PopStateEvent('popstate'))
+    })
     unmount()
     expect(history.pushState).toBe(push)
     history.pushState(null, '', '/after-unmount')
@@ -105,7 +108,7 @@ describe('trackEvent', () => {
     const net = network()
     const t = tracker()
     renderHook(() => useActivityTracking({ tracker: t, trackPageViews: false }))
-    history.pushState(null, '', '/elsewhere')
+    act(() => history.pushState(null, '', '/elsewhere'))
     t.flush()
     expect(await sentPages(net)).toEqual([])
   })
@@ -120,5 +123,40 @@ describe('trackEvent', () => {
     expect(net.sendBeacon).toHaveBeenCalledTimes(1)
     expect(net.sendBeacon.mock.calls[0][0]).toBe('/custom/analytics/activity/batch')
     expect(net.beaconEvents().map((e) => e.event_type)).toEqual(['logout', 'login_success'])
+  })
+})
+
+describe('page titles', () => {
+  it("records the new page's document.title, set by the page in an effect, with the History API", async () => {
+    const net = network()
+    const t = tracker()
+    history.replaceState(null, '', '/home')
+    function Page({ title }: { title: string }) {
+      useEffect(() => {
+        document.title = title
+      }, [title])
+      return null
+    }
+    function App() {
+      const [path, setPath] = useState(location.pathname)
+      useEffect(() => {
+        const f = () => setPath(location.pathname)
+        addEventListener('navigate-test', f)
+        return () => removeEventListener('navigate-test', f)
+      }, [])
+      useActivityTracking({ tracker: t })
+      return <Page title={path === '/home' ? 'Home' : 'Quests'} />
+    }
+    render(<App />)
+    act(() => {
+      history.pushState(null, '', '/quests')
+      dispatchEvent(new Event('navigate-test'))
+    })
+    t.flush()
+    await settle()
+    expect(net.fetchedEvents().map((e) => [e.page_path, e.page_title])).toEqual([
+      ['/home', 'Home'],
+      ['/quests', 'Quests'],
+    ])
   })
 })
