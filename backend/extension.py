@@ -82,9 +82,10 @@ class Waymark:
         state = WaymarkState(settings=settings, db=db)
         app.extensions[EXTENSION_KEY] = state
 
-        from backend import routes
+        from backend import auth, routes
 
         routes.register_api(app)
+        auth.install(app, db)  # JSON 401/403 answers; warns when connected as a superuser
         _close_at_exit(state)
 
 
