@@ -200,7 +200,7 @@ export function createTracker(o: TrackerOptions = {}): Tracker {
     }),
 
     error: safe((error: any, info = {}) => {
-      const message = String(error?.message ?? error).slice(0, 8000)
+      const message = String(error?.message ?? error).slice(0, 2000)
       const stack = error?.stack ? String(error.stack).slice(0, 8000) : undefined
       const key = message + stack?.split('\n', 3) // same message thrown at the same place: same error
       if (off || seen.has(key) || seen.size >= MAX_ERRORS) return
