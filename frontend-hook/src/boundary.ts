@@ -26,7 +26,7 @@ export class ActivityErrorBoundary extends Component<ActivityErrorBoundaryProps,
   componentDidCatch(error: Error, info: ReactErrorInfo) {
     const stack = info.componentStack
     ;(this.props.tracker ?? getTracker()).error(error, {
-      componentName: this.props.name ?? firstComponent(stack),
+      componentName: (this.props.name ?? firstComponent(stack))?.slice(0, 200),
       componentStack: stack,
     })
   }

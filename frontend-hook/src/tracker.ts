@@ -2,8 +2,11 @@ import type { ActivityEvent, ErrorReport, EventData, Tracker, TrackerOptions } f
 
 /** Time on a page must exceed this (ms) for a `page_exit` to be recorded. */
 export const MIN_EXIT_MS = 1000
-/** Largest request body we hand to sendBeacon / keepalive fetch (their quota is 64 KiB). */
-const MAX_BODY = 60000
+/**
+ * Longest body (UTF-16 units) we hand to sendBeacon / keepalive fetch: their quota, and the
+ * backend's body limit, is 64 KiB, and a unit takes at most 3 bytes of UTF-8.
+ */
+const MAX_BODY = 20000
 /** Events kept in memory at most; the oldest are dropped past this. */
 const MAX_QUEUE = 500
 /** Distinct errors reported per page load at most. */

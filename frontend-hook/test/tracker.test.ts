@@ -62,15 +62,18 @@ describe('queue and batching', () => {
     expect(new Set(delivered.map((e: { event_data: { quest_id: string } }) => e.event_data.quest_id)).size).toBe(250)
   })
 
-  it('splits a batch whose body would exceed the 64 KiB beacon/keepalive limit', async () => {
+  it.each([
+    ['ASCII', 'x', 10_000],
+    ['non-ASCII (3 bytes per character in UTF-8)', '漢', 5_000],
+  ])('splits a batch whose %s body would exceed the 64 KiB beacon/keepalive limit', async (_l, ch, n) => {
     const net = network()
     const t = tracker({ maxBatch: 10 })
-    for (let i = 0; i < 10; i++) t.track('evidence_uploaded', { note: 'x'.repeat(10_000), i })
+    for (let i = 0; i < 10; i++) t.track('evidence_uploaded', { note: ch.repeat(n), i })
     await settle()
     const bodies = net.fetch.mock.calls.map(([, init]) => String(init!.body))
     expect(bodies.length).toBeGreaterThan(1)
-    for (const b of bodies) expect(b.length).toBeLessThan(64 * 1024)
-    expect(net.fetchedEvents()).toHaveLength(10)
+    for (const b of bodies) expect(new TextEncoder().encode(b).length).toBeLessThan(64 * 1024)
+    expect(net.fetchedEvents().map((e) => e.event_data!.i)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
   })
 
   it('drops events whose type the backend would reject', async () => {
