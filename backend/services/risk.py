@@ -30,6 +30,16 @@ Normalisations (each factor is clamped to 0–1; ``p`` is a :class:`RiskParams`)
 * ``broken_streak`` = 1 − current streak / longest streak of the window, streaks being
   consecutive active UTC days; the current streak is alive while its last day is
   today or yesterday. No active day in the window → 1.0.
+* ``missed_deadlines`` (added for the OULAD calibration; weight 0 in the seed) =
+  quests due in ``(now − p.deadline_days, now]`` and not completed by ``now`` / quests
+  due then; none due → 0. A quest is due when the host app tracks
+  ``quest_assigned`` for the student with ``event_data.quest_id`` and ``due_at``
+  (ISO 8601); it is done by a ``quest_completed`` with the same ``quest_id``.
+
+Activity: every event of the student counts as activity except ``quest_assigned``,
+which the app records *for* the student (it may be the only event of a student who
+never showed up: they are scored, with inactivity 1.0). Factors with weight 0 are
+left out of an assessment, so the seed defaults report DESIGN's five factors.
 
 The score is rounded to 6 decimals before its level is chosen, so 0.4 + 0.2 is 0.6.
 """
@@ -61,12 +71,14 @@ class RiskParams:
     quest_weight: float = 0.20
     session_weight: float = 0.10
     streak_weight: float = 0.05
+    deadline_weight: float = 0.0
     window_days: int = 30
     inactivity_days: float = 14.0
     expected_days_per_week: float = 3.0
     min_observed_days: float = 7.0
     session_target_minutes: float = 15.0
     session_gap_minutes: float = 30.0
+    deadline_days: float = 30.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -90,6 +102,7 @@ class RiskParams:
             "low_quest_completion": self.quest_weight,
             "short_sessions": self.session_weight,
             "broken_streak": self.streak_weight,
+            "missed_deadlines": self.deadline_weight,
         }
 
     @classmethod
@@ -179,12 +192,18 @@ def level_for(score: float) -> str:
     return "at_risk"
 
 
+#: Event types the app records *for* a student; they do not show the student active.
+NON_ACTIVITY_TYPES: tuple[str, ...] = ("quest_assigned",)
+
 #: Raw per-student numbers for every student the connection may see, in one statement.
-#: Parameters: now, since (= now − window), today (UTC date of now), gap (interval),
+#: Parameters: now, since (= now − window), deadlines_since (= now − deadline_days),
+#: today (UTC date of now), gap (session gap interval), passive (NON_ACTIVITY_TYPES),
 #: user_ids (uuid[] or NULL for everyone).
 RISK_INPUTS_SQL = """
 WITH seen AS (
-    SELECT e.user_id, min(e.occurred_at) AS first_at, max(e.occurred_at) AS last_at
+    SELECT e.user_id, min(e.occurred_at) AS first_at,
+           max(e.occurred_at) FILTER (WHERE e.event_type <> ALL (%(passive)s::text[]))
+               AS last_at
     FROM public.user_activity_events e
     WHERE e.user_id IS NOT NULL
       AND e.occurred_at <= %(now)s
@@ -200,6 +219,7 @@ WITH seen AS (
     FROM public.user_activity_events e
     JOIN students s ON s.user_id = e.user_id
     WHERE e.occurred_at > %(since)s AND e.occurred_at <= %(now)s
+      AND e.event_type <> ALL (%(passive)s::text[])
 ), numbered AS (
     SELECT user_id, occurred_at, duration_ms,
            count(*) FILTER (WHERE prev_at IS NULL OR occurred_at - prev_at > %(gap)s)
@@ -238,6 +258,24 @@ WITH seen AS (
 ), logins AS (
     SELECT user_id, count(*) AS login_events
     FROM win WHERE event_type = 'login_success' GROUP BY user_id
+), assigned AS (
+    SELECT e.user_id, e.event_data ->> 'quest_id' AS quest_id,
+           max(waymark.try_timestamptz(e.event_data ->> 'due_at')) AS due_at
+    FROM public.user_activity_events e
+    JOIN students s ON s.user_id = e.user_id
+    WHERE e.event_type = 'quest_assigned' AND e.occurred_at <= %(now)s
+      AND e.event_data ? 'quest_id' AND e.event_data ? 'due_at'
+    GROUP BY 1, 2
+), deadlines AS (
+    SELECT a.user_id, count(*) AS quests_due,
+           count(*) FILTER (WHERE NOT EXISTS (
+               SELECT 1 FROM public.user_activity_events c
+               WHERE c.user_id = a.user_id AND c.event_type = 'quest_completed'
+                 AND c.occurred_at <= %(now)s
+                 AND c.event_data ->> 'quest_id' = a.quest_id)) AS quests_missed
+    FROM assigned a
+    WHERE a.due_at > %(deadlines_since)s AND a.due_at <= %(now)s
+    GROUP BY a.user_id
 )
 SELECT s.user_id, s.first_at, s.last_at,
        coalesce(k.active_days, 0) AS active_days,
@@ -247,12 +285,15 @@ SELECT s.user_id, s.first_at, s.last_at,
        coalesce(q.quests_started, 0) AS quests_started,
        coalesce(q.quests_completed, 0) AS quests_completed,
        coalesce(ss.sessions, 0) AS sessions,
-       ss.avg_session_minutes
+       ss.avg_session_minutes,
+       coalesce(dl.quests_due, 0) AS quests_due,
+       coalesce(dl.quests_missed, 0) AS quests_missed
 FROM students s
 LEFT JOIN streaks k ON k.user_id = s.user_id
 LEFT JOIN logins l ON l.user_id = s.user_id
 LEFT JOIN quests q ON q.user_id = s.user_id
 LEFT JOIN session_stats ss ON ss.user_id = s.user_id
+LEFT JOIN deadlines dl ON dl.user_id = s.user_id
 """
 
 
@@ -264,33 +305,57 @@ def score_students(conn: psycopg.Connection[Any], *, now: datetime,
     One set-based query for all students; ``now`` is a parameter, never the database
     clock, so the past can be scored (tests, the OULAD replay, back-fills).
     """
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware (e.g. datetime.now(UTC))")
-    now = now.astimezone(UTC)
-    rows = fetch_all(conn, RISK_INPUTS_SQL, {
+    now = _utc(now)
+    rows = fetch_inputs(conn, now=now, params=params, user_ids=user_ids)
+    return rank([assess(row, now=now, params=params) for row in rows])
+
+
+def fetch_inputs(conn: psycopg.Connection[Any], *, now: datetime,
+                 params: RiskParams = DEFAULT_PARAMS,
+                 user_ids: Sequence[uuid.UUID] | None = None) -> list[Row]:
+    """The raw numbers behind every visible student's factors (one row per student).
+
+    Only ``window_days``, ``deadline_days`` and ``session_gap_minutes`` reach the SQL;
+    weights and the other horizons apply in :func:`assess`, so a calibration can
+    re-assess the same rows under many parameter sets.
+    """
+    now = _utc(now)
+    return fetch_all(conn, RISK_INPUTS_SQL, {
         "now": now,
         "since": now - timedelta(days=params.window_days),
+        "deadlines_since": now - timedelta(days=params.deadline_days),
         "today": now.date(),
         "gap": timedelta(minutes=params.session_gap_minutes),
+        "passive": list(NON_ACTIVITY_TYPES),
         "user_ids": list(user_ids) if user_ids is not None else None,
     })
-    assessments = [assess(row, now=now, params=params) for row in rows]
-    assessments.sort(key=lambda a: (-a.score, str(a.user_id)))
-    return assessments
+
+
+def rank(assessments: list[RiskAssessment]) -> list[RiskAssessment]:
+    """Highest risk first; ties in user id order so the answer is stable."""
+    return sorted(assessments, key=lambda a: (-a.score, str(a.user_id)))
 
 
 def assess(row: Row, *, now: datetime, params: RiskParams = DEFAULT_PARAMS) -> RiskAssessment:
     """Turn one student's raw numbers (a row of ``RISK_INPUTS_SQL``) into a scored assessment."""
+    now = _utc(now)
     factors = [
         inactivity_factor(row, now, params),
         login_factor(row, now, params),
         quest_factor(row, params),
         session_factor(row, params),
         streak_factor(row, params),
+        deadline_factor(row, params),
     ]
     score = round(min(1.0, max(0.0, sum(f.contribution for f in factors))), 6)
     return RiskAssessment(user_id=row["user_id"], score=score, level=level_for(score),
-                          factors=factors, computed_at=now)
+                          factors=[f for f in factors if f.weight > 0], computed_at=now)
+
+
+def _utc(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (e.g. datetime.now(UTC))")
+    return now.astimezone(UTC)
 
 
 def _clamp(value: float) -> float:
@@ -302,11 +367,15 @@ def _days_between(start: datetime, end: datetime) -> float:
 
 
 def inactivity_factor(row: Row, now: datetime, params: RiskParams) -> Factor:
-    """Days since the last event over the horizon: 0 just now, 1 after ``inactivity_days``."""
-    days = _days_between(row["last_at"], now)
+    """Days since the last activity over the horizon: 0 just now, 1 after ``inactivity_days``."""
+    last: datetime | None = row["last_at"]
+    if last is None:  # only quest assignments: never showed up
+        return Factor("inactivity", 1.0, params.inactivity_weight,
+                      {"days_since_last_activity": None, "last_active": None,
+                       "horizon_days": params.inactivity_days})
+    days = _days_between(last, now)
     return Factor("inactivity", _clamp(days / params.inactivity_days), params.inactivity_weight,
-                  {"days_since_last_activity": round(days, 2),
-                   "last_active": row["last_at"].isoformat(),
+                  {"days_since_last_activity": round(days, 2), "last_active": last.isoformat(),
                    "horizon_days": params.inactivity_days})
 
 
@@ -346,3 +415,11 @@ def streak_factor(row: Row, params: RiskParams) -> Factor:
     value = 1.0 - current / longest if longest else 1.0
     return Factor("broken_streak", _clamp(value), params.streak_weight,
                   {"current_streak_days": current, "longest_streak_days": longest})
+
+
+def deadline_factor(row: Row, params: RiskParams) -> Factor:
+    """The share of quests due in the deadline window still not completed (none due: 0)."""
+    due, missed = int(row["quests_due"]), int(row["quests_missed"])
+    return Factor("missed_deadlines", missed / due if due else 0.0, params.deadline_weight,
+                  {"quests_due": due, "quests_missed": missed,
+                   "window_days": params.deadline_days})

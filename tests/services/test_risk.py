@@ -202,7 +202,8 @@ def _row(now: datetime, *, idle_days: float, active_days: int = 3, started: int 
             "last_at": now - timedelta(days=idle_days), "active_days": active_days,
             "login_events": 0, "quests_started": started, "quests_completed": completed,
             "sessions": sessions, "avg_session_minutes": minutes,
-            "longest_streak": longest, "current_streak": current}
+            "longest_streak": longest, "current_streak": current,
+            "quests_due": 0, "quests_missed": 0}
 
 
 @pytest.mark.parametrize(("row_args", "score", "level"), [
@@ -221,6 +222,45 @@ def test_assessed_scores_at_the_thresholds(row_args: dict[str, Any], score: floa
     result = risk.assess(_row(NOW, **row_args), now=NOW)
     assert result.score == score
     assert result.level == level
+
+
+DEADLINES = RiskParams(inactivity_weight=0.35, deadline_weight=0.05, deadline_days=14)
+
+
+def test_missed_deadlines_count_quests_due_in_the_window(conn: psycopg.Connection[Any]) -> None:
+    # Assigned 20 days ago: q1 due 10 days ago (completed), q2 due 5 days ago (missed),
+    # q3 due 20 days ago (outside the 14-day deadline window), q4 due tomorrow (not yet).
+    # A malformed due date is ignored rather than failing the query. → 1 missed of 2 due.
+    student = uuid.uuid4()
+    assigned = NOW - timedelta(days=20)
+    for quest, due in (("q1", NOW - timedelta(days=10)), ("q2", NOW - timedelta(days=5)),
+                       ("q3", NOW - timedelta(days=20)), ("q4", NOW + timedelta(days=1))):
+        add_event(conn, student, assigned, "quest_assigned", quest_id=quest,
+                  due_at=due.isoformat())
+    add_event(conn, student, assigned, "quest_assigned", quest_id="q5", due_at="2026-13-45")
+    add_event(conn, student, NOW - timedelta(days=12), "quest_completed", quest_id="q1")
+
+    result = only(conn, student, params=DEADLINES)
+
+    deadline = {f.name: f for f in result.factors}["missed_deadlines"]
+    assert deadline.value == 0.5
+    assert deadline.detail == {"quests_due": 2, "quests_missed": 1, "window_days": 14.0}
+    assert deadline.contribution == pytest.approx(0.025)
+    # With the seed weights the factor has weight 0 and is not reported.
+    assert "missed_deadlines" not in factors_of(only(conn, student))
+
+
+def test_a_student_who_never_showed_up_is_scored(conn: psycopg.Connection[Any]) -> None:
+    # Only quest assignments (recorded for the student, not by them): no activity at all.
+    student = uuid.uuid4()
+    add_event(conn, student, NOW - timedelta(days=3), "quest_assigned", quest_id="q1",
+              due_at=(NOW - timedelta(days=1)).isoformat())
+
+    result = only(conn, student, params=DEADLINES)
+
+    assert all(value == 1.0 for value in factors_of(result).values())
+    assert result.score == 1.0
+    assert result.factors[0].detail["days_since_last_activity"] is None
 
 
 def test_params_from_mapping_and_validation() -> None:
