@@ -60,7 +60,7 @@ export function createTracker(o: TrackerOptions = {}): Tracker {
   const max = Math.min(Math.max(o.maxBatch || 20, 1), 100)
   const w = globalThis.window as Window | undefined // undefined during server rendering
   const nav: any = w?.navigator
-  const off =
+  let off =
     !w ||
     (o.respectDoNotTrack !== false &&
       (nav?.doNotTrack == '1' || !!nav?.globalPrivacyControl))
@@ -228,6 +228,7 @@ export function createTracker(o: TrackerOptions = {}): Tracker {
 
     destroy: safe(() => {
       leave()
+      off = true
       clearTimeout(timer)
       listen('removeEventListener')
     }),

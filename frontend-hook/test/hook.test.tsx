@@ -1,5 +1,5 @@
 import { act, render, renderHook } from '@testing-library/react'
-import { useEffect, useState } from 'react'
+import { StrictMode, useEffect, useState } from 'react'
 import { describe, expect, it, vi } from 'vitest'
 import { useActivityTracking, type ActivityTrackingOptions } from '../src/hook'
 import { network, setVisibility, settle, tracker } from './helpers'
@@ -41,6 +41,19 @@ describe('useActivityTracking with a router location (React Router style)', () =
 })
 
 describe('useActivityTracking with the plain History API', () => {
+  it('records one page view under StrictMode (effects run twice in development)', async () => {
+    const net = network()
+    const t = tracker()
+    const push = history.pushState
+    history.replaceState(null, '', '/strict')
+    const { unmount } = renderHook(() => useActivityTracking({ tracker: t }), { wrapper: StrictMode })
+    act(() => history.pushState(null, '', '/strict/next'))
+    unmount()
+    expect(history.pushState).toBe(push) // both mounts cleaned up
+    t.flush()
+    expect(await sentPages(net)).toEqual(['page_view /strict', 'page_view /strict/next'])
+  })
+
   it('follows pushState, replaceState and popstate, and restores history on unmount', async () => {
     const net = network()
     const t = tracker()

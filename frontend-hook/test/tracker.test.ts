@@ -168,6 +168,20 @@ describe('authorization', () => {
     expect(net.sent().fetch[0].init).toMatchObject({ keepalive: true, headers: { Authorization: 'Bearer tok-2' } })
   })
 
+  it('asks getToken again before each send, so a refreshed token is used', async () => {
+    const net = network()
+    let n = 0
+    const t = tracker({ getToken: () => `tok-${++n}` })
+    t.track('logout')
+    t.flush()
+    await settle()
+    t.track('login_success')
+    t.flush()
+    await settle()
+    const auth = net.sent().fetch.map((r) => (r.init.headers as Record<string, string>).Authorization)
+    expect(auth).toEqual(['Bearer tok-2', 'Bearer tok-3']) // tok-1 was fetched at start
+  })
+
   it('a getToken that throws or yields null means anonymous, not a failure', async () => {
     const net = network()
     const t = tracker({
@@ -312,6 +326,22 @@ describe('failures stay inside the tracker', () => {
     const t = tracker()
     t.track('logout')
     expect(() => setVisibility('hidden')).not.toThrow()
+  })
+})
+
+describe('destroy', () => {
+  it('sends what is queued, then stops listening and sending', async () => {
+    const net = network()
+    const t = tracker()
+    t.page('/a')
+    t.destroy()
+    expect(net.beaconEvents().map((e) => e.event_type)).toEqual(['page_view'])
+    t.track('logout')
+    setVisibility('hidden')
+    window.dispatchEvent(new Event('pagehide'))
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(net.sendBeacon).toHaveBeenCalledTimes(1)
+    expect(net.fetch).not.toHaveBeenCalled()
   })
 })
 
