@@ -1,0 +1,447 @@
+"""Row-level security, enforced by PostgreSQL: every identity × operation × table.
+
+The reads go through ``Database.as_user`` (the code path the API uses): a denied read is
+an empty result where the role has a SELECT grant, 42501 where it has none; a denied
+write is 42501. Nothing here mocks the database.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import AuthTokens, _scratch_database
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from backend.db import Database
+
+A = uuid.UUID("aaaaaaaa-0000-4000-8000-000000000001")
+B = uuid.UUID("bbbbbbbb-0000-4000-8000-000000000002")
+PA = uuid.UUID("aaaaaaaa-0000-4000-8000-0000000000fa")
+PB = uuid.UUID("bbbbbbbb-0000-4000-8000-0000000000fb")
+ADMIN = uuid.UUID("adadadad-0000-4000-8000-0000000000ad")
+ANON_SIGNIN = uuid.UUID("cccccccc-0000-4000-8000-00000000000c")
+META = uuid.UUID("dddddddd-0000-4000-8000-00000000000d")
+NOBODY = None  # rows with no user (visitors, anonymized rows)
+
+USER_TABLES = ("user_activity_events", "user_sessions", "learning_journey_events",
+               "error_events")
+ADMIN_TABLES = ("page_view_analytics", "error_groups")
+HIDDEN_TABLES = ("tracking_salts", "privacy_audit")
+ALL_TABLES = (*USER_TABLES, *ADMIN_TABLES, "guardian_links", *HIDDEN_TABLES)
+OWNERS: tuple[uuid.UUID | None, ...] = (A, B, PA, PB, ADMIN, ANON_SIGNIN, META, NOBODY)
+LINKS = {(PA, A), (PB, B)}
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+_tokens = AuthTokens()
+
+
+def _claims(user: uuid.UUID, role: str | None, **extra: Any) -> dict[str, Any]:
+    return _tokens.claims(user, role, **extra)
+
+
+#: identity name → (claims for as_user, or None for anon; what each table shows them)
+IDENTITIES: dict[str, dict[str, Any] | None] = {
+    "anon": None,
+    "student A": _claims(A, "student"),
+    "student B": _claims(B, None),
+    "parent of A": _claims(PA, "parent"),
+    "parent of B": _claims(PB, "parent"),
+    "admin": _claims(ADMIN, "admin"),
+    "anonymous sign-in": _claims(ANON_SIGNIN, None, is_anonymous=True),
+    "student with user_metadata.role admin": _claims(META, None,
+                                                     user_metadata={"role": "admin"}),
+}
+
+
+def expected_rows(identity: str, table: str) -> set[Any] | None:
+    """What ``identity`` should read from ``table``: a set of row keys, or None for 42501."""
+    claims = IDENTITIES[identity]
+    if claims is None or table in HIDDEN_TABLES:
+        return None
+    me = uuid.UUID(claims["sub"])
+    admin = identity == "admin"
+    if table in USER_TABLES:
+        if admin:
+            return set(OWNERS)
+        students = {s for p, s in LINKS if p == me} if identity.startswith("parent") else set()
+        return {me} | students
+    if table in ADMIN_TABLES:
+        return {"row"} if admin else set()
+    assert table == "guardian_links"
+    return set(LINKS) if admin else {link for link in LINKS if me in link}
+
+
+SEED = """
+INSERT INTO guardian_links (parent_id, student_id) VALUES (%(pa)s, %(a)s), (%(pb)s, %(b)s);
+INSERT INTO error_groups (fingerprint, error_type, first_seen, last_seen)
+    VALUES ('fp', 'javascript_error', %(now)s, %(now)s);
+INSERT INTO page_view_analytics (day, page_path, total_views) VALUES (%(now)s::date, '/', 3);
+INSERT INTO tracking_salts (period_start, salt) VALUES (%(now)s, decode(repeat('ab', 32), 'hex'));
+INSERT INTO privacy_audit (action, details) VALUES ('purge', '{"rows": 0}');
+"""
+SEED_PER_OWNER = """
+INSERT INTO user_activity_events (occurred_at, user_id, event_type)
+    VALUES (%(now)s, %(u)s, 'page_view');
+INSERT INTO user_sessions (user_id, started_at, last_seen_at) VALUES (%(u)s, %(now)s, %(now)s);
+INSERT INTO learning_journey_events (user_id, occurred_at, milestone)
+    VALUES (%(u)s, %(now)s, 'quest_completed');
+INSERT INTO error_events (occurred_at, user_id, error_type, fingerprint)
+    VALUES (%(now)s, %(u)s, 'javascript_error', 'fp');
+"""
+ROW_KEY = {
+    "guardian_links": "SELECT parent_id, student_id FROM guardian_links",
+    "page_view_analytics": "SELECT 'row' FROM page_view_analytics",
+    "error_groups": "SELECT 'row' FROM error_groups",
+    "tracking_salts": "SELECT 'row' FROM tracking_salts",
+    "privacy_audit": "SELECT 'row' FROM privacy_audit",
+}
+#: One write of each kind per table; the UPDATE/DELETE target every row.
+WRITES = {
+    "INSERT": "INSERT INTO {table} DEFAULT VALUES",
+    "UPDATE": "UPDATE {table} SET {column} = {column}",
+    "DELETE": "DELETE FROM {table}",
+}
+SOME_COLUMN = {
+    "user_activity_events": "page_path", "user_sessions": "page_count",
+    "learning_journey_events": "details", "error_events": "message",
+    "page_view_analytics": "total_views", "error_groups": "status",
+    "guardian_links": "created_at", "tracking_salts": "created_at",
+    "privacy_audit": "details",
+}
+
+
+def _run(conn: psycopg.Connection[Any], script: str, params: dict[str, Any]) -> None:
+    """Run a ;-separated script statement by statement (bound parameters need that)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement, {k: v for k, v in params.items()
+                                     if f"%({k})s" in statement})
+
+
+class Rollback(Exception):
+    """Raised inside ``as_user`` so that a block's writes are never committed."""
+
+
+@pytest.fixture(scope="module")
+def seeded_url(pg_server_url: str, template_db: str) -> Iterator[str]:
+    """One migrated database with rows for every owner, shared by the read-only matrix."""
+    for url in _scratch_database(pg_server_url, template=template_db):
+        with psycopg.connect(url, autocommit=True) as conn:
+            _run(conn, SEED, {"a": A, "b": B, "pa": PA, "pb": PB, "now": NOW})
+            for owner in OWNERS:
+                _run(conn, SEED_PER_OWNER, {"u": owner, "now": NOW})
+        yield url
+
+
+@pytest.fixture(scope="module")
+def db(seeded_url: str) -> Iterator[Database]:
+    database = Database(seeded_url, min_size=1, max_size=2)
+    database.open(wait=True)
+    yield database
+    database.close()
+
+
+def read(db: Database, claims: dict[str, Any] | None, table: str) -> set[Any]:
+    """The row keys ``claims`` can read from ``table`` through the API's read path."""
+    query = ROW_KEY.get(table, f"SELECT user_id FROM {table}")  # noqa: S608 - fixed names
+    with db.as_user(claims) as conn:
+        rows = conn.execute(query).fetchall()
+    return {row[0] if len(row) == 1 else tuple(row) for row in rows}
+
+
+def write(db: Database, claims: dict[str, Any] | None, table: str, operation: str) -> int:
+    """Try one write as ``claims``; returns the rows affected (always rolled back)."""
+    statement = WRITES[operation].format(table=table, column=SOME_COLUMN[table])
+    affected = -1
+    try:
+        with db.as_user(claims) as conn:
+            affected = conn.execute(statement).rowcount
+            raise Rollback
+    except Rollback:
+        pass
+    return affected
+
+
+@pytest.mark.parametrize("table", ALL_TABLES)
+@pytest.mark.parametrize("identity", list(IDENTITIES))
+def test_matrix(db: Database, identity: str, table: str) -> None:
+    claims = IDENTITIES[identity]
+    expected = expected_rows(identity, table)
+    if expected is None:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            read(db, claims, table)
+    else:
+        assert read(db, claims, table) == expected
+    for operation in WRITES:
+        try:
+            outcome = f"{write(db, claims, table, operation)} rows {operation.lower()}d"
+        except psycopg.errors.InsufficientPrivilege:
+            outcome = "42501"
+        assert outcome == "42501", f"{operation} as {identity} on {table}: {outcome}"
+
+
+def test_the_matrix_data_is_there_for_the_service_connection(db: Database) -> None:
+    """The denials above are RLS and grants, not an empty database."""
+    for table in ALL_TABLES:
+        row = db.fetch_one(f"SELECT count(*) AS n FROM {table}")  # noqa: S608 - fixed names
+        assert row is not None and row["n"] >= 1, table
+
+
+def test_unlinked_parent_and_user_metadata_grant_nothing(db: Database) -> None:
+    lonely_parent = _claims(uuid.uuid4(), "parent")
+    assert read(db, lonely_parent, "user_activity_events") == set()
+    assert read(db, lonely_parent, "guardian_links") == set()
+    # a student listed as someone's parent in guardian_links but without the parent role
+    wrong_role = _claims(PA, "student")
+    assert read(db, wrong_role, "user_activity_events") == {PA}
+
+
+def test_token_roles_other_than_authenticated_grant_nothing(db: Database) -> None:
+    forged = {**_claims(ADMIN, "admin"), "role": "service_role"}
+    assert read(db, forged, "user_activity_events") == {ADMIN}  # own rows, no admin powers
+    assert read(db, forged, "page_view_analytics") == set()
+
+
+# ------------------------------------------------- writes refused by RLS itself
+
+
+def test_rls_refuses_writes_even_if_someone_grants_them(db_url: str) -> None:
+    """Defence in depth: with write grants added by mistake, RLS still refuses (no policy)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        _run(conn, SEED_PER_OWNER, {"u": A, "now": NOW})
+        conn.execute("GRANT INSERT, UPDATE, DELETE ON user_activity_events TO authenticated")
+    database = Database(db_url, min_size=0, max_size=1)
+    database.open(wait=True)
+    try:
+        claims = _claims(A, "admin")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            with database.as_user(claims) as conn:
+                conn.execute("INSERT INTO user_activity_events (occurred_at, user_id, event_type)"
+                             " VALUES (now(), %s, 'page_view')", (A,))
+        assert write(database, claims, "user_activity_events", "UPDATE") == 0
+        assert write(database, claims, "user_activity_events", "DELETE") == 0
+        assert database.fetch_one("SELECT count(*) AS n FROM user_activity_events") == {"n": 1}
+    finally:
+        database.close()
+
+
+# --------------------------------------------------------- pooled connections
+
+
+def test_identity_does_not_outlive_its_transaction_on_a_pooled_connection(db: Database,
+                                                                          seeded_url: str) -> None:
+    single = Database(seeded_url, min_size=1, max_size=1)
+    single.open(wait=True)
+    try:
+        with single.as_user(IDENTITIES["student A"]) as conn:
+            first_pid = conn.info.backend_pid
+            assert {r[0] for r in conn.execute("SELECT user_id FROM user_activity_events")} == {A}
+        # the same connection, next request with no identity: sees none of A's rows
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            with single.as_user(None) as conn:
+                assert conn.info.backend_pid == first_pid
+                conn.execute("SELECT user_id FROM user_activity_events")
+        with single.connection() as conn:
+            assert conn.info.backend_pid == first_pid
+            row = conn.execute("SELECT current_user = session_user, "
+                               "coalesce(current_setting('request.jwt.claims', true), ''), "
+                               "auth.uid()").fetchone()
+            assert row == (True, "", None)
+            # a query that sets only the role (a bug elsewhere) still gets nothing of A's
+            with conn.transaction():
+                conn.execute("SET LOCAL ROLE authenticated")
+                assert conn.execute("SELECT count(*) FROM user_activity_events").fetchone() == (0,)
+        with single.as_user(IDENTITIES["student B"]) as conn:
+            assert conn.info.backend_pid == first_pid
+            assert {r[0] for r in conn.execute("SELECT user_id FROM user_activity_events")} == {B}
+    finally:
+        single.close()
+
+
+def test_an_error_inside_as_user_leaves_the_connection_clean(seeded_url: str) -> None:
+    single = Database(seeded_url, min_size=1, max_size=1)
+    single.open(wait=True)
+    try:
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            with single.as_user(IDENTITIES["admin"]) as conn:
+                conn.execute("SELECT 1/0")
+        with single.connection() as conn:
+            assert conn.execute("SELECT auth.uid(), current_user = session_user").fetchone() == (
+                None, True)
+    finally:
+        single.close()
+
+
+# -------------------------------------------------- the service role's bypass
+
+
+def test_service_roles_bypass_never_applies_to_reads_as_a_user(seeded_url: str,
+                                                               db: Database) -> None:
+    """Superuser or non-superuser BYPASSRLS owner: as_user still returns only A's rows."""
+    name = f"wm_svc_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(seeded_url, autocommit=True) as admin_conn:
+        admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER BYPASSRLS").format(
+            sql.Identifier(name)))
+        admin_conn.execute(sql.SQL("GRANT anon, authenticated TO {}").format(sql.Identifier(name)))
+        admin_conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(
+            sql.Identifier(name)))
+    service = Database(make_conninfo(seeded_url, user=name), min_size=0, max_size=1)
+    try:
+        service.open(wait=True)
+        for database in (service, db):  # a BYPASSRLS owner, then the superuser
+            everyone = database.fetch_all("SELECT user_id FROM user_activity_events")
+            assert {r["user_id"] for r in everyone} == set(OWNERS)
+            assert read(database, IDENTITIES["student A"], "user_activity_events") == {A}
+            assert read(database, IDENTITIES["student A"], "page_view_analytics") == set()
+    finally:
+        service.close()
+        with psycopg.connect(seeded_url, autocommit=True) as admin_conn:
+            admin_conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+            admin_conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+# ------------------------------------------------------------ the catalogue
+
+
+API_ROLES = ("anon", "authenticated")
+
+
+def test_every_table_has_rls_enabled_and_forced(conn: psycopg.Connection[Any]) -> None:
+    rows = conn.execute("""
+        SELECT n.nspname || '.' || c.relname, c.relrowsecurity, c.relforcerowsecurity
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')""").fetchall()
+    assert {r[0] for r in rows} >= {f"public.{t}" for t in ALL_TABLES}
+    assert [r[0] for r in rows if not (r[1] and r[2])] == []
+
+
+def test_api_roles_cannot_write_anything_and_anon_cannot_read(
+        conn: psycopg.Connection[Any]) -> None:
+    rows = conn.execute("""
+        SELECT n.nspname || '.' || c.relname, r.rolname, p.privilege
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        CROSS JOIN (VALUES ('anon'), ('authenticated')) AS r(rolname)
+        CROSS JOIN (VALUES ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE'), ('TRUNCATE'),
+                           ('REFERENCES'), ('TRIGGER')) AS p(privilege)
+        WHERE n.nspname IN ('public', 'waymark') AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+          AND has_table_privilege(r.rolname, c.oid, p.privilege)""").fetchall()
+    allowed = {(f"public.{t}", "authenticated", "SELECT")
+               for t in (*USER_TABLES, *ADMIN_TABLES, "guardian_links")}
+    assert set(rows) - allowed == set()
+
+
+def test_no_view_or_function_bypasses_rls(conn: psycopg.Connection[Any]) -> None:
+    views = conn.execute("""
+        SELECT n.nspname || '.' || c.relname, c.relkind, c.reloptions
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname IN ('public', 'waymark') AND c.relkind IN ('v', 'm')
+          AND (has_table_privilege('anon', c.oid, 'SELECT')
+               OR has_table_privilege('authenticated', c.oid, 'SELECT'))""").fetchall()
+    # a materialized view has no RLS at all, a view must run as its invoker
+    leaks = [v for v in views if v[1] == "m"
+             or not any(o in ("security_invoker=true", "security_invoker=on")
+                        for o in (v[2] or []))]
+    assert leaks == []
+    definers = conn.execute("""
+        SELECT p.oid::regprocedure::text
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'public' AND p.prosecdef
+          AND (has_function_privilege('anon', p.oid, 'EXECUTE')
+               OR has_function_privilege('authenticated', p.oid, 'EXECUTE'))""").fetchall()
+    assert definers == []
+
+
+def test_helpers_are_security_definer_with_an_empty_search_path(
+        conn: psycopg.Connection[Any]) -> None:
+    rows = conn.execute("""
+        SELECT p.proname, p.prosecdef, p.proconfig, n.nspname,
+               has_function_privilege('anon', p.oid, 'EXECUTE')
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE p.proname IN ('app_role', 'is_admin', 'is_guardian_of', 'linked_students')
+        """).fetchall()
+    assert {r[0] for r in rows} == {"app_role", "is_admin", "is_guardian_of", "linked_students"}
+    for name, definer, config, schema, anon_may in rows:
+        assert (schema, definer, anon_may) == ("waymark", True, False), name
+        assert config is not None and any(re.fullmatch(r'search_path=("")?', c) for c in config)
+
+
+def test_policies_evaluate_auth_uid_once(conn: psycopg.Connection[Any]) -> None:
+    rows = conn.execute("SELECT tablename, policyname, roles::text[], cmd, qual "
+                        "FROM pg_policies WHERE schemaname = 'public'").fetchall()
+    assert {r[0] for r in rows} == {*USER_TABLES, *ADMIN_TABLES, "guardian_links"}
+    for table, name, roles, cmd, qual in rows:
+        assert roles == ["authenticated"] and cmd == "SELECT", name
+        bare = re.sub(r"\(\s*SELECT (auth\.uid|waymark\.\w+)\(\)[^)]*\)", "", qual)
+        assert "auth.uid()" not in bare and "waymark." not in bare, (table, qual)
+
+
+def test_authenticated_cannot_bypass_rls(conn: psycopg.Connection[Any]) -> None:
+    row = conn.execute("SELECT rolsuper, rolbypassrls FROM pg_roles "
+                       "WHERE rolname = 'authenticated'").fetchone()
+    assert row == (False, False)
+
+
+# ------------------------------------------------------------------- the plan
+
+#: The student's "my last 30 days" query (also measured by bench/rls_query.py).
+MY_LAST_30_DAYS = """
+SELECT event_category, count(*) AS events
+FROM public.user_activity_events
+WHERE user_id = %(user_id)s AND occurred_at >= %(since)s
+GROUP BY event_category
+"""
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def test_student_query_plan_uses_initplan_and_the_user_time_index(
+        conn: psycopg.Connection[Any]) -> None:
+    conn.execute("""
+        INSERT INTO user_activity_events (occurred_at, user_id, event_type)
+        SELECT %(now)s - (i %% 60) * interval '1 day',
+               ('00000000-0000-4000-8000-' || lpad((i %% 50)::text, 12, '0'))::uuid,
+               'page_view'
+        FROM generate_series(1, 5000) i""", {"now": NOW})
+    conn.execute("ANALYZE user_activity_events")
+    me = uuid.UUID("00000000-0000-4000-8000-000000000007")
+    with conn.transaction():
+        conn.execute("SET LOCAL enable_seqscan = off")
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)",
+                     (json.dumps(_claims(me, "student")),))
+        conn.execute("SET LOCAL ROLE authenticated")
+        explain = conn.execute(
+            "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) " + MY_LAST_30_DAYS,
+            {"user_id": me, "since": NOW - timedelta(days=30)}).fetchone()
+    assert explain is not None
+    nodes = list(_nodes(explain[0][0]["Plan"]))
+    uid_initplans = [n for n in nodes if n.get("Parent Relationship") == "InitPlan"
+                     and _reads_uid(n)]
+    assert len(uid_initplans) == 1
+    assert uid_initplans[0]["Actual Loops"] == 1
+    assert any(n.get("Index Name") == "user_activity_events_user_time" for n in nodes)
+    scans = [n for n in nodes if n.get("Relation Name") == "user_activity_events"]
+    assert scans and all(n["Node Type"] != "Seq Scan" for n in scans)
+    expected = conn.execute("SELECT count(*) FROM user_activity_events WHERE user_id = %s "
+                            "AND occurred_at >= %s", (me, NOW - timedelta(days=30))).fetchone()
+    assert expected is not None and expected[0] > 0
+    heap = [n for n in scans if n["Node Type"] != "Bitmap Index Scan"]
+    assert [n["Actual Rows"] for n in heap] == [expected[0]]
+
+
+def _reads_uid(node: dict[str, Any]) -> bool:
+    """Whether a plan node computes auth.uid() (PostgreSQL inlines it to current_setting)."""
+    output = " ".join(node.get("Output", []))
+    return "auth.uid()" in output or "request.jwt.claim" in output and "sub" in output
+
