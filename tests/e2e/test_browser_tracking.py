@@ -102,16 +102,12 @@ def demo_server(app: Flask) -> Iterator[str]:
 
 
 def _flush_writer(app: Flask, timeout: float = 5.0) -> None:
-    """Ask every Waymark part that can flush (the event writer) to write what it holds."""
+    """Have Waymark's event writer (``parts["writer"]``, asynchronous) write what it holds."""
     from backend import get_state
 
-    for part in list(get_state(app).parts.values()):
-        flush = getattr(part, "flush", None)
-        if callable(flush):
-            try:
-                flush(timeout)
-            except Exception:  # noqa: BLE001 - polling the database below decides
-                pass
+    writer = get_state(app).parts.get("writer")
+    if writer is not None:
+        writer.flush(timeout)
 
 
 def _poll(fetch: Callable[[], Any], done: Callable[[Any], bool], seconds: float) -> Any:
