@@ -1,0 +1,302 @@
+"""Retention: anonymize rows after N days, delete them after M, in short batches.
+
+Both jobs walk each table by physical block ranges (``ctid`` between ``(lo,0)`` and
+``(hi,0)``: a TID range scan reads only those blocks) and commit after every range, so
+no transaction holds its row locks for long, memory stays flat whatever the table size,
+and the table itself is only ever locked ROW EXCLUSIVE (inserts go on). The range grows
+or shrinks so that one batch takes about ``target_seconds``.
+
+Anonymize sets ``anonymized_at``; rows with it set are never touched again, so a second
+run changes nothing. ``now`` is always a parameter: the cut-offs never come from the
+database clock (tests freeze time in Python; PostgreSQL's ``now()`` does not move).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from backend.db import Database
+from backend.services.tombstones import DELETE_EXPIRED
+
+ProgressFn = Callable[[int], None]
+
+MIN_BLOCKS = 16
+MAX_BLOCKS = 65_536
+FIRST_BLOCKS = 128
+
+#: a superset of what waymark.scrub_jsonb changes, checked on the JSON text first so
+#: documents without anything to scrub skip the (slower) recursive function.
+PII_HINT = r'@|\d(?:[ ().-]{0,2}\d){6}'
+
+#: event types written by /collect and /measure, kept only WAYMARK_COLLECT_RETENTION_DAYS.
+COLLECT_EVENT_TYPES = ("landing_visit", "conversion")
+
+#: every batched statement works on one block range: ``ctid`` in [(lo,0), (hi,0)).
+#: JSON documents are only run through the recursive scrub when the cheap hint matches.
+
+ANONYMIZE_EVENTS = """
+UPDATE public.user_activity_events
+SET user_id = NULL, visitor_hash = NULL, network_hash = NULL, session_id = NULL,
+    event_data = CASE WHEN event_data::text ~* %(pii_hint)s
+                      THEN waymark.scrub_jsonb(event_data, %(pii_keys)s) ELSE event_data END,
+    page_title = waymark.scrub_text(page_title),
+    page_path = waymark.scrub_emails(page_path),
+    referrer = waymark.scrub_emails(referrer),
+    anonymized_at = %(now)s
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+  AND occurred_at < %(cutoff)s AND anonymized_at IS NULL
+"""
+
+ANONYMIZE_SESSIONS = """
+UPDATE public.user_sessions
+SET user_id = NULL, visitor_hash = NULL,
+    entry_page = waymark.scrub_emails(entry_page),
+    exit_page = waymark.scrub_emails(exit_page),
+    referrer = waymark.scrub_emails(referrer),
+    anonymized_at = %(now)s
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+  AND last_seen_at < %(cutoff)s AND anonymized_at IS NULL
+"""
+
+ANONYMIZE_ERRORS = """
+UPDATE public.error_events
+SET user_id = NULL, visitor_hash = NULL, session_id = NULL,
+    message = waymark.scrub_text(message),
+    stack = waymark.scrub_text(stack),
+    page_path = waymark.scrub_emails(page_path),
+    api_endpoint = waymark.scrub_emails(api_endpoint),
+    event_data = CASE WHEN event_data::text ~* %(pii_hint)s
+                      THEN waymark.scrub_jsonb(event_data, %(pii_keys)s) ELSE event_data END,
+    anonymized_at = %(now)s
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+  AND occurred_at < %(cutoff)s AND anonymized_at IS NULL
+"""
+
+ANONYMIZE_JOURNEY = """
+UPDATE public.learning_journey_events
+SET user_id = NULL,
+    dedupe_key = CASE WHEN strpos(lower(dedupe_key), lower(user_id::text)) > 0
+                      THEN NULL ELSE dedupe_key END,
+    details = CASE WHEN details::text ~* %(pii_hint)s
+                      THEN waymark.scrub_jsonb(details, %(pii_keys)s) ELSE details END,
+    anonymized_at = %(now)s
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+  AND occurred_at < %(cutoff)s AND anonymized_at IS NULL
+"""
+
+SCRUB_ERROR_GROUPS = """
+UPDATE public.error_groups
+SET message = waymark.scrub_text(message)
+WHERE first_seen < %(cutoff)s AND message IS DISTINCT FROM waymark.scrub_text(message)
+"""
+
+PURGE_EVENTS = """
+DELETE FROM public.user_activity_events
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+  AND (occurred_at < %(cutoff)s
+       OR (event_type = ANY(%(collect_types)s) AND occurred_at < %(collect_cutoff)s))
+"""
+
+PURGE_SESSIONS = """
+DELETE FROM public.user_sessions
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND last_seen_at < %(cutoff)s
+"""
+
+PURGE_ERRORS = """
+DELETE FROM public.error_events
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND occurred_at < %(cutoff)s
+"""
+
+PURGE_JOURNEY = """
+DELETE FROM public.learning_journey_events
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND occurred_at < %(cutoff)s
+"""
+
+PURGE_PAGE_VIEWS = """
+DELETE FROM public.page_view_analytics
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND day < (%(cutoff)s AT TIME ZONE 'UTC')::date
+"""
+
+PURGE_ERROR_GROUPS = """
+DELETE FROM public.error_groups g
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND g.last_seen < %(cutoff)s
+  AND NOT EXISTS (SELECT 1 FROM public.error_events e WHERE e.group_id = g.group_id)
+"""
+
+PURGE_AUDIT = """
+DELETE FROM public.privacy_audit
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND occurred_at < %(cutoff)s
+"""
+
+TABLE_BLOCKS = """
+SELECT (pg_relation_size(%(table)s::regclass) / current_setting('block_size')::int)::bigint
+"""
+
+INSERT_AUDIT = """
+INSERT INTO public.privacy_audit (action, details) VALUES (%(action)s, %(details)s)
+"""
+
+ANONYMIZE_STEPS: tuple[tuple[str, str], ...] = (
+    ("user_activity_events", ANONYMIZE_EVENTS),
+    ("user_sessions", ANONYMIZE_SESSIONS),
+    ("error_events", ANONYMIZE_ERRORS),
+    ("learning_journey_events", ANONYMIZE_JOURNEY),
+)
+
+#: order matters: error events go before the groups that may then be empty.
+PURGE_STEPS: tuple[tuple[str, str], ...] = (
+    ("user_activity_events", PURGE_EVENTS),
+    ("user_sessions", PURGE_SESSIONS),
+    ("error_events", PURGE_ERRORS),
+    ("error_groups", PURGE_ERROR_GROUPS),
+    ("learning_journey_events", PURGE_JOURNEY),
+    ("page_view_analytics", PURGE_PAGE_VIEWS),
+    ("privacy_audit", PURGE_AUDIT),
+)
+
+
+@dataclass
+class RunStats:
+    """What a retention run did: rows per table, batches, and its longest transaction."""
+
+    action: str
+    cutoff: datetime
+    rows: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+    blocks: int = 0
+    seconds: float = 0.0
+    longest_batch_seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        """Rows changed (anonymize) or deleted (purge) over all tables."""
+        return sum(self.rows.values())
+
+    def audit_details(self) -> dict[str, Any]:
+        """The audit row's details: counts and timings only, nothing about anyone."""
+        return {
+            "cutoff": self.cutoff.isoformat(),
+            "rows": self.rows,
+            "total": self.total,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+            "longest_batch_seconds": round(self.longest_batch_seconds, 3),
+        }
+
+
+@dataclass
+class _Batcher:
+    """Adapts the block range per batch so each transaction lasts about ``target``."""
+
+    target: float
+    blocks: int = FIRST_BLOCKS
+
+    def adapt(self, elapsed: float) -> None:
+        if elapsed < self.target / 2:
+            self.blocks = min(MAX_BLOCKS, self.blocks * 2)
+        elif elapsed > self.target:
+            self.blocks = max(MIN_BLOCKS, self.blocks // 2)
+
+
+def pii_hint(pii_keys: Sequence[str]) -> str:
+    """The cheap pre-check pattern: an '@', a phone-like digit run, or a PII key."""
+    keys = "|".join(re.escape(key.lower()) for key in pii_keys if key)
+    return f'{PII_HINT}|"(?:{keys})": ' if keys else PII_HINT
+
+
+def table_blocks(db: Database, table: str) -> int:
+    """How many 8 kB blocks the table has now: the extent one run walks."""
+    row = db.fetch_one(TABLE_BLOCKS, {"table": f"public.{table}"})
+    return int(next(iter(row.values()))) if row else 0
+
+
+def run_in_block_batches(db: Database, statement: str, params: dict[str, Any], *,
+                         blocks: int, stats: RunStats, batcher: _Batcher,
+                         progress: ProgressFn | None = None) -> int:
+    """Run a ctid-ranged statement over blocks [0, blocks), one transaction per range.
+
+    Blocks appended after the run started hold rows written (or moved by this very
+    UPDATE) since: they are younger than any cut-off, so the walk stops at ``blocks``.
+    """
+    done = 0
+    lo = 0
+    while lo < blocks:
+        hi = min(lo + batcher.blocks, blocks)
+        started = time.perf_counter()
+        with db.connection() as conn, conn.cursor() as cur:
+            cur.execute(statement, {**params, "lo": f"({lo},0)", "hi": f"({hi},0)"})
+            done += max(cur.rowcount, 0)
+        elapsed = time.perf_counter() - started
+        stats.batches += 1
+        stats.longest_batch_seconds = max(stats.longest_batch_seconds, elapsed)
+        if progress is not None:
+            progress(hi - lo)
+        batcher.adapt(elapsed)
+        lo = hi
+    return done
+
+
+def _run(db: Database, action: str, steps: Sequence[tuple[str, str]], params: dict[str, Any],
+         cutoff: datetime, *, target_seconds: float, first_blocks: int,
+         progress: ProgressFn | None, on_start: Callable[[int], None] | None) -> RunStats:
+    started = time.perf_counter()
+    stats = RunStats(action=action, cutoff=cutoff)
+    extents = [(table, sql, table_blocks(db, table)) for table, sql in steps]
+    stats.blocks = sum(blocks for _, _, blocks in extents)
+    if on_start is not None:
+        on_start(stats.blocks)
+    for table, sql, blocks in extents:
+        batcher = _Batcher(target=target_seconds, blocks=first_blocks)
+        changed = run_in_block_batches(db, sql, params, blocks=blocks, stats=stats,
+                                       batcher=batcher, progress=progress)
+        stats.rows[table] = stats.rows.get(table, 0) + changed
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def anonymize(db: Database, *, now: datetime, older_than_days: int, pii_keys: Sequence[str],
+              target_seconds: float = 0.5, first_blocks: int = FIRST_BLOCKS,
+              progress: ProgressFn | None = None,
+              on_start: Callable[[int], None] | None = None) -> RunStats:
+    """Cut every link to a person from rows older than the cut-off; scrub PII from their data."""
+    cutoff = now - timedelta(days=older_than_days)
+    keys = [key.lower() for key in pii_keys]
+    params: dict[str, Any] = {"now": now, "cutoff": cutoff, "pii_keys": keys,
+                              "pii_hint": pii_hint(keys)}
+    stats = _run(db, "anonymize", ANONYMIZE_STEPS, params, cutoff,
+                 target_seconds=target_seconds, first_blocks=first_blocks,
+                 progress=progress, on_start=on_start)
+    stats.rows["error_groups"] = db.execute(SCRUB_ERROR_GROUPS, {"cutoff": cutoff})
+    record_audit(db, stats)
+    return stats
+
+
+def purge(db: Database, *, now: datetime, older_than_days: int, collect_retention_days: int,
+          target_seconds: float = 0.5, first_blocks: int = FIRST_BLOCKS,
+          progress: ProgressFn | None = None,
+          on_start: Callable[[int], None] | None = None) -> RunStats:
+    """Delete rows older than the cut-off from every table (collect/measure rows sooner)."""
+    cutoff = now - timedelta(days=older_than_days)
+    params: dict[str, Any] = {
+        "cutoff": cutoff,
+        "collect_cutoff": now - timedelta(days=collect_retention_days),
+        "collect_types": list(COLLECT_EVENT_TYPES),
+    }
+    stats = _run(db, "purge", PURGE_STEPS, params, cutoff,
+                 target_seconds=target_seconds, first_blocks=first_blocks,
+                 progress=progress, on_start=on_start)
+    db.execute(DELETE_EXPIRED)
+    record_audit(db, stats)
+    return stats
+
+
+def record_audit(db: Database, stats: RunStats) -> None:
+    """Write the run's audit row (counts only)."""
+    db.execute(INSERT_AUDIT, {"action": stats.action, "details": Jsonb(stats.audit_details())})
