@@ -1,0 +1,144 @@
+"""Page views per page: views, unique visitors, bounce rate, load time, time on page.
+
+Days are UTC days; ``days=30`` covers today and the 29 days before it. Closed days come
+from the ``page_view_analytics`` rollup (``waymark rollup``); today, and any closed day
+the rollup has not reached yet, are computed live from events with the very same SQL,
+so an answer does not change when a day is rolled up. Per page and day:
+
+* views: ``page_view`` events; unique visitors: distinct ``visitor_hash`` that day. A
+  visitor hash is only comparable within one salt period, so the answer's
+  ``unique_visitors`` is the sum of daily counts (``unique_visitors_scope``).
+* bounce rate: of the sessions (``session_id``; a page view without one is a session of
+  its own) whose first page view that day was this page, the share with exactly one
+  page view that day.
+* load time: mean ``load_time_ms`` of the page views that carry one.
+* time on page: mean ``duration_ms`` of ``page_exit`` events for the page (the hook sends
+  one when the user leaves a page); a page without exits has null.
+Averages over several days are exact (sums and sample counts are kept, not averages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from backend.db import fetch_all
+from backend.services.analytics.window import day_start, ratio, window
+
+#: Per (day, page) numbers from events with ``lo <= occurred_at < hi`` and ``<= now``.
+DAILY_PAGE_STATS_SQL = """
+WITH pv AS (
+    SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, page_path, visitor_hash,
+           load_time_ms, occurred_at, event_id,
+           coalesce(session_id, event_id) AS session_key
+    FROM public.user_activity_events
+    WHERE event_type = 'page_view' AND page_path IS NOT NULL
+      AND occurred_at >= %(lo)s AND occurred_at < %(hi)s AND occurred_at <= %(now)s
+), sessions AS (
+    SELECT DISTINCT ON (day, session_key) day, page_path,
+           count(*) OVER (PARTITION BY day, session_key) AS views
+    FROM pv
+    ORDER BY day, session_key, occurred_at, event_id
+), entries AS (
+    SELECT day, page_path, count(*) AS sessions_entered,
+           count(*) FILTER (WHERE views = 1) AS bounces
+    FROM sessions GROUP BY day, page_path
+), views AS (
+    SELECT day, page_path, count(*) AS total_views,
+           count(DISTINCT visitor_hash) AS unique_visitors,
+           count(load_time_ms) AS load_time_samples,
+           coalesce(sum(load_time_ms), 0) AS load_time_sum_ms
+    FROM pv GROUP BY day, page_path
+), exits AS (
+    SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, page_path,
+           count(duration_ms) AS time_on_page_samples,
+           coalesce(sum(duration_ms), 0) AS time_on_page_sum_ms
+    FROM public.user_activity_events
+    WHERE event_type = 'page_exit' AND page_path IS NOT NULL
+      AND occurred_at >= %(lo)s AND occurred_at < %(hi)s AND occurred_at <= %(now)s
+    GROUP BY 1, 2
+)
+SELECT v.day, v.page_path, v.total_views, v.unique_visitors,
+       coalesce(e.sessions_entered, 0) AS sessions_entered, coalesce(e.bounces, 0) AS bounces,
+       v.load_time_samples, v.load_time_sum_ms,
+       coalesce(x.time_on_page_samples, 0) AS time_on_page_samples,
+       coalesce(x.time_on_page_sum_ms, 0) AS time_on_page_sum_ms
+FROM views v
+LEFT JOIN entries e USING (day, page_path)
+LEFT JOIN exits x USING (day, page_path)
+"""
+
+ROLLED_UP_SQL = """
+SELECT day, page_path, total_views, unique_visitors, sessions_entered, bounces,
+       load_time_samples, load_time_sum_ms, time_on_page_samples, time_on_page_sum_ms
+FROM public.page_view_analytics
+WHERE day >= %(first_day)s AND day < %(today)s
+"""
+
+SUMMED = ("total_views", "unique_visitors", "sessions_entered", "bounces", "load_time_samples",
+          "load_time_sum_ms", "time_on_page_samples", "time_on_page_sum_ms")
+UNIQUE_VISITORS_SCOPE = ("per UTC day, summed over the days: a visitor hash is only "
+                         "comparable within one salt period")
+
+
+def daily_page_stats(conn: psycopg.Connection[Any], lo: datetime, hi: datetime,
+                     now: datetime) -> list[dict[str, Any]]:
+    """Live per (day, page) numbers for the days in ``[lo, hi)`` (what the rollup stores)."""
+    return fetch_all(conn, DAILY_PAGE_STATS_SQL, {"lo": lo, "hi": hi, "now": now})
+
+
+def page_views(conn: psycopg.Connection[Any], *, now: datetime, days: int) -> dict[str, Any]:
+    """Per-page figures for the last ``days`` UTC days (today included), busiest first."""
+    win = window(now, days)
+    today = win.today
+    first_day = today - timedelta(days=days - 1)
+    rolled = fetch_all(conn, ROLLED_UP_SQL, {"first_day": first_day, "today": today})
+    rolled_days = {row["day"] for row in rolled}
+    rows = list(rolled)
+    live_days = 0
+    for lo, hi in _missing_ranges(first_day, today, rolled_days):
+        live_days += (hi - lo).days
+        rows.extend(daily_page_stats(conn, day_start(lo), day_start(hi), win.now))
+    pages = [_figures(path, totals) for path, totals in _sum_by_page(rows).items()]
+    pages.sort(key=lambda p: (-p["views"], p["page_path"]))
+    return {"days": days, "first_day": first_day.isoformat(), "last_day": today.isoformat(),
+            "until": win.now.isoformat(), "days_from_rollup": len(rolled_days),
+            "days_live": live_days, "unique_visitors_scope": UNIQUE_VISITORS_SCOPE,
+            "total_views": sum(p["views"] for p in pages), "pages": pages}
+
+
+def _missing_ranges(first: date, last: date, present: set[date]) -> Iterator[tuple[date, date]]:
+    """Contiguous ``[lo, hi)`` ranges of days in ``[first, last]`` that are not ``present``."""
+    lo: date | None = None
+    day = first
+    while day <= last:
+        if day in present:
+            if lo is not None:
+                yield lo, day
+                lo = None
+        elif lo is None:
+            lo = day
+        day += timedelta(days=1)
+    if lo is not None:
+        yield lo, last + timedelta(days=1)
+
+
+def _sum_by_page(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    totals: dict[str, dict[str, int]] = {}
+    for row in rows:
+        page = totals.setdefault(row["page_path"], dict.fromkeys(SUMMED, 0))
+        for key in SUMMED:
+            page[key] += int(row[key])
+    return totals
+
+
+def _figures(path: str, t: dict[str, int]) -> dict[str, Any]:
+    load = ratio(t["load_time_sum_ms"], t["load_time_samples"], 1)
+    on_page = ratio(t["time_on_page_sum_ms"], t["time_on_page_samples"], 1)
+    return {"page_path": path, "views": t["total_views"], "unique_visitors": t["unique_visitors"],
+            "sessions_entered": t["sessions_entered"], "bounces": t["bounces"],
+            "bounce_rate": ratio(t["bounces"], t["sessions_entered"]),
+            "avg_load_time_ms": load, "avg_time_on_page_ms": on_page}

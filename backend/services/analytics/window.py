@@ -1,0 +1,60 @@
+"""Time windows shared by the analytics modules: ``(now − days, now]`` and UTC days."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Window:
+    """The period an answer covers: ``(since, now]``; ``days`` as asked."""
+
+    now: datetime
+    days: int
+
+    @property
+    def since(self) -> datetime:
+        """The exclusive start of the window."""
+        return self.now - timedelta(days=self.days)
+
+    @property
+    def today(self) -> date:
+        """The UTC day of ``now``."""
+        return self.now.date()
+
+    def params(self) -> dict[str, Any]:
+        """The bound parameters every windowed query uses."""
+        return {"since": self.since, "now": self.now, "today": self.today}
+
+    def describe(self) -> dict[str, Any]:
+        """How the window is reported in every answer."""
+        return {"days": self.days, "since": self.since.isoformat(), "until": self.now.isoformat()}
+
+
+def window(now: datetime, days: int) -> Window:
+    """A window ending at ``now`` (made UTC); ``days`` must be positive."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (e.g. datetime.now(UTC))")
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    return Window(now.astimezone(UTC), days)
+
+
+def day_start(day: date) -> datetime:
+    """00:00 UTC of ``day``."""
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def ratio(part: float, whole: float, digits: int = 4) -> float | None:
+    """``part / whole`` rounded, or None when there is nothing to divide by."""
+    if not whole:
+        return None
+    return round(part / whole, digits)
+
+
+def capped_ratio(part: float, whole: float, digits: int = 4) -> float | None:
+    """Like :func:`ratio` but at most 1 (completions of quests started before the window)."""
+    value = ratio(part, whole, digits)
+    return None if value is None else min(1.0, value)
