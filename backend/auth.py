@@ -94,28 +94,29 @@ class JwksClient:
 
     def __init__(self, url: str, *, max_age: float = JWKS_MAX_AGE_SECONDS,
                  min_refresh_interval: float = JWKS_MIN_REFRESH_SECONDS,
-                 timeout: float = 3.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 timeout: float = 3.0, clock: Callable[[], float] | None = None) -> None:
         self.url = url
         self.max_age = max_age
         self.min_refresh_interval = min_refresh_interval
         self.timeout = timeout
-        self._clock = clock
+        self._clock = clock or (lambda: time.monotonic())  # looked up per call: freezegun
         self._lock = threading.Lock()
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
-        self._attempted_at: float | None = None
+        self._failed_at: float | None = None
+        self._kid_refreshed_at: float | None = None
         self.fetches = 0
 
     def signing_key(self, kid: str, algorithm: str) -> jwt.PyJWK:
         """The key named ``kid`` for ``algorithm``; raises AuthError(401) when there is none."""
         with self._lock:
             now = self._clock()
-            if self._fetched_at is None or now - self._fetched_at >= self.max_age:
-                self._keys = {}
-                self._refresh(now)
+            if self._is_stale(now) and not self._backing_off(now):
+                self._fetch(now)
             key = self._keys.get(kid)
-            if key is None:
-                self._refresh(now)
+            if key is None and self._may_refresh_for_kid(now):
+                self._kid_refreshed_at = now
+                self._fetch(now)
                 key = self._keys.get(kid)
         if key is None:
             raise AuthError(401, "the token was signed with an unknown key; sign in again")
@@ -123,13 +124,19 @@ class JwksClient:
             raise AuthError(401, "the token's algorithm does not match its signing key")
         return key
 
-    def _may_refresh(self, now: float) -> bool:
-        return self._attempted_at is None or now - self._attempted_at >= self.min_refresh_interval
+    def _is_stale(self, now: float) -> bool:
+        return self._fetched_at is None or now - self._fetched_at >= self.max_age
 
-    def _refresh(self, now: float) -> None:
-        if not self._may_refresh(now):
-            return  # fetched (or failed to) moments ago: do not hammer the server
-        self._attempted_at = now
+    def _backing_off(self, now: float) -> bool:
+        """A fetch failed moments ago: do not hammer a server that is down."""
+        return self._failed_at is not None and now - self._failed_at < self.min_refresh_interval
+
+    def _may_refresh_for_kid(self, now: float) -> bool:
+        recent = (self._kid_refreshed_at is not None
+                  and now - self._kid_refreshed_at < self.min_refresh_interval)
+        return not recent and not self._backing_off(now)
+
+    def _fetch(self, now: float) -> None:
         self.fetches += 1
         try:
             with urllib.request.urlopen(self.url, timeout=self.timeout) as answer:  # noqa: S310
@@ -137,9 +144,13 @@ class JwksClient:
             keyset = jwt.PyJWKSet.from_dict(data)
         except (OSError, ValueError, urllib.error.URLError, jwt.PyJWKSetError) as exc:
             log.warning("waymark: cannot fetch signing keys from %s: %s", self.url, exc)
+            self._failed_at = now
+            if self._is_stale(now):
+                self._keys = {}  # never trust keys older than max_age
             return
         self._keys = {key.key_id: key for key in keyset.keys if key.key_id}
         self._fetched_at = now
+        self._failed_at = None
 
 
 _jwks_clients: dict[str, JwksClient] = {}
