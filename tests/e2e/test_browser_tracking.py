@@ -131,6 +131,7 @@ def test_hook_in_chromium_records_pages_exits_custom_event_and_error(
     from playwright.sync_api import Request, sync_playwright
 
     sent_ids: set[str] = set()
+    sent_events: list[tuple[str, str, str]] = []  # (event_type, page_path, resource type)
     posted: list[str] = []
     console_errors: list[str] = []
 
@@ -139,7 +140,10 @@ def test_hook_in_chromium_records_pages_exits_custom_event_and_error(
             posted.append(request.url.rsplit("/api/analytics/", 1)[1])
             if request.url.endswith("/activity/batch"):
                 body = json.loads(request.post_data or "{}")
-                sent_ids.update(e["event_id"] for e in body.get("events", []))
+                for event in body.get("events", []):
+                    sent_ids.add(event["event_id"])
+                    sent_events.append((event["event_type"], event.get("page_path", ""),
+                                        request.resource_type))
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -160,10 +164,13 @@ def test_hook_in_chromium_records_pages_exits_custom_event_and_error(
             page.wait_for_selector("#fallback")
             page.wait_for_timeout(1300)
 
-            page.evaluate(HIDE_TAB)  # page_exit for /demo/quests, flushed by sendBeacon
-            _poll(lambda: list(posted), lambda p: p.count("activity/batch") >= 2 and "errors" in p,
+            page.evaluate(HIDE_TAB)  # page_exit for /demo/quests, sent at once by sendBeacon
+            _poll(lambda: list(sent_events),
+                  lambda sent: any(e[:2] == ("page_exit", "/demo/quests") for e in sent),
                   SEND_WAIT_SECONDS)
-            page.wait_for_timeout(300)
+            hidden_exit = [e for e in sent_events if e[:2] == ("page_exit", "/demo/quests")]
+            assert hidden_exit, f"hiding the tab sent no page_exit: {sent_events}"
+            assert hidden_exit[0][2] == "ping", sent_events  # went by navigator.sendBeacon
             page.close()  # pagehide: nothing may be left to send, nothing may break
         finally:
             browser.close()
