@@ -12,7 +12,7 @@ import logging
 import os
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Flask, current_app
 
@@ -66,7 +66,21 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 class Waymark:
-    """The extension object: ``Waymark(app)`` or ``waymark.init_app(app)``."""
+    """The extension object: ``Waymark(app)`` or ``waymark.init_app(app)``.
+
+    Options: ``url_rules`` (``{"POST /quests/<id>/start": "quest_started"}``),
+    ``before_store`` (``row -> row | None``, run on each row before it is kept),
+    ``track_requests`` (default True), ``skip_paths`` (paths the middleware ignores).
+    """
+
+    #: the states of the apps initialised in this process, so ``track()`` works anywhere.
+    _live: ClassVar[list[weakref.ref[WaymarkState]]] = []
+
+    @classmethod
+    def states(cls) -> list[WaymarkState]:
+        """The open Waymark states of this process (``track()`` outside an app context)."""
+        cls._live[:] = [ref for ref in cls._live if ref() is not None]
+        return [state for ref in cls._live if (state := ref()) is not None and not state.closed]
 
     def __init__(self, app: Flask | None = None, **options: Any) -> None:
         self.options = options
@@ -86,6 +100,10 @@ class Waymark:
 
         routes.register_api(app)
         auth.install(app, db)  # JSON 401/403 answers; warns when connected as a superuser
+        from backend.tracking import install_ingestion
+
+        install_ingestion(app, state, **self.options)  # writer, middleware, SIGTERM flush
+        Waymark._live.append(weakref.ref(state))
         _close_at_exit(state)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from backend.routes import health
+from backend.routes import health, ingestion
 
 
 def register_api(app: Flask) -> None:
     """Mount Waymark's API blueprints under ``/api/analytics``."""
     app.register_blueprint(health.bp)
+    app.register_blueprint(ingestion.bp)

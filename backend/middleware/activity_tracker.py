@@ -1,0 +1,148 @@
+"""Records each host request as a ``source='server'`` event; a 5xx adds an ``api_error``.
+
+Not recorded: static files, health checks and Waymark's own endpoints. The event type comes
+from URL rules (``{"POST /quests/<quest_id>/start": "quest_started"}``, keyed by Flask's rule
+and method; the rule's variables go to ``event_data``), else ``api_request``. Every hook body
+runs under :func:`guard`: a tracking bug or a dead database never fails or slows a request —
+the hooks only build a small dict and ``put_nowait`` it (a full queue drops and counts).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, Response, g, request
+
+from backend.extension import WaymarkState
+from backend.services import items
+from backend.services.writer import now_utc
+from backend.tracking import client_of
+
+log = logging.getLogger("waymark.middleware")
+
+DEFAULT_EVENT_TYPE = "api_request"
+DEFAULT_SKIP_PATHS = ("/health", "/healthz", "/livez", "/readyz", "/ping", "/favicon.ico")
+_START = "_waymark_started"
+_STATUS = "_waymark_status"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guard(default_arg: bool = False) -> Callable[[F], F]:
+    """Run a hook body so that any exception is logged and swallowed, never raised."""
+
+    def decorate(hook: F) -> F:
+        @wraps(hook)
+        def wrapper(self: ActivityTracker, *args: Any) -> Any:
+            try:
+                return hook(self, *args)
+            except Exception:  # noqa: BLE001 - tracking must never fail a request
+                self.failures += 1
+                if self.failures <= 10 or self.failures % 1000 == 0:
+                    log.exception("waymark: request tracking failed (%d so far)", self.failures)
+                return args[0] if default_arg and args else None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def parse_rules(rules: Mapping[str, str] | None) -> dict[tuple[str, str], str]:
+    """``{"POST /quests/<id>/start": "quest_started"}`` → ``{("POST", rule): type}``."""
+    parsed: dict[tuple[str, str], str] = {}
+    for key, event_type in (rules or {}).items():
+        method, _, rule = key.strip().partition(" ")
+        if not rule:
+            method, rule = "*", method
+        parsed[(method.upper(), rule.strip())] = event_type
+    return parsed
+
+
+class ActivityTracker:
+    """The request hooks of one app."""
+
+    def __init__(self, state: WaymarkState, url_rules: Mapping[str, str] | None = None,
+                 skip_paths: Iterable[str] = DEFAULT_SKIP_PATHS) -> None:
+        self.state = state
+        self.rules = parse_rules(url_rules)
+        self.skip_paths = frozenset(skip_paths)
+        self.failures = 0
+
+    def install(self, app: Flask) -> None:
+        """Attach the hooks to ``app``."""
+        app.before_request(self.before)
+        app.after_request(self.after)
+        app.teardown_request(self.teardown)
+
+    def _skipped(self) -> bool:
+        endpoint = request.endpoint or ""
+        return (endpoint == "static" or endpoint.endswith(".static")
+                or endpoint.startswith("waymark_") or request.path in self.skip_paths)
+
+    @guard()
+    def before(self) -> None:
+        """Note the start time."""
+        setattr(g, _START, time.perf_counter())
+
+    @guard(default_arg=True)
+    def after(self, response: Response) -> Response:
+        """Queue the request's event (the response is returned untouched)."""
+        started = g.get(_START)
+        if started is None or self._skipped():
+            return response
+        setattr(g, _STATUS, response.status_code)
+        rule = request.url_rule
+        event_type = DEFAULT_EVENT_TYPE
+        data: dict[str, Any] = {"method": request.method}
+        if rule is not None:
+            data["endpoint"] = rule.rule
+            event_type = (self.rules.get((request.method, rule.rule))
+                          or self.rules.get(("*", rule.rule)) or DEFAULT_EVENT_TYPE)
+            if event_type != DEFAULT_EVENT_TYPE and request.view_args:
+                data.update({k: str(v)[:200] for k, v in request.view_args.items()})
+        received_at = now_utc()
+        row = items.event_row(
+            event_type, received_at, source="server", event_data=data,
+            page_path=request.path[:2000], status_code=response.status_code,
+            duration_ms=int((time.perf_counter() - started) * 1000))
+        self._submit({"kind": "event", "row": row, "received_at": received_at,
+                      "client": client_of(request, self.state.settings),
+                      "user_id": self._caller_id()})
+        return response
+
+    @guard()
+    def teardown(self, exc: BaseException | None) -> None:
+        """A 5xx or an unhandled exception also becomes an ``api_error``."""
+        status = g.get(_STATUS)
+        if exc is None and (status is None or status < 500):
+            return
+        if g.get(_START) is None or self._skipped():
+            return
+        received_at = now_utc()
+        row: dict[str, Any] = {
+            "error_id": uuid.uuid4(), "occurred_at": received_at, "received_at": received_at,
+            "error_type": "api_error", "source": "server", "event_data": {},
+            "message": (f"{type(exc).__name__}: {exc}" if exc else f"HTTP {status}")[:2000],
+            "stack": "".join(traceback.format_exception(exc))[-8000:] if exc else None,
+            "page_path": request.path[:2000], "api_endpoint": request.path[:2000],
+            "http_method": request.method, "status_code": status or 500,
+        }
+        self._submit({"kind": "error", "row": row, "received_at": received_at,
+                      "client": client_of(request, self.state.settings),
+                      "user_id": self._caller_id()})
+
+    def _caller_id(self) -> Any:
+        """The user already verified by this request's own auth (else the writer checks)."""
+        caller = g.get("_waymark_caller")
+        return getattr(caller, "user_id", None)
+
+    def _submit(self, item: dict[str, Any]) -> None:
+        writer = self.state.parts.get("writer")
+        if writer is not None:
+            writer.submit(item)

@@ -1,0 +1,168 @@
+"""Ingestion endpoints (DESIGN §6): validate on the request thread, queue, answer 202.
+
+Bodies are ``application/json`` or ``text/plain`` JSON (``navigator.sendBeacon``). The user
+of an event comes only from a valid ``Authorization: Bearer`` token, checked by the writer;
+an invalid or expired token is ignored and the event is stored anonymously (a page-exit
+beacon often carries a token that just expired; refusing it would lose the event). Body
+fields such as ``user_id`` or ``role`` are ignored. A full queue answers 503 + Retry-After.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from backend.extension import WaymarkState, get_state
+from backend.services import items
+from backend.services.validation import (
+    MAX_BATCH,
+    MAX_BODY_BYTES,
+    Batch,
+    Collect,
+    ErrorReport,
+    InvalidInput,
+    Measure,
+    SessionPing,
+    TrackEvent,
+    parse_json,
+    validate,
+)
+from backend.services.writer import now_utc
+from backend.tracking import client_of
+
+bp = Blueprint("waymark_ingestion", __name__, url_prefix="/api/analytics")
+
+CONTENT_TYPES = ("application/json", "text/plain")
+RETRY_AFTER_SECONDS = "2"
+
+
+@bp.errorhandler(InvalidInput)
+def invalid_input(exc: InvalidInput) -> ResponseReturnValue:
+    """Every refusal is a JSON ``{"error": ...}`` naming the field."""
+    return jsonify(error=str(exc)), exc.status
+
+
+@bp.after_request
+def cors(response: Response) -> Response:
+    """Allow the origins of ``WAYMARK_ALLOWED_ORIGINS`` (``*`` for any) to post events."""
+    origin = request.headers.get("Origin")
+    if origin:
+        allowed = get_state().settings.allowed_origins
+        if "*" in allowed or origin in allowed:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            if request.method == "OPTIONS":
+                response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+                response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+                response.headers["Access-Control-Max-Age"] = "86400"
+    return response
+
+
+def _body() -> Any:
+    """The parsed JSON body, refusing a wrong content type, an oversized or invalid body."""
+    if request.mimetype not in CONTENT_TYPES:
+        raise InvalidInput("body: send application/json or text/plain JSON", status=415)
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        raise InvalidInput(f"body: larger than 64 KiB ({MAX_BODY_BYTES} bytes)", status=413)
+    raw = request.stream.read(MAX_BODY_BYTES + 1)
+    return parse_json(raw)
+
+
+def _queue_full() -> ResponseReturnValue:
+    response = jsonify(error="the event queue is full; retry after a moment")
+    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response, 503
+
+
+def _submit_one(state: WaymarkState, item: dict[str, Any]) -> ResponseReturnValue:
+    if not state.parts["writer"].submit(item):
+        return _queue_full()
+    return jsonify(accepted=1), 202
+
+
+@bp.post("/activity/track")
+def track() -> ResponseReturnValue:
+    """One event."""
+    state = get_state()
+    now = now_utc()
+    event = validate(TrackEvent, _body(), now=now)
+    return _submit_one(state, items.track_item(event, now, client_of(request, state.settings)))
+
+
+@bp.post("/activity/batch")
+def batch() -> ResponseReturnValue:
+    """Up to 100 events: the valid ones are queued, the others listed by index."""
+    state = get_state()
+    now = now_utc()
+    body = _body()
+    if isinstance(body, dict) and isinstance(body.get("events"), list) \
+            and len(body["events"]) > MAX_BATCH:
+        raise InvalidInput(f"events: at most {MAX_BATCH} events per batch", status=413)
+    envelope = validate(Batch, body, now=now)
+    client = client_of(request, state.settings)
+    valid, rejected = [], []
+    for index, raw in enumerate(envelope.events):
+        try:
+            event = validate(TrackEvent, raw, now=now, where=f"events[{index}]")
+        except InvalidInput as exc:
+            rejected.append({"index": index, "error": str(exc)})
+            continue
+        valid.append(items.track_item(event, now, client))
+    if not valid and rejected:
+        return jsonify(error=rejected[0]["error"], accepted=0, rejected=rejected), 400
+    writer = state.parts["writer"]
+    if not writer.has_room(len(valid)):
+        return _queue_full()
+    accepted = 0
+    for offset, item in enumerate(valid):
+        if not writer.submit(item):
+            rejected.extend({"index": i, "error": "queue full; retry"} for i in range(
+                offset, len(valid)))
+            break
+        accepted += 1
+    return jsonify(accepted=accepted, rejected=rejected), 202
+
+
+@bp.post("/errors")
+def errors() -> ResponseReturnValue:
+    """A frontend error report."""
+    state = get_state()
+    now = now_utc()
+    report = validate(ErrorReport, _body(), now=now)
+    return _submit_one(state, items.error_item(report, now, client_of(request, state.settings)))
+
+
+@bp.post("/sessions")
+def sessions() -> ResponseReturnValue:
+    """An app-launch ping: one session record per launch; 204 (nothing kept) for a crawler."""
+    state = get_state()
+    now = now_utc()
+    ping = validate(SessionPing, _body(), now=now)
+    client = client_of(request, state.settings)
+    writer = state.parts["writer"]
+    if writer.privacy.reduce(client["ua"] or "").bot_reason is not None:
+        writer.dropped["crawler:sessions"] += 1
+        return "", 204
+    return _submit_one(state, items.session_item(ping, now, client))
+
+
+@bp.post("/collect")
+def collect() -> ResponseReturnValue:
+    """A landing visit (with the period's network hash for attribution)."""
+    state = get_state()
+    now = now_utc()
+    visit = validate(Collect, _body(), now=now)
+    return _submit_one(state, items.collect_item(visit, now, client_of(request, state.settings)))
+
+
+@bp.post("/measure")
+def measure() -> ResponseReturnValue:
+    """A conversion, linked to landing visits by the period's network hash."""
+    state = get_state()
+    now = now_utc()
+    conversion = validate(Measure, _body(), now=now)
+    return _submit_one(state, items.measure_item(conversion, now,
+                                                 client_of(request, state.settings)))

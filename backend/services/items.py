@@ -1,0 +1,129 @@
+"""Queue items: the small dicts a request thread hands to the writer.
+
+An item is ``{"kind", "received_at", "row", "client", "user_id", "network", "hash_refs"}``:
+``row`` holds the storable columns, ``client`` the raw facts (ip, ua, origin, token) that only
+the privacy step may read and that are dropped there, ``user_id`` a user the server itself
+vouches for (``track(user_id=…)``), never one from a request body.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from backend.services.validation import (
+    Collect,
+    ErrorReport,
+    Measure,
+    SessionPing,
+    TrackEvent,
+)
+from backend.taxonomy import category_of
+
+Client = dict[str, str | None]
+
+
+def client(ip: str | None, ua: str | None, origin: str | None, token: str | None) -> Client:
+    """The raw client facts of a request, for the privacy step only."""
+    return {"ip": ip, "ua": ua, "origin": origin, "token": token}
+
+
+def _item(kind: str, row: dict[str, Any], received_at: datetime, client_info: Client | None,
+          user_id: uuid.UUID | None = None, **extra: Any) -> dict[str, Any]:
+    return {"kind": kind, "row": row, "received_at": received_at, "client": client_info,
+            "user_id": user_id, **extra}
+
+
+def event_row(event_type: str, received_at: datetime, *, source: str = "client",
+              occurred_at: datetime | None = None, event_id: uuid.UUID | None = None,
+              event_data: dict[str, Any] | None = None, **columns: Any) -> dict[str, Any]:
+    """A ``user_activity_events`` row with its defaults filled (category from the taxonomy)."""
+    return {
+        "event_id": event_id or uuid.uuid4(),
+        "occurred_at": occurred_at or received_at,
+        "received_at": received_at,
+        "event_type": event_type,
+        "event_category": category_of(event_type),
+        "source": source,
+        "event_data": event_data or {},
+        **columns,
+    }
+
+
+def track_item(event: TrackEvent, received_at: datetime, client_info: Client | None,
+               user_id: uuid.UUID | None = None, source: str = "client") -> dict[str, Any]:
+    """An item for a validated ``/activity/track`` event."""
+    row = event_row(
+        event.event_type, received_at, source=source, occurred_at=event.occurred_at,
+        event_id=event.event_id, event_data=event.event_data, page_path=event.page_path,
+        page_title=event.page_title, referrer=event.referrer, utm_source=event.utm_source,
+        utm_medium=event.utm_medium, utm_campaign=event.utm_campaign,
+        duration_ms=event.duration_ms, load_time_ms=event.load_time_ms)
+    return _item("event", row, received_at, client_info, user_id)
+
+
+def error_item(report: ErrorReport, received_at: datetime, client_info: Client | None,
+               user_id: uuid.UUID | None = None, source: str = "client") -> dict[str, Any]:
+    """An item for an error report (``/errors`` or the middleware's ``api_error``)."""
+    row = {
+        "error_id": report.event_id or uuid.uuid4(),
+        "occurred_at": report.occurred_at or received_at,
+        "received_at": received_at,
+        "error_type": report.error_type,
+        "message": report.message,
+        "stack": report.stack,
+        "component_name": report.component_name,
+        "page_path": report.page_path,
+        "api_endpoint": report.api_endpoint,
+        "http_method": report.http_method,
+        "status_code": report.status_code,
+        "source": source,
+        "event_data": report.event_data,
+    }
+    return _item("error", row, received_at, client_info, user_id)
+
+
+def session_item(ping: SessionPing, received_at: datetime, client_info: Client) -> dict[str, Any]:
+    """An item for an app-launch ping."""
+    row = {"occurred_at": ping.occurred_at or received_at, "page_path": ping.page_path,
+           "referrer": ping.referrer, "utm_source": ping.utm_source,
+           "utm_medium": ping.utm_medium, "utm_campaign": ping.utm_campaign, "source": "client"}
+    return _item("session", row, received_at, client_info)
+
+
+def _utm_from(url: str | None) -> dict[str, str]:
+    if not url:
+        return {}
+    query = parse_qs(urlsplit(url).query)
+    return {key: values[0][:200] for key in ("utm_source", "utm_medium", "utm_campaign")
+            if (values := query.get(key))}
+
+
+def collect_item(visit: Collect, received_at: datetime, client_info: Client) -> dict[str, Any]:
+    """A landing visit: the URL's path and UTM parameters only (its query may hold PII).
+
+    Without consent (``consent: false``) no network hash is kept, so the visit cannot be
+    linked to a later conversion.
+    """
+    utm = _utm_from(visit.url)
+    row = event_row(
+        "landing_visit", received_at, event_id=visit.event_id,
+        event_data={"consent": visit.consent} if visit.consent is not None else {},
+        page_path=urlsplit(visit.url).path[:2000] if visit.url else None,
+        referrer=visit.referrer,
+        utm_source=visit.utm_source or utm.get("utm_source"),
+        utm_medium=visit.utm_medium or utm.get("utm_medium"),
+        utm_campaign=visit.utm_campaign or utm.get("utm_campaign"))
+    return _item("event", row, received_at, client_info, network=visit.consent is not False)
+
+
+def measure_item(conversion: Measure, received_at: datetime, client_info: Client) -> dict[str, Any]:
+    """A conversion; the body's ``user_id`` becomes ``event_data.user_ref``, a keyed hash."""
+    data: dict[str, Any] = {"conversion": conversion.event}
+    if conversion.storefront:
+        data["storefront"] = conversion.storefront
+    row = event_row("conversion", received_at, event_id=conversion.event_id, event_data=data)
+    refs = {"user_ref": conversion.user_id} if conversion.user_id else None
+    return _item("event", row, received_at, client_info, network=True, hash_refs=refs)

@@ -1,0 +1,197 @@
+"""The privacy step (DESIGN §4), run by the writer thread before anything is kept.
+
+It turns a queued item's raw client facts (IP, user agent, origin, bearer token) into what
+may be stored — a keyed visitor hash, a network hash where asked, browser/OS/device families
+and a verified user id — and then drops them. Crawlers are recognised here and never stored.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import crawleruseragents
+import psycopg
+import user_agents
+
+from backend.config import Settings
+from backend.services import hashing, salts
+
+log = logging.getLogger("waymark.privacy")
+
+UA_CACHE_SIZE = 4096
+TOKEN_CACHE_SIZE = 4096
+MAX_UA_LENGTH = 1000  # longer strings are not browsers; do not spend a parse on them
+
+
+class UAInfo(NamedTuple):
+    """What is kept of a user agent: families and a device class, or why it is a crawler."""
+
+    browser: str | None
+    os: str | None
+    device_type: str | None
+    bot_reason: str | None
+
+
+NO_UA = UAInfo(None, None, None, None)
+
+
+def _family(name: str | None) -> str | None:
+    if not name or name == "Other":
+        return None
+    return name[:64]
+
+
+def reduce_user_agent(ua: str) -> UAInfo:
+    """Parse a user agent (uncached: ~1.7 ms) into families, device class and bot verdict."""
+    if not ua:
+        return NO_UA
+    if len(ua) > MAX_UA_LENGTH:
+        return UAInfo(None, None, None, "oversized_user_agent")
+    parsed = user_agents.parse(ua)
+    if parsed.is_bot:
+        reason: str | None = "ua_parser_bot"
+    elif crawleruseragents.is_crawler(ua):
+        reason = "crawler_list"
+    else:
+        reason = None
+    if parsed.is_tablet:
+        device = "tablet"
+    elif parsed.is_mobile:
+        device = "mobile"
+    elif parsed.is_pc:
+        device = "desktop"
+    else:
+        device = "other"
+    return UAInfo(_family(parsed.browser.family), _family(parsed.os.family), device, reason)
+
+
+class SaltCache:
+    """The salt of each period, fetched (or created) once per process per period."""
+
+    def __init__(self, period: str) -> None:
+        self.period = period
+        self._salts: dict[datetime, bytes] = {}
+        self.created = 0
+
+    def salt_for(self, conn: psycopg.Connection[Any], at: datetime) -> bytes:
+        """The salt of the period containing ``at``; one database round trip per period."""
+        start = salts.period_start(at, self.period)
+        salt = self._salts.get(start)
+        if salt is None:
+            with conn.transaction():
+                salt, created = salts.get_or_create_salt(conn, start)
+            self.created += int(created)
+            # keep the current and the previous period only: a rotated salt must not linger
+            for old in sorted(self._salts)[:-1]:
+                del self._salts[old]
+            self._salts[start] = salt
+        return salt
+
+    def forget(self) -> None:
+        """Drop every cached salt (after a fork, or when the rotate job deleted them)."""
+        self._salts.clear()
+
+
+Verifier = Callable[[str], tuple[uuid.UUID | None, float]]
+
+
+@dataclass
+class TokenCache:
+    """Verified bearer tokens → user id, remembered until the token's own expiry (≤ 5 min)."""
+
+    verify: Verifier
+    entries: dict[str, tuple[uuid.UUID | None, float]]
+
+    def user_for(self, token: str) -> uuid.UUID | None:
+        """The user of a valid token; None for an invalid one (the event stays anonymous)."""
+        hit = self.entries.get(token)
+        now = time.time()
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        user_id, expires = self.verify(token)
+        if len(self.entries) >= TOKEN_CACHE_SIZE:
+            self.entries.clear()
+        # an invalid token is remembered for a minute so a flood of them costs one check
+        self.entries[token] = (user_id, min(expires, now + (60.0 if user_id is None else 300.0)))
+        return user_id
+
+
+def token_verifier(settings: Settings) -> Verifier:
+    """Checks a token with ``backend.auth.verify_token``: (user id or None, valid until)."""
+
+    def verify(token: str) -> tuple[uuid.UUID | None, float]:
+        from backend import auth
+
+        try:
+            caller = auth.verify_token(token, settings)
+        except auth.AuthError:
+            return None, time.time() + 60.0
+        expires = caller.claims.get("exp")
+        until = float(expires) if isinstance(expires, int | float) else time.time() + 60.0
+        return caller.user_id, until
+
+    return verify
+
+
+class PrivacyStep:
+    """Applies DESIGN §4 to queued items: hash, reduce, verify, drop the raw facts."""
+
+    def __init__(self, settings: Settings,
+                 verify: Verifier | None = None) -> None:
+        self.salts = SaltCache(settings.salt_period)
+        self.tokens = TokenCache(verify or token_verifier(settings), {})
+        self.reduce = functools.lru_cache(maxsize=UA_CACHE_SIZE)(reduce_user_agent)
+        self.invalid_tokens = 0
+
+    def apply(self, conn: psycopg.Connection[Any], item: dict[str, Any]) -> dict[str, Any] | str:
+        """The storable row of ``item``, or the reason it is not stored (e.g. a crawler)."""
+        row: dict[str, Any] = item["row"]
+        client: dict[str, Any] | None = item.get("client")
+        user_id = item.get("user_id")
+        if client is None:
+            row["user_id"] = user_id
+            if user_id is not None:
+                salt = self.salts.salt_for(conn, item["received_at"])
+                row["visitor_hash"] = hashing.visitor_hash_for_user(salt, user_id)
+            self._hash_refs(item, row, conn)
+            return row
+        info = self.reduce(client.get("ua") or "")
+        if info.bot_reason is not None:
+            return info.bot_reason
+        token = client.get("token")
+        if user_id is None and token:
+            user_id = self.tokens.user_for(token)
+            if user_id is None:
+                self.invalid_tokens += 1
+        salt = self.salts.salt_for(conn, item["received_at"])
+        ip = client.get("ip") or ""
+        if user_id is not None:
+            row["visitor_hash"] = hashing.visitor_hash_for_user(salt, user_id)
+        else:
+            row["visitor_hash"] = hashing.visitor_hash_for_client(
+                salt, client.get("origin") or "", ip, client.get("ua") or "")
+        if item.get("network"):
+            row["network_hash"] = hashing.network_hash(salt, ip)
+        row["user_id"] = user_id
+        row["browser"], row["os"], row["device_type"] = info.browser, info.os, info.device_type
+        self._hash_refs(item, row, conn)
+        return row
+
+    def _hash_refs(self, item: dict[str, Any], row: dict[str, Any],
+                   conn: psycopg.Connection[Any]) -> None:
+        """Store body-supplied identifiers (``/measure``'s user_id) only as keyed hashes."""
+        refs: dict[str, str] | None = item.get("hash_refs")
+        if not refs:
+            return
+        salt = self.salts.salt_for(conn, item["received_at"])
+        data = dict(row.get("event_data") or {})
+        for key, raw in refs.items():
+            data[key] = hashing.keyed_hash(salt, "ref", raw).hex()
+        row["event_data"] = data

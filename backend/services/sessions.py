@@ -1,0 +1,222 @@
+"""``user_sessions`` maintained from events as they are written, a batch at a time.
+
+A session is one person's run of events with no gap longer than 30 minutes: the person is
+the signed-in user, or else the anonymous visitor hash of a client event (server events of
+anonymous callers open no session). The writer hands each batch here before inserting it:
+the batch is split into segments in memory, the first segment of each person is joined to
+that person's open session in one set-based query, then every segment is upserted in one
+statement and each event gets its ``session_id``. App-launch pings (``/sessions``) insert one
+session record per launch, which the events that follow then continue.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+SESSION_GAP = timedelta(minutes=30)
+#: event types that count as a page in ``page_count`` (and so decide ``is_bounce``).
+PAGE_TYPES = frozenset({"page_view", "route_change"})
+
+Key = tuple[str, Any]
+
+FIND_OPEN_SESSIONS = """
+SELECT k.idx, m.session_id
+FROM unnest(%(idx)s::int[], %(user_ids)s::uuid[], %(hashes)s::bytea[],
+            %(starts)s::timestamptz[], %(lasts)s::timestamptz[])
+     AS k(idx, user_id, visitor_hash, started_at, last_seen_at)
+CROSS JOIN LATERAL (
+    (SELECT us.session_id FROM public.user_sessions us
+     WHERE k.user_id IS NOT NULL AND us.user_id = k.user_id
+       AND us.started_at <= k.last_seen_at + %(gap)s
+       AND us.last_seen_at >= k.started_at - %(gap)s
+     ORDER BY us.started_at DESC LIMIT 1)
+    UNION ALL
+    (SELECT us.session_id FROM public.user_sessions us
+     WHERE k.user_id IS NULL AND us.visitor_hash = k.visitor_hash AND us.user_id IS NULL
+       AND us.last_seen_at >= k.started_at - %(gap)s
+       AND us.started_at <= k.last_seen_at + %(gap)s
+     ORDER BY us.last_seen_at DESC LIMIT 1)
+) AS m
+"""
+
+UPSERT_SESSIONS = """
+INSERT INTO public.user_sessions AS us (
+    session_id, user_id, visitor_hash, started_at, last_seen_at, duration_seconds,
+    page_count, event_count, is_bounce, is_app_launch, browser, os, device_type,
+    entry_page, exit_page, referrer, utm_source, utm_medium, utm_campaign)
+SELECT s.session_id, s.user_id, s.visitor_hash, s.started_at, s.last_seen_at,
+       extract(epoch FROM s.last_seen_at - s.started_at)::integer,
+       s.page_count, s.event_count, s.page_count <= 1, s.is_app_launch, s.browser, s.os,
+       s.device_type, s.entry_page, s.exit_page, s.referrer, s.utm_source, s.utm_medium,
+       s.utm_campaign
+FROM unnest(%(session_id)s::uuid[], %(user_id)s::uuid[], %(visitor_hash)s::bytea[],
+            %(started_at)s::timestamptz[], %(last_seen_at)s::timestamptz[],
+            %(page_count)s::int[], %(event_count)s::int[], %(is_app_launch)s::boolean[],
+            %(browser)s::text[], %(os)s::text[], %(device_type)s::text[],
+            %(entry_page)s::text[], %(exit_page)s::text[], %(referrer)s::text[],
+            %(utm_source)s::text[], %(utm_medium)s::text[], %(utm_campaign)s::text[])
+     AS s(session_id, user_id, visitor_hash, started_at, last_seen_at, page_count,
+          event_count, is_app_launch, browser, os, device_type, entry_page, exit_page,
+          referrer, utm_source, utm_medium, utm_campaign)
+ON CONFLICT (session_id) DO UPDATE SET
+    started_at = least(us.started_at, EXCLUDED.started_at),
+    last_seen_at = greatest(us.last_seen_at, EXCLUDED.last_seen_at),
+    duration_seconds = extract(epoch FROM greatest(us.last_seen_at, EXCLUDED.last_seen_at)
+                                        - least(us.started_at, EXCLUDED.started_at))::integer,
+    page_count = us.page_count + EXCLUDED.page_count,
+    event_count = us.event_count + EXCLUDED.event_count,
+    is_bounce = us.page_count + EXCLUDED.page_count <= 1,
+    entry_page = CASE WHEN EXCLUDED.started_at < us.started_at OR us.entry_page IS NULL
+                      THEN coalesce(EXCLUDED.entry_page, us.entry_page) ELSE us.entry_page END,
+    exit_page = CASE WHEN EXCLUDED.last_seen_at >= us.last_seen_at
+                     THEN coalesce(EXCLUDED.exit_page, us.exit_page) ELSE us.exit_page END,
+    referrer = coalesce(us.referrer, EXCLUDED.referrer),
+    utm_source = coalesce(us.utm_source, EXCLUDED.utm_source),
+    utm_medium = coalesce(us.utm_medium, EXCLUDED.utm_medium),
+    utm_campaign = coalesce(us.utm_campaign, EXCLUDED.utm_campaign),
+    browser = coalesce(us.browser, EXCLUDED.browser),
+    os = coalesce(us.os, EXCLUDED.os),
+    device_type = coalesce(us.device_type, EXCLUDED.device_type)
+"""
+
+SEGMENT_FIELDS = ("session_id", "user_id", "visitor_hash", "started_at", "last_seen_at",
+                  "page_count", "event_count", "is_app_launch", "browser", "os", "device_type",
+                  "entry_page", "exit_page", "referrer", "utm_source", "utm_medium",
+                  "utm_campaign")
+
+
+@dataclass
+class Segment:
+    """One person's events in a batch with no gap over 30 minutes: a session or part of one."""
+
+    session_id: uuid.UUID
+    user_id: uuid.UUID | None
+    visitor_hash: bytes | None
+    started_at: datetime
+    last_seen_at: datetime
+    first_of_key: bool
+    page_count: int = 0
+    event_count: int = 0
+    is_app_launch: bool = False
+    browser: str | None = None
+    os: str | None = None
+    device_type: str | None = None
+    entry_page: str | None = None
+    exit_page: str | None = None
+    referrer: str | None = None
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def session_key(row: dict[str, Any]) -> Key | None:
+    """Whose session a row belongs to: the user, or an anonymous client's visitor hash."""
+    if row.get("user_id") is not None:
+        return ("user", row["user_id"])
+    if row.get("source", "client") == "client" and row.get("visitor_hash") is not None:
+        return ("visitor", row["visitor_hash"])
+    return None
+
+
+def _open_segment(row: dict[str, Any], first: bool) -> Segment:
+    segment = Segment(
+        session_id=uuid.uuid4(), user_id=row.get("user_id"),
+        visitor_hash=row.get("visitor_hash"), started_at=row["occurred_at"],
+        last_seen_at=row["occurred_at"], first_of_key=first,
+        browser=row.get("browser"), os=row.get("os"), device_type=row.get("device_type"),
+        referrer=row.get("referrer"), utm_source=row.get("utm_source"),
+        utm_medium=row.get("utm_medium"), utm_campaign=row.get("utm_campaign"))
+    return segment
+
+
+def _add(segment: Segment, row: dict[str, Any]) -> None:
+    segment.rows.append(row)
+    segment.event_count += 1
+    segment.last_seen_at = row["occurred_at"]
+    page = row.get("page_path")
+    if row.get("event_type") in PAGE_TYPES:
+        segment.page_count += 1
+    if page:
+        segment.entry_page = segment.entry_page or page
+        segment.exit_page = page
+
+
+def segments_of(rows: list[dict[str, Any]]) -> list[Segment]:
+    """Split a batch's rows into per-person segments separated by gaps over 30 minutes."""
+    by_key: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        key = session_key(row)
+        if key is not None:
+            by_key[key].append(row)
+    segments: list[Segment] = []
+    for key_rows in by_key.values():
+        key_rows.sort(key=lambda r: r["occurred_at"])
+        current: Segment | None = None
+        for row in key_rows:
+            if current is None or row["occurred_at"] - current.last_seen_at > SESSION_GAP:
+                current = _open_segment(row, first=current is None)
+                segments.append(current)
+            _add(current, row)
+    return segments
+
+
+def launch_segments(pings: list[dict[str, Any]]) -> list[Segment]:
+    """One new session record per app-launch ping (``/sessions``)."""
+    segments = []
+    for ping in pings:
+        if session_key(ping) is None:
+            continue
+        segment = _open_segment(ping, first=False)
+        segment.is_app_launch = True
+        segment.entry_page = segment.exit_page = ping.get("page_path")
+        segments.append(segment)
+    return segments
+
+
+def _columns(segments: list[Segment]) -> dict[str, list[Any]]:
+    return {name: [getattr(s, name) for s in segments] for name in SEGMENT_FIELDS}
+
+
+def join_open_sessions(conn: psycopg.Connection[Any], segments: list[Segment]) -> None:
+    """Give each person's first segment the id of their session still open at its start."""
+    firsts = [(i, s) for i, s in enumerate(segments) if s.first_of_key]
+    if not firsts:
+        return
+    params = {
+        "idx": [i for i, _ in firsts],
+        "user_ids": [s.user_id for _, s in firsts],
+        "hashes": [s.visitor_hash for _, s in firsts],
+        "starts": [s.started_at for _, s in firsts],
+        "lasts": [s.last_seen_at for _, s in firsts],
+        "gap": SESSION_GAP,
+    }
+    with conn.cursor() as cur:
+        cur.execute(FIND_OPEN_SESSIONS, params)
+        for idx, session_id in cur.fetchall():
+            segments[idx].session_id = session_id
+
+
+def record_sessions(conn: psycopg.Connection[Any], rows: list[dict[str, Any]],
+                    pings: list[dict[str, Any]]) -> int:
+    """Upsert the sessions of a batch and set each row's ``session_id``; returns segments."""
+    launches = launch_segments(pings)
+    if launches:
+        with conn.cursor() as cur:
+            cur.execute(UPSERT_SESSIONS, _columns(launches))
+    segments = segments_of(rows)
+    if not segments:
+        return len(launches)
+    join_open_sessions(conn, segments)
+    with conn.cursor() as cur:
+        cur.execute(UPSERT_SESSIONS, _columns(segments))
+    for segment in segments:
+        for row in segment.rows:
+            row["session_id"] = segment.session_id
+    return len(segments) + len(launches)
