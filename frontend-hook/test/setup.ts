@@ -1,14 +1,16 @@
 import { afterEach, beforeEach, vi } from 'vitest'
 import { destroyTrackers } from './helpers'
 
+const browser = typeof document != 'undefined' // false in the `node` environment (SSR tests)
+
 beforeEach(() => {
   vi.useFakeTimers()
-  history.replaceState(null, '', '/')
+  if (browser) history.replaceState(null, '', '/')
 })
 
 afterEach(() => {
   destroyTrackers()
   vi.useRealTimers()
   vi.unstubAllGlobals()
-  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'visible' })
+  if (browser) Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'visible' })
 })
