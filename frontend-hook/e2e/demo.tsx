@@ -5,7 +5,12 @@ import { useEffect, useState, type MouseEvent, type ReactNode } from 'react'
 import { createRoot } from 'react-dom/client'
 import { ActivityErrorBoundary, createTracker, useActivityTracking } from '../src/index'
 
-const tracker = createTracker({ endpoint: '/api/analytics', flushInterval: 1000 })
+// The e2e test signs a user in by setting window.waymarkDemoToken (a JWT) before the page loads.
+const tracker = createTracker({
+  endpoint: '/api/analytics',
+  flushInterval: 1000,
+  getToken: () => (window as { waymarkDemoToken?: string }).waymarkDemoToken ?? null,
+})
 
 const NAVIGATE = 'demo:navigate'
 

@@ -5,6 +5,9 @@ The demo page (``frontend-hook/e2e/demo.tsx``, built by ``npm run build:e2e`` in
 the same origin's ``/api/analytics``. The browser walks two routes of its pushState
 router, sends a custom event, breaks a component inside ``ActivityErrorBoundary`` and
 hides the tab; the rows must then be in ``user_activity_events`` and ``error_events``.
+It runs twice: as an anonymous visitor (the hidden tab's events go by ``sendBeacon``) and
+signed in (the demo's ``getToken`` returns a test JWT: everything goes by keepalive
+``fetch`` with ``Authorization`` and every row names the user).
 
 Needs: ``/usr/bin/chromium`` (``make e2e-deps``), the ``playwright`` Python package
 (driving that Chromium; no browser download), and the built demo (``make hook``).
@@ -17,6 +20,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -125,10 +129,19 @@ def _rows(db_url: str, query: str) -> list[dict[str, Any]]:
         return conn.execute(query).fetchall()
 
 
+@pytest.mark.parametrize("signed_in", [False, True], ids=["anonymous", "signed-in"])
 def test_hook_in_chromium_records_pages_exits_custom_event_and_error(
-    app: Flask, demo_server: str, db_url: str
+    app: Flask, demo_server: str, db_url: str, auth: Any, signed_in: bool
 ) -> None:
+    """Anonymous: the hidden tab's events go by sendBeacon and name no user. Signed in (a
+    token from getToken): every request, the hidden tab's too, goes by keepalive fetch with
+    the bearer token, and every row names the user."""
     from playwright.sync_api import Request, sync_playwright
+
+    user_id = str(uuid.uuid4()) if signed_in else None
+    token = auth.token(user_id) if signed_in else None
+    hide_transport = "fetch" if signed_in else "ping"  # ping = navigator.sendBeacon
+    authorizations: set[str | None] = set()
 
     sent_ids: set[str] = set()
     sent_events: list[tuple[str, str, str]] = []  # (event_type, page_path, resource type)
@@ -138,6 +151,7 @@ def test_hook_in_chromium_records_pages_exits_custom_event_and_error(
     def on_request(request: Request) -> None:
         if request.method == "POST" and "/api/analytics/" in request.url:
             posted.append(request.url.rsplit("/api/analytics/", 1)[1])
+            authorizations.add(request.headers.get("authorization"))
             if request.url.endswith("/activity/batch"):
                 body = json.loads(request.post_data or "{}")
                 for event in body.get("events", []):
@@ -149,6 +163,8 @@ def test_hook_in_chromium_records_pages_exits_custom_event_and_error(
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(user_agent=USER_AGENT)
+            if signed_in:  # what the demo's getToken returns
+                page.add_init_script(f"window.waymarkDemoToken = {json.dumps(token)}")
             page.on("request", on_request)
             page.on("pageerror", lambda e: console_errors.append(str(e)))
 
@@ -164,18 +180,20 @@ def test_hook_in_chromium_records_pages_exits_custom_event_and_error(
             page.wait_for_selector("#fallback")
             page.wait_for_timeout(1300)
 
-            page.evaluate(HIDE_TAB)  # page_exit for /demo/quests, sent at once by sendBeacon
+            page.evaluate(HIDE_TAB)  # page_exit for /demo/quests, sent at once
             _poll(lambda: list(sent_events),
                   lambda sent: any(e[:2] == ("page_exit", "/demo/quests") for e in sent),
                   SEND_WAIT_SECONDS)
             hidden_exit = [e for e in sent_events if e[:2] == ("page_exit", "/demo/quests")]
             assert hidden_exit, f"hiding the tab sent no page_exit: {sent_events}"
-            assert hidden_exit[0][2] == "ping", sent_events  # went by navigator.sendBeacon
+            assert hidden_exit[0][2] == hide_transport, sent_events
             page.close()  # pagehide: nothing may be left to send, nothing may break
         finally:
             browser.close()
 
     assert "errors" in posted, f"no error report was posted; requests: {posted}"
+    # Every request carried the token when there was one, and none otherwise.
+    assert authorizations == ({f"Bearer {token}"} if token else {None}), authorizations
     _flush_writer(app)
 
     def client_events() -> list[dict[str, Any]]:
@@ -218,16 +236,17 @@ def test_hook_in_chromium_records_pages_exits_custom_event_and_error(
     assert custom["event_data"]["colour"] == "teal" and custom["event_data"]["clicks"] == 1
     assert custom["event_category"] == "custom"
 
-    # The client's event ids are the stored ones (the dedupe key); all from one anonymous visitor.
+    # The client's event ids are the stored ones (the dedupe key); all from one visitor,
+    # named only when the request carried the user's token.
     stored_ids = {e["event_id"] for e in events}
     assert sent_ids and sent_ids <= stored_ids, (sent_ids - stored_ids)
-    assert {e["user_id"] for e in events} == {None}
+    assert {str(e["user_id"]) if e["user_id"] else None for e in events} == {user_id}
     assert len({e["visitor_hash"] for e in events}) == 1
 
     # The error boundary's report.
     def js_errors() -> list[dict[str, Any]]:
         return _rows(db_url, """
-            SELECT error_type, message, stack, component_name, page_path
+            SELECT error_type, message, stack, component_name, page_path, user_id
               FROM error_events WHERE error_type = 'javascript_error'""")
 
     errors = _poll(js_errors, bool, DB_WAIT_SECONDS)
@@ -237,5 +256,6 @@ def test_hook_in_chromium_records_pages_exits_custom_event_and_error(
     assert error["component_name"] == "QuestBoard"
     assert error["page_path"] == "/demo/quests"
     assert "QuestBoard" in (error["stack"] or "")
+    assert (str(error["user_id"]) if error["user_id"] else None) == user_id
     assert console_errors == [], console_errors  # the boundary caught it: nothing uncaught
 
