@@ -8,3 +8,7 @@ from __future__ import annotations
 import click
 
 ALL: list[click.Command] = []
+
+from backend.scripts import analytics_jobs  # noqa: E402
+
+ALL += analytics_jobs.COMMANDS

@@ -1,0 +1,164 @@
+"""The analytics endpoints of DESIGN §6: parse and check, run the service as the caller.
+
+Every query runs inside ``state.db.as_user(caller.claims)`` so row-level security
+chooses the rows; the web layer also refuses (403, no data) what the caller may not
+see: admin-only endpoints, and another user's engagement or journey unless the caller
+is that user, their linked parent or an admin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from backend.auth import current_caller, require_access_to, require_caller
+from backend.db import DatabaseUnavailable
+from backend.extension import get_state
+from backend.routes.params import (
+    DAYS_RANGE,
+    LIMIT_RANGE,
+    THRESHOLD_RANGE,
+    ParamError,
+    float_arg,
+    int_arg,
+    uuid_arg,
+)
+from backend.services import risk
+from backend.services.analytics.attribution import attribution as attribution_summary
+from backend.services.analytics.engagement import engagement as engagement_of
+from backend.services.analytics.errors import error_summary
+from backend.services.analytics.event_counts import event_counts as counts_by_category
+from backend.services.analytics.journey import journey as journey_of
+from backend.services.analytics.pages import page_views as page_view_summary
+from backend.services.analytics.quests import popular_quests as quest_popularity
+
+bp = Blueprint("waymark_analytics", __name__, url_prefix="/api/analytics")
+
+
+def _days(default: int = 30) -> int:
+    return int_arg(request.args, "days", default, DAYS_RANGE)
+
+
+def _risk_params() -> risk.RiskParams:
+    """Risk parameters from the app's ``WAYMARK_RISK_*`` settings (defaults otherwise)."""
+    return risk.RiskParams.from_mapping(get_state().settings.extra)
+
+
+def _as_caller(work: Callable[[Any], dict[str, Any]]) -> ResponseReturnValue:
+    """Run ``work(conn)`` on a connection carrying the caller's identity; answer JSON."""
+    caller = current_caller()
+    with get_state().db.as_user(caller.claims) as conn:
+        body = work(conn)
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get("/engagement/<user_id>")
+@require_caller()
+def engagement(user_id: str) -> ResponseReturnValue:
+    """Activity, sessions, streaks and risk with its factors (self, linked parent or admin)."""
+    target = uuid_arg(user_id)
+    days = _days()
+    require_access_to(target)
+    now = datetime.now(UTC)
+    params = _risk_params()
+    return _as_caller(lambda conn: engagement_of(conn, target, now=now, days=days, params=params))
+
+
+@bp.get("/journey/<user_id>")
+@require_caller()
+def journey(user_id: str) -> ResponseReturnValue:
+    """First quest, quests completed, streak, badges, time, favourite pillar (self/parent/admin)."""
+    target = uuid_arg(user_id)
+    require_access_to(target)
+    now = datetime.now(UTC)
+    params = _risk_params()
+    return _as_caller(lambda conn: journey_of(conn, target, now=now, params=params))
+
+
+@bp.get("/at-risk-students")
+@require_caller("admin")
+def at_risk_students() -> ResponseReturnValue:
+    """Students whose risk is at least ``threshold``, highest first, each with factors."""
+    days = _days()
+    threshold = float_arg(request.args, "threshold", 0.7, THRESHOLD_RANGE)
+    params = replace(_risk_params(), window_days=days)
+    now = datetime.now(UTC)
+
+    def work(conn: Any) -> dict[str, Any]:
+        scored = risk.score_students(conn, now=now, params=params)
+        flagged = [a.as_dict() for a in scored if a.score >= threshold]
+        return {"days": days, "threshold": threshold, "computed_at": now.isoformat(),
+                "students_scored": len(scored), "count": len(flagged), "students": flagged}
+
+    return _as_caller(work)
+
+
+@bp.get("/page-views")
+@require_caller("admin")
+def page_views() -> ResponseReturnValue:
+    """Per page: views, unique visitors, bounce rate, load time, time on page."""
+    days = _days()
+    now = datetime.now(UTC)
+    return _as_caller(lambda conn: page_view_summary(conn, now=now, days=days))
+
+
+@bp.get("/popular-quests")
+@require_caller("admin")
+def popular_quests() -> ResponseReturnValue:
+    """Quests by popularity (views + 2·starts + 5·completions) with completion rate."""
+    days = _days()
+    limit = int_arg(request.args, "limit", 10, LIMIT_RANGE)
+    now = datetime.now(UTC)
+    return _as_caller(lambda conn: quest_popularity(conn, now=now, days=days, limit=limit))
+
+
+@bp.get("/errors")
+@require_caller("admin")
+def errors() -> ResponseReturnValue:
+    """Total errors, counts by type, top groups and the 10 most recent errors."""
+    days = _days(7)
+    now = datetime.now(UTC)
+    return _as_caller(lambda conn: error_summary(conn, now=now, days=days))
+
+
+@bp.get("/event-counts")
+@require_caller()
+def event_counts() -> ResponseReturnValue:
+    """Events by category: a student's own, a parent's linked students' (RLS), an admin's all."""
+    days = _days()
+    caller = current_caller()
+    user_id = caller.user_id if caller.role == "student" else None
+    now = datetime.now(UTC)
+    return _as_caller(lambda conn: counts_by_category(conn, now=now, days=days, user_id=user_id))
+
+
+@bp.get("/attribution")
+@require_caller("admin")
+def attribution() -> ResponseReturnValue:
+    """UTM campaigns → landing visits and conversions linked within one salt period."""
+    days = _days()
+    period = get_state().settings.salt_period
+    now = datetime.now(UTC)
+    return _as_caller(lambda conn: attribution_summary(conn, now=now, days=days,
+                                                       salt_period=period))
+
+
+@bp.errorhandler(ParamError)
+def bad_parameter(exc: ParamError) -> ResponseReturnValue:
+    """A parameter out of range or malformed: 400 naming it."""
+    return jsonify({"error": exc.message}), 400
+
+
+@bp.errorhandler(DatabaseUnavailable)
+def database_unavailable(exc: DatabaseUnavailable) -> ResponseReturnValue:
+    """The database is down: say so and let the client retry."""
+    response = jsonify({"error": "the database is unavailable; retry in a minute"})
+    response.headers["Retry-After"] = "60"
+    return response, 503

@@ -1,0 +1,167 @@
+"""Analytics jobs: ``waymark rollup``, ``waymark score``, ``waymark milestones``, ``waymark demo``.
+
+Each job is idempotent, holds its advisory lock for the whole run (a second run at the
+same time says so and exits 0), works in small transactions (a day, or a batch of
+students), shows a progress bar on a terminal and prints one summary line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import click
+
+from backend.db import Database
+from backend.scripts import runtime
+from backend.services import demo as demo_data
+from backend.services import risk
+from backend.services.analytics import milestones, rollup
+from backend.services.jobs import job_lock
+
+
+@contextmanager
+def _locked_database(job: str) -> Iterator[Database | None]:
+    """The opened database under the job's lock; None (summary printed) when another run has it."""
+    settings = runtime.load_settings()
+    with runtime.open_database(settings) as db, job_lock(db, job) as acquired:
+        if not acquired:
+            runtime.summary(job, status="skipped", reason="another-run-holds-the-lock")
+            yield None
+        else:
+            yield db
+
+
+def roll_up(db: Database, *, now: datetime, lookback_days: int) -> tuple[int, int]:
+    """Roll up every closed day that needs it; returns (days, pages written)."""
+    with db.connection() as conn:
+        days = rollup.days_to_roll(conn, now=now, lookback_days=lookback_days)
+    pages = 0
+    with runtime.progress(len(days), "rolling up page views") as bar:
+        for day in days:
+            with db.connection() as conn:
+                pages += rollup.roll_up_day(conn, day)
+            bar.update(1)
+    return len(days), pages
+
+
+def score_all(db: Database, *, now: datetime, batch_size: int,
+              params: risk.RiskParams = risk.DEFAULT_PARAMS) -> dict[str, int]:
+    """Score every student in batches and store today's assessment; returns counts by level."""
+    with db.connection() as conn:
+        students = milestones.student_ids(conn, now=now)
+    levels = dict.fromkeys(risk.LEVELS, 0)
+    written = 0
+    with runtime.progress(len(students), "scoring students") as bar:
+        for batch in runtime.chunks(students, batch_size):
+            with db.connection() as conn:
+                assessments = risk.score_students(conn, now=now, params=params, user_ids=batch)
+                written += milestones.store_assessments(conn, assessments, now=now)
+            for assessment in assessments:
+                levels[assessment.level] += 1
+            bar.update(len(batch))
+    return {"students": len(students), "written": written, **levels}
+
+
+def write_milestones(db: Database, *, now: datetime, batch_size: int) -> tuple[int, int]:
+    """Add missing milestone rows for every student in batches; returns (students, added)."""
+    with db.connection() as conn:
+        students = milestones.student_ids(conn, now=now)
+    added = 0
+    with runtime.progress(len(students), "writing milestones") as bar:
+        for batch in runtime.chunks(students, batch_size):
+            with db.connection() as conn:
+                added += milestones.write_milestones(conn, batch, now=now)
+            bar.update(len(batch))
+    return len(students), added
+
+
+LOOKBACK = click.option("--lookback-days", type=click.IntRange(1, 3660), default=400,
+                        show_default=True, help="How far back closed days are checked.")
+BATCH = click.option("--batch-size", type=click.IntRange(1, 10_000), default=500,
+                     show_default=True, help="Students per transaction.")
+
+
+@click.command("rollup")
+@LOOKBACK
+def rollup_command(lookback_days: int) -> None:
+    """Fill or refresh page_view_analytics for closed UTC days (cron: nightly after 00:00)."""
+    started = time.monotonic()
+    with _locked_database("rollup") as db:
+        if db is None:
+            return
+        days, pages = roll_up(db, now=datetime.now(UTC), lookback_days=lookback_days)
+        runtime.summary("rollup", days=days, pages=pages,
+                        seconds=f"{time.monotonic() - started:.1f}")
+
+
+@click.command("score")
+@BATCH
+@click.option("--milestones/--no-milestones", "with_milestones", default=True,
+              show_default=True, help="Also write milestone rows.")
+def score_command(batch_size: int, with_milestones: bool) -> None:
+    """Store a risk assessment (score, level, factors) per student for today (cron: daily)."""
+    started = time.monotonic()
+    with _locked_database("score") as db:
+        if db is None:
+            return
+        now = datetime.now(UTC)
+        counts = score_all(db, now=now, batch_size=batch_size)
+        added = write_milestones(db, now=now, batch_size=batch_size)[1] if with_milestones else 0
+        runtime.summary("score", **counts, milestones=added,
+                        seconds=f"{time.monotonic() - started:.1f}")
+
+
+@click.command("milestones")
+@BATCH
+def milestones_command(batch_size: int) -> None:
+    """Add milestone rows: quests completed, badges earned, streaks reached (idempotent)."""
+    started = time.monotonic()
+    with _locked_database("milestones") as db:
+        if db is None:
+            return
+        students, added = write_milestones(db, now=datetime.now(UTC), batch_size=batch_size)
+        runtime.summary("milestones", students=students, added=added,
+                        seconds=f"{time.monotonic() - started:.1f}")
+
+
+HAS_EVENTS_SQL = "SELECT EXISTS (SELECT 1 FROM public.user_activity_events) AS has_events"
+
+
+@click.command("demo")
+@click.option("--students", type=click.IntRange(1, 100_000), default=300, show_default=True)
+@click.option("--days", type=click.IntRange(1, 730), default=90, show_default=True)
+@click.option("--events", type=click.IntRange(0, 50_000_000), default=0,
+              help="Events to write (default: 500 per student).")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database has events.")
+def demo_command(students: int, days: int, events: int, seed: int, if_empty: bool) -> None:
+    """Load realistic, deterministic demo data, then roll up, score and add milestones."""
+    started = time.monotonic()
+    with _locked_database("demo") as db:
+        if db is None:
+            return
+        row = db.fetch_one(HAS_EVENTS_SQL)
+        if if_empty and row and row["has_events"]:
+            runtime.summary("demo", status="skipped", reason="database-has-events")
+            return
+        now = datetime.now(UTC)
+        with db.connection() as conn:
+            loaded = demo_data.load(conn, events=events or students * 500, students=students,
+                                    days=days, seed=seed, now=now)
+        _, pages = roll_up(db, now=now, lookback_days=days + 1)
+        scored = score_all(db, now=now, batch_size=500)
+        _, added = write_milestones(db, now=now, batch_size=500)
+        click.echo(f"admin ids (any uuid works as admin): {', '.join(loaded.admin_ids)}")
+        click.echo(f"student ids: {', '.join(loaded.sample_student_ids)}")
+        click.echo(f"parent ids: {', '.join(loaded.sample_parent_ids)}")
+        click.echo("try: waymark dev-token --role admin, then GET /api/analytics/at-risk-students")
+        runtime.summary("demo", events=loaded.events, errors=loaded.errors,
+                        students=loaded.students, parents=loaded.parents, rollup_pages=pages,
+                        at_risk=scored["at_risk"], milestones=added,
+                        seconds=f"{time.monotonic() - started:.1f}")
+
+
+COMMANDS: list[click.Command] = [rollup_command, score_command, milestones_command, demo_command]
