@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 run: install
 	$(BIN)/waymark migrate
+	$(BIN)/waymark demo --if-empty
 	$(BIN)/waymark serve --host 127.0.0.1 --port 5000
 
 test: install lint typecheck hook pytest
