@@ -7,8 +7,9 @@ from typing import Any
 from flask import Flask
 
 from backend.extension import Waymark, get_state
+from backend.tracking import request_event, track
 
-__all__ = ["Waymark", "create_app", "get_state"]
+__all__ = ["Waymark", "create_app", "get_state", "request_event", "track"]
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

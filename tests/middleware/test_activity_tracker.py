@@ -1,0 +1,137 @@
+"""The request middleware in a host app: what it records, what it skips, and that it never hurts."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask, abort
+from ingestion_support import BROWSER, count, flush, writer_of
+
+from backend import Waymark, request_event
+from backend.middleware import activity_tracker
+
+
+def host_app(config: dict[str, Any], **options: Any) -> Flask:
+    app = Flask("host", static_folder=None)
+    app.config.update(config)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # answer 500 as in production
+
+    @app.post("/quests/<quest_id>/start")
+    def start_quest(quest_id: str) -> dict[str, str]:
+        request_event().trigger("quest_viewed", quest_id=quest_id, quest_title="Bridges")
+        return {"started": quest_id}
+
+    @app.get("/profile")
+    def profile() -> str:
+        return "me"
+
+    @app.get("/broken")
+    def broken() -> str:
+        raise RuntimeError("kaboom in the host")
+
+    @app.get("/unavailable")
+    def unavailable() -> str:
+        abort(503)
+
+    @app.get("/health")
+    def health() -> str:
+        return "ok"
+
+    Waymark(app, **options)
+    return app
+
+
+@pytest.fixture
+def host(app_config: dict[str, Any]) -> Iterator[Flask]:
+    app = host_app(app_config, url_rules={"POST /quests/<quest_id>/start": "quest_started"})
+    yield app
+    app.extensions["waymark"].close()
+
+
+def test_requests_become_server_events_classified_by_url_rules(
+        host: Flask, conn: psycopg.Connection[Any], auth: Any) -> None:
+    client = host.test_client()
+    user = uuid.uuid4()
+    assert client.post("/quests/q9/start", headers={**BROWSER, **auth.header(user)}).json == {
+        "started": "q9"}
+    assert client.get("/profile", headers=BROWSER).data == b"me"
+    flush(host)
+    rows = conn.execute(
+        "SELECT event_type, source, page_path, status_code, event_data->>'quest_id', user_id, "
+        "duration_ms IS NOT NULL FROM user_activity_events ORDER BY event_type").fetchall()
+    assert rows == [
+        ("api_request", "server", "/profile", 200, None, None, True),
+        ("quest_started", "server", "/quests/q9/start", 200, "q9", user, True),
+        ("quest_viewed", "server", "/quests/q9/start", None, "q9", user, False),
+    ]
+
+
+def test_static_health_and_waymark_routes_are_not_recorded(
+        app_config: dict[str, Any], conn: psycopg.Connection[Any], tmp_path: Any) -> None:
+    (tmp_path / "app.js").write_text("1")
+    app = host_app(app_config)
+    app.static_folder = str(tmp_path)
+    app.add_url_rule("/static/<path:filename>", endpoint="static",
+                     view_func=app.send_static_file)
+    try:
+        client = app.test_client()
+        assert client.get("/static/app.js").status_code == 200
+        assert client.get("/health").status_code == 200
+        assert client.get("/api/analytics/health").status_code == 200
+        client.post("/api/analytics/activity/track", json={"event_type": "page_view"},
+                    headers=BROWSER)
+        flush(app)
+        assert [r[0] for r in conn.execute("SELECT source FROM user_activity_events")] == [
+            "client"]
+    finally:
+        app.extensions["waymark"].close()
+
+
+def test_5xx_and_exceptions_add_api_errors_without_changing_the_answer(
+        host: Flask, conn: psycopg.Connection[Any]) -> None:
+    client = host.test_client()
+    assert client.get("/broken", headers=BROWSER).status_code == 500
+    assert client.get("/unavailable", headers=BROWSER).status_code == 503
+    assert client.get("/profile", headers=BROWSER).status_code == 200
+    flush(host)
+    errors = conn.execute("SELECT error_type, source, status_code, api_endpoint, "
+                          "message LIKE 'RuntimeError: kaboom%%', stack IS NOT NULL "
+                          "FROM error_events ORDER BY status_code").fetchall()
+    assert errors == [("api_error", "server", 500, "/broken", True, True),
+                      ("api_error", "server", 503, "/unavailable", False, False)]
+    assert count(conn, "user_activity_events", "status_code >= 500") == 2
+
+
+def test_a_tracking_bug_never_fails_the_request(host: Flask,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any) -> Any:
+        raise ValueError("tracking bug")
+
+    monkeypatch.setattr(activity_tracker, "client_of", broken)
+    client = host.test_client()
+    assert client.get("/profile").data == b"me"
+    assert client.get("/broken").status_code == 500
+
+
+def test_an_unreachable_database_does_not_slow_the_host(app_config: dict[str, Any]) -> None:
+    app_config.update(WAYMARK_DATABASE_URL="postgresql://nobody@127.0.0.1:9/none",
+                      WAYMARK_QUEUE_SIZE=50, WAYMARK_BATCH_SIZE=10)
+    app = host_app(app_config)
+    try:
+        client = app.test_client()
+        slowest = 0.0
+        for _ in range(300):
+            started = time.perf_counter()
+            assert client.get("/profile", headers=BROWSER).data == b"me"
+            slowest = max(slowest, time.perf_counter() - started)
+        stats = writer_of(app).stats()
+        # never waits on the database: a blocking connect would take >= 1 s here
+        assert slowest < 0.25, slowest
+        assert stats["dropped"].get("queue_full", 0) > 0 and stats["written"] == 0
+    finally:
+        app.extensions["waymark"].close(timeout=0.5)

@@ -1,0 +1,111 @@
+"""The privacy step: salts per period (rotation at the boundary), UA reduction, crawlers, tokens."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from freezegun import freeze_time
+from ingestion_support import CHROME_UA, GOOGLEBOT_UA, IPHONE_UA
+
+from backend.config import Settings
+from backend.services import items
+from backend.services.privacy_step import PrivacyStep, TokenCache, reduce_user_agent
+
+IPAD_UA = ("Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+           "Version/16.6 Mobile/15E148 Safari/604.1")
+
+
+def _item(ip: str = "192.0.2.7", ua: str = CHROME_UA) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {"kind": "event", "row": items.event_row("page_view", now), "received_at": now,
+            "client": items.client(ip, ua, "https://a.example", None), "user_id": None}
+
+
+def _hash(step: PrivacyStep, conn: psycopg.Connection[Any], **kw: Any) -> bytes:
+    row = step.apply(conn, _item(**kw))
+    assert isinstance(row, dict)
+    return bytes(row["visitor_hash"])
+
+
+def _step(period: str = "day") -> PrivacyStep:
+    return PrivacyStep(Settings(salt_period=period), lambda t: (None, time.time() + 60))
+
+
+@pytest.mark.parametrize(("period", "before", "same", "after"), [
+    ("day", "2026-03-14T23:59:58Z", "2026-03-14T00:00:01Z", "2026-03-15T00:00:00Z"),
+    ("month", "2026-03-31T23:59:59Z", "2026-03-01T00:00:00Z", "2026-04-01T00:00:01Z"),
+])
+def test_hashes_rotate_at_the_period_boundary(conn: psycopg.Connection[Any], period: str,
+                                              before: str, same: str, after: str) -> None:
+    step = _step(period)
+    with freeze_time(before):
+        first = _hash(step, conn)
+    with freeze_time(same):
+        assert _hash(step, conn) == first  # same period: linkable
+        assert _hash(_step(period), conn) == first  # another process agrees (shared salt)
+    with freeze_time(after):
+        assert _hash(step, conn) != first  # next period: a new salt, unlinkable
+    salts = conn.execute("SELECT count(*) FROM tracking_salts").fetchone()
+    assert salts == (2,)
+
+
+def test_hash_depends_on_ip_and_user_agent(conn: psycopg.Connection[Any]) -> None:
+    step = _step()
+    base = _hash(step, conn)
+    assert _hash(step, conn, ip="192.0.2.8") != base
+    assert _hash(step, conn, ua=IPHONE_UA) != base
+    assert _hash(step, conn) == base
+
+
+def test_raw_client_facts_never_reach_the_row(conn: psycopg.Connection[Any]) -> None:
+    row = _step().apply(conn, _item())
+    assert isinstance(row, dict)
+    assert "192.0.2.7" not in repr(row) and CHROME_UA not in repr(row)
+    assert (row["browser"], row["os"], row["device_type"]) == ("Chrome", "Windows", "desktop")
+
+
+@pytest.mark.parametrize(("ua", "device", "bot"), [
+    (CHROME_UA, "desktop", None),
+    (IPHONE_UA, "mobile", None),
+    (IPAD_UA, "tablet", None),
+    (GOOGLEBOT_UA, "other", "ua_parser_bot"),
+    ("Mozilla/5.0 (compatible; GPTBot/1.0; +https://openai.com/gptbot)", None, "any"),
+    ("HeadlessChrome/120.0 Mozilla/5.0 (X11; Linux x86_64)", None, "any"),
+    ("x" * 1001, None, "oversized_user_agent"),
+])
+def test_user_agent_reduction_and_crawler_detection(ua: str, device: str | None,
+                                                    bot: str | None) -> None:
+    info = reduce_user_agent(ua)
+    if bot == "any":
+        assert info.bot_reason is not None
+    else:
+        assert info.bot_reason == bot
+    if device is not None:
+        assert info.device_type == device
+
+
+def test_crawler_item_is_refused_with_its_reason(conn: psycopg.Connection[Any]) -> None:
+    assert _step().apply(conn, _item(ua=GOOGLEBOT_UA)) == "ua_parser_bot"
+
+
+def test_token_cache_checks_each_token_once_until_it_expires() -> None:
+    calls: list[str] = []
+    user = uuid.uuid4()
+
+    def verify(token: str) -> tuple[uuid.UUID | None, float]:
+        calls.append(token)
+        return (user if token == "good" else None), time.time() + 3600
+
+    cache = TokenCache(verify, {})
+    assert cache.user_for("good") == user and cache.user_for("good") == user
+    assert cache.user_for("bad") is None and cache.user_for("bad") is None
+    assert calls == ["good", "bad"]
+    with freeze_time(datetime.now(UTC).replace(microsecond=0).isoformat()) as frozen:
+        frozen.tick(400)  # past the 5-minute cap: verified again
+        cache.user_for("good")
+    assert calls == ["good", "bad", "good"]

@@ -1,0 +1,242 @@
+"""The background writer against real PostgreSQL: batching, faults, poison rows, exit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from ingestion_support import CHROME_UA, count
+
+from backend.config import Settings
+from backend.services import items
+from backend.services.privacy_step import PrivacyStep
+from backend.services.tombstones import ADD_TOMBSTONE, TOMBSTONE_TTL
+from backend.services.writer import EventWriter
+
+
+def _settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"batch_size": 500, "flush_interval": 0.2, "queue_size": 10_000}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def _no_tokens(token: str) -> tuple[uuid.UUID | None, float]:
+    return None, time.time() + 60
+
+
+@pytest.fixture
+def writer(db_url: str) -> Iterator[EventWriter]:
+    w = EventWriter(db_url, _settings(), privacy=PrivacyStep(_settings(), _no_tokens))
+    yield w
+    w.close(5)
+
+
+def event(user_id: uuid.UUID | None = None, client: bool = False, **columns: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    row = items.event_row(columns.pop("event_type", "page_view"), now, **columns)
+    info = items.client("192.0.2.1", CHROME_UA, "https://a.example", None) if client else None
+    return {"kind": "event", "row": row, "received_at": now, "client": info, "user_id": user_id}
+
+
+def test_a_poison_row_leaves_the_other_499_stored(writer: EventWriter,
+                                                  conn: psycopg.Connection[Any]) -> None:
+    batch = [event(page_path=f"/p{i}") for i in range(500)]
+    batch[250]["row"]["status_code"] = 999  # violates the table's CHECK
+    for item in batch:
+        assert writer.submit(item)
+    assert writer.flush(30) == 0
+    assert count(conn, "user_activity_events") == 499
+    assert count(conn, "user_activity_events", "page_path = '/p250'") == 0
+    dead = conn.execute("SELECT kind, sqlstate, payload->>'page_path' FROM waymark.dead_letters"
+                        ).fetchall()
+    assert dead == [("event", "23514", "/p250")]
+    assert writer.stats()["dead_lettered"] == 1 and writer.stats()["written"] == 499
+
+
+def test_connections_killed_mid_stream_lose_and_duplicate_nothing(
+        writer: EventWriter, conn: psycopg.Connection[Any]) -> None:
+    user = uuid.uuid4()
+    stop = threading.Event()
+
+    def killer() -> None:
+        while not stop.is_set():
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE application_name = 'waymark-writer'")
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    accepted = 0
+    try:
+        for i in range(3000):
+            accepted += writer.submit(event(user_id=user, page_path=f"/k{i}"))
+            if i % 300 == 0:
+                time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join()
+    assert writer.flush(60) == 0
+    assert accepted == 3000
+    assert count(conn, "user_activity_events") == 3000
+    assert count(conn, "(SELECT DISTINCT page_path FROM user_activity_events) d") == 3000
+    assert writer.stats()["retried"] > 0
+    sessions = conn.execute("SELECT count(*), sum(event_count) FROM user_sessions").fetchone()
+    assert sessions == (1, 3000)
+
+
+def test_forgotten_users_are_not_written(writer: EventWriter,
+                                         conn: psycopg.Connection[Any]) -> None:
+    gone, kept = uuid.uuid4(), uuid.uuid4()
+    conn.execute(ADD_TOMBSTONE, {"user_id": str(gone), "ttl": TOMBSTONE_TTL})
+    writer.submit(event(user_id=gone))
+    writer.submit(event(user_id=kept))
+    assert writer.flush(10) == 0
+    assert [r[0] for r in conn.execute("SELECT user_id FROM user_activity_events")] == [kept]
+    assert count(conn, "user_sessions", "user_id = %s", (gone,)) == 0
+
+
+def test_drop_user_removes_queued_items(db_url: str, conn: psycopg.Connection[Any]) -> None:
+    w = EventWriter(db_url, _settings(), privacy=PrivacyStep(_settings(), _no_tokens))
+    try:
+        w._start = lambda: None  # type: ignore[method-assign]  # hold items in the queue
+        gone = uuid.uuid4()
+        for item in (event(user_id=gone), event(), event(user_id=gone)):
+            w.submit(item)
+        assert w.drop_user(gone) == 2
+        assert w.stats()["queue_depth"] == 1
+        del w._start
+        w._thread = None
+        w._start()
+        assert w.flush(10) == 0
+        assert count(conn, "user_activity_events") == 1
+    finally:
+        w.close(5)
+
+
+def test_before_store_can_change_or_drop_rows_and_its_errors_drop_one_event(
+        db_url: str, conn: psycopg.Connection[Any]) -> None:
+    def hook(row: dict[str, Any]) -> dict[str, Any] | None:
+        if row["page_path"] == "/drop":
+            return None
+        if row["page_path"] == "/boom":
+            raise RuntimeError("hook bug")
+        row["event_data"] = {"hooked": True}
+        return row
+
+    w = EventWriter(db_url, _settings(), before_store=hook,
+                    privacy=PrivacyStep(_settings(), _no_tokens))
+    try:
+        for path in ("/keep", "/drop", "/boom"):
+            w.submit(event(page_path=path))
+        assert w.flush(10) == 0
+    finally:
+        w.close(5)
+    rows = conn.execute("SELECT page_path, event_data FROM user_activity_events").fetchall()
+    assert rows == [("/keep", {"hooked": True})]
+    assert w.stats()["skipped_by_hook"] == 1 and w.stats()["dropped"]["before_store_error"] == 1
+
+
+def test_a_forked_child_gets_its_own_thread_and_connection(
+        writer: EventWriter, conn: psycopg.Connection[Any]) -> None:
+    writer.submit(event(page_path="/parent"))
+    assert writer.flush(10) == 0
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's thread did not survive the fork
+        code = 1
+        try:
+            ok = writer.submit(event(page_path="/child"))
+            code = 0 if ok and writer.flush(10) == 0 else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    writer.submit(event(page_path="/parent-again"))
+    assert writer.flush(10) == 0
+    paths = {r[0] for r in conn.execute("SELECT page_path FROM user_activity_events")}
+    assert paths == {"/parent", "/child", "/parent-again"}
+
+
+SIGTERM_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, time
+    from backend import create_app, track
+    app = create_app({"WAYMARK_DATABASE_URL": sys.argv[1], "WAYMARK_JWT_SECRET": "x" * 40,
+                      "WAYMARK_FLUSH_INTERVAL": 30, "WAYMARK_BATCH_SIZE": 100000})
+    for i in range(400):
+        assert track("task_completed", page_path=f"/t{i}")
+    print("queued", flush=True)
+    time.sleep(60)  # SIGTERM arrives here, with 400 events still queued
+""")
+
+
+def test_sigterm_with_queued_events_writes_them_all(db_url: str,
+                                                    conn: psycopg.Connection[Any]) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, db_url],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "queued"
+        assert count(conn, "user_activity_events") == 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert count(conn, "user_activity_events", "event_type = 'task_completed'") == 400
+
+
+@pytest.fixture
+def private_server(tmp_path: Any) -> Iterator[Any]:
+    """An embedded PostgreSQL of this test's own, so it can be stopped and started again."""
+    import pgserver
+
+    from backend import migrations
+
+    server = pgserver.get_server(tmp_path / "pg", cleanup_mode="delete")
+    migrations.migrate(server.get_uri())
+    yield server
+    server.cleanup()
+
+
+def _restart(server: Any, down_for: float) -> None:
+    from pgserver._commands import pg_ctl
+
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user,
+           timeout=30)
+    time.sleep(down_for)
+    server.ensure_postgres_running()
+
+
+def test_database_down_for_seconds_mid_stream_loses_and_duplicates_nothing(
+        private_server: Any) -> None:
+    url = private_server.get_uri()
+    w = EventWriter(url, _settings(batch_size=100, flush_interval=0.05),
+                    privacy=PrivacyStep(_settings(), _no_tokens))
+    try:
+        accepted = sum(w.submit(event(page_path=f"/a{i}", client=True)) for i in range(1000))
+        time.sleep(0.2)
+        restarter = threading.Thread(target=_restart, args=(private_server, 3.0))
+        restarter.start()
+        for i in range(2000):
+            accepted += w.submit(event(page_path=f"/b{i}", client=True))
+            if i % 200 == 0:
+                time.sleep(0.1)
+        restarter.join()
+        assert w.flush(60) == 0
+    finally:
+        w.close(5)
+    assert accepted == 3000
+    with psycopg.connect(url) as check:
+        total = check.execute("SELECT count(*), count(DISTINCT page_path) "
+                              "FROM user_activity_events").fetchone()
+    assert total == (3000, 3000)
+    assert w.stats()["retried"] > 0
