@@ -19,7 +19,7 @@ run: install
 	$(BIN)/waymark demo --if-empty
 	$(BIN)/waymark serve --host 127.0.0.1 --port 5000
 
-test: install lint typecheck hook pytest
+test: install lint typecheck hook e2e-deps pytest
 
 lint: install
 	$(BIN)/ruff check backend tests bench
