@@ -185,11 +185,11 @@ def test_no_token_is_401_json(routed: FlaskClient) -> None:
     assert answer.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("kind", sorted(BAD_TOKENS))
-def test_bad_tokens_are_401_over_http(kind: str, routed: FlaskClient, auth: AuthTokens) -> None:
-    answer = routed.get("/t/me", headers={"Authorization": f"Bearer {BAD_TOKENS[kind](auth)}"})
-    assert answer.status_code == 401
-    assert set(answer.get_json()) == {"error"}
+def test_bad_tokens_are_401_over_http(routed: FlaskClient, auth: AuthTokens) -> None:
+    for kind, make in BAD_TOKENS.items():
+        answer = routed.get("/t/me", headers={"Authorization": f"Bearer {make(auth)}"})
+        assert answer.status_code == 401, kind
+        assert set(answer.get_json()) == {"error"}, kind
 
 
 def test_good_token_passes(routed: FlaskClient, auth: AuthTokens) -> None:

@@ -397,6 +397,7 @@ SELECT event_category, count(*) AS events
 FROM public.user_activity_events
 WHERE user_id = %(user_id)s AND occurred_at >= %(since)s
 GROUP BY event_category
+ORDER BY event_category
 """
 
 
@@ -445,3 +446,79 @@ def _reads_uid(node: dict[str, Any]) -> bool:
     output = " ".join(node.get("Output", []))
     return "auth.uid()" in output or "request.jwt.claim" in output and "sub" in output
 
+
+
+@pytest.mark.parametrize(("claims", "role"), [
+    (None, None),
+    ({"role": "anon"}, None),
+    (_claims(A, None), "student"),
+    (_claims(A, "parent"), "parent"),
+    (_claims(A, "admin"), "admin"),
+    (_claims(A, "teacher"), None),
+    (_claims(A, None, user_metadata={"role": "admin"}), "student"),
+    (_claims(A, "admin", is_anonymous=True), "student"),
+    ({**_claims(A, "admin"), "role": "service_role"}, None),
+    ({k: v for k, v in _claims(A, "admin").items() if k != "sub"}, None),
+])
+def test_app_role_in_the_database(db: Database, claims: dict[str, Any] | None,
+                                  role: str | None) -> None:
+    with db.connection() as conn, conn.transaction():
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)",
+                     (json.dumps(claims) if claims else "",))
+        conn.execute("SET LOCAL ROLE authenticated")
+        row = conn.execute("SELECT waymark.app_role(), waymark.is_admin(), "
+                           "waymark.is_guardian_of(%s), waymark.linked_students()",
+                           (A,)).fetchone()
+    assert row == (role, role == "admin", False, [])
+
+
+def test_is_guardian_of_in_the_database(db: Database) -> None:
+    for claims, expected in ((_claims(PA, "parent"), (True, False, [A])),
+                             (_claims(PA, "student"), (False, False, [])),
+                             (_claims(PB, "parent"), (False, True, [B]))):
+        with db.as_user(claims) as conn:
+            row = conn.execute("SELECT waymark.is_guardian_of(%s), waymark.is_guardian_of(%s), "
+                               "waymark.linked_students()", (A, B)).fetchone()
+        assert row == expected
+
+
+def test_migrations_and_rls_work_for_a_non_superuser_owner(pg_server_url: str,
+                                                            template_db: str) -> None:
+    """docs/access.md's plain-PostgreSQL setup: an owner with BYPASSRLS, not a superuser."""
+    import os
+
+    from backend import migrations
+
+    tag = uuid.uuid4().hex[:8]
+    role, dbname = f"wm_owner_{tag}", f"wmtest_db_{os.getpid()}_owner_{tag}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin_conn:
+        admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEROLE BYPASSRLS")
+                           .format(sql.Identifier(role)))
+        admin_conn.execute(sql.SQL("GRANT anon, authenticated TO {}").format(sql.Identifier(role)))
+        admin_conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+            sql.Identifier(dbname), sql.Identifier(role)))
+    url = make_conninfo(pg_server_url, dbname=dbname, user=role)
+    owner = Database(url, min_size=0, max_size=1)
+    try:
+        migrations.migrate(url)
+        owner.open(wait=True)
+        with owner.connection() as conn:
+            assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+                                ).fetchone() == (False,)
+            conn.execute("INSERT INTO guardian_links (parent_id, student_id) VALUES (%s, %s)",
+                         (PA, A))
+            for user in (A, B, PA):
+                _run(conn, SEED_PER_OWNER, {"u": user, "now": NOW})
+        assert {r["user_id"] for r in owner.fetch_all(
+            "SELECT user_id FROM user_activity_events")} == {A, B, PA}
+        assert read(owner, IDENTITIES["student A"], "user_activity_events") == {A}
+        assert read(owner, IDENTITIES["parent of A"], "user_sessions") == {PA, A}
+        assert read(owner, IDENTITIES["student B"], "page_view_analytics") == set()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            write(owner, IDENTITIES["admin"], "user_activity_events", "DELETE")
+    finally:
+        owner.close()
+        with psycopg.connect(pg_server_url, autocommit=True) as admin_conn:
+            admin_conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(dbname)))
+            admin_conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
