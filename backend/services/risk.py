@@ -200,25 +200,37 @@ NON_ACTIVITY_TYPES: tuple[str, ...] = ("quest_assigned",)
 #: today (UTC date of now), gap (session gap interval), passive (NON_ACTIVITY_TYPES),
 #: user_ids (uuid[] or NULL for everyone).
 RISK_INPUTS_SQL = """
-WITH seen AS (
-    SELECT e.user_id, min(e.occurred_at) AS first_at,
-           max(e.occurred_at) FILTER (WHERE e.event_type <> ALL (%(passive)s::text[]))
-               AS last_at
-    FROM public.user_activity_events e
-    WHERE e.user_id IS NOT NULL
-      AND e.occurred_at <= %(now)s
-      AND (%(user_ids)s::uuid[] IS NULL OR e.user_id = ANY (%(user_ids)s::uuid[]))
-    GROUP BY e.user_id
+WITH RECURSIVE ids AS (
+    -- Every user id, one index probe each (a skip scan), or just the ones asked for.
+    (SELECT e.user_id FROM public.user_activity_events e
+     WHERE %(user_ids)s::uuid[] IS NULL AND e.user_id IS NOT NULL
+     ORDER BY e.user_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT e.user_id FROM public.user_activity_events e
+            WHERE e.user_id > ids.user_id ORDER BY e.user_id LIMIT 1)
+    FROM ids WHERE ids.user_id IS NOT NULL
+), seen AS (
+    SELECT i.user_id,
+           (SELECT min(e.occurred_at) FROM public.user_activity_events e
+            WHERE e.user_id = i.user_id AND e.occurred_at <= %(now)s) AS first_at,
+           (SELECT max(e.occurred_at) FROM public.user_activity_events e
+            WHERE e.user_id = i.user_id AND e.occurred_at <= %(now)s
+              AND e.event_type <> ALL (%(passive)s::text[])) AS last_at
+    FROM (SELECT user_id FROM ids WHERE user_id IS NOT NULL
+          UNION
+          SELECT unnest(%(user_ids)s::uuid[])) i
 ), students AS (
     SELECT s.* FROM seen s
-    WHERE NOT EXISTS (SELECT 1 FROM public.guardian_links g WHERE g.parent_id = s.user_id)
+    WHERE s.first_at IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM public.guardian_links g WHERE g.parent_id = s.user_id)
 ), win AS (
     SELECT e.user_id, e.occurred_at, e.event_type, e.duration_ms,
            e.event_data ->> 'quest_id' AS quest_id,
            lag(e.occurred_at) OVER (PARTITION BY e.user_id ORDER BY e.occurred_at) AS prev_at
     FROM public.user_activity_events e
-    JOIN students s ON s.user_id = e.user_id
     WHERE e.occurred_at > %(since)s AND e.occurred_at <= %(now)s
+      AND e.user_id IS NOT NULL
+      AND (%(user_ids)s::uuid[] IS NULL OR e.user_id = ANY (%(user_ids)s::uuid[]))
       AND e.event_type <> ALL (%(passive)s::text[])
 ), numbered AS (
     SELECT user_id, occurred_at, duration_ms,
@@ -258,22 +270,26 @@ WITH seen AS (
 ), logins AS (
     SELECT user_id, count(*) AS login_events
     FROM win WHERE event_type = 'login_success' GROUP BY user_id
-), assigned AS (
+), assigned AS MATERIALIZED (
     SELECT e.user_id, e.event_data ->> 'quest_id' AS quest_id,
            max(waymark.try_timestamptz(e.event_data ->> 'due_at')) AS due_at
     FROM public.user_activity_events e
-    JOIN students s ON s.user_id = e.user_id
     WHERE e.event_type = 'quest_assigned' AND e.occurred_at <= %(now)s
+      AND e.user_id IS NOT NULL
+      AND (%(user_ids)s::uuid[] IS NULL OR e.user_id = ANY (%(user_ids)s::uuid[]))
       AND e.event_data ? 'quest_id' AND e.event_data ? 'due_at'
     GROUP BY 1, 2
+), completions AS (
+    SELECT DISTINCT e.user_id, e.event_data ->> 'quest_id' AS quest_id
+    FROM public.user_activity_events e
+    WHERE e.event_type = 'quest_completed' AND e.occurred_at <= %(now)s
+      AND e.user_id IS NOT NULL
+      AND (%(user_ids)s::uuid[] IS NULL OR e.user_id = ANY (%(user_ids)s::uuid[]))
 ), deadlines AS (
     SELECT a.user_id, count(*) AS quests_due,
-           count(*) FILTER (WHERE NOT EXISTS (
-               SELECT 1 FROM public.user_activity_events c
-               WHERE c.user_id = a.user_id AND c.event_type = 'quest_completed'
-                 AND c.occurred_at <= %(now)s
-                 AND c.event_data ->> 'quest_id' = a.quest_id)) AS quests_missed
+           count(*) FILTER (WHERE c.user_id IS NULL) AS quests_missed
     FROM assigned a
+    LEFT JOIN completions c ON c.user_id = a.user_id AND c.quest_id = a.quest_id
     WHERE a.due_at > %(deadlines_since)s AND a.due_at <= %(now)s
     GROUP BY a.user_id
 )
