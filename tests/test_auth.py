@@ -276,3 +276,22 @@ def test_authenticated_with_bypassrls_is_reported() -> None:
     report = security.RoleReport(name="owner", superuser=False, bypass_rls=True,
                                  authenticated_bypasses=True)
     assert security.role_problems(report, testing=True) == [security.AUTHENTICATED_BYPASS_ERROR]
+
+
+def test_create_app_outside_testing_warns_about_a_superuser(
+        app_config: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    import threading
+
+    from backend import create_app
+
+    app_config["TESTING"] = False
+    with caplog.at_level(logging.WARNING, logger="waymark.security"):
+        application = create_app(app_config)
+        try:
+            for thread in threading.enumerate():
+                if thread.name == "waymark-role-check":
+                    thread.join(15)
+        finally:
+            application.extensions["waymark"].close()
+    assert any("superuser" in r.getMessage() and r.levelno == logging.WARNING
+               for r in caplog.records)
