@@ -350,5 +350,8 @@ def install_error_handlers(app: Flask) -> None:
 
 def install(app: Flask, db: Database) -> None:
     """Wire access control into an app: JSON auth errors and the start-up role check."""
+    from backend.extension import get_state
+
     install_error_handlers(app)
-    check_connection_role_soon(db, testing=bool(app.testing))
+    embedded = get_state(app).settings.database_url is None  # local only, superuser by design
+    check_connection_role_soon(db, testing=bool(app.testing) or embedded)
