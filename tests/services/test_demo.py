@@ -24,6 +24,11 @@ def test_load_writes_exactly_the_requested_events(conn: psycopg.Connection[Any])
         "SELECT count(*), max(occurred_at), min(occurred_at) FROM user_activity_events").fetchone()
     assert (summary.events, count) == (3000, 3000)
     assert latest <= NOW
+    conn.execute("ANALYZE user_activity_events")
+    correlation = conn.execute(
+        "SELECT correlation FROM pg_stats WHERE tablename = 'user_activity_events' "
+        "AND attname = 'occurred_at'").fetchone()[0]
+    assert correlation > 0.99  # stored in time order, like real ingestion (BRIN relies on it)
     assert (NOW - earliest).days <= 30
     errors = conn.execute("SELECT count(*) FROM error_events").fetchone()[0]
     error_rows = conn.execute(

@@ -1,0 +1,193 @@
+"""p50/p95 of every analytics endpoint at 1M (and optionally 10M) demo-like events.
+
+``python -m bench.analytics_endpoints`` measures at 1M events; ``--large`` adds 10M
+events (generating them takes several minutes) and prints how p95 grows from 1M to
+10M. Each size gets its own database (``wm_bench_analytics_<events>``); ``--reuse``
+keeps and reuses it when it already holds that many events. The rollup is in place
+(``waymark rollup`` run for every closed day) and the requests go through the whole
+stack: Flask test client, token check, ``as_user`` (RLS) and JSON. Per-user
+endpoints are called by the students themselves, the rest by an admin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+import psycopg
+from flask.testing import FlaskClient
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from backend import create_app, migrations
+from backend.db import Database
+from backend.scripts.analytics_jobs import roll_up
+from bench.common import figure, percentile, server_url
+from bench.generate import generate
+
+SECRET = "waymark-bench-secret-at-least-32-bytes-long!"
+STUDENTS_PER_EVENTS = 500  # one student per this many events (2,000 at 1M)
+DAYS = 90
+
+ADMIN_ENDPOINTS = [
+    "/api/analytics/at-risk-students?days=30&threshold=0.7",
+    "/api/analytics/page-views?days=30",
+    "/api/analytics/popular-quests?days=30&limit=10",
+    "/api/analytics/errors?days=7",
+    "/api/analytics/event-counts?days=30",
+    "/api/analytics/attribution?days=30",
+]
+STUDENT_ENDPOINTS = [
+    "/api/analytics/engagement/{user}?days=30",
+    "/api/analytics/journey/{user}",
+    "/api/analytics/event-counts?days=30",
+]
+
+
+def token(user_id: str, role: str) -> str:
+    """A Supabase-style access token for the benchmark's secret."""
+    now = int(time.time())
+    return jwt.encode({"sub": user_id, "aud": "authenticated", "role": "authenticated",
+                       "iat": now, "exp": now + 3600, "app_metadata": {"role": role}},
+                      SECRET, algorithm="HS256")
+
+
+def _count(url: str) -> int:
+    try:
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM user_activity_events").fetchone()
+            return int(row[0]) if row else 0
+    except psycopg.Error:
+        return -1
+
+
+@contextmanager
+def _database(events: int, reuse: bool) -> Any:
+    """A migrated database holding ``events`` demo-like events, rolled up."""
+    server = server_url()
+    name = f"wm_bench_analytics_{events}"
+    url = make_conninfo(server, dbname=name)
+    if not (reuse and _count(url) == events):
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        migrations.migrate(url)
+        started = time.perf_counter()
+        generate(url, events, students=max(300, events // STUDENTS_PER_EVENTS), days=DAYS)
+        figure(f"generate {events:,} events", time.perf_counter() - started, "s")
+    else:
+        migrations.migrate(url)
+    db = Database(url, min_size=1, max_size=2, name="bench-rollup")
+    db.open(wait=True)
+    try:
+        started = time.perf_counter()
+        days, _ = roll_up(db, now=datetime.now(UTC), lookback_days=DAYS + 5)
+        figure(f"rollup ({days} days to do)", time.perf_counter() - started, "s")
+        with db.connection() as conn:
+            conn.execute("ANALYZE public.page_view_analytics")
+    finally:
+        db.close()
+    try:
+        yield url
+    finally:
+        if not reuse:
+            with psycopg.connect(server, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)))
+
+
+def _students(url: str, count: int) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT user_id FROM user_activity_events WHERE event_type = 'quest_viewed' "
+            "AND user_id IS NOT NULL GROUP BY user_id ORDER BY user_id").fetchall()
+    ids = [str(r[0]) for r in rows]
+    return random.Random(7).sample(ids, min(count, len(ids)))
+
+
+def _time(call: Callable[[], Any], rounds: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def measure(url: str, rounds: int) -> dict[str, tuple[float, float]]:
+    """p50/p95 in ms per endpoint on the database at ``url``."""
+    app = create_app({"WAYMARK_DATABASE_URL": url, "WAYMARK_JWT_SECRET": SECRET,
+                      "TESTING": True, "WAYMARK_POOL_MAX_SIZE": 4})
+    client: FlaskClient = app.test_client()
+    admin = {"Authorization": f"Bearer {token(str(uuid.uuid4()), 'admin')}"}
+    results: dict[str, tuple[float, float]] = {}
+    try:
+        for path in ADMIN_ENDPOINTS:
+            samples = _time(lambda p=path: _ok(client.get(p, headers=admin)), rounds)
+            results[f"admin {path.split('?')[0].rsplit('/', 1)[-1]}"] = _summary(samples)
+        students = _students(url, rounds)
+        for path in STUDENT_ENDPOINTS:
+            turn = iter(students * 3)
+
+            def call(p: str = path, turn: Any = turn) -> None:
+                user = next(turn)
+                headers = {"Authorization": f"Bearer {token(user, 'student')}"}
+                _ok(client.get(p.format(user=user), headers=headers))
+
+            samples = _time(call, len(students))
+            name = path.split("?")[0].replace("/{user}", "").rsplit("/", 1)[-1]
+            results[f"student {name}"] = _summary(samples)
+    finally:
+        app.extensions["waymark"].close()
+    return results
+
+
+def _ok(answer: Any) -> None:
+    if answer.status_code != 200:
+        raise RuntimeError(f"{answer.status_code}: {answer.get_data(as_text=True)[:300]}")
+
+
+def _summary(samples: list[float]) -> tuple[float, float]:
+    return percentile(samples, 50), percentile(samples, 95)
+
+
+def main(argv: list[str]) -> None:
+    """Print p50/p95 per endpoint at 1M events (and 10M with ``--large``)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.analytics_endpoints")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--large", action="store_true", help="also 10M events (minutes)")
+    parser.add_argument("--large-events", type=int, default=10_000_000)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the databases and reuse them when they exist")
+    args = parser.parse_args(argv)
+    sizes = [args.events] + ([args.large_events] if args.large else [])
+    measured: dict[int, dict[str, tuple[float, float]]] = {}
+    for events in sizes:
+        print(f"-- {events:,} events, {DAYS} days, "
+              f"{max(300, events // STUDENTS_PER_EVENTS):,} students", flush=True)
+        with _database(events, args.reuse) as url:
+            measured[events] = measure(url, args.rounds)
+        for name, (p50, p95) in measured[events].items():
+            figure(f"{name} p50 / p95", f"{p50:7.1f} / {p95:7.1f}", "ms")
+    if len(sizes) == 2:
+        small, large = (measured[n] for n in sizes)
+        print(f"-- p95 growth {sizes[0]:,} → {sizes[1]:,} events", flush=True)
+        for name in small:
+            figure(f"{name} p95 ×", large[name][1] / small[name][1])
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
