@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from backend.routes import analytics, health, ingestion
+from backend.routes import analytics, health, ingestion, privacy
 
 
 def register_api(app: Flask) -> None:
     """Mount Waymark's API blueprints under ``/api/analytics``."""
     app.register_blueprint(health.bp)
     app.register_blueprint(ingestion.bp)
+    app.register_blueprint(privacy.bp)
     app.register_blueprint(analytics.bp)

@@ -12,3 +12,7 @@ ALL: list[click.Command] = []
 from backend.scripts import analytics_jobs  # noqa: E402
 
 ALL += analytics_jobs.COMMANDS
+
+from backend.scripts import privacy_jobs  # noqa: E402
+
+ALL += privacy_jobs.COMMANDS

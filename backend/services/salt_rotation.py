@@ -10,14 +10,17 @@ Which salts survive a run at time ``now`` (period = day or month, UTC):
 * salts of future periods (clock skew between instances) are left alone.
 
 Everything else is hard-deleted, one ``salt_destroyed`` audit row per period (the period
-only, never key material), then the table is rewritten with ``VACUUM FULL`` so the key
-does not linger in a dead tuple (falling back to a plain ``VACUUM`` if the rewrite cannot
-get its lock quickly). Once a period's salt is gone nobody can recompute or link that
-period's visitor or network hashes.
+only, never key material), then — at every run — the table is rewritten with
+``VACUUM FULL`` so the key does not linger in a dead tuple (falling back to a plain
+``VACUUM`` if the rewrite cannot get its lock quickly). PostgreSQL must keep a deleted
+row version while any transaction that could still see it is running; the run reports
+such ``lingering`` rows, and the next run (an hour later) removes them. Once a period's
+salt is gone nobody can recompute or link that period's visitor or network hashes.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,8 +45,10 @@ VALUES ('salt_destroyed', jsonb_build_object('period_start', %(period_start)s::t
 """
 
 SET_VACUUM_LOCK_TIMEOUT = "SET lock_timeout = '" + VACUUM_LOCK_TIMEOUT + "'"
-VACUUM_FULL_SALTS = "VACUUM (FULL) public.tracking_salts"
-VACUUM_SALTS = "VACUUM public.tracking_salts"
+VACUUM_FULL_SALTS = "VACUUM (FULL, VERBOSE) public.tracking_salts"
+VACUUM_SALTS = "VACUUM (VERBOSE) public.tracking_salts"
+_CANNOT_REMOVE = re.compile(
+    r"(\d+) (?:dead row versions cannot be removed yet|are dead but not yet removable)")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class RotationResult:
     destroyed: list[datetime] = field(default_factory=list)
     kept: list[datetime] = field(default_factory=list)
     vacuum: str = "none"
+    lingering_dead_rows: int = 0
 
 
 def keep_from(now: datetime, period: str) -> datetime:
@@ -73,9 +79,10 @@ def rotate_salts(db: Database, *, now: datetime, period: str) -> RotationResult:
         destroyed = _destroy_expired(conn, keep_from(now, period))
         rows = conn.execute(
             "SELECT period_start FROM public.tracking_salts ORDER BY period_start").fetchall()
-    vacuum = vacuum_salts(db.url) if destroyed else "none"
+    vacuum, lingering = vacuum_salts(db.url)
     return RotationResult(current_period=current, created=created, destroyed=destroyed,
-                          kept=[row[0] for row in rows], vacuum=vacuum)
+                          kept=[row[0] for row in rows], vacuum=vacuum,
+                          lingering_dead_rows=lingering)
 
 
 def _destroy_expired(conn: psycopg.Connection[Any], oldest_kept: datetime) -> list[datetime]:
@@ -87,16 +94,27 @@ def _destroy_expired(conn: psycopg.Connection[Any], oldest_kept: datetime) -> li
     return destroyed
 
 
-def vacuum_salts(url: str) -> str:
-    """Rewrite the salts table so deleted keys leave no dead tuple; returns how it vacuumed.
+def vacuum_salts(url: str) -> tuple[str, int]:
+    """Rewrite the salts table so deleted keys leave no dead tuple.
 
+    Returns how it vacuumed and how many dead row versions it had to keep because a
+    transaction that might still see them was running (they go at the next run).
     VACUUM cannot run in a transaction, hence a separate autocommit connection.
     """
+    lingering: list[int] = []
+
+    def on_notice(diag: psycopg.errors.Diagnostic) -> None:
+        match = _CANNOT_REMOVE.search(f"{diag.message_primary} {diag.message_detail}")
+        if match:
+            lingering.append(int(match.group(1)))
+
     with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
+        conn.add_notice_handler(on_notice)
         conn.execute(SET_VACUUM_LOCK_TIMEOUT)
         try:
             conn.execute(VACUUM_FULL_SALTS)
-            return "full"
+            mode = "full"
         except psycopg.errors.LockNotAvailable:
             conn.execute(VACUUM_SALTS)
-            return "plain"
+            mode = "plain"
+    return mode, sum(lingering)

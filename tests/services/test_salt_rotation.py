@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from backend.db import Database
 from backend.services import hashing
-from backend.services.salt_rotation import rotate_salts
+from backend.services.salt_rotation import rotate_salts, vacuum_salts
 from backend.services.salts import get_or_create_salt, period_start
 
 DAY = datetime(2026, 3, 10, tzinfo=UTC)
@@ -113,7 +114,7 @@ def test_second_run_in_the_same_period_changes_nothing(
 
     again = rotate_salts(db, now=DAY + timedelta(hours=6), period="day")
 
-    assert (again.created, again.destroyed, again.vacuum) == (False, [], "none")
+    assert (again.created, again.destroyed) == (False, [])
     assert (periods(conn), audit(conn)) == before
 
 
@@ -151,7 +152,7 @@ def test_new_period_salt_is_picked_up_at_the_boundary_without_restart(db: Databa
 
 
 def test_vacuum_leaves_no_copy_of_a_destroyed_key_in_the_table_file(
-        db: Database, conn: psycopg.Connection[Any]) -> None:
+        db: Database, conn: psycopg.Connection[Any], db_url: str) -> None:
     try:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
     except psycopg.Error:
@@ -170,4 +171,14 @@ def test_vacuum_leaves_no_copy_of_a_destroyed_key_in_the_table_file(
     assert old_salt in raw_pages()  # the check below can fail
     result = rotate_salts(db, now=DAY + timedelta(hours=4), period="day")
     assert result.vacuum == "full"
+    # A transaction anywhere that might still see the deleted row makes PostgreSQL keep
+    # it; the job says so, and a later run removes it (here: retry a few times).
+    lingering = result.lingering_dead_rows
+    deadline = time.monotonic() + 20
+    while lingering and time.monotonic() < deadline:
+        assert old_salt in raw_pages()  # reported as lingering: it really is there
+        time.sleep(0.5)
+        lingering = vacuum_salts(db_url)[1]
+    if lingering:
+        pytest.skip("a long transaction elsewhere on this server holds back the xmin horizon")
     assert old_salt not in raw_pages()

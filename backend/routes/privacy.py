@@ -1,0 +1,58 @@
+"""``GET /me/export`` (the caller's own data) and ``DELETE /users/<id>`` (self or admin)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, jsonify, stream_with_context
+from flask.typing import ResponseReturnValue
+
+from backend.auth import AuthError, current_caller, require_caller
+from backend.db import DatabaseUnavailable
+from backend.extension import get_state
+from backend.services.export import prepare_export, stream_export
+from backend.services.forget import forget_user
+
+bp = Blueprint("waymark_privacy", __name__, url_prefix="/api/analytics")
+
+
+@bp.get("/me/export")
+@require_caller()
+def export_me() -> ResponseReturnValue:
+    """Stream everything stored about the caller as one JSON document (any signed-in user)."""
+    caller = current_caller()
+    state = get_state()
+    plan = prepare_export(state.db, caller.user_id)
+    body = stream_export(state.db, plan, now=datetime.now(UTC))
+    return Response(stream_with_context(body), mimetype="application/json", headers={
+        "Content-Disposition": f'attachment; filename="waymark-export-{caller.user_id}.json"',
+        "Cache-Control": "no-store",
+    })
+
+
+@bp.delete("/users/<user_id>")
+@require_caller()
+def forget(user_id: str) -> ResponseReturnValue:
+    """Forget a user everywhere (the user themselves or an admin); answers the receipt."""
+    caller = current_caller()
+    try:
+        target = uuid.UUID(user_id)
+    except ValueError:
+        return jsonify({"error": f"user id must be a UUID, not {user_id!r}"}), 400
+    if target != caller.user_id and not caller.is_admin:
+        raise AuthError(403, "only the user themselves or an admin may delete a user's data")
+    state = get_state()
+    writer = state.parts.get("writer")
+    drop = getattr(writer, "drop_user", None)
+    receipt = forget_user(state.db, target, now=datetime.now(UTC),
+                          drop_queued=drop if callable(drop) else None)
+    return jsonify({"user_id": str(target), **receipt.as_dict()}), 200
+
+
+@bp.errorhandler(DatabaseUnavailable)
+def database_unavailable(exc: DatabaseUnavailable) -> ResponseReturnValue:
+    """The database is down: say so and let the client retry."""
+    response = jsonify({"error": "the database is unavailable; retry in a minute"})
+    response.headers["Retry-After"] = "60"
+    return response, 503

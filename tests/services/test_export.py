@@ -1,0 +1,99 @@
+"""Export: exactly the user's rows from every table, streamed in chunks, audited."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from backend.db import Database
+from backend.services import export, hashing
+from backend.services.salts import get_or_create_salt, period_start
+
+A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
+B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")
+PARENT = uuid.UUID("c0000000-0000-4000-8000-00000000000c")
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url, min_size=1, max_size=2)
+    database.open(wait=True)
+    yield database
+    database.close()
+
+
+def seed(db: Database, conn: psycopg.Connection[Any], events_of_a: int = 3) -> bytes:
+    with db.connection() as c:
+        salt, _ = get_or_create_salt(c, period_start(datetime.now(UTC), "day"))
+    visitor_a = hashing.visitor_hash_for_user(salt, A)
+    with conn.cursor().copy("COPY user_activity_events (occurred_at, user_id, visitor_hash, "
+                            "event_type, event_data) FROM STDIN") as copy:
+        for i in range(events_of_a):
+            copy.write_row((NOW, A, visitor_a, "quest_started", Jsonb({"quest_id": f"q{i}"})))
+        copy.write_row((NOW, B, b"b" * 16, "quest_started", Jsonb({"quest_id": "qb"})))
+        copy.write_row((NOW, None, visitor_a, "page_view", Jsonb({})))
+    conn.execute("INSERT INTO user_sessions (user_id, started_at, last_seen_at) "
+                 "VALUES (%s, now(), now()), (%s, now(), now())", (A, B))
+    conn.execute("INSERT INTO learning_journey_events (user_id, occurred_at, milestone) "
+                 "VALUES (%s, now(), 'badge_earned')", (A,))
+    conn.execute("INSERT INTO guardian_links (parent_id, student_id) VALUES (%s, %s), (%s, %s)",
+                 (PARENT, A, PARENT, B))
+    return visitor_a
+
+
+def test_export_holds_every_row_about_the_user_and_nobody_else(
+        db: Database, conn: psycopg.Connection[Any]) -> None:
+    visitor_a = seed(db, conn)
+
+    document = json.loads("".join(export.export_user(db, A, now=NOW)))
+
+    assert document["user_id"] == str(A)
+    assert document["exported_at"] == NOW.isoformat()
+    tables = document["tables"]
+    events = tables["user_activity_events"]
+    assert len(events) == 4  # three signed-in events and one with their visitor hash
+    assert {e["user_id"] for e in events} == {str(A), None}
+    assert all(e["visitor_hash"] == "\\x" + visitor_a.hex() for e in events)
+    assert [s["user_id"] for s in tables["user_sessions"]] == [str(A)]
+    assert [j["milestone"] for j in tables["learning_journey_events"]] == ["badge_earned"]
+    assert tables["guardian_links"] == [
+        {"parent_id": str(PARENT), "student_id": str(A),
+         "created_at": tables["guardian_links"][0]["created_at"]}]
+    assert str(B) not in json.dumps(document)
+    assert document["counts"]["user_activity_events"] == 4
+
+
+def test_a_long_history_is_streamed_in_several_chunks(
+        db: Database, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(db, conn, events_of_a=3000)
+    monkeypatch.setattr(export, "CHUNK_CHARS", 16 * 1024)
+
+    chunks = list(export.export_user(db, A, now=NOW))
+
+    assert len(chunks) > 5
+    assert max(len(c) for c in chunks) < 17 * 1024
+    assert len(json.loads("".join(chunks))["tables"]["user_activity_events"]) == 3001
+
+
+def test_export_is_audited_with_counts_only(db: Database,
+                                            conn: psycopg.Connection[Any]) -> None:
+    seed(db, conn)
+    "".join(export.export_user(db, A, now=NOW))
+    row = conn.execute("SELECT details FROM privacy_audit WHERE action = 'export'").fetchone()
+    assert row is not None
+    assert row[0]["rows"]["user_activity_events"] == 4 and row[0]["total"] == 7
+    assert str(A) not in json.dumps(row[0])
+
+
+def test_export_of_an_unknown_user_is_an_empty_document(db: Database) -> None:
+    document = json.loads("".join(export.export_user(db, uuid.uuid4(), now=NOW)))
+    assert document["tables"]["user_activity_events"] == []
+    assert sum(document["counts"].values()) == 0
