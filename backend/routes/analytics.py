@@ -116,7 +116,8 @@ def popular_quests() -> ResponseReturnValue:
     days = _days()
     limit = int_arg(request.args, "limit", 10, LIMIT_RANGE)
     now = datetime.now(UTC)
-    return _as_caller(lambda conn: quest_popularity(conn, now=now, days=days, limit=limit))
+    return _as_caller(lambda conn: quest_popularity(conn, now=now, days=days, limit=limit,
+                                                    use_rollup=True))
 
 
 @bp.get("/errors")
@@ -131,12 +132,14 @@ def errors() -> ResponseReturnValue:
 @bp.get("/event-counts")
 @require_caller()
 def event_counts() -> ResponseReturnValue:
-    """Events by category: a student's own, a parent's linked students' (RLS), an admin's all."""
+    """Events by category over the last N UTC days: a student's own, a parent's own and their
+    linked students' (RLS), an admin's all (closed days from the rollup)."""
     days = _days()
     caller = current_caller()
     user_id = caller.user_id if caller.role == "student" else None
     now = datetime.now(UTC)
-    return _as_caller(lambda conn: counts_by_category(conn, now=now, days=days, user_id=user_id))
+    return _as_caller(lambda conn: counts_by_category(conn, now=now, days=days, user_id=user_id,
+                                                      use_rollup=caller.is_admin))
 
 
 @bp.get("/attribution")

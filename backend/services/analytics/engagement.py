@@ -17,7 +17,7 @@ import psycopg
 
 from backend.db import fetch_all, fetch_one
 from backend.services import risk
-from backend.services.analytics.event_counts import event_counts
+from backend.services.analytics.event_counts import count_live
 from backend.services.analytics.sessions import USER_SESSIONS_CTE
 from backend.services.analytics.streaks import streaks
 from backend.services.analytics.window import ratio, window
@@ -59,15 +59,17 @@ def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: dateti
     bound = {**win.params(), "user_id": user_id,
              "gap": timedelta(minutes=params.session_gap_minutes)}
     row = fetch_one(conn, ENGAGEMENT_SQL, bound) or {}
-    counts = event_counts(conn, now=win.now, days=days, user_id=user_id)
+    # (since, now] == [since + 1 µs, now + 1 µs): timestamps have microsecond resolution.
+    tick = timedelta(microseconds=1)
+    by_category = count_live(conn, win.since + tick, win.now + tick, win.now, user_id)
     avg_seconds = row.get("avg_session_seconds")
     assessment = _risk(conn, user_id, win.now, replace(params, window_days=days))
     last_active = row.get("last_active")
     return {
         "user_id": str(user_id),
         **win.describe(),
-        "events_by_category": counts["counts"],
-        "total_events": counts["total"],
+        "events_by_category": by_category,
+        "total_events": sum(by_category.values()),
         "active_days": int(row.get("active_days", 0)),
         "sessions": int(row.get("sessions", 0)),
         "avg_session_minutes": round(float(avg_seconds) / 60, 2) if avg_seconds else None,

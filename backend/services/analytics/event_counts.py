@@ -1,4 +1,9 @@
-"""Event counts by category: what kinds of activity happen (a student sees their own)."""
+"""Event counts by category: what kinds of activity happen (a student sees their own).
+
+``event_counts`` covers calendar days (``daily.py``): for everyone (an admin) closed
+days come from ``event_category_daily``; for one user, or a caller whose rows RLS
+filters, everything is counted live from events (the (user_id, time) index).
+"""
 
 from __future__ import annotations
 
@@ -9,26 +14,52 @@ from typing import Any
 import psycopg
 
 from backend.db import fetch_all
-from backend.services.analytics.window import window
+from backend.services.analytics.daily import calendar_days, live_ranges, rolled_days
 from backend.taxonomy import CATEGORIES
 
-#: Counts per category in the window; ``user_id`` NULL means every row RLS lets through.
+#: Counts per category for ``lo <= occurred_at < hi`` and ``<= now``; ``user_id`` NULL
+#: means every row RLS lets through.
 EVENT_COUNTS_SQL = """
 SELECT event_category AS category, count(*) AS events
 FROM public.user_activity_events
-WHERE occurred_at > %(since)s AND occurred_at <= %(now)s
+WHERE occurred_at >= %(lo)s AND occurred_at < %(hi)s AND occurred_at <= %(now)s
   AND (%(user_id)s::uuid IS NULL OR user_id = %(user_id)s::uuid)
 GROUP BY event_category
 """
 
+ROLLED_COUNTS_SQL = """
+SELECT event_category AS category, sum(events) AS events
+FROM public.event_category_daily
+WHERE day >= %(first_day)s AND day < %(today)s AND day = ANY (%(days)s::date[])
+GROUP BY event_category
+"""
+
+
+def count_live(conn: psycopg.Connection[Any], lo: datetime, hi: datetime, now: datetime,
+               user_id: uuid.UUID | None = None) -> dict[str, int]:
+    """Counts per category from events in ``[lo, hi)`` up to ``now`` (every category)."""
+    counts = dict.fromkeys(CATEGORIES, 0)
+    rows = fetch_all(conn, EVENT_COUNTS_SQL, {"lo": lo, "hi": hi, "now": now, "user_id": user_id})
+    for row in rows:
+        counts[row["category"]] = counts.get(row["category"], 0) + int(row["events"])
+    return counts
+
 
 def event_counts(conn: psycopg.Connection[Any], *, now: datetime, days: int,
-                 user_id: uuid.UUID | None = None) -> dict[str, Any]:
-    """Counts by category (every category present, zeros included) and the total."""
-    win = window(now, days)
-    rows = fetch_all(conn, EVENT_COUNTS_SQL, {**win.params(), "user_id": user_id})
+                 user_id: uuid.UUID | None = None, use_rollup: bool = False) -> dict[str, Any]:
+    """Counts by category over the last ``days`` UTC days (zeros included) and the total.
+
+    ``use_rollup`` is for callers who see every row (admins): the rollup counts everyone.
+    """
+    period = calendar_days(now, days)
     counts = dict.fromkeys(CATEGORIES, 0)
-    for row in rows:
-        counts[row["category"]] = int(row["events"])
-    return {**win.describe(), "user_id": str(user_id) if user_id else None,
-            "counts": counts, "total": sum(counts.values())}
+    rolled = rolled_days(conn, period) if use_rollup and user_id is None else set()
+    if rolled:
+        for row in fetch_all(conn, ROLLED_COUNTS_SQL, {
+                "first_day": period.first_day, "today": period.today, "days": sorted(rolled)}):
+            counts[row["category"]] = counts.get(row["category"], 0) + int(row["events"])
+    for lo, hi in live_ranges(period, rolled):
+        for category, n in count_live(conn, lo, hi, period.now, user_id).items():
+            counts[category] += n
+    return {**period.describe(), "user_id": str(user_id) if user_id else None,
+            "days_from_rollup": len(rolled), "counts": counts, "total": sum(counts.values())}

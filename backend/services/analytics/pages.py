@@ -19,14 +19,14 @@ Averages over several days are exact (sums and sample counts are kept, not avera
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from backend.db import fetch_all
-from backend.services.analytics.window import day_start, ratio, window
+from backend.services.analytics.daily import calendar_days, live_ranges, rolled_days
+from backend.services.analytics.window import ratio
 
 #: Per (day, page) numbers from events with ``lo <= occurred_at < hi`` and ``<= now``.
 DAILY_PAGE_STATS_SQL = """
@@ -75,7 +75,7 @@ ROLLED_UP_SQL = """
 SELECT day, page_path, total_views, unique_visitors, sessions_entered, bounces,
        load_time_samples, load_time_sum_ms, time_on_page_samples, time_on_page_sum_ms
 FROM public.page_view_analytics
-WHERE day >= %(first_day)s AND day < %(today)s
+WHERE day >= %(first_day)s AND day < %(today)s AND day = ANY (%(days)s::date[])
 """
 
 SUMMED = ("total_views", "unique_visitors", "sessions_entered", "bounces", "load_time_samples",
@@ -92,38 +92,17 @@ def daily_page_stats(conn: psycopg.Connection[Any], lo: datetime, hi: datetime,
 
 def page_views(conn: psycopg.Connection[Any], *, now: datetime, days: int) -> dict[str, Any]:
     """Per-page figures for the last ``days`` UTC days (today included), busiest first."""
-    win = window(now, days)
-    today = win.today
-    first_day = today - timedelta(days=days - 1)
-    rolled = fetch_all(conn, ROLLED_UP_SQL, {"first_day": first_day, "today": today})
-    rolled_days = {row["day"] for row in rolled}
-    rows = list(rolled)
-    live_days = 0
-    for lo, hi in _missing_ranges(first_day, today, rolled_days):
-        live_days += (hi - lo).days
-        rows.extend(daily_page_stats(conn, day_start(lo), day_start(hi), win.now))
+    period = calendar_days(now, days)
+    rolled = rolled_days(conn, period)
+    rows = fetch_all(conn, ROLLED_UP_SQL, {"first_day": period.first_day, "today": period.today,
+                                           "days": sorted(rolled)}) if rolled else []
+    for lo, hi in live_ranges(period, rolled):
+        rows.extend(daily_page_stats(conn, lo, hi, period.now))
     pages = [_figures(path, totals) for path, totals in _sum_by_page(rows).items()]
     pages.sort(key=lambda p: (-p["views"], p["page_path"]))
-    return {"days": days, "first_day": first_day.isoformat(), "last_day": today.isoformat(),
-            "until": win.now.isoformat(), "days_from_rollup": len(rolled_days),
-            "days_live": live_days, "unique_visitors_scope": UNIQUE_VISITORS_SCOPE,
+    return {**period.describe(), "days_from_rollup": len(rolled),
+            "days_live": days - len(rolled), "unique_visitors_scope": UNIQUE_VISITORS_SCOPE,
             "total_views": sum(p["views"] for p in pages), "pages": pages}
-
-
-def _missing_ranges(first: date, last: date, present: set[date]) -> Iterator[tuple[date, date]]:
-    """Contiguous ``[lo, hi)`` ranges of days in ``[first, last]`` that are not ``present``."""
-    lo: date | None = None
-    day = first
-    while day <= last:
-        if day in present:
-            if lo is not None:
-                yield lo, day
-                lo = None
-        elif lo is None:
-            lo = day
-        day += timedelta(days=1)
-    if lo is not None:
-        yield lo, last + timedelta(days=1)
 
 
 def _sum_by_page(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:

@@ -1,8 +1,10 @@
-"""Popular quests: popularity = views + 2·starts + 5·completions in the window.
+"""Popular quests: popularity = views + 2·starts + 5·completions over the last N UTC days.
 
-Completion rate = completions ÷ starts of the quest in the window, at most 1 (a quest
-started before the window and completed in it would otherwise push it above 1); no
-start in the window → null. Ties in popularity are broken by quest id.
+Calendar days as in ``daily.py``: closed days from the ``quest_daily`` rollup when the
+caller sees everything (admins), the rest live with the same SQL. Completion rate =
+completions ÷ starts of the quest in the period, at most 1 (a quest started before the
+period and completed in it would otherwise push it above 1); no start → null. Ties in
+popularity are broken by quest id; the title is the greatest one seen.
 """
 
 from __future__ import annotations
@@ -13,39 +15,63 @@ from typing import Any
 import psycopg
 
 from backend.db import fetch_all
-from backend.services.analytics.window import capped_ratio, window
+from backend.services.analytics.daily import calendar_days, live_ranges, rolled_days
+from backend.services.analytics.window import capped_ratio
 
-POPULAR_QUESTS_SQL = """
-SELECT event_data ->> 'quest_id' AS quest_id,
+#: Per (day, quest) figures for ``lo <= occurred_at < hi`` and ``<= now`` (the rollup's SQL).
+DAILY_QUEST_STATS_SQL = """
+SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day,
+       event_data ->> 'quest_id' AS quest_id,
        max(event_data ->> 'quest_title') AS quest_title,
        count(*) FILTER (WHERE event_type = 'quest_viewed') AS views,
        count(*) FILTER (WHERE event_type = 'quest_started') AS starts,
        count(*) FILTER (WHERE event_type = 'quest_completed') AS completions
 FROM public.user_activity_events
 WHERE event_type IN ('quest_viewed', 'quest_started', 'quest_completed')
-  AND occurred_at > %(since)s AND occurred_at <= %(now)s
+  AND occurred_at >= %(lo)s AND occurred_at < %(hi)s AND occurred_at <= %(now)s
   AND event_data ? 'quest_id'
-GROUP BY 1
-ORDER BY count(*) FILTER (WHERE event_type = 'quest_viewed')
-         + 2 * count(*) FILTER (WHERE event_type = 'quest_started')
-         + 5 * count(*) FILTER (WHERE event_type = 'quest_completed') DESC, 1
-LIMIT %(limit)s
+GROUP BY 1, 2
+"""
+
+ROLLED_QUESTS_SQL = """
+SELECT day, quest_id, quest_title, views, starts, completions
+FROM public.quest_daily
+WHERE day >= %(first_day)s AND day < %(today)s AND day = ANY (%(days)s::date[])
 """
 
 
-def popular_quests(conn: psycopg.Connection[Any], *, now: datetime, days: int,
-                   limit: int) -> dict[str, Any]:
-    """The ``limit`` most popular quests of the window, most popular first."""
-    win = window(now, days)
-    rows = fetch_all(conn, POPULAR_QUESTS_SQL, {**win.params(), "limit": limit})
-    quests = []
+def popular_quests(conn: psycopg.Connection[Any], *, now: datetime, days: int, limit: int,
+                   use_rollup: bool = False) -> dict[str, Any]:
+    """The ``limit`` most popular quests of the period, most popular first."""
+    period = calendar_days(now, days)
+    rolled = rolled_days(conn, period) if use_rollup else set()
+    rows = fetch_all(conn, ROLLED_QUESTS_SQL, {
+        "first_day": period.first_day, "today": period.today, "days": sorted(rolled)}) \
+        if rolled else []
+    for lo, hi in live_ranges(period, rolled):
+        rows.extend(fetch_all(conn, DAILY_QUEST_STATS_SQL, {"lo": lo, "hi": hi, "now": period.now}))
+    quests = [_figures(quest_id, totals) for quest_id, totals in _sum_by_quest(rows).items()]
+    quests.sort(key=lambda q: (-q["popularity"], q["quest_id"]))
+    return {**period.describe(), "days_from_rollup": len(rolled), "limit": limit,
+            "formula": "views + 2*starts + 5*completions", "quests": quests[:limit]}
+
+
+def _sum_by_quest(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    totals: dict[str, dict[str, Any]] = {}
     for row in rows:
-        views, starts, completions = int(row["views"]), int(row["starts"]), int(row["completions"])
-        quests.append({
-            "quest_id": row["quest_id"], "quest_title": row["quest_title"],
-            "views": views, "starts": starts, "completions": completions,
+        quest = totals.setdefault(row["quest_id"], {"quest_title": None, "views": 0, "starts": 0,
+                                                    "completions": 0})
+        if row["quest_title"] is not None and (quest["quest_title"] is None
+                                               or row["quest_title"] > quest["quest_title"]):
+            quest["quest_title"] = row["quest_title"]
+        for key in ("views", "starts", "completions"):
+            quest[key] += int(row[key])
+    return totals
+
+
+def _figures(quest_id: str, t: dict[str, Any]) -> dict[str, Any]:
+    views, starts, completions = t["views"], t["starts"], t["completions"]
+    return {"quest_id": quest_id, "quest_title": t["quest_title"], "views": views,
+            "starts": starts, "completions": completions,
             "popularity": views + 2 * starts + 5 * completions,
-            "completion_rate": capped_ratio(completions, starts),
-        })
-    return {**win.describe(), "limit": limit,
-            "formula": "views + 2*starts + 5*completions", "quests": quests}
+            "completion_rate": capped_ratio(completions, starts)}

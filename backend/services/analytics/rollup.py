@@ -1,9 +1,11 @@
-"""The page-view rollup: one row per (closed UTC day, page) in ``page_view_analytics``.
+"""The daily rollups: page views, events per category and quest figures per closed UTC day.
 
-A day is (re)computed when it has no rows yet or when events for it were received
-after it was computed (late, back-dated events: ``occurred_at`` may be up to 31 days
-old), within ``lookback_days``. Each day is replaced in its own short transaction with
-the same SQL the live answer uses, so rolling up never changes an answer.
+``rollup_days`` lists the days whose rows are complete. A closed day is (re)computed
+when it is not listed yet, or — within ``STALE_CHECK_DAYS`` of today, the span in
+which ingestion accepts back-dated events — when an event for it was received after it
+was computed. Each day is replaced in one short transaction with the very SQL the
+live answers use, so rolling up never changes an answer. After back-filling older
+events with SQL, delete their days from ``rollup_days`` and run the job again.
 """
 
 from __future__ import annotations
@@ -15,36 +17,40 @@ import psycopg
 
 from backend.db import fetch_all
 from backend.services.analytics.pages import DAILY_PAGE_STATS_SQL
+from backend.services.analytics.quests import DAILY_QUEST_STATS_SQL
 from backend.services.analytics.window import day_start
 
-#: Closed days in ``[first_day, today)`` that have page events but no rollup rows, or
-#: rollup rows older than an event received for that day (with a margin for writers whose
-#: transactions were still open when the day was computed).
+#: Ingestion accepts events up to 31 days old; one more day for the clock's sake.
+STALE_CHECK_DAYS = 32
+
+#: Closed days in ``[first_day, today)`` not rolled up yet, or rolled up before an event
+#: for them was received (checked only from ``stale_from``; with a margin for writers
+#: whose transactions were still open when the day was computed).
 DAYS_TO_ROLL_SQL = """
-WITH bounds AS (
-    SELECT greatest(%(first_day)s::date,
-                    (SELECT (min(occurred_at) AT TIME ZONE 'UTC')::date
-                     FROM public.user_activity_events WHERE event_type = 'page_view')) AS lo
-), candidates AS (
-    SELECT d::date AS day
-    FROM bounds, generate_series(bounds.lo, %(today)s::date - 1, interval '1 day') AS d
-), rolled AS (
-    SELECT day, min(computed_at) AS computed_at
-    FROM public.page_view_analytics WHERE day >= %(first_day)s GROUP BY day
-)
-SELECT c.day FROM candidates c LEFT JOIN rolled r USING (day)
+SELECT d::date AS day
+FROM generate_series(%(first_day)s::date, %(today)s::date - 1, interval '1 day') AS d
+LEFT JOIN public.rollup_days r ON r.day = d::date
 WHERE r.day IS NULL
-   OR EXISTS (SELECT 1 FROM public.user_activity_events e
-              WHERE e.event_type IN ('page_view', 'page_exit')
-                AND e.occurred_at >= (c.day::timestamp AT TIME ZONE 'UTC')
-                AND e.occurred_at < ((c.day + 1)::timestamp AT TIME ZONE 'UTC')
-                AND e.received_at > r.computed_at - interval '5 minutes')
-ORDER BY c.day
+   OR (d::date >= %(stale_from)s::date AND EXISTS (
+        SELECT 1 FROM public.user_activity_events e
+        WHERE e.occurred_at >= (d::date::timestamp AT TIME ZONE 'UTC')
+          AND e.occurred_at < ((d::date + 1)::timestamp AT TIME ZONE 'UTC')
+          AND e.received_at > r.computed_at - interval '5 minutes'))
+ORDER BY 1
 """
 
-DELETE_DAY_SQL = "DELETE FROM public.page_view_analytics WHERE day = %(day)s"
+#: The first day with any event (the rollup need not look further back).
+FIRST_EVENT_DAY_SQL = """
+SELECT (min(occurred_at) AT TIME ZONE 'UTC')::date AS day FROM public.user_activity_events
+"""
 
-INSERT_DAY_SQL = """
+DELETE_DAY_SQL = (
+    "DELETE FROM public.page_view_analytics WHERE day = %(day)s",
+    "DELETE FROM public.event_category_daily WHERE day = %(day)s",
+    "DELETE FROM public.quest_daily WHERE day = %(day)s",
+)
+
+INSERT_PAGES_SQL = """
 INSERT INTO public.page_view_analytics (
     day, page_path, total_views, unique_visitors, bounce_rate, avg_load_time_ms,
     avg_time_on_page_ms, computed_at, sessions_entered, bounces, load_time_samples,
@@ -58,20 +64,49 @@ SELECT day, page_path, total_views, unique_visitors,
        time_on_page_samples, time_on_page_sum_ms
 FROM (""" + DAILY_PAGE_STATS_SQL + ") stats"  # noqa: S608 - constant SQL fragments only
 
+INSERT_CATEGORIES_SQL = """
+INSERT INTO public.event_category_daily (day, event_category, events)
+SELECT %(day)s, event_category, count(*)
+FROM public.user_activity_events
+WHERE occurred_at >= %(lo)s AND occurred_at < %(hi)s
+GROUP BY event_category
+"""
+
+INSERT_QUESTS_SQL = """
+INSERT INTO public.quest_daily (day, quest_id, quest_title, views, starts, completions)
+SELECT day, quest_id, quest_title, views, starts, completions
+FROM (""" + DAILY_QUEST_STATS_SQL + ") stats"  # noqa: S608 - constant SQL fragments only
+
+MARK_DAY_SQL = """
+INSERT INTO public.rollup_days (day, computed_at) VALUES (%(day)s, now())
+ON CONFLICT (day) DO UPDATE SET computed_at = EXCLUDED.computed_at
+"""
+
 
 def days_to_roll(conn: psycopg.Connection[Any], *, now: datetime,
                  lookback_days: int) -> list[date]:
     """Closed days (before today, UTC) within the lookback that need (re)computing."""
     today = now.date()
+    first_event = fetch_all(conn, FIRST_EVENT_DAY_SQL)
+    first_day = today - timedelta(days=lookback_days)
+    if first_event and first_event[0]["day"] is not None:
+        first_day = max(first_day, first_event[0]["day"])
     rows = fetch_all(conn, DAYS_TO_ROLL_SQL, {
-        "first_day": today - timedelta(days=lookback_days), "today": today})
+        "first_day": first_day, "today": today,
+        "stale_from": today - timedelta(days=STALE_CHECK_DAYS)})
     return [row["day"] for row in rows]
 
 
 def roll_up_day(conn: psycopg.Connection[Any], day: date) -> int:
-    """Replace the rollup rows of one closed day in one transaction; returns pages written."""
+    """Replace one closed day's rollup rows in one transaction; returns page rows written."""
     lo, hi = day_start(day), day_start(day + timedelta(days=1))
+    params = {"day": day, "lo": lo, "hi": hi, "now": hi}
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute(DELETE_DAY_SQL, {"day": day})
-        cur.execute(INSERT_DAY_SQL, {"lo": lo, "hi": hi, "now": hi})
-        return cur.rowcount
+        for statement in DELETE_DAY_SQL:
+            cur.execute(statement, params)
+        cur.execute(INSERT_PAGES_SQL, params)
+        pages = cur.rowcount
+        cur.execute(INSERT_CATEGORIES_SQL, params)
+        cur.execute(INSERT_QUESTS_SQL, params)
+        cur.execute(MARK_DAY_SQL, params)
+        return pages

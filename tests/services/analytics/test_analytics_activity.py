@@ -23,30 +23,33 @@ def at(day: str, hour: int = 12, minute: int = 0) -> datetime:
     return datetime.fromisoformat(f"{day}T{hour:02d}:{minute:02d}:00+00:00")
 
 
-def test_event_counts_by_category_in_the_window(conn: psycopg.Connection[Any]) -> None:
-    now = at("2026-03-10", 12)
+def test_event_counts_by_category_over_calendar_days(conn: psycopg.Connection[Any]) -> None:
+    now = at("2026-03-10", 12)  # days=7: 2026-03-04 00:00 up to now
     add_event(conn, "page_view", now - timedelta(days=1), user_id=A)
     add_event(conn, "page_view", now - timedelta(days=2), user_id=B)
     add_event(conn, "quest_started", now - timedelta(days=3), user_id=A)
     add_event(conn, "my_custom_thing", now - timedelta(hours=1), user_id=A)
-    add_event(conn, "login_success", now - timedelta(days=7, minutes=1), user_id=A)  # outside
-    add_event(conn, "login_success", now + timedelta(minutes=1), user_id=A)  # after now
-    add_event(conn, "login_success", now - timedelta(days=7), user_id=A)  # (since, now]: out
-    add_event(conn, "login_failed", now, user_id=A)  # (since, now]: in
+    add_event(conn, "badge_earned", at("2026-03-04", 0), user_id=A)  # first instant: in
+    add_event(conn, "login_success", at("2026-03-03", 23, 59), user_id=A)  # day before: out
+    add_event(conn, "login_success", now + timedelta(minutes=1), user_id=A)  # after now: out
+    add_event(conn, "login_failed", now, user_id=A)  # at now: in
 
     everyone = event_counts(conn, now=now, days=7)
+    assert (everyone["first_day"], everyone["last_day"]) == ("2026-03-04", "2026-03-10")
     assert everyone["counts"]["navigation"] == 2
     assert everyone["counts"]["quest"] == 1
     assert everyone["counts"]["custom"] == 1
+    assert everyone["counts"]["badge"] == 1
     assert everyone["counts"]["auth"] == 1
-    assert everyone["counts"]["badge"] == 0
-    assert everyone["total"] == 5
+    assert everyone["counts"]["tutor"] == 0
+    assert everyone["total"] == 6
 
     mine = event_counts(conn, now=now, days=7, user_id=A)
     assert mine["counts"]["navigation"] == 1
-    assert mine["total"] == 4
+    assert mine["total"] == 5
     later = event_counts(conn, now=now + timedelta(minutes=1), days=7, user_id=A)
     assert later["counts"]["auth"] == 2  # the failed login at now and the one a minute later
+    assert event_counts(conn, now=now, days=1)["total"] == 2  # today: the custom event, the failed login
 
 
 def _active(conn: psycopg.Connection[Any], user: uuid.UUID, *days: str) -> None:

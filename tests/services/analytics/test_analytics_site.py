@@ -11,6 +11,7 @@ from analytics_support import add_error, add_event
 
 from backend.services.analytics.attribution import attribution
 from backend.services.analytics.errors import error_summary
+from backend.services.analytics.event_counts import event_counts
 from backend.services.analytics.pages import page_views
 from backend.services.analytics.quests import popular_quests
 from backend.services.analytics.rollup import days_to_roll, roll_up_day
@@ -121,15 +122,15 @@ def test_page_views_are_identical_before_and_after_the_rollup(
         roll_up_day(conn, day)
     after = page_views(conn, now=NOW, days=3)
     assert after["pages"] == before["pages"] == EXPECTED_PAGES
-    assert (after["days_from_rollup"], after["days_live"]) == (1, 2)  # 05-08 had no views
+    assert (after["days_from_rollup"], after["days_live"]) == (2, 1)  # 05-08, 05-09; today
     assert page_views(conn, now=NOW, days=2)["pages"] == one_day["pages"]
     rolled = conn.execute(
         "SELECT page_path, total_views, unique_visitors, bounce_rate, avg_load_time_ms, "
         "avg_time_on_page_ms FROM page_view_analytics WHERE day = '2026-05-09' "
         "ORDER BY page_path").fetchall()
     assert rolled == [("/", 3, 3, 2 / 3, 700 / 3, 60000.0), ("/quests", 2, 1, 1.0, 300.0, 60000.0)]
-    # Only the day without rows is left; a second run changes nothing.
-    assert days_to_roll(conn, now=NOW, lookback_days=30) == [date(2026, 5, 8)]
+    # A second run has nothing to do.
+    assert days_to_roll(conn, now=NOW, lookback_days=30) == []
 
 
 def test_a_late_event_makes_its_day_roll_up_again(conn: psycopg.Connection[Any]) -> None:
@@ -137,14 +138,40 @@ def test_a_late_event_makes_its_day_roll_up_again(conn: psycopg.Connection[Any])
     _received_an_hour_ago(conn)
     for day in days_to_roll(conn, now=NOW, lookback_days=30):
         roll_up_day(conn, day)
-    assert days_to_roll(conn, now=NOW, lookback_days=30) == [date(2026, 5, 8)]
+    assert days_to_roll(conn, now=NOW, lookback_days=30) == []
     add_event(conn, "page_view", at("2026-05-09", 20), page_path="/badges", session_id=S4,
               visitor_hash=V3)
-    assert days_to_roll(conn, now=NOW, lookback_days=30) == [date(2026, 5, 8), date(2026, 5, 9)]
+    assert days_to_roll(conn, now=NOW, lookback_days=30) == [date(2026, 5, 9)]
+    stale = next(p for p in page_views(conn, now=NOW, days=3)["pages"]
+                 if p["page_path"] == "/badges")
+    assert stale["views"] == 1  # the rolled-up day does not know yet
     roll_up_day(conn, date(2026, 5, 9))
     badges = next(p for p in page_views(conn, now=NOW, days=3)["pages"]
                   if p["page_path"] == "/badges")
     assert badges["views"] == 2
+
+
+def test_event_counts_and_quests_are_identical_before_and_after_the_rollup(
+        conn: psycopg.Connection[Any]) -> None:
+    _page_data(conn)
+    for day, quest, kind in (("2026-05-08", "q1", "quest_viewed"), ("2026-05-09", "q1",
+                             "quest_started"), ("2026-05-10", "q1", "quest_completed"),
+                             ("2026-05-09", "q2", "quest_viewed"), ("2026-05-06", "q2",
+                             "quest_completed")):
+        add_event(conn, kind, at(day, 8), user_id=A,
+                  data={"quest_id": quest, "quest_title": f"Quest {quest}"})
+    _received_an_hour_ago(conn)
+    counts = event_counts(conn, now=NOW, days=3, use_rollup=True)
+    quests = popular_quests(conn, now=NOW, days=3, limit=10, use_rollup=True)
+    assert counts["counts"]["navigation"] == 10 and counts["counts"]["quest"] == 4  # 8 + 2 today
+    assert [(q["quest_id"], q["popularity"]) for q in quests["quests"]] == [("q1", 8), ("q2", 1)]
+    for day in days_to_roll(conn, now=NOW, lookback_days=30):
+        roll_up_day(conn, day)
+    counts_after = event_counts(conn, now=NOW, days=3, use_rollup=True)
+    quests_after = popular_quests(conn, now=NOW, days=3, limit=10, use_rollup=True)
+    assert counts_after["days_from_rollup"] == quests_after["days_from_rollup"] == 2
+    assert counts_after["counts"] == counts["counts"]
+    assert quests_after["quests"] == quests["quests"]
 
 
 def test_error_summary(conn: psycopg.Connection[Any]) -> None:
