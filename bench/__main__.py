@@ -6,7 +6,7 @@ import importlib
 import sys
 
 #: module names under bench/, each with a ``main(argv) -> None`` that prints its figures.
-BENCHMARKS: list[str] = ["rls_query"]
+BENCHMARKS: list[str] = ["rls_query", "retention"]
 
 
 def main() -> None:

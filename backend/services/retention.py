@@ -29,7 +29,7 @@ ProgressFn = Callable[[int], None]
 
 MIN_BLOCKS = 16
 MAX_BLOCKS = 65_536
-FIRST_BLOCKS = 128
+FIRST_BLOCKS = 32
 
 #: a superset of what waymark.scrub_jsonb changes, checked on the JSON text first so
 #: documents without anything to scrub skip the (slower) recursive function.
@@ -135,8 +135,11 @@ DELETE FROM public.privacy_audit
 WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND occurred_at < %(cutoff)s
 """
 
-TABLE_BLOCKS = """
-SELECT (pg_relation_size(%(table)s::regclass) / current_setting('block_size')::int)::bigint
+TABLE_EXTENT = """
+SELECT (pg_relation_size(c.oid) / current_setting('block_size')::int)::bigint AS blocks,
+       CASE WHEN c.reltuples > 0 AND c.relpages > 0 THEN c.reltuples / c.relpages END
+           AS rows_per_block
+FROM pg_class c WHERE c.oid = %(table)s::regclass
 """
 
 INSERT_AUDIT = """
@@ -193,16 +196,25 @@ class RunStats:
 
 @dataclass
 class _Batcher:
-    """Adapts the block range per batch so each transaction lasts about ``target``."""
+    """Sizes each block range so one batch lasts about ``target`` seconds.
+
+    The size assumes every row of a range qualifies (``rows_per_block`` rows at the
+    learned cost per changed row), so walking from an empty region into a dense one
+    never produces an oversized transaction; empty regions just take more, cheap, batches.
+    """
 
     target: float
     blocks: int = FIRST_BLOCKS
+    rows_per_block: float = 50.0
+    seconds_per_row: float = 5e-5
 
-    def adapt(self, elapsed: float) -> None:
-        if elapsed < self.target / 2:
-            self.blocks = min(MAX_BLOCKS, self.blocks * 2)
-        elif elapsed > self.target:
-            self.blocks = max(MIN_BLOCKS, self.blocks // 2)
+    def adapt(self, elapsed: float, changed: int) -> None:
+        if changed:
+            self.seconds_per_row = (self.seconds_per_row + elapsed / changed) / 2
+        ideal = int(self.target / (self.rows_per_block * self.seconds_per_row))
+        if elapsed > self.target:
+            ideal = min(ideal, self.blocks // 2)
+        self.blocks = max(MIN_BLOCKS, min(MAX_BLOCKS, ideal, self.blocks * 4))
 
 
 def pii_hint(pii_keys: Sequence[str]) -> str:
@@ -211,10 +223,13 @@ def pii_hint(pii_keys: Sequence[str]) -> str:
     return f'{PII_HINT}|"(?:{keys})": ' if keys else PII_HINT
 
 
-def table_blocks(db: Database, table: str) -> int:
-    """How many 8 kB blocks the table has now: the extent one run walks."""
-    row = db.fetch_one(TABLE_BLOCKS, {"table": f"public.{table}"})
-    return int(next(iter(row.values()))) if row else 0
+def table_extent(db: Database, table: str) -> tuple[int, float | None]:
+    """How many blocks the table has now (the extent one run walks), and rows per block."""
+    row = db.fetch_one(TABLE_EXTENT, {"table": f"public.{table}"})
+    if row is None:
+        return 0, None
+    per_block = row["rows_per_block"]
+    return int(row["blocks"]), float(per_block) if per_block else None
 
 
 def run_in_block_batches(db: Database, statement: str, params: dict[str, Any], *,
@@ -232,13 +247,14 @@ def run_in_block_batches(db: Database, statement: str, params: dict[str, Any], *
         started = time.perf_counter()
         with db.connection() as conn, conn.cursor() as cur:
             cur.execute(statement, {**params, "lo": f"({lo},0)", "hi": f"({hi},0)"})
-            done += max(cur.rowcount, 0)
+            changed = max(cur.rowcount, 0)
         elapsed = time.perf_counter() - started
+        done += changed
         stats.batches += 1
         stats.longest_batch_seconds = max(stats.longest_batch_seconds, elapsed)
         if progress is not None:
             progress(hi - lo)
-        batcher.adapt(elapsed)
+        batcher.adapt(elapsed, changed)
         lo = hi
     return done
 
@@ -248,12 +264,14 @@ def _run(db: Database, action: str, steps: Sequence[tuple[str, str]], params: di
          progress: ProgressFn | None, on_start: Callable[[int], None] | None) -> RunStats:
     started = time.perf_counter()
     stats = RunStats(action=action, cutoff=cutoff)
-    extents = [(table, sql, table_blocks(db, table)) for table, sql in steps]
-    stats.blocks = sum(blocks for _, _, blocks in extents)
+    extents = [(table, sql, *table_extent(db, table)) for table, sql in steps]
+    stats.blocks = sum(blocks for _, _, blocks, _ in extents)
     if on_start is not None:
         on_start(stats.blocks)
-    for table, sql, blocks in extents:
+    for table, sql, blocks, per_block in extents:
         batcher = _Batcher(target=target_seconds, blocks=first_blocks)
+        if per_block:
+            batcher.rows_per_block = per_block
         changed = run_in_block_batches(db, sql, params, blocks=blocks, stats=stats,
                                        batcher=batcher, progress=progress)
         stats.rows[table] = stats.rows.get(table, 0) + changed
