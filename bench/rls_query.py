@@ -209,6 +209,18 @@ def report(db: Database, rounds: int) -> None:
     rls_only = [timed(lambda: run_as(db, claims(student, "student"), RLS_ONLY,
                                      {"since": since})) for _ in range(3)]
     figure("student, RLS alone picks the rows (p50 of 3)", statistics.median(rls_only), "ms")
+    admin_scan: dict[str, list[float]] = {"admin (RLS)": [], "service connection": []}
+    for _ in range(5):
+        admin_scan["admin (RLS)"].append(timed(lambda: run_as(
+            db, claims(uuid.uuid4(), "admin"), RLS_ONLY, {"since": since})))
+        admin_scan["service connection"].append(timed(lambda: db.fetch_all(
+            RLS_ONLY, {"since": since})))
+    for name, values in admin_scan.items():
+        figure(f"everyone's last 30 days by category, {name} p50 of 5",
+               statistics.median(values), "ms")
+    figure("ratio admin (RLS) / service connection, whole-table scan",
+           statistics.median(admin_scan["admin (RLS)"])
+           / statistics.median(admin_scan["service connection"]))
 
 
 if __name__ == "__main__":
