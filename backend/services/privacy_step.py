@@ -27,6 +27,7 @@ log = logging.getLogger("waymark.privacy")
 
 UA_CACHE_SIZE = 4096
 TOKEN_CACHE_SIZE = 4096
+USER_HASH_CACHE_SIZE = 50_000
 MAX_UA_LENGTH = 1000  # longer strings are not browsers; do not spend a parse on them
 
 
@@ -40,6 +41,9 @@ class UAInfo(NamedTuple):
 
 
 NO_UA = UAInfo(None, None, None, None)
+
+#: a connection, or a function that opens one only when it is needed.
+Conn = psycopg.Connection[Any] | Callable[[], psycopg.Connection[Any]]
 
 
 def _family(name: str | None) -> str | None:
@@ -80,11 +84,13 @@ class SaltCache:
         self._salts: dict[datetime, bytes] = {}
         self.created = 0
 
-    def salt_for(self, conn: psycopg.Connection[Any], at: datetime) -> bytes:
+    def salt_for(self, conn: Conn, at: datetime) -> bytes:
         """The salt of the period containing ``at``; one database round trip per period."""
         start = salts.period_start(at, self.period)
         salt = self._salts.get(start)
         if salt is None:
+            if callable(conn):  # a connection is opened only when a salt is not cached
+                conn = conn()
             with conn.transaction():
                 salt, created = salts.get_or_create_salt(conn, start)
             self.created += int(created)
@@ -149,8 +155,21 @@ class PrivacyStep:
         self.tokens = TokenCache(verify or token_verifier(settings), {})
         self.reduce = functools.lru_cache(maxsize=UA_CACHE_SIZE)(reduce_user_agent)
         self.invalid_tokens = 0
+        self._user_hashes: dict[tuple[bytes, Any], bytes] = {}
 
-    def apply(self, conn: psycopg.Connection[Any], item: dict[str, Any]) -> dict[str, Any] | str:
+    def user_hash(self, salt: bytes, user_id: Any) -> bytes:
+        """A signed-in user's visitor hash, memoised per salt (users send many events)."""
+        key = (salt, user_id)
+        found = self._user_hashes.get(key)
+        if found is None:
+            if len(self._user_hashes) >= USER_HASH_CACHE_SIZE or (
+                    self._user_hashes and next(iter(self._user_hashes))[0] != salt):
+                # full, or a new period began: an old salt must not linger in memory
+                self._user_hashes.clear()
+            found = self._user_hashes[key] = hashing.visitor_hash_for_user(salt, user_id)
+        return found
+
+    def apply(self, conn: Conn, item: dict[str, Any]) -> dict[str, Any] | str:
         """The storable row of ``item``, or the reason it is not stored (e.g. a crawler)."""
         row: dict[str, Any] = item["row"]
         client: dict[str, Any] | None = item.get("client")
@@ -159,7 +178,7 @@ class PrivacyStep:
             row["user_id"] = user_id
             if user_id is not None:
                 salt = self.salts.salt_for(conn, item["received_at"])
-                row["visitor_hash"] = hashing.visitor_hash_for_user(salt, user_id)
+                row["visitor_hash"] = self.user_hash(salt, user_id)
             self._hash_refs(item, row, conn)
             return row
         info = self.reduce(client.get("ua") or "")
@@ -173,7 +192,7 @@ class PrivacyStep:
         salt = self.salts.salt_for(conn, item["received_at"])
         ip = client.get("ip") or ""
         if user_id is not None:
-            row["visitor_hash"] = hashing.visitor_hash_for_user(salt, user_id)
+            row["visitor_hash"] = self.user_hash(salt, user_id)
         else:
             row["visitor_hash"] = hashing.visitor_hash_for_client(
                 salt, client.get("origin") or "", ip, client.get("ua") or "")
@@ -185,7 +204,7 @@ class PrivacyStep:
         return row
 
     def _hash_refs(self, item: dict[str, Any], row: dict[str, Any],
-                   conn: psycopg.Connection[Any]) -> None:
+                   conn: Conn) -> None:
         """Store body-supplied identifiers (``/measure``'s user_id) only as keyed hashes."""
         refs: dict[str, str] | None = item.get("hash_refs")
         if not refs:

@@ -203,20 +203,57 @@ def join_open_sessions(conn: psycopg.Connection[Any], segments: list[Segment]) -
             segments[idx].session_id = session_id
 
 
-def record_sessions(conn: psycopg.Connection[Any], rows: list[dict[str, Any]],
-                    pings: list[dict[str, Any]]) -> int:
-    """Upsert the sessions of a batch and set each row's ``session_id``; returns segments."""
+def assign_sessions(conn: psycopg.Connection[Any], rows: list[dict[str, Any]],
+                    pings: list[dict[str, Any]],
+                    segments: list[Segment] | None = None) -> list[Segment]:
+    """Phase 1, before the events are inserted: record launches, give rows a session_id.
+
+    ``segments`` may be passed when ``segments_of(rows)`` was computed beforehand (the
+    writer does that off the database thread); they are re-used as given.
+    """
     launches = launch_segments(pings)
     if launches:
         with conn.cursor() as cur:
             cur.execute(UPSERT_SESSIONS, _columns(launches))
-    segments = segments_of(rows)
-    if not segments:
-        return len(launches)
-    join_open_sessions(conn, segments)
-    with conn.cursor() as cur:
-        cur.execute(UPSERT_SESSIONS, _columns(segments))
+    if segments is None:
+        segments = segments_of(rows)
+    if segments:
+        join_open_sessions(conn, segments)
     for segment in segments:
         for row in segment.rows:
             row["session_id"] = segment.session_id
-    return len(segments) + len(launches)
+    return segments
+
+
+def _recount(segment: Segment, kept: list[dict[str, Any]]) -> Segment:
+    """The segment rebuilt from the rows that were really inserted (not duplicates)."""
+    fresh = _open_segment(kept[0], first=segment.first_of_key)
+    fresh.session_id = segment.session_id
+    for row in kept:
+        _add(fresh, row)
+    return fresh
+
+
+def upsert_sessions(conn: psycopg.Connection[Any], segments: list[Segment],
+                    inserted: set[Any] | None) -> int:
+    """Phase 2, after the insert: count only the rows inserted (``None``: all of them)."""
+    if inserted is not None:
+        counted = []
+        for segment in segments:
+            kept = [r for r in segment.rows if r["event_id"] in inserted]
+            if len(kept) == len(segment.rows):
+                counted.append(segment)
+            elif kept:
+                counted.append(_recount(segment, kept))
+        segments = counted
+    if segments:
+        with conn.cursor() as cur:
+            cur.execute(UPSERT_SESSIONS, _columns(segments))
+    return len(segments)
+
+
+def record_sessions(conn: psycopg.Connection[Any], rows: list[dict[str, Any]],
+                    pings: list[dict[str, Any]]) -> int:
+    """Both phases at once, for rows known to be new; returns the segments touched."""
+    segments = assign_sessions(conn, rows, pings)
+    return upsert_sessions(conn, segments, None) + len(launch_segments(pings))

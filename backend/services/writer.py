@@ -22,11 +22,14 @@ import time
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from backend.config import Settings
 from backend.db import is_transient
@@ -46,9 +49,15 @@ EVENT_COLUMNS = ("event_id", "occurred_at", "received_at", "user_id", "visitor_h
 EVENT_TYPES_SQL = ("uuid", "timestamptz", "timestamptz", "uuid", "bytea", "bytea", "uuid", "text",
                    "text", "text", "text", "text", "text", "text", "text", "int4", "int4", "int2",
                    "text", "jsonb", "text", "text", "text")
-_COLS = ", ".join(EVENT_COLUMNS)
+#: the writer's COPY order: session_id last, so the rest is built before sessions are known.
+_PRE_COLUMNS = tuple(c for c in EVENT_COLUMNS if c != "session_id")
+_COPY_COLUMNS = (*_PRE_COLUMNS, "session_id")
+_COPY_TYPES = (*(t for c, t in zip(EVENT_COLUMNS, EVENT_TYPES_SQL, strict=True)
+                 if c != "session_id"), "uuid")
+_COLS = ", ".join(_COPY_COLUMNS)
 
-PREPARE = f"""{LOCK_SHARED};
+PREPARE = f"""BEGIN;
+{LOCK_SHARED};
 CREATE TEMP TABLE IF NOT EXISTS wm_stage_events
     (LIKE public.user_activity_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"""
 COPY_EVENTS = f"COPY wm_stage_events ({_COLS}) FROM STDIN (FORMAT BINARY)"  # noqa: S608
@@ -56,11 +65,8 @@ INSERT_EVENTS = f"""
 INSERT INTO public.user_activity_events ({_COLS})
 SELECT {_COLS} FROM wm_stage_events s WHERE {NOT_FORGOTTEN}
 ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id
 """  # noqa: S608 - constants only
-KNOWN_EVENT_IDS = "SELECT event_id FROM public.user_activity_events WHERE event_id = ANY(%s)"
-FORGOTTEN_USERS = f"""
-SELECT s.user_id FROM unnest(%s::uuid[]) AS s(user_id) WHERE NOT {NOT_FORGOTTEN}
-"""  # noqa: S608
 DEAD_LETTER = """
 INSERT INTO waymark.dead_letters (kind, sqlstate, error, payload)
 VALUES (%(kind)s, %(sqlstate)s, %(error)s, %(payload)s::jsonb)
@@ -69,6 +75,8 @@ VALUES (%(kind)s, %(sqlstate)s, %(error)s, %(payload)s::jsonb)
 BACKOFF_FIRST = 0.05
 BACKOFF_CAP = 2.0
 IDLE_POLL = 0.1
+#: with a backlog of at least one batch, a batch may grow to this many times batch_size.
+BACKLOG_FACTOR = 8
 HURRY_POLL = 0.05  # how soon a waiting batch notices flush()
 
 
@@ -84,12 +92,15 @@ class EventWriter:
     """Owns the queue and the writer thread of one process (see the module docstring)."""
 
     def __init__(self, url: str, settings: Settings, *, before_store: BeforeStore | None = None,
-                 privacy: PrivacyStep | None = None, name: str = "waymark-writer") -> None:
+                 privacy: PrivacyStep | None = None, name: str = "waymark-writer",
+                 autostart: bool = True, backlog_factor: int = BACKLOG_FACTOR) -> None:
         self.url = url
         self.settings = settings
         self.before_store = before_store
         self.privacy = privacy or PrivacyStep(settings)
         self.name = name
+        self.autostart = autostart
+        self.backlog_factor = max(1, backlog_factor)
         self.counters: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -101,7 +112,12 @@ class EventWriter:
         """Fresh queue, thread slot and connection: at start, and in a forked child."""
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=self.settings.queue_size)
         self._thread: threading.Thread | None = None
+        self._db_thread: threading.Thread | None = None
+        #: prepared batches waiting for the database stage (at most two: memory stays bounded)
+        self._handoff: queue.Queue[tuple[int, dict[str, list[dict[str, Any]]]] | None] = \
+            queue.Queue(maxsize=2)
         self._conn: psycopg.Connection[Any] | None = None
+        self._salt_conn: psycopg.Connection[Any] | None = None
         self._stop = threading.Event()
         self._hurry = threading.Event()
         self._give_up_at: float | None = None
@@ -113,7 +129,7 @@ class EventWriter:
 
     def submit(self, item: dict[str, Any]) -> bool:
         """Queue one item without blocking; False (and counted) when full or closed."""
-        if self._thread is None:
+        if self._thread is None and self.autostart:
             self._start()
         if self._closed:
             self.dropped["closed"] += 1
@@ -130,9 +146,17 @@ class EventWriter:
         """Whether ``count`` more items fit now (a batch endpoint checks before queuing)."""
         return self._queue.maxsize - self._queue.qsize() >= count
 
+    def start(self) -> None:
+        """Start the threads now (``submit`` does it lazily unless ``autostart=False``)."""
+        self._start()
+
     def _start(self) -> None:
         with self._lock:
             if self._thread is None and not self._closed:
+                db_thread = threading.Thread(target=self._run_db, name=f"{self.name}-db",
+                                             daemon=True)
+                db_thread.start()
+                self._db_thread = db_thread
                 thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 thread.start()
                 self._thread = thread
@@ -161,9 +185,11 @@ class EventWriter:
             self.dropped["unwritten_at_exit"] += left
         self._give_up_at = time.monotonic()
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=1.0)
+        for thread in (self._thread, self._db_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=1.0)
         self._disconnect()
+        self._disconnect_salts()
 
     def drop_user(self, user_id: uuid.UUID | str) -> int:
         """Remove still-queued items that name ``user_id`` (forget runs this before deleting)."""
@@ -202,18 +228,43 @@ class EventWriter:
     # ---- the writer thread --------------------------------------------------------------
 
     def _run(self) -> None:
+        """Stage 1 (the named thread): gather batches and run the privacy step on them."""
         while True:
             batch = self._collect()
             if batch is None:
+                self._handoff.put(None)
                 return
+            prepared = None
             try:
-                self._process(batch)
+                prepared = self._retrying(len(batch), partial(self._prepare, None, batch),
+                                          self._disconnect_salts)
             except Exception:  # noqa: BLE001 - the thread must survive anything
-                log.exception("waymark writer: a batch of %d failed unexpectedly", len(batch))
+                log.exception("waymark writer: preparing a batch of %d failed", len(batch))
                 self.dropped["internal_error"] += len(batch)
+            if prepared is None:
+                self._done(len(batch))
+            else:
+                self._handoff.put((len(batch), prepared))  # waits while the DB is 2 behind
+
+    def _run_db(self) -> None:
+        """Stage 2: write prepared batches, in order, while stage 1 prepares the next one."""
+        while True:
+            job = self._handoff.get()
+            if job is None:
+                return
+            count, prepared = job
+            try:
+                self._retrying(count, partial(self._write_split, None, prepared),
+                               self._disconnect)
+            except Exception:  # noqa: BLE001 - the thread must survive anything
+                log.exception("waymark writer: a batch of %d failed unexpectedly", count)
+                self.dropped["internal_error"] += count
             finally:
-                for _ in batch:
-                    self._queue.task_done()
+                self._done(count)
+
+    def _done(self, count: int) -> None:
+        for _ in range(count):
+            self._queue.task_done()
 
     def _collect(self) -> list[dict[str, Any]] | None:
         """Block for the first item, then gather up to ``batch_size`` or until the interval."""
@@ -227,6 +278,8 @@ class EventWriter:
         batch = [first]
         deadline = time.monotonic() + self.settings.flush_interval
         size = self.settings.batch_size
+        if self._queue.qsize() >= size:  # a backlog: fewer, larger transactions catch up faster
+            size *= self.backlog_factor
         while len(batch) < size:
             remaining = deadline - time.monotonic()
             try:
@@ -239,25 +292,24 @@ class EventWriter:
                     break
         return batch
 
-    def _process(self, batch: list[dict[str, Any]]) -> None:
-        """Prepare once, then write with retries while the failures are transient."""
-        prepared: dict[str, list[dict[str, Any]]] | None = None
+    def _retrying(self, count: int, action: Callable[[], Any],
+                  reset: Callable[[], None]) -> Any:
+        """Run ``action`` until it succeeds, retrying transient failures with capped backoff.
+
+        Returns None when giving up at exit (the ``count`` items are counted as unwritten).
+        """
         attempt = 0
         while True:
             try:
-                conn = self._connection()
-                if prepared is None:
-                    prepared = self._prepare(conn, batch)
-                self._write_split(conn, prepared)
-                return
+                return action()
             except Exception as exc:
                 if not is_transient(exc):
                     raise
-                self._disconnect()
+                reset()
                 if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
-                    log.error("waymark writer: giving up on %d events at exit: %s", len(batch), exc)
-                    self.dropped["unwritten_at_exit"] += len(batch)
-                    return
+                    log.error("waymark writer: giving up on %d events at exit: %s", count, exc)
+                    self.dropped["unwritten_at_exit"] += count
+                    return None
                 self.counters["retried"] += 1
                 delay = min(BACKOFF_CAP, BACKOFF_FIRST * (2 ** attempt))
                 attempt += 1
@@ -266,13 +318,13 @@ class EventWriter:
                             delay)
                 time.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311 - jitter only
 
-    def _prepare(self, conn: psycopg.Connection[Any],
+    def _prepare(self, conn: psycopg.Connection[Any] | None,
                  batch: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         """Run the privacy step and the ``before_store`` hook; split rows by kind."""
         out: dict[str, list[dict[str, Any]]] = {"event": [], "error": [], "session": []}
         skipped: Counter[str] = Counter()
         for item in batch:
-            result = self.privacy.apply(conn, item)
+            result = self.privacy.apply(conn or self._salt_connection, item)
             if isinstance(result, str):
                 skipped[f"crawler:{result}"] += 1
                 continue
@@ -287,27 +339,34 @@ class EventWriter:
                     self.counters["skipped_by_hook"] += 1
                     continue
                 result = hooked
-            out[item.get("kind", "event")].append(result)
+            kind = item.get("kind", "event")
+            if kind == "event":
+                result["_copy"] = tuple([result.get(name) for name in _PRE_COLUMNS])
+            out[kind].append(result)
         self.dropped.update(skipped)
+        out["event"] = _unique(out["event"])
+        out["_segments"] = sessions.segments_of(out["event"])  # type: ignore[assignment]
         return out
 
-    def _write_split(self, conn: psycopg.Connection[Any],
+    def _write_split(self, conn: psycopg.Connection[Any] | None,
                      rows: dict[str, list[dict[str, Any]]]) -> None:
         """Write a batch; on a data error write each half, down to the single bad row."""
+        conn = conn or self._connection()
         try:
             self._write(conn, rows)
             return
         except Exception as exc:
             if is_transient(exc):
                 raise
-            total = sum(len(v) for v in rows.values())
+            total = sum(len(v) for k, v in rows.items() if not k.startswith("_"))
             if total <= 1:
                 self._dead_letter(conn, rows, exc)
                 return
             log.warning("waymark writer: %s in a batch of %d; splitting it", exc, total)
         first: dict[str, list[dict[str, Any]]] = {}
         second: dict[str, list[dict[str, Any]]] = {}
-        flat = [(kind, row) for kind, kind_rows in rows.items() for row in kind_rows]
+        flat = [(kind, row) for kind, kind_rows in rows.items() if not kind.startswith("_")
+                for row in kind_rows]
         half = len(flat) // 2
         for index, (kind, row) in enumerate(flat):
             row.pop("session_id", None)
@@ -316,54 +375,41 @@ class EventWriter:
         self._write_split(conn, second)
 
     def _write(self, conn: psycopg.Connection[Any], rows: dict[str, list[dict[str, Any]]]) -> None:
-        """One transaction: lock, known/forgotten filters, sessions, events, errors."""
-        events = rows.get("event", [])
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute(PREPARE)
-            events = self._fresh(cur, events)
-            touched = sessions.record_sessions(conn, events, rows.get("session", []))
-            written = 0
+        """One transaction: lock, sessions, COPY + INSERT (RETURNING what was new), errors.
+
+        The INSERT's RETURNING says which rows were new (not a retried duplicate, not a
+        forgotten user's), and only those are counted in their sessions.
+        """
+        events = _unique(rows.get("event", []))
+        with _transaction(conn, PREPARE), conn.cursor() as cur:
+            segments = sessions.assign_sessions(conn, events, rows.get("session", []),
+                                                rows.get("_segments"))  # type: ignore[arg-type]
+            inserted: set[Any] = set()
             if events:
                 with cur.copy(COPY_EVENTS) as copy:
-                    copy.set_types(list(EVENT_TYPES_SQL))
+                    copy.set_types(list(_COPY_TYPES))
                     for row in events:
-                        copy.write_row(tuple(row.get(name) for name in EVENT_COLUMNS))
+                        pre = row.get("_copy") or tuple([row.get(n) for n in _PRE_COLUMNS])
+                        copy.write_row((*pre, row.get("session_id")))
                 cur.execute(INSERT_EVENTS)
-                written = cur.rowcount
+                inserted = {event_id for (event_id,) in cur.fetchall()}
+            touched = sessions.upsert_sessions(
+                conn, segments, None if len(inserted) == len(events) else inserted)
             errors = error_groups.write_errors(conn, rows.get("error", []))
-        self.counters["written"] += written
-        self.counters["duplicates"] += len(rows.get("event", [])) - written
+        self.counters["written"] += len(inserted)
+        self.counters["duplicates"] += len(rows.get("event", [])) - len(inserted)
         self.counters["errors_written"] += errors
-        self.counters["sessions_touched"] += touched
+        self.counters["sessions_touched"] += touched + len(rows.get("session", []))
         self.counters["batches"] += 1
-
-    def _fresh(self, cur: psycopg.Cursor[Any], events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Drop rows already stored (a retried client) or of forgotten users, before sessions."""
-        if not events:
-            return events
-        unique: dict[Any, dict[str, Any]] = {}
-        for row in events:
-            row.setdefault("event_id", uuid.uuid4())
-            unique.setdefault(row["event_id"], row)
-        cur.execute(KNOWN_EVENT_IDS, (list(unique),))
-        for (event_id,) in cur.fetchall():
-            unique.pop(event_id, None)
-        users = {row["user_id"] for row in unique.values() if row.get("user_id") is not None}
-        if users:
-            cur.execute(FORGOTTEN_USERS, (list(users),))
-            gone = {user_id for (user_id,) in cur.fetchall()}
-            if gone:
-                return [r for r in unique.values() if r.get("user_id") not in gone]
-        return list(unique.values())
 
     def _dead_letter(self, conn: psycopg.Connection[Any], rows: dict[str, list[dict[str, Any]]],
                      exc: BaseException) -> None:
         """Set one refused row aside with its SQLSTATE (or log it when even that fails)."""
-        kind, row = next((k, v[0]) for k, v in rows.items() if v)
+        kind, row = next((k, v[0]) for k, v in rows.items() if v and not k.startswith("_"))
         sqlstate = getattr(exc, "sqlstate", None)
         try:
-            payload: str | None = json.dumps({k: _jsonable(v) for k, v in row.items()},
-                                             default=str)
+            payload: str | None = json.dumps(
+                {k: _jsonable(v) for k, v in row.items() if not k.startswith("_")}, default=str)
         except (TypeError, ValueError):
             payload = None
         params = {"kind": kind, "sqlstate": sqlstate, "error": str(exc)[:2000],
@@ -388,6 +434,21 @@ class EventWriter:
                                          application_name="waymark-writer")
         return self._conn
 
+    def _salt_connection(self) -> psycopg.Connection[Any]:
+        if self._salt_conn is None or self._salt_conn.closed:
+            self._salt_conn = psycopg.connect(self.url, autocommit=True, prepare_threshold=None,
+                                              connect_timeout=5,
+                                              application_name="waymark-writer")
+        return self._salt_conn
+
+    def _disconnect_salts(self) -> None:
+        conn, self._salt_conn = self._salt_conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -395,6 +456,32 @@ class EventWriter:
                 conn.close()
             except Exception:  # noqa: BLE001 - already broken
                 pass
+
+
+@contextmanager
+def _transaction(conn: psycopg.Connection[Any], begin: str) -> Iterator[None]:
+    """A transaction whose BEGIN travels with its first statements (one round trip fewer)."""
+    conn.execute(begin)
+    try:
+        yield
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            try:
+                conn.execute("ROLLBACK")
+            except psycopg.Error:
+                pass  # the connection is broken; it is dropped and reopened
+        raise
+    conn.execute("COMMIT")
+
+
+def _unique(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per event_id (a batch may hold a client's retry of the same event)."""
+    unique: dict[Any, dict[str, Any]] = {}
+    for row in events:
+        if row.get("event_id") is None:
+            row["event_id"] = uuid.uuid4()
+        unique.setdefault(row["event_id"], row)
+    return list(unique.values()) if len(unique) < len(events) else events
 
 
 def now_utc() -> datetime:
@@ -406,7 +493,7 @@ def _after_fork(ref: weakref.ref[EventWriter]) -> None:
     """In a forked child (gunicorn --preload) the parent's thread and socket are not ours."""
     writer = ref()
     if writer is not None:
-        writer._conn = None  # never close: the socket still belongs to the parent
+        writer._conn = writer._salt_conn = None  # never close: the sockets are the parent's
         writer._reset_process_state()
         writer.counters.clear()
         writer.dropped.clear()

@@ -155,7 +155,7 @@ def test_visitor_hash_uses_the_period_salt_and_the_trusted_client_address(
 def test_queue_full_answers_503_with_retry_after(client: FlaskClient, app: Flask,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     writer = writer_of(app)
-    monkeypatch.setattr(writer, "_start", lambda: None)  # no thread: nothing drains the queue
+    monkeypatch.setattr(writer, "autostart", False)  # no thread: nothing drains the queue
     monkeypatch.setattr(writer, "_queue", __import__("queue").Queue(maxsize=2))
     statuses = [client.post(TRACK, json={"event_type": "page_view"}, headers=BROWSER).status_code
                 for _ in range(3)]
