@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from psycopg import sql
 
 from backend.config import Settings
 from backend.db import Database
@@ -151,15 +152,36 @@ def run_job(label: str, url: str, job: Callable[[Database], retention.RunStats])
 
 def generate_events(url: str, events: int, *, days: int, now: datetime,
                     chunk: int = 1_000_000) -> None:
-    """Append ``events`` time-ordered events spread over ``days`` days ending at ``now``."""
+    """Append ``events`` time-ordered events spread over ``days`` days ending at ``now``.
+
+    Indexes are dropped during the load and rebuilt afterwards (much faster than
+    maintaining them row by row); the jobs then run against the fully indexed table.
+    """
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        indexes = [r[0] for r in conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND "
+            "tablename = 'user_activity_events' AND indexname <> "
+            "'user_activity_events_pkey'").fetchall()]
+        names = [r[0] for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND "
+            "tablename = 'user_activity_events' AND indexname <> "
+            "'user_activity_events_pkey'").fetchall()]
+        conn.execute("ALTER TABLE public.user_activity_events "
+                     "DROP CONSTRAINT user_activity_events_pkey")
+        for name in names:
+            conn.execute(sql.SQL("DROP INDEX public.{}").format(sql.Identifier(name)))
         for first in range(0, events, chunk):
             conn.execute(GENERATE_EVENTS, {
                 "first": first, "last": min(first + chunk, events) - 1, "total": events,
                 "users": 5000, "start": now - timedelta(days=days),
                 "span": timedelta(days=days)})
             print(f"   generated {min(first + chunk, events):,} events", flush=True)
+        conn.execute("ALTER TABLE public.user_activity_events ADD PRIMARY KEY (event_id)")
+        for definition in indexes:
+            conn.execute(definition.encode())
+        print(f"   rebuilt the primary key and {len(indexes)} indexes", flush=True)
         conn.execute("VACUUM ANALYZE public.user_activity_events")
 
 
