@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from backend.db import Database
@@ -119,9 +120,14 @@ DELETE FROM public.learning_journey_events
 WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND occurred_at < %(cutoff)s
 """
 
-PURGE_PAGE_VIEWS = """
-DELETE FROM public.page_view_analytics
-WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND day < (%(cutoff)s AT TIME ZONE 'UTC')::date
+#: daily rollups (page_view_analytics and any other public table keyed by a ``day`` date).
+DAILY_TABLES = """
+SELECT c.relname FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND a.attname = 'day'
+  AND a.atttypid = 'date'::regtype AND NOT a.attisdropped
+ORDER BY c.relname
 """
 
 PURGE_ERROR_GROUPS = """
@@ -160,7 +166,6 @@ PURGE_STEPS: tuple[tuple[str, str], ...] = (
     ("error_events", PURGE_ERRORS),
     ("error_groups", PURGE_ERROR_GROUPS),
     ("learning_journey_events", PURGE_JOURNEY),
-    ("page_view_analytics", PURGE_PAGE_VIEWS),
     ("privacy_audit", PURGE_AUDIT),
 )
 
@@ -232,7 +237,7 @@ def table_extent(db: Database, table: str) -> tuple[int, float | None]:
     return int(row["blocks"]), float(per_block) if per_block else None
 
 
-def run_in_block_batches(db: Database, statement: str, params: dict[str, Any], *,
+def run_in_block_batches(db: Database, statement: str | sql.Composed, params: dict[str, Any], *,
                          blocks: int, stats: RunStats, batcher: _Batcher,
                          progress: ProgressFn | None = None) -> int:
     """Run a ctid-ranged statement over blocks [0, blocks), one transaction per range.
@@ -259,20 +264,23 @@ def run_in_block_batches(db: Database, statement: str, params: dict[str, Any], *
     return done
 
 
-def _run(db: Database, action: str, steps: Sequence[tuple[str, str]], params: dict[str, Any],
-         cutoff: datetime, *, target_seconds: float, first_blocks: int,
+Statement = str | sql.Composed
+
+
+def _run(db: Database, action: str, steps: Sequence[tuple[str, Statement]],
+         params: dict[str, Any], cutoff: datetime, *, target_seconds: float, first_blocks: int,
          progress: ProgressFn | None, on_start: Callable[[int], None] | None) -> RunStats:
     started = time.perf_counter()
     stats = RunStats(action=action, cutoff=cutoff)
-    extents = [(table, sql, *table_extent(db, table)) for table, sql in steps]
+    extents = [(table, statement, *table_extent(db, table)) for table, statement in steps]
     stats.blocks = sum(blocks for _, _, blocks, _ in extents)
     if on_start is not None:
         on_start(stats.blocks)
-    for table, sql, blocks, per_block in extents:
+    for table, statement, blocks, per_block in extents:
         batcher = _Batcher(target=target_seconds, blocks=first_blocks)
         if per_block:
             batcher.rows_per_block = per_block
-        changed = run_in_block_batches(db, sql, params, blocks=blocks, stats=stats,
+        changed = run_in_block_batches(db, statement, params, blocks=blocks, stats=stats,
                                        batcher=batcher, progress=progress)
         stats.rows[table] = stats.rows.get(table, 0) + changed
     stats.seconds = time.perf_counter() - started
@@ -307,12 +315,21 @@ def purge(db: Database, *, now: datetime, older_than_days: int, collect_retentio
         "collect_cutoff": now - timedelta(days=collect_retention_days),
         "collect_types": list(COLLECT_EVENT_TYPES),
     }
-    stats = _run(db, "purge", PURGE_STEPS, params, cutoff,
+    stats = _run(db, "purge", [*PURGE_STEPS, *daily_rollup_steps(db)], params, cutoff,
                  target_seconds=target_seconds, first_blocks=first_blocks,
                  progress=progress, on_start=on_start)
     db.execute(DELETE_EXPIRED)
     record_audit(db, stats)
     return stats
+
+
+def daily_rollup_steps(db: Database) -> list[tuple[str, Statement]]:
+    """One purge step per daily rollup table: rows whose ``day`` is before the cut-off."""
+    tables = [row["relname"] for row in db.fetch_all(DAILY_TABLES)]
+    return [(table, sql.SQL(
+        "DELETE FROM {} WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid "
+        "AND day < (%(cutoff)s AT TIME ZONE 'UTC')::date").format(
+        sql.Identifier("public", table))) for table in tables]
 
 
 def record_audit(db: Database, stats: RunStats) -> None:

@@ -226,6 +226,10 @@ def test_purge_keeps_729_days_and_deletes_731_in_every_table(
         add_error(conn, days, add_group(conn, days, f"g{days}"))
         conn.execute("INSERT INTO page_view_analytics (day, page_path, total_views) "
                      "VALUES (%s, '/home', 3)", ((ago(days)).date(),))
+        conn.execute("INSERT INTO event_category_daily (day, event_category, events) "
+                     "VALUES (%s, 'quest', 3)", ((ago(days)).date(),))
+        conn.execute("INSERT INTO quest_daily (day, quest_id, views) VALUES (%s, 'q1', 3)",
+                     ((ago(days)).date(),))
 
     stats = run_purge(db)
 
@@ -238,8 +242,10 @@ def test_purge_keeps_729_days_and_deletes_731_in_every_table(
             (NOW,)).fetchall()
         assert [int(a[0]) for a in ages] == [729], table
         assert stats.rows[table] == 1, table
-    days_left = conn.execute("SELECT day FROM page_view_analytics").fetchall()
-    assert days_left == [(ago(729).date(),)]
+    for daily in ("page_view_analytics", "event_category_daily", "quest_daily"):
+        days_left = conn.execute(f"SELECT day FROM {daily}").fetchall()  # noqa: S608
+        assert days_left == [(ago(729).date(),)], daily
+        assert stats.rows[daily] == 1, daily
 
 
 def test_collect_and_measure_rows_have_their_own_retention(
