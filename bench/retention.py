@@ -28,7 +28,8 @@ from psycopg import sql
 
 from backend.config import Settings
 from backend.db import Database
-from backend.services import retention
+from backend.services import export, retention
+from backend.services.forget import forget_user
 from bench.common import figure, fresh_database
 from bench.generate import generate
 
@@ -185,6 +186,31 @@ def generate_events(url: str, events: int, *, days: int, now: datetime,
         conn.execute("VACUUM ANALYZE public.user_activity_events")
 
 
+def forget_and_export(url: str, user: uuid.UUID, now: datetime) -> None:
+    """Export then forget one user on the big table, with a writer inserting meanwhile."""
+    db = Database(url, min_size=1, max_size=2, name="bench-forget")
+    db.open(wait=True)
+    try:
+        with measured() as m:
+            size = sum(len(chunk) for chunk in export.export_user(db, user, now=now))
+        print(f"-- export of one user ({user})")
+        figure("bytes", size)
+        figure("wall time", m["seconds"], "s")
+        figure("peak Python memory (tracemalloc)", m["peak_mb"], "MB")
+        with Observer(url) as observer:
+            receipt = forget_user(db, user, now=now)
+        print("-- forget of the same user")
+        figure("rows removed", receipt.total_removed)
+        figure("writers blocked (exclusive forget lock held)", receipt.lock_held_seconds * 1000,
+               "ms")
+        figure("mention scan of every text/JSON column", receipt.seconds
+               - receipt.lock_held_seconds, "s")
+        figure("  worst concurrent insert latency", max(observer.insert_latencies or [0]) * 1000,
+               "ms")
+    finally:
+        db.close()
+
+
 def table_size(url: str) -> str:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT pg_size_pretty(pg_total_relation_size("
@@ -228,6 +254,7 @@ def main(argv: list[str]) -> None:
         run_job(f"anonymize (older than {settings.anonymize_after_days} days)", url, anonymize)
         run_job("purge, second run (idempotent)", url, purge)
         run_job("anonymize, second run (idempotent)", url, anonymize)
+        forget_and_export(url, uuid.UUID("00000000-0000-4000-8000-00000000002a"), now)
 
 
 if __name__ == "__main__":

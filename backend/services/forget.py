@@ -26,6 +26,7 @@ by one for each group they were counted in. The audit row holds counts only.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -124,6 +125,8 @@ class ForgetReceipt:
     rows_removed: dict[str, int] = field(default_factory=dict)
     mentions_redacted: dict[str, int] = field(default_factory=dict)
     queued_events_dropped: int = 0
+    lock_held_seconds: float = 0.0
+    seconds: float = 0.0
 
     @property
     def total_removed(self) -> int:
@@ -138,6 +141,8 @@ class ForgetReceipt:
             "total_rows_removed": self.total_removed,
             "mentions_redacted": dict(sorted(self.mentions_redacted.items())),
             "queued_events_dropped": self.queued_events_dropped,
+            "writers_blocked_ms": round(self.lock_held_seconds * 1000, 1),
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -178,17 +183,22 @@ def catalog(conn: psycopg.Connection[Any]) -> list[Column]:
 def forget_user(db: Database, user_id: uuid.UUID, *, now: datetime,
                 drop_queued: Callable[[uuid.UUID], int] | None = None) -> ForgetReceipt:
     """Remove the user from every table (idempotent) and record a receipt without their id."""
+    started = time.perf_counter()
     receipt = ForgetReceipt(forgotten_at=now)
     with db.connection() as conn:
         conn.execute(ADD_TOMBSTONE, {"user_id": user_id, "ttl": TOMBSTONE_TTL})
     if drop_queued is not None:
         receipt.queued_events_dropped = drop_queued(user_id)
     with db.connection() as conn:
-        conn.execute(LOCK_EXCLUSIVE)
         traces = traces_of(conn, user_id)
         columns = catalog(conn)
+    with db.connection() as conn:
+        conn.execute(LOCK_EXCLUSIVE)
+        locked = time.perf_counter()
         receipt.rows_removed = delete_rows(conn, traces, columns)
+    receipt.lock_held_seconds = time.perf_counter() - locked
     receipt.mentions_redacted = redact_mentions(db, traces, columns)
+    receipt.seconds = time.perf_counter() - started
     db.execute(INSERT_AUDIT, {"details": Jsonb(receipt.as_dict())})
     return receipt
 
