@@ -27,7 +27,7 @@ from backend.services.jobs import job_lock
 SHORT_NAMES = {"user_activity_events": "events", "user_sessions": "sessions",
                "error_events": "errors", "error_groups": "error_groups",
                "learning_journey_events": "journey", "page_view_analytics": "page_views",
-               "privacy_audit": "audit"}
+               "privacy_audit": "audit", "waymark.dead_letters": "dead_letters"}
 
 
 @contextmanager

@@ -92,6 +92,13 @@ WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
   AND occurred_at < %(cutoff)s AND anonymized_at IS NULL
 """
 
+#: rows the writer could not store keep their payload (user id included) as it came:
+#: they cannot be anonymized field by field, so they go when their age passes N days.
+DELETE_OLD_DEAD_LETTERS = """
+DELETE FROM waymark.dead_letters
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND failed_at < %(cutoff)s
+"""
+
 SCRUB_ERROR_GROUPS = """
 UPDATE public.error_groups
 SET message = waymark.scrub_text(message)
@@ -157,6 +164,7 @@ ANONYMIZE_STEPS: tuple[tuple[str, str], ...] = (
     ("user_sessions", ANONYMIZE_SESSIONS),
     ("error_events", ANONYMIZE_ERRORS),
     ("learning_journey_events", ANONYMIZE_JOURNEY),
+    ("waymark.dead_letters", DELETE_OLD_DEAD_LETTERS),
 )
 
 #: order matters: error events go before the groups that may then be empty.
@@ -230,7 +238,8 @@ def pii_hint(pii_keys: Sequence[str]) -> str:
 
 def table_extent(db: Database, table: str) -> tuple[int, float | None]:
     """How many blocks the table has now (the extent one run walks), and rows per block."""
-    row = db.fetch_one(TABLE_EXTENT, {"table": f"public.{table}"})
+    qualified = table if "." in table else f"public.{table}"
+    row = db.fetch_one(TABLE_EXTENT, {"table": qualified})
     if row is None:
         return 0, None
     per_block = row["rows_per_block"]

@@ -204,6 +204,18 @@ def test_batches_cover_every_block_exactly_once(db: Database,
     assert left == (0,)
 
 
+def test_anonymize_deletes_old_dead_letters(db: Database,
+                                            conn: psycopg.Connection[Any]) -> None:
+    for days in (89, 91):
+        conn.execute("INSERT INTO waymark.dead_letters (failed_at, kind, error, payload) "
+                     "VALUES (%s, 'event', 'bad', %s)", (ago(days), Jsonb({"user_id": str(USER)})))
+    stats = run_anonymize(db)
+    assert stats.rows["waymark.dead_letters"] == 1
+    left = conn.execute("SELECT round(extract(epoch FROM %s - failed_at) / 86400)::int "
+                        "FROM waymark.dead_letters", (NOW,)).fetchall()
+    assert left == [(89,)]
+
+
 def test_anonymize_writes_an_audit_row_with_counts_only(
         db: Database, conn: psycopg.Connection[Any]) -> None:
     add_event(conn, 91)

@@ -174,7 +174,7 @@ def test_vacuum_leaves_no_copy_of_a_destroyed_key_in_the_table_file(
     # A transaction anywhere that might still see the deleted row makes PostgreSQL keep
     # it; the job says so, and a later run removes it (here: retry a few times).
     lingering = result.lingering_dead_rows
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 10
     while lingering and time.monotonic() < deadline:
         assert old_salt in raw_pages()  # reported as lingering: it really is there
         time.sleep(0.5)
