@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import crawleruseragents
@@ -82,11 +82,20 @@ class SaltCache:
     def __init__(self, period: str) -> None:
         self.period = period
         self._salts: dict[datetime, bytes] = {}
+        self._current: tuple[datetime, datetime, bytes] | None = None
         self.created = 0
 
     def salt_for(self, conn: Conn, at: datetime) -> bytes:
         """The salt of the period containing ``at``; one database round trip per period."""
+        current = self._current
+        if current is not None and at < current[1]:
+            # the common case, without date arithmetic; an item received in a period that
+            # is already over takes the newer salt: a past salt is never created again
+            return current[2]
         start = salts.period_start(at, self.period)
+        now = datetime.now(UTC)
+        if salts.next_period_start(start, self.period) <= now:  # that period is over
+            start = salts.period_start(now, self.period)
         salt = self._salts.get(start)
         if salt is None:
             if callable(conn):  # a connection is opened only when a salt is not cached
@@ -94,15 +103,15 @@ class SaltCache:
             with conn.transaction():
                 salt, created = salts.get_or_create_salt(conn, start)
             self.created += int(created)
-            # keep the current and the previous period only: a rotated salt must not linger
-            for old in sorted(self._salts)[:-1]:
-                del self._salts[old]
+            self._salts.clear()  # only the current period's salt is kept in memory
             self._salts[start] = salt
+        self._current = (start, salts.next_period_start(start, self.period), salt)
         return salt
 
     def forget(self) -> None:
         """Drop every cached salt (after a fork, or when the rotate job deleted them)."""
         self._salts.clear()
+        self._current = None
 
 
 Verifier = Callable[[str], tuple[uuid.UUID | None, float]]

@@ -109,3 +109,13 @@ def test_token_cache_checks_each_token_once_until_it_expires() -> None:
         frozen.tick(400)  # past the 5-minute cap: verified again
         cache.user_for("good")
     assert calls == ["good", "bad", "good"]
+
+
+def test_a_finished_periods_salt_is_never_created_again(conn: psycopg.Connection[Any]) -> None:
+    late = _item()
+    late["received_at"] = datetime(2026, 3, 14, 23, 59, 59, tzinfo=UTC)  # queued before midnight
+    with freeze_time("2026-03-15T00:10:00Z"):  # written after midnight (and after rotation)
+        row = _step().apply(conn, late)
+    assert isinstance(row, dict)
+    periods = [r[0] for r in conn.execute("SELECT period_start FROM tracking_salts")]
+    assert periods == [datetime(2026, 3, 15, tzinfo=UTC)]

@@ -1,0 +1,182 @@
+"""HTTP ingestion through the production server: ``waymark serve`` (gunicorn) on loopback.
+
+A fresh database, ``waymark serve`` in a subprocess, then a Python load generator (processes
+× threads, each thread one keep-alive ``http.client`` connection) posting for a fixed time:
+first single events to ``/activity/track``, then 100-event batches to ``/activity/batch``.
+Printed: requests/s, events/s, p50/p99 latency, and — after a graceful shutdown (SIGTERM,
+which flushes every worker's writer) — the rows stored next to the events accepted.
+
+``python -m bench.http_ingestion [--seconds 10] [--processes 2] [--threads 8] [--workers 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.common import figure, fresh_database, percentile
+
+UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+      "Chrome/120.0.0.0 Safari/537.36")
+PAGES = ("/", "/quests", "/quests/q1", "/badges", "/tutor", "/community", "/profile")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _body(kind: str, n: int) -> bytes:
+    def event(i: int) -> dict[str, Any]:
+        return {"event_type": "page_view", "page_path": PAGES[i % len(PAGES)],
+                "load_time_ms": 120 + i % 300, "event_data": {"n": i}}
+
+    if kind == "track":
+        return json.dumps(event(n)).encode()
+    return json.dumps({"events": [event(n + i) for i in range(100)]}).encode()
+
+
+def _thread(port: int, kind: str, until: float, out: list[Any], seed: int) -> None:
+    path = "/api/analytics/activity/" + kind
+    headers = {"Content-Type": "application/json", "User-Agent": UA,
+               "X-Forwarded-For": f"10.9.{seed % 250}.{seed // 250 % 250}"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    latencies, accepted, statuses = [], 0, {}  # type: ignore[var-annotated]
+    n = 0
+    while time.perf_counter() < until:
+        body = _body(kind, n)
+        n += 1
+        started = time.perf_counter()
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            statuses["error"] = statuses.get("error", 0) + 1
+            continue
+        latencies.append((time.perf_counter() - started) * 1000)
+        statuses[response.status] = statuses.get(response.status, 0) + 1
+        if response.status == 202:
+            accepted += json.loads(payload)["accepted"]
+    conn.close()
+    out.append((latencies, accepted, statuses))
+
+
+def _process(port: int, kind: str, seconds: float, threads: int, seed: int,
+             queue: Any) -> None:
+    until = time.perf_counter() + seconds
+    out: list[Any] = []
+    workers = [threading.Thread(target=_thread, args=(port, kind, until, out, seed * 100 + i))
+               for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    queue.put(out)
+
+
+def load(port: int, kind: str, seconds: float, processes: int, threads: int) -> dict[str, Any]:
+    """Drive ``kind`` (track|batch) for ``seconds``; latencies, accepted events, statuses."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_process, args=(port, kind, seconds, threads, p, queue))
+             for p in range(processes)]
+    started = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    results = [item for _ in procs for item in queue.get()]
+    for proc in procs:
+        proc.join()
+    elapsed = time.perf_counter() - started
+    latencies = [ms for lat, _, _ in results for ms in lat]
+    statuses: dict[Any, int] = {}
+    for _, _, st in results:
+        for key, value in st.items():
+            statuses[key] = statuses.get(key, 0) + value
+    return {"elapsed": min(elapsed, seconds + 1), "seconds": seconds, "latencies": latencies,
+            "accepted": sum(acc for _, acc, _ in results), "statuses": statuses}
+
+
+def serve(url: str, port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
+    """``waymark serve`` on loopback, waiting until its health check answers."""
+    env = {**os.environ, "DATABASE_URL": url, "WAYMARK_JWT_SECRET": "h" * 40}
+    waymark = str(Path(sys.executable).with_name("waymark"))
+    proc = subprocess.Popen(
+        [waymark, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+         "--threads", str(threads), "--no-access-log"], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/api/analytics/health")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("waymark serve did not become healthy within 60 s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Graceful shutdown: gunicorn stops its workers, whose writers flush at exit."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+
+
+def main(argv: list[str]) -> None:
+    """Print the throughput of single and batch ingestion and rows stored vs accepted."""
+    parser = argparse.ArgumentParser(prog="python -m bench.http_ingestion")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--server-threads", type=int, default=8)
+    args = parser.parse_args(argv)
+    for kind in ("track", "batch"):
+        with fresh_database("wm_bench_http") as url:
+            port = _free_port()
+            proc = serve(url, port, args.workers, args.server_threads)
+            try:
+                result = load(port, kind, args.seconds, args.processes, args.threads)
+            finally:
+                stop(proc)
+            with psycopg.connect(url) as conn:
+                row = conn.execute("SELECT count(*) FROM user_activity_events").fetchone()
+            stored = int(row[0]) if row else 0
+        requests = len(result["latencies"])
+        print(f"  /activity/{kind} ({args.processes}×{args.threads} client threads, "
+              f"{args.workers} gunicorn workers × {args.server_threads} threads)", flush=True)
+        figure(f"{kind}: requests/s", requests / result["seconds"])
+        figure(f"{kind}: events accepted/s", result["accepted"] / result["seconds"])
+        figure(f"{kind}: latency p50", percentile(result["latencies"], 50), "ms")
+        figure(f"{kind}: latency p99", percentile(result["latencies"], 99), "ms")
+        figure(f"{kind}: answers", ", ".join(f"{k}: {v:,}" for k, v in sorted(
+            result["statuses"].items(), key=str)))
+        figure(f"{kind}: stored / accepted", f"{stored:,} / {result['accepted']:,}"
+               + (" (equal)" if stored == result["accepted"] else " (DIFFERENT)"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
