@@ -29,6 +29,7 @@ from psycopg.conninfo import make_conninfo
 from backend import create_app, migrations
 from backend.db import Database
 from backend.scripts.analytics_jobs import roll_up
+from backend.services import demo
 from bench.common import figure, percentile, server_url
 from bench.generate import generate
 
@@ -85,6 +86,9 @@ def _database(events: int, reuse: bool) -> Any:
         figure(f"generate {events:,} events", time.perf_counter() - started, "s")
     else:
         migrations.migrate(url)
+    with psycopg.connect(url, autocommit=True) as conn:  # in case the load predates this
+        conn.execute(demo.SUMMARIZE_BRIN_SQL)
+        conn.execute("ANALYZE public.user_activity_events")
     db = Database(url, min_size=1, max_size=2, name="bench-rollup")
     db.open(wait=True)
     try:

@@ -29,6 +29,9 @@ def test_load_writes_exactly_the_requested_events(conn: psycopg.Connection[Any])
         "SELECT correlation FROM pg_stats WHERE tablename = 'user_activity_events' "
         "AND attname = 'occurred_at'").fetchone()[0]
     assert correlation > 0.99  # stored in time order, like real ingestion (BRIN relies on it)
+    unsummarized = conn.execute(
+        "SELECT brin_summarize_new_values('user_activity_events_occurred_brin')").fetchone()
+    assert unsummarized == (0,)  # the load summarized its block ranges already
     assert (NOW - earliest).days <= 30
     errors = conn.execute("SELECT count(*) FROM error_events").fetchone()[0]
     error_rows = conn.execute(

@@ -29,29 +29,32 @@ from backend.services.analytics.daily import calendar_days, live_ranges, rolled_
 from backend.services.analytics.window import ratio
 
 #: Per (day, page) numbers from events with ``lo <= occurred_at < hi`` and ``<= now``.
+#: One sort (sessions in time order) serves views, entries and bounces; distinct visitors
+#: and page exits are hashed.
 DAILY_PAGE_STATS_SQL = """
-WITH pv AS (
-    SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, page_path, visitor_hash,
-           load_time_ms, occurred_at, event_id,
-           coalesce(session_id, event_id) AS session_key
-    FROM public.user_activity_events
-    WHERE event_type = 'page_view' AND page_path IS NOT NULL
-      AND occurred_at >= %(lo)s AND occurred_at < %(hi)s AND occurred_at <= %(now)s
-), sessions AS (
-    SELECT DISTINCT ON (day, session_key) day, page_path,
-           count(*) OVER (PARTITION BY day, session_key) AS views
-    FROM pv
-    ORDER BY day, session_key, occurred_at, event_id
-), entries AS (
-    SELECT day, page_path, count(*) AS sessions_entered,
-           count(*) FILTER (WHERE views = 1) AS bounces
-    FROM sessions GROUP BY day, page_path
+WITH pv AS MATERIALIZED (
+    SELECT day, page_path, visitor_hash, load_time_ms,
+           row_number() OVER w AS position,
+           count(*) OVER (PARTITION BY day, session_key) AS session_views
+    FROM (SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, page_path, visitor_hash,
+                 load_time_ms, occurred_at, event_id,
+                 coalesce(session_id, event_id) AS session_key
+          FROM public.user_activity_events
+          WHERE event_type = 'page_view' AND page_path IS NOT NULL
+            AND occurred_at >= %(lo)s AND occurred_at < %(hi)s AND occurred_at <= %(now)s) e
+    WINDOW w AS (PARTITION BY day, session_key ORDER BY occurred_at, event_id)
 ), views AS (
     SELECT day, page_path, count(*) AS total_views,
-           count(DISTINCT visitor_hash) AS unique_visitors,
            count(load_time_ms) AS load_time_samples,
-           coalesce(sum(load_time_ms), 0) AS load_time_sum_ms
+           coalesce(sum(load_time_ms), 0) AS load_time_sum_ms,
+           count(*) FILTER (WHERE position = 1) AS sessions_entered,
+           count(*) FILTER (WHERE position = 1 AND session_views = 1) AS bounces
     FROM pv GROUP BY day, page_path
+), uniques AS (
+    SELECT day, page_path, count(*) AS unique_visitors
+    FROM (SELECT DISTINCT day, page_path, visitor_hash FROM pv
+          WHERE visitor_hash IS NOT NULL) v
+    GROUP BY day, page_path
 ), exits AS (
     SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, page_path,
            count(duration_ms) AS time_on_page_samples,
@@ -61,13 +64,12 @@ WITH pv AS (
       AND occurred_at >= %(lo)s AND occurred_at < %(hi)s AND occurred_at <= %(now)s
     GROUP BY 1, 2
 )
-SELECT v.day, v.page_path, v.total_views, v.unique_visitors,
-       coalesce(e.sessions_entered, 0) AS sessions_entered, coalesce(e.bounces, 0) AS bounces,
-       v.load_time_samples, v.load_time_sum_ms,
+SELECT v.day, v.page_path, v.total_views, coalesce(u.unique_visitors, 0) AS unique_visitors,
+       v.sessions_entered, v.bounces, v.load_time_samples, v.load_time_sum_ms,
        coalesce(x.time_on_page_samples, 0) AS time_on_page_samples,
        coalesce(x.time_on_page_sum_ms, 0) AS time_on_page_sum_ms
 FROM views v
-LEFT JOIN entries e USING (day, page_path)
+LEFT JOIN uniques u USING (day, page_path)
 LEFT JOIN exits x USING (day, page_path)
 """
 
