@@ -156,6 +156,12 @@ class Traces:
     since: datetime | None
 
     @property
+    def likes(self) -> list[str]:
+        """The same traces as lower-case LIKE patterns."""
+        needles = [str(self.user_id), *self.ref_hexes, *(h.hex() for h in self.visitor_hashes)]
+        return [f"%{needle.lower()}%" for needle in needles]
+
+    @property
     def pattern(self) -> str:
         """A case-insensitive regex matching any textual trace."""
         return "|".join([str(self.user_id), *self.ref_hexes,
@@ -265,8 +271,8 @@ def redact_mentions(db: Database, traces: Traces, columns: list[Column]) -> dict
     for (schema, table), cols in by_table.items():
         statement = _redact_statement(schema, table, cols)
         with db.connection() as conn:
-            count = conn.execute(statement, {"pattern": traces.pattern,
-                                             "mark": REDACTED}).rowcount
+            count = conn.execute(statement, {"pattern": traces.pattern, "mark": REDACTED,
+                                             "likes": traces.likes}).rowcount
         if count:
             redacted[table] = count
     return redacted
@@ -274,7 +280,7 @@ def redact_mentions(db: Database, traces: Traces, columns: list[Column]) -> dict
 
 def _redact_statement(schema: str, table: str, cols: list[Column]) -> sql.Composed:
     sets = []
-    conditions = []
+    texts = []
     for col in cols:
         name = sql.Identifier(col.name)
         as_text = sql.SQL("{}::text").format(name)
@@ -283,7 +289,8 @@ def _redact_statement(schema: str, table: str, cols: list[Column]) -> sql.Compos
             replaced = sql.SQL("{}::{}").format(replaced, sql.SQL(col.type))
         sets.append(sql.SQL("{} = CASE WHEN {} ~* %(pattern)s THEN {} ELSE {} END").format(
             name, as_text, replaced, name))
-        conditions.append(sql.SQL("{} ~* %(pattern)s").format(as_text))
-    return sql.SQL("UPDATE {} SET {} WHERE {}").format(
-        sql.Identifier(schema, table), sql.SQL(", ").join(sets),
-        sql.SQL(" OR ").join(conditions))
+        texts.append(as_text)
+    # One cheap substring test per row over all its text (a regex per column is ~3x
+    # slower); the regex only runs on the rare rows that match.
+    return sql.SQL("UPDATE {} SET {} WHERE lower(concat_ws(' ', {})) LIKE ANY(%(likes)s)").format(
+        sql.Identifier(schema, table), sql.SQL(", ").join(sets), sql.SQL(", ").join(texts))
