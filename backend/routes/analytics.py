@@ -20,15 +20,18 @@ from backend.auth import current_caller, require_access_to, require_caller
 from backend.db import DatabaseUnavailable
 from backend.extension import get_state
 from backend.routes.params import (
+    AT_RISK_LIMIT_RANGE,
     DAYS_RANGE,
     LIMIT_RANGE,
     THRESHOLD_RANGE,
     ParamError,
+    bool_arg,
     float_arg,
     int_arg,
     uuid_arg,
 )
 from backend.services import risk
+from backend.services.analytics.at_risk import at_risk_students as flag_students
 from backend.services.analytics.attribution import attribution as attribution_summary
 from backend.services.analytics.engagement import engagement as engagement_of
 from backend.services.analytics.errors import error_summary
@@ -88,16 +91,12 @@ def at_risk_students() -> ResponseReturnValue:
     """Students whose risk is at least ``threshold``, highest first, each with factors."""
     days = _days()
     threshold = float_arg(request.args, "threshold", 0.7, THRESHOLD_RANGE)
+    limit = int_arg(request.args, "limit", 100, AT_RISK_LIMIT_RANGE)
+    live = bool_arg(request.args, "live", False)
     params = replace(_risk_params(), window_days=days)
     now = datetime.now(UTC)
-
-    def work(conn: Any) -> dict[str, Any]:
-        scored = risk.score_students(conn, now=now, params=params)
-        flagged = [a.as_dict() for a in scored if a.score >= threshold]
-        return {"days": days, "threshold": threshold, "computed_at": now.isoformat(),
-                "students_scored": len(scored), "count": len(flagged), "students": flagged}
-
-    return _as_caller(work)
+    return _as_caller(lambda conn: flag_students(conn, now=now, threshold=threshold,
+                                                 limit=limit, params=params, live=live))
 
 
 @bp.get("/page-views")

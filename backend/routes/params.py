@@ -14,6 +14,7 @@ from collections.abc import Mapping
 #: Bounds of the analytics parameters (inclusive).
 DAYS_RANGE = (1, 365)
 LIMIT_RANGE = (1, 100)
+AT_RISK_LIMIT_RANGE = (1, 10_000)
 THRESHOLD_RANGE = (0.0, 1.0)
 
 
@@ -55,6 +56,19 @@ def float_arg(args: Mapping[str, str], name: str, default: float,
     if not math.isfinite(value) or not low <= value <= high:
         raise ParamError(f"{name} must be a number from {low:g} to {high:g}, not {raw!r}")
     return value
+
+
+def bool_arg(args: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no parameter: true/false, 1/0, yes/no (the default when absent)."""
+    raw = args.get(name)
+    if raw is None:
+        return default
+    text = raw.strip().lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("0", "false", "no"):
+        return False
+    raise ParamError(f"{name} must be true or false, not {raw[:64]!r}")
 
 
 def uuid_arg(value: str, name: str = "user_id") -> uuid.UUID:

@@ -12,7 +12,9 @@ from analytics_support import add_error, add_event
 from flask.testing import FlaskClient
 from freezegun import freeze_time
 
+from backend.services.analytics.milestones import store_assessments
 from backend.services.analytics.rollup import days_to_roll, roll_up_day
+from backend.services.risk import score_students
 
 STUDENT_A = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
 STUDENT_B = uuid.UUID("00000000-0000-4000-8000-0000000000b2")
@@ -135,6 +137,28 @@ def test_at_risk_students_threshold_and_order(client: FlaskClient, auth: Any, da
     assert flagged["threshold"] == 0.7 and flagged["students_scored"] == 2
 
 
+def test_at_risk_students_use_todays_stored_assessments(
+        client: FlaskClient, auth: Any, data: None, conn: psycopg.Connection[Any]) -> None:
+    live = get(client, auth, "/api/analytics/at-risk-students?threshold=0", ADMIN,
+               "admin").get_json()
+    assert live["source"] == "live"
+    store_assessments(conn, score_students(conn, now=NOW), now=NOW)
+    stored = get(client, auth, "/api/analytics/at-risk-students?threshold=0", ADMIN,
+                 "admin").get_json()
+    assert stored["source"] == "stored" and stored["computed_at"] == NOW.isoformat()
+    assert [(s["user_id"], s["score"], s["level"], s["factors"]) for s in stored["students"]] \
+        == [(s["user_id"], s["score"], s["level"], s["factors"]) for s in live["students"]]
+    forced = get(client, auth, "/api/analytics/at-risk-students?threshold=0&live=true", ADMIN,
+                 "admin").get_json()
+    assert forced["source"] == "live"
+    other_window = get(client, auth, "/api/analytics/at-risk-students?days=7", ADMIN,
+                       "admin").get_json()
+    assert other_window["source"] == "live"  # stored ones were made with a 30-day window
+    limited = get(client, auth, "/api/analytics/at-risk-students?threshold=0&limit=1", ADMIN,
+                  "admin").get_json()
+    assert (limited["count"], len(limited["students"])) == (2, 1)
+
+
 def test_admin_summaries_over_http(client: FlaskClient, auth: Any, data: None) -> None:
     quests = get(client, auth, "/api/analytics/popular-quests?limit=2", ADMIN, "admin").get_json()
     assert [q["popularity"] for q in quests["quests"]] == [7, 7]  # 2·1 + 5·1 each
@@ -165,6 +189,7 @@ NONSENSE = [
     "/api/analytics/at-risk-students?threshold=-0.1",
     "/api/analytics/engagement/not-a-uuid", "/api/analytics/journey/123",
     "/api/analytics/errors?days=-1", "/api/analytics/event-counts?days=99999999999999",
+    "/api/analytics/at-risk-students?live=maybe", "/api/analytics/at-risk-students?limit=0",
 ]
 
 

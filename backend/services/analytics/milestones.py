@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from backend.services.risk import RiskAssessment
+from backend.services.risk import DEFAULT_PARAMS, RiskAssessment, RiskParams
 from backend.services.tombstones import LOCK_SHARED, NOT_FORGOTTEN
 
 STREAK_THRESHOLDS = (3, 7, 14, 30, 60, 100, 365)
@@ -101,24 +101,28 @@ def write_milestones(conn: psycopg.Connection[Any], user_ids: Sequence[uuid.UUID
 
 
 def store_assessments(conn: psycopg.Connection[Any], assessments: Sequence[RiskAssessment], *,
-                      now: datetime) -> int:
-    """Write (or refresh today's) risk assessment rows; returns rows written."""
+                      now: datetime, params: RiskParams = DEFAULT_PARAMS) -> int:
+    """Write (or refresh today's) risk assessment rows; returns rows written.
+
+    ``details`` holds the score, level, factors and the parameters they were made with.
+    """
     if not assessments:
         return 0
     now = now.astimezone(UTC)
-    params = {
+    bound = {
         "now": now, "day": now.date().isoformat(),
         "user_ids": [a.user_id for a in assessments],
         "scores": [a.score for a in assessments],
         "levels": [a.level for a in assessments],
-        "details": [json.dumps(_details(a)) for a in assessments],
+        "details": [json.dumps(_details(a, params)) for a in assessments],
     }
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(LOCK_SHARED)
-        cur.execute(STORE_ASSESSMENTS_SQL, params)
+        cur.execute(STORE_ASSESSMENTS_SQL, bound)
         return cur.rowcount
 
 
-def _details(assessment: RiskAssessment) -> dict[str, Any]:
+def _details(assessment: RiskAssessment, params: RiskParams) -> dict[str, Any]:
     data = assessment.as_dict()
-    return {"score": data["score"], "level": data["level"], "factors": data["factors"]}
+    return {"score": data["score"], "level": data["level"], "factors": data["factors"],
+            "params": params.as_dict()}
