@@ -3,10 +3,12 @@
 ``python -m bench.analytics_endpoints`` measures at 1M events; ``--large`` adds 10M
 events (generating them takes several minutes) and prints how p95 grows from 1M to
 10M. Each size gets its own database (``wm_bench_analytics_<events>``); ``--reuse``
-keeps and reuses it when it already holds that many events. The rollup is in place
-(``waymark rollup`` run for every closed day) and the requests go through the whole
-stack: Flask test client, token check, ``as_user`` (RLS) and JSON. Per-user
-endpoints are called by the students themselves, the rest by an admin.
+keeps and reuses it when it already holds that many events. The jobs have run, as in
+production: ``waymark rollup`` for every closed day and ``waymark score`` today (so
+at-risk-students answers from stored assessments; ``live=true`` is measured too). The
+requests go through the whole stack: Flask test client, token check, ``as_user`` (RLS)
+and JSON. Per-user endpoints are called by the students themselves, the rest by an
+admin.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from psycopg.conninfo import make_conninfo
 
 from backend import create_app, migrations
 from backend.db import Database
-from backend.scripts.analytics_jobs import roll_up
+from backend.scripts.analytics_jobs import roll_up, score_all
 from backend.services import demo
 from bench.common import figure, percentile, server_url
 from bench.generate import generate
@@ -36,6 +38,7 @@ from bench.generate import generate
 SECRET = "waymark-bench-secret-at-least-32-bytes-long!"
 STUDENTS_PER_EVENTS = 500  # one student per this many events (2,000 at 1M)
 DAYS = 90
+LIVE_ROUNDS = 3  # scoring every student live takes seconds: a few rounds suffice
 
 ADMIN_ENDPOINTS = [
     "/api/analytics/at-risk-students?days=30&threshold=0.7",
@@ -95,6 +98,10 @@ def _database(events: int, reuse: bool) -> Any:
         started = time.perf_counter()
         days, _ = roll_up(db, now=datetime.now(UTC), lookback_days=DAYS + 5)
         figure(f"rollup ({days} days to do)", time.perf_counter() - started, "s")
+        started = time.perf_counter()
+        scored = score_all(db, now=datetime.now(UTC), batch_size=500)
+        figure(f"waymark score ({scored['students']:,} students)",
+               time.perf_counter() - started, "s")
         with db.connection() as conn:
             conn.execute("ANALYZE public.page_view_analytics")
     finally:
@@ -139,6 +146,9 @@ def measure(url: str, rounds: int) -> dict[str, tuple[float, float]]:
         for path in ADMIN_ENDPOINTS:
             samples = _time(lambda p=path: _ok(client.get(p, headers=admin)), rounds)
             results[f"admin {path.split('?')[0].rsplit('/', 1)[-1]}"] = _summary(samples)
+        live = "/api/analytics/at-risk-students?days=30&threshold=0.7&live=true"
+        samples = _time(lambda: _ok(client.get(live, headers=admin)), LIVE_ROUNDS, warmup=1)
+        results["admin at-risk-students live=true"] = _summary(samples)
         students = _students(url, rounds)
         for path in STUDENT_ENDPOINTS:
             turn = iter(students * 3)

@@ -15,44 +15,60 @@ from typing import Any
 
 import psycopg
 
-from backend.db import fetch_all
+from backend.db import fetch_all, fetch_one
 from backend.services import risk
 from backend.services.analytics.window import day_start
 
-#: Today's latest stored assessment per student (RLS applies), made with ``params``.
-STORED_SQL = """
-SELECT user_id, occurred_at, risk_score, engagement_level, details
-FROM (SELECT DISTINCT ON (user_id) user_id, occurred_at, risk_score, engagement_level, details
-      FROM public.learning_journey_events
-      WHERE milestone = 'risk_assessment' AND occurred_at >= %(today)s
-        AND occurred_at <= %(now)s
-      ORDER BY user_id, occurred_at DESC) latest
-WHERE details -> 'params' = %(params)s::jsonb
-ORDER BY risk_score DESC, user_id
+#: Today's latest stored assessment per student (RLS applies) made with ``params``:
+#: how many, how many at or above the threshold, and when they were computed.
+STORED_LATEST_CTE = """
+WITH latest AS (
+    SELECT DISTINCT ON (user_id) user_id, occurred_at, risk_score, engagement_level, details
+    FROM public.learning_journey_events
+    WHERE milestone = 'risk_assessment' AND occurred_at >= %(today)s AND occurred_at <= %(now)s
+    ORDER BY user_id, occurred_at DESC
+), matching AS (
+    SELECT * FROM latest WHERE details -> 'params' = %(params)s::jsonb
+)
 """
+
+STORED_SUMMARY_SQL = STORED_LATEST_CTE + """
+SELECT count(*) AS scored, count(*) FILTER (WHERE risk_score >= %(threshold)s) AS flagged,
+       max(occurred_at) AS computed_at
+FROM matching
+"""  # noqa: S608 - constant SQL fragments only
+
+STORED_FLAGGED_SQL = STORED_LATEST_CTE + """
+SELECT user_id, occurred_at, risk_score, engagement_level, details -> 'factors' AS factors
+FROM matching WHERE risk_score >= %(threshold)s
+ORDER BY risk_score DESC, user_id
+LIMIT %(limit)s
+"""  # noqa: S608 - constant SQL fragments only
 
 
 def at_risk_students(conn: psycopg.Connection[Any], *, now: datetime, threshold: float,
                      limit: int, params: risk.RiskParams = risk.DEFAULT_PARAMS,
                      live: bool = False) -> dict[str, Any]:
     """Students with risk ≥ ``threshold`` (at most ``limit``), highest first, with factors."""
-    stored = [] if live else fetch_all(conn, STORED_SQL, {
-        "today": day_start(now.date()), "now": now,
-        "params": json.dumps(params.as_dict())})
-    if stored:
-        scored = [_stored(row) for row in stored]
-        source, computed_at = "stored", max(row["occurred_at"] for row in stored).isoformat()
+    bound = {"today": day_start(now.date()), "now": now, "threshold": threshold,
+             "limit": limit, "params": json.dumps(params.as_dict())}
+    summary = None if live else fetch_one(conn, STORED_SUMMARY_SQL, bound)
+    if summary and summary["scored"]:
+        students = [_stored(row) for row in fetch_all(conn, STORED_FLAGGED_SQL, bound)]
+        source, computed_at = "stored", summary["computed_at"].isoformat()
+        scored, flagged = int(summary["scored"]), int(summary["flagged"])
     else:
-        scored = [a.as_dict() for a in risk.score_students(conn, now=now, params=params)]
+        assessments = risk.score_students(conn, now=now, params=params)
+        above = [a for a in assessments if a.score >= threshold]
+        students = [a.as_dict() for a in above[:limit]]
         source, computed_at = "live", now.isoformat()
-    flagged = [s for s in scored if s["score"] >= threshold]
+        scored, flagged = len(assessments), len(above)
     return {"days": params.window_days, "threshold": threshold, "limit": limit,
-            "source": source, "computed_at": computed_at, "students_scored": len(scored),
-            "count": len(flagged), "students": flagged[:limit]}
+            "source": source, "computed_at": computed_at, "students_scored": scored,
+            "count": flagged, "students": students}
 
 
 def _stored(row: dict[str, Any]) -> dict[str, Any]:
-    details = row["details"]
     return {"user_id": str(row["user_id"]), "score": round(float(row["risk_score"]), 4),
-            "level": row["engagement_level"], "factors": details.get("factors", []),
+            "level": row["engagement_level"], "factors": row["factors"] or [],
             "computed_at": row["occurred_at"].isoformat()}
