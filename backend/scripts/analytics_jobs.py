@@ -109,7 +109,8 @@ def score_command(batch_size: int, with_milestones: bool) -> None:
         if db is None:
             return
         now = datetime.now(UTC)
-        counts = score_all(db, now=now, batch_size=batch_size)
+        params = risk.RiskParams.from_mapping(runtime.load_settings().extra)  # WAYMARK_RISK_*
+        counts = score_all(db, now=now, batch_size=batch_size, params=params)
         added = write_milestones(db, now=now, batch_size=batch_size)[1] if with_milestones else 0
         runtime.summary("score", **counts, milestones=added,
                         seconds=f"{time.monotonic() - started:.1f}")
@@ -153,7 +154,8 @@ def demo_command(students: int, days: int, events: int, seed: int, if_empty: boo
             loaded = demo_data.load(conn, events=events or students * 500, students=students,
                                     days=days, seed=seed, now=now)
         _, pages = roll_up(db, now=now, lookback_days=days + 1)
-        scored = score_all(db, now=now, batch_size=500)
+        params = risk.RiskParams.from_mapping(runtime.load_settings().extra)
+        scored = score_all(db, now=now, batch_size=500, params=params)
         _, added = write_milestones(db, now=now, batch_size=500)
         click.echo(f"admin ids (any uuid works as admin): {', '.join(loaded.admin_ids)}")
         click.echo(f"student ids: {', '.join(loaded.sample_student_ids)}")

@@ -45,8 +45,9 @@ QUESTS: tuple[tuple[str, str, str, int], ...] = tuple(
 BADGES = tuple(f"b{n:02d}" for n in range(1, 16))
 OTHER_PAGES = ("/", "/dashboard", "/quests", "/badges", "/tutor", "/community", "/profile",
                "/settings", "/leaderboard")
-CAMPAIGNS = (("spring_launch", "instagram", "social"), ("back_to_school", "google", "cpc"),
-             ("newsletter_03", "newsletter", "email"), ("teacher_referral", "partner", "referral"),
+#: (utm_source, utm_medium, utm_campaign) of landing visits; None: direct traffic.
+CAMPAIGNS = (("instagram", "social", "spring_launch"), ("google", "cpc", "back_to_school"),
+             ("newsletter", "email", "newsletter_03"), ("partner", "referral", "teacher_referral"),
              (None, None, None))
 STOREFRONTS = ("app_store", "play_store", "web")
 DEVICES = (("Chrome", "Windows", "desktop"), ("Safari", "iOS", "mobile"),
@@ -296,7 +297,7 @@ class EventFactory:
         network = _hash16("net", str(rng.getrandbits(32)), str(day))
         utm = rng.choice(CAMPAIGNS)
         ref = {"instagram": "https://instagram.com/", "google": "https://www.google.com/"}.get(
-            utm[1] or "", None)
+            utm[0] or "", None)
         kw: dict[str, Any] = {"user": None, "visitor": _hash16("anon", str(network)),
                               "session": _uuid(rng), "device": rng.choice(DEVICES)}
         rows = [self.row(at, "landing_visit", page="/", referrer=ref, utm=utm, network=network,

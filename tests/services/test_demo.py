@@ -60,3 +60,13 @@ def test_parents_are_linked_to_students_with_events(conn: psycopg.Connection[Any
         "SELECT DISTINCT user_id FROM user_activity_events WHERE event_type = 'quest_viewed'")}
     assert {student for _, student in links} <= students
     assert not {parent for parent, _ in links} & students
+
+
+def test_campaign_visits_carry_source_medium_and_campaign(conn: psycopg.Connection[Any]) -> None:
+    demo.load(conn, events=5000, students=20, days=20, seed=2, now=NOW)
+    rows = set(conn.execute(
+        "SELECT utm_source, utm_medium, utm_campaign FROM user_activity_events "
+        "WHERE event_type = 'landing_visit'").fetchall())
+    assert ("instagram", "social", "spring_launch") in rows
+    assert (None, None, None) in rows
+    assert rows <= set(demo.CAMPAIGNS)
