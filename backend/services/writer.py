@@ -56,9 +56,14 @@ _COPY_TYPES = (*(t for c, t in zip(EVENT_COLUMNS, EVENT_TYPES_SQL, strict=True)
                  if c != "session_id"), "uuid")
 _COLS = ", ".join(_COPY_COLUMNS)
 
+#: the first round trip of every batch: begin, the forget contract's shared lock, the
+#: savepoint a duplicate event id rolls back to, and whether any tombstone is alive (almost
+#: never: then nobody needs filtering).
 PREPARE = f"""BEGIN;
 {LOCK_SHARED};
-CREATE TEMP TABLE IF NOT EXISTS wm_stage_events
+SAVEPOINT wm_events;
+SELECT EXISTS (SELECT 1 FROM waymark.forgotten_users WHERE expires_at > now())"""  # noqa: S608
+CREATE_STAGE = """CREATE TEMP TABLE IF NOT EXISTS wm_stage_events
     (LIKE public.user_activity_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"""
 COPY_EVENTS = f"COPY wm_stage_events ({_COLS}) FROM STDIN (FORMAT BINARY)"  # noqa: S608
 INSERT_EVENTS = f"""
@@ -66,6 +71,11 @@ INSERT INTO public.user_activity_events ({_COLS})
 SELECT {_COLS} FROM wm_stage_events s WHERE {NOT_FORGOTTEN}
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
+"""  # noqa: S608 - constants only
+COPY_DIRECT = f"COPY public.user_activity_events ({_COLS}) FROM STDIN (FORMAT BINARY)"  # noqa: S608
+#: users of the batch who were just forgotten (asked only while a tombstone is alive).
+FORGOTTEN_USERS = f"""
+SELECT s.user_id FROM unnest(%s::uuid[]) AS s(user_id) WHERE NOT {NOT_FORGOTTEN}
 """  # noqa: S608 - constants only
 DEAD_LETTER = """
 INSERT INTO waymark.dead_letters (kind, sqlstate, error, payload)
@@ -77,10 +87,7 @@ BACKOFF_CAP = 2.0
 IDLE_POLL = 0.1
 #: with a backlog of at least one batch, a batch may grow to this many times batch_size.
 BACKLOG_FACTOR = 8
-HURRY_POLL = 0.05
-#: the writer threads give up the GIL every this many rows, so that a host request waiting
-#: for it waits for a few rows' work (~0.3 ms), not for Python's 5 ms switch interval.
-YIELD_EVERY = 16  # how soon a waiting batch notices flush()
+HURRY_POLL = 0.05  # how soon a waiting batch notices flush()
 
 
 def _jsonable(value: Any) -> Any:
@@ -223,7 +230,7 @@ class EventWriter:
             "running": bool(self._thread and self._thread.is_alive()),
             **{k: self.counters.get(k, 0) for k in (
                 "accepted", "written", "duplicates", "retried", "dead_lettered", "batches",
-                "errors_written", "sessions_touched", "skipped_by_hook")},
+                "errors_written", "sessions_touched", "skipped_by_hook", "conflict_fallbacks")},
             "invalid_tokens": self.privacy.invalid_tokens,
             "dropped": dict(self.dropped),
         }
@@ -326,9 +333,7 @@ class EventWriter:
         """Run the privacy step and the ``before_store`` hook; split rows by kind."""
         out: dict[str, list[dict[str, Any]]] = {"event": [], "error": [], "session": []}
         skipped: Counter[str] = Counter()
-        for index, item in enumerate(batch):
-            if index % YIELD_EVERY == 0:
-                time.sleep(0)  # let request threads have the GIL: never hold it for long
+        for item in batch:
             result = self.privacy.apply(conn or self._salt_connection, item)
             if isinstance(result, str):
                 skipped[f"crawler:{result}"] += 1
@@ -380,34 +385,69 @@ class EventWriter:
         self._write_split(conn, second)
 
     def _write(self, conn: psycopg.Connection[Any], rows: dict[str, list[dict[str, Any]]]) -> None:
-        """One transaction: lock, sessions, COPY + INSERT (RETURNING what was new), errors.
+        """One transaction: lock, tombstone filter, sessions, events, errors.
 
-        The INSERT's RETURNING says which rows were new (not a retried duplicate, not a
-        forgotten user's), and only those are counted in their sessions.
+        Events are COPYed straight into the table — as fast as PostgreSQL takes rows —
+        after a savepoint. If one of them is already stored (a client's retry, or another
+        process's copy of it), the COPY fails with a unique violation: back to the savepoint,
+        then COPY into a staging table and ``INSERT … ON CONFLICT (event_id) DO NOTHING
+        RETURNING``. Either way only rows really inserted are counted in their sessions.
         """
         events = _unique(rows.get("event", []))
-        with _transaction(conn, PREPARE), conn.cursor() as cur:
-            segments = sessions.assign_sessions(conn, events, rows.get("session", []),
-                                                rows.get("_segments"))  # type: ignore[arg-type]
-            inserted: set[Any] = set()
-            if events:
-                with cur.copy(COPY_EVENTS) as copy:
-                    copy.set_types(list(_COPY_TYPES))
-                    for index, row in enumerate(events):
-                        if index % YIELD_EVERY == 0:
-                            time.sleep(0)
-                        pre = row.get("_copy") or tuple([row.get(n) for n in _PRE_COLUMNS])
-                        copy.write_row((*pre, row.get("session_id")))
-                cur.execute(INSERT_EVENTS)
-                inserted = {event_id for (event_id,) in cur.fetchall()}
+        segments: list[sessions.Segment] | None = rows.get("_segments")  # type: ignore[assignment]
+        with _transaction(conn, PREPARE) as tombstones, conn.cursor() as cur:
+            if tombstones and events:
+                kept = self._not_forgotten(cur, events)
+                if len(kept) < len(events):
+                    events, segments = kept, None
+            assigned = sessions.assign_sessions(conn, events, rows.get("session", []), segments)
+            inserted = self._insert_events(cur, events, bool(rows.get("session")))
+            written = len(events) if inserted is None else len(inserted)
             touched = sessions.upsert_sessions(
-                conn, segments, None if len(inserted) == len(events) else inserted)
+                conn, assigned, None if written == len(events) else inserted)
             errors = error_groups.write_errors(conn, rows.get("error", []))
-        self.counters["written"] += len(inserted)
-        self.counters["duplicates"] += len(rows.get("event", [])) - len(inserted)
+        self.counters["written"] += written
+        self.counters["duplicates"] += len(rows.get("event", [])) - written
         self.counters["errors_written"] += errors
         self.counters["sessions_touched"] += touched + len(rows.get("session", []))
         self.counters["batches"] += 1
+
+    def _insert_events(self, cur: psycopg.Cursor[Any], events: list[dict[str, Any]],
+                       pings: bool) -> set[Any] | None:
+        """COPY the events in; None when all went in directly, else the ids really inserted."""
+        if not events:
+            return None
+        if pings:  # the launches were upserted after PREPARE's savepoint: keep them
+            cur.execute("SAVEPOINT wm_events")
+        try:
+            self._copy(cur, COPY_DIRECT, events)
+            return None
+        except psycopg.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT wm_events")
+        self.counters["conflict_fallbacks"] += 1
+        cur.execute(CREATE_STAGE)
+        self._copy(cur, COPY_EVENTS, events)
+        cur.execute(INSERT_EVENTS)
+        return {event_id for (event_id,) in cur.fetchall()}
+
+    @staticmethod
+    def _copy(cur: psycopg.Cursor[Any], statement: str, events: list[dict[str, Any]]) -> None:
+        with cur.copy(statement) as copy:
+            copy.set_types(list(_COPY_TYPES))
+            for row in events:
+                pre = row.get("_copy") or tuple([row.get(n) for n in _PRE_COLUMNS])
+                copy.write_row((*pre, row.get("session_id")))
+
+    @staticmethod
+    def _not_forgotten(cur: psycopg.Cursor[Any],
+                       events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows not of a user forgotten a moment ago (``NOT_FORGOTTEN``, under the lock)."""
+        users = list({r["user_id"] for r in events if r.get("user_id") is not None})
+        if not users:
+            return events
+        cur.execute(FORGOTTEN_USERS, (users,))
+        gone = {user_id for (user_id,) in cur.fetchall()}
+        return [r for r in events if r.get("user_id") not in gone] if gone else events
 
     def _dead_letter(self, conn: psycopg.Connection[Any], rows: dict[str, list[dict[str, Any]]],
                      exc: BaseException) -> None:
@@ -466,11 +506,14 @@ class EventWriter:
 
 
 @contextmanager
-def _transaction(conn: psycopg.Connection[Any], begin: str) -> Iterator[None]:
-    """A transaction whose BEGIN travels with its first statements (one round trip fewer)."""
-    conn.execute(begin)
+def _transaction(conn: psycopg.Connection[Any], begin: str) -> Iterator[Any]:
+    """A transaction whose BEGIN travels with its first statements; yields their answer."""
+    cur = conn.execute(begin)
+    while cur.nextset():  # the answer of the last statement
+        pass
+    row = cur.fetchone() if cur.pgresult is not None and cur.description else None
     try:
-        yield
+        yield row[0] if row else None
     except BaseException:
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             try:

@@ -238,3 +238,39 @@ def test_database_down_for_seconds_mid_stream_loses_and_duplicates_nothing(
                               "FROM user_activity_events").fetchone()
     assert total == (3000, 3000)
     assert w.stats()["retried"] > 0
+
+
+def test_an_event_id_already_stored_falls_back_to_on_conflict(
+        writer: EventWriter, conn: psycopg.Connection[Any]) -> None:
+    first = event(page_path="/first")
+    writer.submit(first)
+    assert writer.flush(10) == 0
+    again = event(page_path="/again")
+    again["row"]["event_id"] = first["row"]["event_id"]
+    writer.submit(again)
+    writer.submit(event(page_path="/new"))
+    assert writer.flush(10) == 0
+    paths = sorted(r[0] for r in conn.execute("SELECT page_path FROM user_activity_events"))
+    assert paths == ["/first", "/new"]
+    stats = writer.stats()
+    assert stats["conflict_fallbacks"] == 1 and stats["duplicates"] == 1
+    assert stats["dead_lettered"] == 0
+
+
+def test_a_duplicate_in_a_batch_with_a_launch_ping_keeps_the_launch(
+        writer: EventWriter, conn: psycopg.Connection[Any]) -> None:
+    first = event(page_path="/first", client=True)
+    writer.submit(first)
+    assert writer.flush(10) == 0
+    now = datetime.now(UTC)
+    ping = {"kind": "session", "received_at": now, "user_id": None,
+            "client": items.client("192.0.2.1", CHROME_UA, "https://a.example", None),
+            "row": {"occurred_at": now, "page_path": "/launch", "source": "client"}}
+    again = event(page_path="/again", client=True)
+    again["row"]["event_id"] = first["row"]["event_id"]
+    for item in (ping, again, event(page_path="/new", client=True)):
+        writer.submit(item)
+    assert writer.flush(10) == 0
+    assert count(conn, "user_sessions", "is_app_launch") == 1
+    assert count(conn, "user_activity_events") == 2
+    assert writer.stats()["conflict_fallbacks"] == 1
