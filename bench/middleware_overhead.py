@@ -60,9 +60,16 @@ def main(argv: list[str]) -> None:
     """Print p50/p99 for the bare and the tracked app and the overhead, measured interleaved."""
     parser = argparse.ArgumentParser(prog="python -m bench.middleware_overhead")
     parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--writer-paused", action="store_true",
+                        help="queue the events but do not write them: the hooks' own cost, "
+                             "without the writer thread competing for the GIL")
     args = parser.parse_args(argv)
     with fresh_database("wm_bench_middleware") as url:
         bare, tracked = host(False, url), host(True, url)
+        if args.writer_paused:
+            writer = tracked.extensions["waymark"].parts["writer"]
+            writer.autostart = False
+            writer._queue.maxsize = 10 * args.requests  # noqa: SLF001 - room for every event
         calls = {"bare": caller(bare), "waymark": caller(tracked)}
         samples: dict[str, list[float]] = {"bare": [], "waymark": []}
         for _ in range(500):  # warm up both (and the writer's caches and connection)
@@ -75,7 +82,8 @@ def main(argv: list[str]) -> None:
                 calls[name]()
                 samples[name].append((time.perf_counter() - started) * 1000)
         writer = tracked.extensions["waymark"].parts["writer"]
-        left = writer.flush(60)
+        writer.start()
+        left = writer.flush(120)
         stats = writer.stats()
         tracked.extensions["waymark"].close()
         with psycopg.connect(url) as conn:

@@ -507,21 +507,33 @@ class EventWriter:
 
 @contextmanager
 def _transaction(conn: psycopg.Connection[Any], begin: str) -> Iterator[Any]:
-    """A transaction whose BEGIN travels with its first statements; yields their answer."""
-    cur = conn.execute(begin)
-    while cur.nextset():  # the answer of the last statement
-        pass
-    row = cur.fetchone() if cur.pgresult is not None and cur.description else None
+    """A transaction whose BEGIN travels with its first statements; yields their answer.
+
+    Whatever fails — those first statements included — the transaction is rolled back, so
+    the connection is never left inside a failed transaction for the next batch.
+    """
     try:
+        cur = conn.execute(begin)
+        while cur.nextset():  # the answer of the last statement
+            pass
+        row = cur.fetchone() if cur.pgresult is not None and cur.description else None
         yield row[0] if row else None
     except BaseException:
-        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-            try:
-                conn.execute("ROLLBACK")
-            except psycopg.Error:
-                pass  # the connection is broken; it is dropped and reopened
+        _rollback(conn)
         raise
-    conn.execute("COMMIT")
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass  # the connection is broken; it is dropped and reopened
 
 
 def _unique(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
