@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ import psycopg
 import pytest
 from freezegun import freeze_time
 
+from backend.config import ConfigError, Settings
 from backend.services import risk
 from backend.services.risk import DEFAULT_PARAMS, RiskParams, RiskParamsError, level_for
 from backend.taxonomy import category_of
@@ -278,3 +280,21 @@ def test_params_from_mapping_and_validation() -> None:
         RiskParams(session_target_minutes=0)
     with pytest.raises(RiskParamsError, match="must be a number"):
         RiskParams.from_mapping({"window_days": "a month"})
+
+
+def test_presets_and_settings_from_the_environment() -> None:
+    assert RiskParams.from_mapping({"WAYMARK_RISK_PRESET": "oulad-2013"}) == \
+        risk.CALIBRATED_PARAMS
+    tuned = RiskParams.from_mapping({"WAYMARK_RISK_PRESET": "oulad-2013",
+                                     "WAYMARK_RISK_WINDOW_DAYS": "10"})
+    assert tuned == replace(risk.CALIBRATED_PARAMS, window_days=10)
+    with pytest.raises(RiskParamsError, match="unknown risk preset"):
+        RiskParams.from_mapping({"WAYMARK_RISK_PRESET": "best"})
+    # The environment is the fallback, app.config wins; a bad value stops start-up.
+    settings = Settings.load({"WAYMARK_RISK_INACTIVITY_DAYS": 5},
+                             {"WAYMARK_RISK_INACTIVITY_DAYS": "7",
+                              "WAYMARK_RISK_SESSION_TARGET_MINUTES": "20"})
+    params = RiskParams.from_mapping(settings.extra)
+    assert (params.inactivity_days, params.session_target_minutes) == (5.0, 20.0)
+    with pytest.raises(ConfigError, match="WAYMARK_RISK_INACTIVTY_DAYS"):
+        Settings.load({}, {"WAYMARK_RISK_INACTIVTY_DAYS": "7"})
