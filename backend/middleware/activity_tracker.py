@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from functools import wraps
 from typing import Any, TypeVar
@@ -126,7 +125,7 @@ class ActivityTracker:
             return
         received_at = now_utc()
         row: dict[str, Any] = {
-            "error_id": uuid.uuid4(), "occurred_at": received_at, "received_at": received_at,
+            "error_id": items.new_id(), "occurred_at": received_at, "received_at": received_at,
             "error_type": "api_error", "source": "server", "event_data": {},
             "message": (f"{type(exc).__name__}: {exc}" if exc else f"HTTP {status}")[:2000],
             "stack": "".join(traceback.format_exception(exc))[-8000:] if exc else None,

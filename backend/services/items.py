@@ -8,6 +8,7 @@ vouches for (``track(user_id=…)``), never one from a request body.
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,13 @@ from backend.services.validation import (
 from backend.taxonomy import category_of
 
 Client = dict[str, str | None]
+
+_random = random.Random()  # seeded from os.urandom once; ids need uniqueness, not secrecy
+
+
+def new_id() -> uuid.UUID:
+    """A random (version 4) UUID without a system call per id (``uuid4`` reads urandom)."""
+    return uuid.UUID(int=_random.getrandbits(128), version=4)
 
 
 def client(ip: str | None, ua: str | None, origin: str | None, token: str | None) -> Client:
@@ -41,7 +49,7 @@ def event_row(event_type: str, received_at: datetime, *, source: str = "client",
               event_data: dict[str, Any] | None = None, **columns: Any) -> dict[str, Any]:
     """A ``user_activity_events`` row with its defaults filled (category from the taxonomy)."""
     return {
-        "event_id": event_id or uuid.uuid4(),
+        "event_id": event_id or new_id(),
         "occurred_at": occurred_at or received_at,
         "received_at": received_at,
         "event_type": event_type,
@@ -68,7 +76,7 @@ def error_item(report: ErrorReport, received_at: datetime, client_info: Client |
                user_id: uuid.UUID | None = None, source: str = "client") -> dict[str, Any]:
     """An item for an error report (``/errors`` or the middleware's ``api_error``)."""
     row = {
-        "error_id": report.event_id or uuid.uuid4(),
+        "error_id": report.event_id or new_id(),
         "occurred_at": report.occurred_at or received_at,
         "received_at": received_at,
         "error_type": report.error_type,

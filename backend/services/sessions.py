@@ -19,6 +19,8 @@ from typing import Any
 
 import psycopg
 
+from backend.services.items import new_id
+
 SESSION_GAP = timedelta(minutes=30)
 #: event types that count as a page in ``page_count`` (and so decide ``is_bounce``).
 PAGE_TYPES = frozenset({"page_view", "route_change"})
@@ -127,7 +129,7 @@ def session_key(row: dict[str, Any]) -> Key | None:
 
 def _open_segment(row: dict[str, Any], first: bool) -> Segment:
     segment = Segment(
-        session_id=uuid.uuid4(), user_id=row.get("user_id"),
+        session_id=new_id(), user_id=row.get("user_id"),
         visitor_hash=row.get("visitor_hash"), started_at=row["occurred_at"],
         last_seen_at=row["occurred_at"], first_of_key=first,
         browser=row.get("browser"), os=row.get("os"), device_type=row.get("device_type"),

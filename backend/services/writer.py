@@ -34,6 +34,7 @@ from psycopg.pq import TransactionStatus
 from backend.config import Settings
 from backend.db import is_transient
 from backend.services import error_groups, sessions
+from backend.services.items import new_id
 from backend.services.privacy_step import PrivacyStep
 from backend.services.tombstones import LOCK_SHARED, NOT_FORGOTTEN
 
@@ -541,7 +542,7 @@ def _unique(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     unique: dict[Any, dict[str, Any]] = {}
     for row in events:
         if row.get("event_id") is None:
-            row["event_id"] = uuid.uuid4()
+            row["event_id"] = new_id()
         unique.setdefault(row["event_id"], row)
     return list(unique.values()) if len(unique) < len(events) else events
 
