@@ -25,12 +25,13 @@ from backend.taxonomy import category_of
 
 Client = dict[str, str | None]
 
-_random = random.Random()  # seeded from os.urandom once; ids need uniqueness, not secrecy
-
-
 def new_id() -> uuid.UUID:
-    """A random (version 4) UUID without a system call per id (``uuid4`` reads urandom)."""
-    return uuid.UUID(int=_random.getrandbits(128), version=4)
+    """A random (version 4) UUID without a system call per id (``uuid4`` reads urandom).
+
+    ``random``'s shared generator is seeded from os.urandom and re-seeded in every forked
+    child, so two processes never draw the same ids; ids need uniqueness, not secrecy.
+    """
+    return uuid.UUID(int=random.getrandbits(128), version=4)  # noqa: S311
 
 
 def client(ip: str | None, ua: str | None, origin: str | None, token: str | None) -> Client:
