@@ -19,16 +19,15 @@ from backend.db import fetch_all, fetch_one
 from backend.services import risk
 from backend.services.analytics.window import day_start
 
-#: Today's latest stored assessment per student (RLS applies) made with ``params``:
-#: how many, how many at or above the threshold, and when they were computed.
+#: Today's stored assessments (RLS applies) made with ``params`` — one per student, as
+#: ``waymark score`` keys them ``score:<user>:<day>`` and refreshes them in place: how
+#: many, how many at or above the threshold, and when they were computed.
 STORED_LATEST_CTE = """
-WITH latest AS (
-    SELECT DISTINCT ON (user_id) user_id, occurred_at, risk_score, engagement_level, details
+WITH matching AS (
+    SELECT user_id, occurred_at, risk_score, engagement_level, details
     FROM public.learning_journey_events
     WHERE milestone = 'risk_assessment' AND occurred_at >= %(today)s AND occurred_at <= %(now)s
-    ORDER BY user_id, occurred_at DESC
-), matching AS (
-    SELECT * FROM latest WHERE details -> 'params' = %(params)s::jsonb
+      AND details -> 'params' = %(params)s::jsonb
 )
 """
 
