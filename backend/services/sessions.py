@@ -27,24 +27,24 @@ PAGE_TYPES = frozenset({"page_view", "route_change"})
 
 Key = tuple[str, Any]
 
+#: each person's latest session (one index probe: sessions of a person never overlap),
+#: kept when it is still open at the segment's start.
 FIND_OPEN_SESSIONS = """
 SELECT k.idx, m.session_id
 FROM unnest(%(idx)s::int[], %(user_ids)s::uuid[], %(hashes)s::bytea[],
             %(starts)s::timestamptz[], %(lasts)s::timestamptz[])
      AS k(idx, user_id, visitor_hash, started_at, last_seen_at)
 CROSS JOIN LATERAL (
-    (SELECT us.session_id FROM public.user_sessions us
+    (SELECT us.session_id, us.last_seen_at, us.started_at FROM public.user_sessions us
      WHERE k.user_id IS NOT NULL AND us.user_id = k.user_id
        AND us.started_at <= k.last_seen_at + %(gap)s
-       AND us.last_seen_at >= k.started_at - %(gap)s
      ORDER BY us.started_at DESC LIMIT 1)
     UNION ALL
-    (SELECT us.session_id FROM public.user_sessions us
+    (SELECT us.session_id, us.last_seen_at, us.started_at FROM public.user_sessions us
      WHERE k.user_id IS NULL AND us.visitor_hash = k.visitor_hash AND us.user_id IS NULL
-       AND us.last_seen_at >= k.started_at - %(gap)s
-       AND us.started_at <= k.last_seen_at + %(gap)s
      ORDER BY us.last_seen_at DESC LIMIT 1)
 ) AS m
+WHERE m.last_seen_at >= k.started_at - %(gap)s AND m.started_at <= k.last_seen_at + %(gap)s
 """
 
 UPSERT_SESSIONS = """
