@@ -36,6 +36,7 @@ from backend.services.analytics.attribution import attribution as attribution_su
 from backend.services.analytics.engagement import engagement as engagement_of
 from backend.services.analytics.errors import error_summary
 from backend.services.analytics.event_counts import event_counts as counts_by_category
+from backend.services.analytics.event_counts import linked_students
 from backend.services.analytics.journey import journey as journey_of
 from backend.services.analytics.pages import page_views as page_view_summary
 from backend.services.analytics.quests import popular_quests as quest_popularity
@@ -132,13 +133,20 @@ def errors() -> ResponseReturnValue:
 @require_caller()
 def event_counts() -> ResponseReturnValue:
     """Events by category over the last N UTC days: a student's own, a parent's own and their
-    linked students' (RLS), an admin's all (closed days from the rollup)."""
+    linked students', an admin's all (closed days from the rollup)."""
     days = _days()
     caller = current_caller()
-    user_id = caller.user_id if caller.role == "student" else None
     now = datetime.now(UTC)
-    return _as_caller(lambda conn: counts_by_category(conn, now=now, days=days, user_id=user_id,
-                                                      use_rollup=caller.is_admin))
+
+    def work(conn: Any) -> dict[str, Any]:
+        if caller.is_admin:
+            return counts_by_category(conn, now=now, days=days, use_rollup=True)
+        users = [caller.user_id]
+        if caller.role == "parent":
+            users += linked_students(conn, caller.user_id)
+        return counts_by_category(conn, now=now, days=days, user_ids=users)
+
+    return _as_caller(work)
 
 
 @bp.get("/attribution")

@@ -61,7 +61,7 @@ def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: dateti
     row = fetch_one(conn, ENGAGEMENT_SQL, bound) or {}
     # (since, now] == [since + 1 µs, now + 1 µs): timestamps have microsecond resolution.
     tick = timedelta(microseconds=1)
-    by_category = count_live(conn, win.since + tick, win.now + tick, win.now, user_id)
+    by_category = count_live(conn, win.since + tick, win.now + tick, win.now, [user_id])
     avg_seconds = row.get("avg_session_seconds")
     assessment = _risk(conn, user_id, win.now, replace(params, window_days=days))
     last_active = row.get("last_active")

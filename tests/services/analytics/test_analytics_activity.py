@@ -44,10 +44,12 @@ def test_event_counts_by_category_over_calendar_days(conn: psycopg.Connection[An
     assert everyone["counts"]["tutor"] == 0
     assert everyone["total"] == 6
 
-    mine = event_counts(conn, now=now, days=7, user_id=A)
+    mine = event_counts(conn, now=now, days=7, user_ids=[A])
     assert mine["counts"]["navigation"] == 1
     assert mine["total"] == 5
-    later = event_counts(conn, now=now + timedelta(minutes=1), days=7, user_id=A)
+    both = event_counts(conn, now=now, days=7, user_ids=[A, B])
+    assert both["total"] == 6 and both["user_ids"] == [str(A), str(B)]
+    later = event_counts(conn, now=now + timedelta(minutes=1), days=7, user_ids=[A])
     assert later["counts"]["auth"] == 2  # the failed login at now and the one a minute later
     assert event_counts(conn, now=now, days=1)["total"] == 2  # today: the custom event, the failed login
 
