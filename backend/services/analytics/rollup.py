@@ -4,8 +4,10 @@
 when it is not listed yet, or — within ``STALE_CHECK_DAYS`` of today, the span in
 which ingestion accepts back-dated events — when an event for it was received after it
 was computed. Each day is replaced in one short transaction with the very SQL the
-live answers use, so rolling up never changes an answer. After back-filling older
-events with SQL, delete their days from ``rollup_days`` and run the job again.
+live answers use, so rolling up never changes an answer. The job starts from the first
+rolled-up day (on its first run, from the first event's day). After back-filling older
+events with SQL, delete their days from ``rollup_days`` (or empty it, to start again
+from the first event) and run the job again.
 """
 
 from __future__ import annotations
@@ -24,24 +26,34 @@ from backend.services.analytics.window import day_start
 STALE_CHECK_DAYS = 32
 
 #: Closed days in ``[first_day, today)`` not rolled up yet, or rolled up before an event
-#: for them was received (checked only from ``stale_from``; with a margin for writers
-#: whose transactions were still open when the day was computed).
+#: for them was received (checked from ``stale_from`` on; with a margin for writers whose
+#: transactions were still open when the day was computed). Only events received since
+#: the oldest such computation are read, through the BRIN index on ``received_at``.
 DAYS_TO_ROLL_SQL = """
+WITH rolled AS (
+    SELECT day, computed_at FROM public.rollup_days
+    WHERE day >= %(stale_from)s::date AND day < %(today)s::date
+), late AS (
+    SELECT DISTINCT (e.occurred_at AT TIME ZONE 'UTC')::date AS day, e.received_at
+    FROM public.user_activity_events e
+    WHERE e.received_at > (SELECT min(computed_at) - interval '5 minutes' FROM rolled)
+      AND e.occurred_at >= (%(stale_from)s::date::timestamp AT TIME ZONE 'UTC')
+      AND e.occurred_at < (%(today)s::date::timestamp AT TIME ZONE 'UTC')
+)
 SELECT d::date AS day
 FROM generate_series(%(first_day)s::date, %(today)s::date - 1, interval '1 day') AS d
 LEFT JOIN public.rollup_days r ON r.day = d::date
 WHERE r.day IS NULL
-   OR (d::date >= %(stale_from)s::date AND EXISTS (
-        SELECT 1 FROM public.user_activity_events e
-        WHERE e.occurred_at >= (d::date::timestamp AT TIME ZONE 'UTC')
-          AND e.occurred_at < ((d::date + 1)::timestamp AT TIME ZONE 'UTC')
-          AND e.received_at > r.computed_at - interval '5 minutes'))
+   OR EXISTS (SELECT 1 FROM late l JOIN rolled ro USING (day)
+              WHERE l.day = d::date AND l.received_at > ro.computed_at - interval '5 minutes')
 ORDER BY 1
 """
 
-#: The first day with any event (the rollup need not look further back).
-FIRST_EVENT_DAY_SQL = """
-SELECT (min(occurred_at) AT TIME ZONE 'UTC')::date AS day FROM public.user_activity_events
+#: Where to start looking: the first rolled-up day, or (first run) the first event's day.
+FIRST_DAY_SQL = """
+SELECT coalesce((SELECT min(day) FROM public.rollup_days),
+                (SELECT (min(occurred_at) AT TIME ZONE 'UTC')::date
+                 FROM public.user_activity_events)) AS day
 """
 
 DELETE_DAY_SQL = (
@@ -87,10 +99,10 @@ def days_to_roll(conn: psycopg.Connection[Any], *, now: datetime,
                  lookback_days: int) -> list[date]:
     """Closed days (before today, UTC) within the lookback that need (re)computing."""
     today = now.date()
-    first_event = fetch_all(conn, FIRST_EVENT_DAY_SQL)
     first_day = today - timedelta(days=lookback_days)
-    if first_event and first_event[0]["day"] is not None:
-        first_day = max(first_day, first_event[0]["day"])
+    start = fetch_all(conn, FIRST_DAY_SQL)
+    if start and start[0]["day"] is not None:
+        first_day = max(first_day, start[0]["day"])
     rows = fetch_all(conn, DAYS_TO_ROLL_SQL, {
         "first_day": first_day, "today": today,
         "stale_from": today - timedelta(days=STALE_CHECK_DAYS)})
