@@ -13,6 +13,7 @@ import pytest
 from freezegun import freeze_time
 
 from backend.config import ConfigError, Settings
+from backend.db import Database
 from backend.services import risk
 from backend.services.risk import DEFAULT_PARAMS, RiskParams, RiskParamsError, level_for
 from backend.taxonomy import category_of
@@ -169,6 +170,34 @@ def test_all_students_in_one_call_highest_first(conn: psycopg.Connection[Any]) -
     assert [a.user_id for a in found] == [idle, fresh]
     assert [a.level for a in found] == ["at_risk", "medium"]
     assert risk.score_students(conn, now=NOW, user_ids=[]) == []
+
+
+def test_row_level_security_decides_who_is_scored(
+        db_url: str, conn: psycopg.Connection[Any], auth: Any) -> None:
+    # Three students (A with a parent P) and the parent's own event; the same call as
+    # each identity sees only what RLS lets it see, with due dates parsed as any role.
+    a, b, c, parent, admin = (uuid.uuid4() for _ in range(5))
+    for student in (a, b, c):
+        add_event(conn, student, NOW - timedelta(days=2), "login_success")
+        add_event(conn, student, NOW - timedelta(days=3), "quest_assigned", quest_id="q",
+                  due_at=(NOW - timedelta(days=1)).isoformat())
+    add_event(conn, parent, NOW - timedelta(days=1), "parent_dashboard_opened")
+    conn.execute("INSERT INTO guardian_links (parent_id, student_id) VALUES (%s, %s)",
+                 (parent, a))
+    db = Database(db_url, max_size=1)
+    db.open(wait=True)
+    try:
+        def scored(user: uuid.UUID, role: str) -> set[uuid.UUID]:
+            with db.as_user(auth.claims(user, role)) as user_conn:
+                return {x.user_id for x in risk.score_students(user_conn, now=NOW,
+                                                               params=DEADLINES)}
+
+        assert scored(a, "student") == {a}
+        assert scored(b, "student") == {b}
+        assert scored(parent, "parent") == {a}
+        assert scored(admin, "admin") == {a, b, c}
+    finally:
+        db.close()
 
 
 def test_now_must_carry_a_timezone(conn: psycopg.Connection[Any]) -> None:
