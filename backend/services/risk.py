@@ -14,7 +14,7 @@ can score the past. The window is ``(now − window_days, now]``; days are UTC d
 
 Normalisations (each factor is clamped to 0–1; ``p`` is a :class:`RiskParams`):
 
-* ``inactivity`` = days since the last event / ``p.inactivity_days``.
+* ``inactivity`` = days since the last activity / ``p.inactivity_days``.
 * ``low_login_frequency`` = 1 − (active days per week) / ``p.expected_days_per_week``,
   where active days are UTC days with any event in the window (a login keeps a
   Supabase session alive for weeks, so "came back" is counted, not the token
