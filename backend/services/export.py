@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -81,8 +81,13 @@ def export_user(db: Database, user_id: uuid.UUID, *, now: datetime) -> Iterator[
     return stream_export(db, prepare_export(db, user_id), now=now)
 
 
-def stream_export(db: Database, plan: ExportPlan, *, now: datetime) -> Iterator[str]:
-    """Yield the export document in chunks; writes an audit row (counts only) at the end."""
+def stream_export(db: Database, plan: ExportPlan, *, now: datetime,
+                  as_caller: Mapping[str, Any] | None = None) -> Iterator[str]:
+    """Yield the export document in chunks; writes an audit row (counts only) at the end.
+
+    With ``as_caller`` (the caller's verified claims) the rows are read as that caller,
+    so the RLS policies check the filter: a bug here could not leak someone else's row.
+    """
     params = {"user_id": plan.user_id, "hashes": plan.traces.visitor_hashes,
               "since": plan.traces.since}
     counts: dict[str, int] = {}
@@ -94,7 +99,7 @@ def stream_export(db: Database, plan: ExportPlan, *, now: datetime) -> Iterator[
     for index, (table, statement) in enumerate(plan.statements):
         buffer.append(("," if index else "") + json.dumps(table) + ": [")
         counts[table] = 0
-        for doc in _rows(db, statement, params):
+        for doc in _rows(db, statement, params, as_caller):
             buffer.append(("," if counts[table] else "") + json.dumps(doc, default=str))
             counts[table] += 1
             size += len(buffer[-1])
@@ -107,8 +112,10 @@ def stream_export(db: Database, plan: ExportPlan, *, now: datetime) -> Iterator[
     db.execute(INSERT_AUDIT, {"details": Jsonb({"rows": counts, "total": sum(counts.values())})})
 
 
-def _rows(db: Database, statement: sql.Composed, params: dict[str, Any]) -> Iterator[Any]:
-    with db.connection() as conn, conn.cursor(name="waymark_export") as cur:
+def _rows(db: Database, statement: sql.Composed, params: dict[str, Any],
+          as_caller: Mapping[str, Any] | None) -> Iterator[Any]:
+    connection = db.as_user(as_caller) if as_caller is not None else db.connection()
+    with connection as conn, conn.cursor(name="waymark_export") as cur:
         cur.itersize = CURSOR_ROWS
         cur.execute(statement, params)
         for (doc,) in cur:

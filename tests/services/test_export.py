@@ -97,3 +97,18 @@ def test_export_of_an_unknown_user_is_an_empty_document(db: Database) -> None:
     document = json.loads("".join(export.export_user(db, uuid.uuid4(), now=NOW)))
     assert document["tables"]["user_activity_events"] == []
     assert sum(document["counts"].values()) == 0
+
+
+def test_export_as_the_caller_is_bounded_by_row_level_security(
+        db: Database, conn: psycopg.Connection[Any], auth: Any) -> None:
+    seed(db, conn)
+    # A plan built for B but read with A's identity: RLS returns none of B's rows, so a
+    # wrong filter in the export could never leak another person's data.
+    plan_for_b = export.prepare_export(db, B)
+    as_a = auth.claims(A)
+    document = json.loads("".join(export.stream_export(db, plan_for_b, now=NOW, as_caller=as_a)))
+    assert document["tables"]["user_activity_events"] == []
+    assert document["tables"]["user_sessions"] == []
+    own = json.loads("".join(export.stream_export(db, export.prepare_export(db, A), now=NOW,
+                                                  as_caller=as_a)))
+    assert len(own["tables"]["user_activity_events"]) == 3
