@@ -353,5 +353,5 @@ def install(app: Flask, db: Database) -> None:
     from backend.extension import get_state
 
     install_error_handlers(app)
-    embedded = get_state(app).settings.database_url is None  # local only, superuser by design
+    embedded = get_state(app).settings.embedded  # local only, superuser by design
     check_connection_role_soon(db, testing=bool(app.testing) or embedded)

@@ -41,6 +41,7 @@ class Settings:
     pool_max_size: int = 10
     pii_keys: tuple[str, ...] = ("email", "name", "first_name", "last_name", "phone", "address")
     dev_mode: bool = False
+    embedded: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -100,6 +101,8 @@ class Settings:
             pool_max_size=_int(get("POOL_MAX_SIZE"), "WAYMARK_POOL_MAX_SIZE",
                                defaults.pool_max_size, minimum=1),
             pii_keys=_list(get("PII_KEYS")) or defaults.pii_keys,
+            # Set by `waymark serve` for its workers when it started the embedded server.
+            embedded=bool(config.get("WAYMARK_EMBEDDED")) or database_url is None,
             extra=extra,
         )
 

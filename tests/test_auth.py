@@ -295,3 +295,22 @@ def test_create_app_outside_testing_warns_about_a_superuser(
             application.extensions["waymark"].close()
     assert any("superuser" in r.getMessage() and r.levelno == logging.WARNING
                for r in caplog.records)
+
+
+def test_the_embedded_local_server_started_by_serve_is_not_warned_about(
+        app_config: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    import threading
+
+    from backend import create_app
+
+    app_config["TESTING"] = False
+    app_config["WAYMARK_EMBEDDED"] = True  # what `waymark serve` passes its workers
+    with caplog.at_level(logging.WARNING, logger="waymark.security"):
+        application = create_app(app_config)
+        try:
+            for thread in threading.enumerate():
+                if thread.name == "waymark-role-check":
+                    thread.join(15)
+        finally:
+            application.extensions["waymark"].close()
+    assert not any("superuser" in r.getMessage() for r in caplog.records)

@@ -52,7 +52,8 @@ def serve(host: str, port: int, workers: int, threads: int, no_access_log: bool)
     if pending:
         click.echo(f"waymark serve: {len(pending)} pending migrations; run `waymark migrate`",
                    err=True)
-    app_config: dict[str, object] = {"WAYMARK_DATABASE_URL": url}
+    app_config: dict[str, object] = {"WAYMARK_DATABASE_URL": url,
+                                     "WAYMARK_EMBEDDED": settings.database_url is None}
     if settings.dev_mode:
         app_config["WAYMARK_JWT_SECRET"] = settings.jwt_secret
         click.echo(f"waymark serve: local mode (embedded database under {settings.data_dir}); "
