@@ -39,12 +39,25 @@ def roll_up(db: Database, *, now: datetime, lookback_days: int) -> tuple[int, in
     with db.connection() as conn:
         days = rollup.days_to_roll(conn, now=now, lookback_days=lookback_days)
     pages = 0
-    with runtime.progress(len(days), "rolling up page views") as bar:
+    with runtime.progress(len(days), "rolling up days") as bar:
         for day in days:
             with db.connection() as conn:
                 pages += rollup.roll_up_day(conn, day)
             bar.update(1)
     return len(days), pages
+
+
+def roll_up_hours(db: Database, *, now: datetime) -> int:
+    """Roll up today's closed hours that need it (and drop past days' hours); returns hours."""
+    with db.connection() as conn:
+        rollup.forget_past_hours(conn, now=now)
+        hours = rollup.hours_to_roll(conn, now=now)
+    with runtime.progress(len(hours), "rolling up today's hours") as bar:
+        for hour in hours:
+            with db.connection() as conn:
+                rollup.roll_up_hour(conn, hour)
+            bar.update(1)
+    return len(hours)
 
 
 def score_all(db: Database, *, now: datetime, batch_size: int,
@@ -88,13 +101,15 @@ BATCH = click.option("--batch-size", type=click.IntRange(1, 10_000), default=500
 @click.command("rollup")
 @LOOKBACK
 def rollup_command(lookback_days: int) -> None:
-    """Fill or refresh page_view_analytics for closed UTC days (cron: nightly after 00:00)."""
+    """Roll up closed UTC days and today's closed hours (cron: hourly, e.g. at :05)."""
     started = time.monotonic()
     with _locked_database("rollup") as db:
         if db is None:
             return
-        days, pages = roll_up(db, now=datetime.now(UTC), lookback_days=lookback_days)
-        runtime.summary("rollup", days=days, pages=pages,
+        now = datetime.now(UTC)
+        days, pages = roll_up(db, now=now, lookback_days=lookback_days)
+        hours = roll_up_hours(db, now=now)
+        runtime.summary("rollup", days=days, pages=pages, hours=hours,
                         seconds=f"{time.monotonic() - started:.1f}")
 
 
@@ -154,6 +169,7 @@ def demo_command(students: int, days: int, events: int, seed: int, if_empty: boo
             loaded = demo_data.load(conn, events=events or students * 500, students=students,
                                     days=days, seed=seed, now=now)
         _, pages = roll_up(db, now=now, lookback_days=days + 1)
+        roll_up_hours(db, now=now)
         params = risk.RiskParams.from_mapping(runtime.load_settings().extra)
         scored = score_all(db, now=now, batch_size=500, params=params)
         _, added = write_milestones(db, now=now, batch_size=500)

@@ -53,8 +53,9 @@ def test_rollup_fills_closed_days_once(db_url: str, conn: psycopg.Connection[Any
     assert (first["days"], first["pages"]) == ("2", "3")  # two closed days: "/" ×2, "/x"
     days = conn.execute("SELECT DISTINCT day FROM page_view_analytics ORDER BY day").fetchall()
     assert len(days) == 2 and days[-1][0] == datetime.now(UTC).date() - timedelta(days=1)
+    assert int(first["hours"]) == datetime.now(UTC).hour  # today's closed hours
     second = summary(waymark(db_url, "rollup"))
-    assert (second["days"], second["pages"]) == ("0", "0")
+    assert (second["days"], second["pages"], second["hours"]) == ("0", "0", "0")
 
 
 def test_a_second_concurrent_run_says_the_lock_is_held(db_url: str) -> None:

@@ -16,6 +16,8 @@ import psycopg
 
 from backend.db import fetch_all
 from backend.services.analytics.daily import calendar_days, live_ranges, rolled_days
+from backend.services.analytics.hourly import split_today
+from backend.services.analytics.window import day_start
 from backend.taxonomy import CATEGORIES
 
 #: Counts per category for ``lo <= occurred_at < hi`` and ``<= now``; ``user_ids`` NULL
@@ -25,6 +27,13 @@ SELECT event_category AS category, count(*) AS events
 FROM public.user_activity_events
 WHERE occurred_at >= %(lo)s AND occurred_at < %(hi)s AND occurred_at <= %(now)s
   AND (%(user_ids)s::uuid[] IS NULL OR user_id = ANY (%(user_ids)s::uuid[]))
+GROUP BY event_category
+"""
+
+ROLLED_HOURLY_COUNTS_SQL = """
+SELECT event_category AS category, sum(events) AS events
+FROM public.event_category_hourly
+WHERE hour = ANY (%(hours)s::timestamptz[])
 GROUP BY event_category
 """
 
@@ -76,9 +85,18 @@ def event_counts(conn: psycopg.Connection[Any], *, now: datetime, days: int,
         for row in fetch_all(conn, ROLLED_COUNTS_SQL, {
                 "first_day": period.first_day, "today": period.today, "days": sorted(rolled)}):
             counts[row["category"]] = counts.get(row["category"], 0) + int(row["events"])
+    hours_used = 0
     for lo, hi in live_ranges(period, rolled):
-        for category, n in count_live(conn, lo, hi, period.now, user_ids).items():
-            counts[category] += n
+        hours, live = split_today(conn, lo, hi, day_start(period.today),
+                                  use_rollup and user_ids is None)
+        hours_used += len(hours)
+        if hours:
+            for row in fetch_all(conn, ROLLED_HOURLY_COUNTS_SQL, {"hours": hours}):
+                counts[row["category"]] = counts.get(row["category"], 0) + int(row["events"])
+        for part_lo, part_hi in live:
+            for category, n in count_live(conn, part_lo, part_hi, period.now, user_ids).items():
+                counts[category] += n
     return {**period.describe(),
             "user_ids": [str(u) for u in user_ids] if user_ids is not None else None,
-            "days_from_rollup": len(rolled), "counts": counts, "total": sum(counts.values())}
+            "days_from_rollup": len(rolled), "hours_from_rollup": hours_used,
+            "counts": counts, "total": sum(counts.values())}

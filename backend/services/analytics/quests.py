@@ -16,7 +16,8 @@ import psycopg
 
 from backend.db import fetch_all
 from backend.services.analytics.daily import calendar_days, live_ranges, rolled_days
-from backend.services.analytics.window import capped_ratio
+from backend.services.analytics.hourly import split_today
+from backend.services.analytics.window import capped_ratio, day_start
 
 #: Per (day, quest) figures for ``lo <= occurred_at < hi`` and ``<= now`` (the rollup's SQL).
 DAILY_QUEST_STATS_SQL = """
@@ -40,6 +41,13 @@ WHERE day >= %(first_day)s AND day < %(today)s AND day = ANY (%(days)s::date[])
 """
 
 
+ROLLED_HOURLY_QUESTS_SQL = """
+SELECT quest_id, quest_title, views, starts, completions
+FROM public.quest_hourly
+WHERE hour = ANY (%(hours)s::timestamptz[])
+"""
+
+
 def popular_quests(conn: psycopg.Connection[Any], *, now: datetime, days: int, limit: int,
                    use_rollup: bool = False) -> dict[str, Any]:
     """The ``limit`` most popular quests of the period, most popular first."""
@@ -48,11 +56,19 @@ def popular_quests(conn: psycopg.Connection[Any], *, now: datetime, days: int, l
     rows = fetch_all(conn, ROLLED_QUESTS_SQL, {
         "first_day": period.first_day, "today": period.today, "days": sorted(rolled)}) \
         if rolled else []
+    hours_used = 0
     for lo, hi in live_ranges(period, rolled):
-        rows.extend(fetch_all(conn, DAILY_QUEST_STATS_SQL, {"lo": lo, "hi": hi, "now": period.now}))
+        hours, live = split_today(conn, lo, hi, day_start(period.today), use_rollup)
+        hours_used += len(hours)
+        if hours:
+            rows.extend(fetch_all(conn, ROLLED_HOURLY_QUESTS_SQL, {"hours": hours}))
+        for part_lo, part_hi in live:
+            rows.extend(fetch_all(conn, DAILY_QUEST_STATS_SQL,
+                                  {"lo": part_lo, "hi": part_hi, "now": period.now}))
     quests = [_figures(quest_id, totals) for quest_id, totals in _sum_by_quest(rows).items()]
     quests.sort(key=lambda q: (-q["popularity"], q["quest_id"]))
-    return {**period.describe(), "days_from_rollup": len(rolled), "limit": limit,
+    return {**period.describe(), "days_from_rollup": len(rolled),
+            "hours_from_rollup": hours_used, "limit": limit,
             "formula": "views + 2*starts + 5*completions", "quests": quests[:limit]}
 
 

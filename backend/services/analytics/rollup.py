@@ -95,6 +95,86 @@ ON CONFLICT (day) DO UPDATE SET computed_at = EXCLUDED.computed_at
 """
 
 
+#: Today's closed hours not rolled up yet, or rolled up before an event for them arrived.
+HOURS_TO_ROLL_SQL = """
+WITH rolled AS (
+    SELECT hour, computed_at FROM public.rollup_hours
+    WHERE hour >= %(today_start)s AND hour < %(current_hour)s
+), late AS (
+    SELECT DISTINCT date_trunc('hour', e.occurred_at, 'UTC') AS hour, e.received_at
+    FROM public.user_activity_events e
+    WHERE e.received_at > (SELECT min(computed_at) - interval '5 minutes' FROM rolled)
+      AND e.occurred_at >= %(today_start)s AND e.occurred_at < %(current_hour)s
+)
+SELECT h AS hour
+FROM generate_series(%(today_start)s::timestamptz, %(current_hour)s::timestamptz
+                     - interval '1 hour', interval '1 hour') AS h
+LEFT JOIN rolled r ON r.hour = h
+WHERE r.hour IS NULL
+   OR EXISTS (SELECT 1 FROM late l WHERE l.hour = h
+              AND l.received_at > r.computed_at - interval '5 minutes')
+ORDER BY 1
+"""
+
+DELETE_HOUR_SQL = (
+    "DELETE FROM public.event_category_hourly WHERE hour = %(hour)s",
+    "DELETE FROM public.quest_hourly WHERE hour = %(hour)s",
+)
+
+INSERT_HOURLY_CATEGORIES_SQL = """
+INSERT INTO public.event_category_hourly (hour, event_category, events)
+SELECT %(hour)s, event_category, count(*)
+FROM public.user_activity_events
+WHERE occurred_at >= %(lo)s AND occurred_at < %(hi)s
+GROUP BY event_category
+"""
+
+INSERT_HOURLY_QUESTS_SQL = """
+INSERT INTO public.quest_hourly (hour, quest_id, quest_title, views, starts, completions)
+SELECT %(hour)s, quest_id, quest_title, views, starts, completions
+FROM (""" + DAILY_QUEST_STATS_SQL + ") stats"  # noqa: S608 - constant SQL fragments only
+
+MARK_HOUR_SQL = """
+INSERT INTO public.rollup_hours (hour, computed_at) VALUES (%(hour)s, now())
+ON CONFLICT (hour) DO UPDATE SET computed_at = EXCLUDED.computed_at
+"""
+
+#: Hours of past days are never read (those days come from the daily rollups).
+FORGET_PAST_HOURS_SQL = (
+    "DELETE FROM public.event_category_hourly WHERE hour < %(today_start)s",
+    "DELETE FROM public.quest_hourly WHERE hour < %(today_start)s",
+    "DELETE FROM public.rollup_hours WHERE hour < %(today_start)s",
+)
+
+
+def hours_to_roll(conn: psycopg.Connection[Any], *, now: datetime) -> list[datetime]:
+    """Today's closed hours (UTC) that need (re)computing."""
+    today_start = day_start(now.date())
+    current_hour = now.replace(minute=0, second=0, microsecond=0)
+    rows = fetch_all(conn, HOURS_TO_ROLL_SQL, {"today_start": today_start,
+                                               "current_hour": current_hour})
+    return [row["hour"] for row in rows]
+
+
+def roll_up_hour(conn: psycopg.Connection[Any], hour: datetime) -> None:
+    """Replace one closed hour's rows (event counts, quest figures) in one transaction."""
+    params = {"hour": hour, "lo": hour, "hi": hour + timedelta(hours=1),
+              "now": hour + timedelta(hours=1)}
+    with conn.transaction(), conn.cursor() as cur:
+        for statement in DELETE_HOUR_SQL:
+            cur.execute(statement, params)
+        cur.execute(INSERT_HOURLY_CATEGORIES_SQL, params)
+        cur.execute(INSERT_HOURLY_QUESTS_SQL, params)
+        cur.execute(MARK_HOUR_SQL, params)
+
+
+def forget_past_hours(conn: psycopg.Connection[Any], *, now: datetime) -> None:
+    """Drop hourly rows of days before today (one transaction)."""
+    with conn.transaction(), conn.cursor() as cur:
+        for statement in FORGET_PAST_HOURS_SQL:
+            cur.execute(statement, {"today_start": day_start(now.date())})
+
+
 def days_to_roll(conn: psycopg.Connection[Any], *, now: datetime,
                  lookback_days: int) -> list[date]:
     """Closed days (before today, UTC) within the lookback that need (re)computing."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -14,7 +14,13 @@ from backend.services.analytics.errors import error_summary
 from backend.services.analytics.event_counts import event_counts
 from backend.services.analytics.pages import page_views
 from backend.services.analytics.quests import popular_quests
-from backend.services.analytics.rollup import days_to_roll, roll_up_day
+from backend.services.analytics.rollup import (
+    days_to_roll,
+    forget_past_hours,
+    hours_to_roll,
+    roll_up_day,
+    roll_up_hour,
+)
 
 A = uuid.UUID("00000000-0000-4000-8000-00000000000a")
 B = uuid.UUID("00000000-0000-4000-8000-00000000000b")
@@ -172,6 +178,28 @@ def test_event_counts_and_quests_are_identical_before_and_after_the_rollup(
     assert counts_after["days_from_rollup"] == quests_after["days_from_rollup"] == 2
     assert counts_after["counts"] == counts["counts"]
     assert quests_after["quests"] == quests["quests"]
+    # Today's closed hours (00:00–14:00; now is 15:00) too: still the same answers.
+    hours = hours_to_roll(conn, now=NOW)
+    assert hours == [at("2026-05-10", h) for h in range(15)]
+    for hour in hours:
+        roll_up_hour(conn, hour)
+    assert hours_to_roll(conn, now=NOW) == []
+    counts_hourly = event_counts(conn, now=NOW, days=3, use_rollup=True)
+    quests_hourly = popular_quests(conn, now=NOW, days=3, limit=10, use_rollup=True)
+    assert counts_hourly["hours_from_rollup"] == quests_hourly["hours_from_rollup"] == 15
+    assert counts_hourly["counts"] == counts["counts"]
+    assert quests_hourly["quests"] == quests["quests"]
+    # An event of the current hour is live at once; a late one marks its hour for the job.
+    add_event(conn, "quest_viewed", at("2026-05-10", 14, 59), user_id=A, data={"quest_id": "q2"})
+    add_event(conn, "quest_viewed", NOW, user_id=A, data={"quest_id": "q2"})
+    assert popular_quests(conn, now=NOW, days=3, limit=10, use_rollup=True)["quests"][1][
+        "views"] == 2  # the late 14:59 one waits for the job; the 15:00 one is there
+    assert hours_to_roll(conn, now=NOW) == [at("2026-05-10", 14)]
+    roll_up_hour(conn, at("2026-05-10", 14))
+    assert popular_quests(conn, now=NOW, days=3, limit=10, use_rollup=True)["quests"][1][
+        "views"] == 3
+    forget_past_hours(conn, now=NOW + timedelta(days=1))
+    assert conn.execute("SELECT count(*) FROM rollup_hours").fetchone() == (0,)
 
 
 def test_error_summary(conn: psycopg.Connection[Any]) -> None:
