@@ -4,7 +4,8 @@
 events (generating them takes several minutes) and prints how p95 grows from 1M to
 10M. Each size gets its own database (``wm_bench_analytics_<events>``); ``--reuse``
 keeps and reuses it when it already holds that many events. The jobs have run, as in
-production: ``waymark rollup`` for every closed day and ``waymark score`` today (so
+production: ``waymark rollup`` for every closed day and today's closed hours, and
+``waymark score`` today (so
 at-risk-students answers from stored assessments; ``live=true`` is measured too). The
 requests go through the whole stack: Flask test client, token check, ``as_user`` (RLS)
 and JSON. Per-user endpoints are called by the students themselves, the rest by an
@@ -30,7 +31,7 @@ from psycopg.conninfo import make_conninfo
 
 from backend import create_app, migrations
 from backend.db import Database
-from backend.scripts.analytics_jobs import roll_up, score_all
+from backend.scripts.analytics_jobs import roll_up, roll_up_hours, score_all
 from backend.services import demo
 from bench.common import figure, percentile, server_url
 from bench.generate import generate
@@ -97,7 +98,9 @@ def _database(events: int, reuse: bool) -> Any:
     try:
         started = time.perf_counter()
         days, _ = roll_up(db, now=datetime.now(UTC), lookback_days=DAYS + 5)
-        figure(f"rollup ({days} days to do)", time.perf_counter() - started, "s")
+        hours = roll_up_hours(db, now=datetime.now(UTC))
+        figure(f"rollup ({days} days, {hours} hours of today to do)",
+               time.perf_counter() - started, "s")
         started = time.perf_counter()
         scored = score_all(db, now=datetime.now(UTC), batch_size=500)
         figure(f"waymark score ({scored['students']:,} students)",
