@@ -175,6 +175,9 @@ def main(argv: list[str]) -> None:
                         "database on (default BENCH_DATABASE_URL / TEST_DATABASE_URL)")
     parser.add_argument("--calibrate", action="store_true",
                         help="search parameters on this data and print them")
+    parser.add_argument("--holdout", metavar="PRESENTATION",
+                        help="also calibrate (one round) on this presentation only, e.g. "
+                        "2013B, and print every parameter set on the others")
     parser.add_argument("--db-name", default="waymark_bench_oulad",
                         help="name of the fresh database (dropped and re-created)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
@@ -194,6 +197,8 @@ def main(argv: list[str]) -> None:
                 found = calibrate(conn, weeks, labels)
                 print("-- calibrated parameters found:", found.as_dict(), flush=True)
                 presets.append(("searched", found))
+            if args.holdout:
+                holdout(conn, registrations, weeks, args.holdout, presets)
             for week in weeks:
                 for label, params in presets:
                     started = time.perf_counter()
@@ -205,6 +210,27 @@ def main(argv: list[str]) -> None:
                         result = evaluate(week, scored, other)
                         figure(f"for comparison, {name}: AUC / F1",
                                f"{result.auc:.3f} / {result.f1:.3f}")
+
+
+def holdout(conn: psycopg.Connection[Any],
+            registrations: dict[oulad_replay.Key, oulad_replay.Registration],
+            weeks: Sequence[int], train: str,
+            presets: list[tuple[str, RiskParams]]) -> None:
+    """Calibrate on one presentation, then print AUC/F1 on it and on the rest."""
+    def split(week: int, inside: bool) -> dict[uuid.UUID, bool]:
+        return {u: y for u, y in population(registrations, week).items()
+                if (registrations_by_user[u].key[1] == train) == inside}
+
+    registrations_by_user = {r.user_id: r for r in registrations.values()}
+    found = calibrate(conn, weeks, {w: split(w, True) for w in weeks}, rounds=1)
+    print(f"-- calibrated on {train} only:", found.as_dict(), flush=True)
+    for week in weeks:
+        for label, params in [*presets, (f"calibrated on {train}", found)]:
+            scored = risk.score_students(conn, now=now_for(week), params=params)
+            other = evaluate(week, scored, split(week, False))
+            own = evaluate(week, scored, split(week, True))
+            figure(f"week {week}, {label}: AUC / F1 others | {train}",
+                   f"{other.auc:.3f} / {other.f1:.3f} | {own.auc:.3f} / {own.f1:.3f}")
 
 
 # ------------------------------------------------------------------ calibration
