@@ -9,6 +9,7 @@ vouches for (``track(user_id=…)``), never one from a request body.
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -25,13 +26,26 @@ from backend.taxonomy import category_of
 
 Client = dict[str, str | None]
 
-def new_id() -> uuid.UUID:
-    """A random (version 4) UUID without a system call per id (``uuid4`` reads urandom).
+_MILLIS_MASK = (1 << 48) - 1
+_RAND_B_MASK = (1 << 62) - 1
 
-    ``random``'s shared generator is seeded from os.urandom and re-seeded in every forked
-    child, so two processes never draw the same ids; ids need uniqueness, not secrecy.
+
+def new_id() -> uuid.UUID:
+    """A time-ordered (version 7, RFC 9562) UUID, so new ids append to the primary key.
+
+    48 bits of Unix milliseconds, then 74 random bits. Ids made one after another land on
+    the right edge of the ``event_id`` (and ``session_id``, ``error_id``) B-tree, whose
+    pages then fill to ~90 %; random version 4 ids split pages all over the index and leave
+    them ~70 % full (bench/README.md, bytes per event). The millisecond is also in the
+    row's ``received_at``, so the id reveals nothing new. No system call per id (``uuid4``
+    reads urandom): ``random``'s shared generator is seeded from os.urandom and re-seeded
+    in every forked child, so two processes never draw the same ids; ids need uniqueness,
+    not secrecy.
     """
-    return uuid.UUID(int=random.getrandbits(128), version=4)  # noqa: S311
+    rand = random.getrandbits(74)  # noqa: S311
+    millis = time.time_ns() // 1_000_000 & _MILLIS_MASK
+    return uuid.UUID(int=millis << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62
+                     | rand & _RAND_B_MASK)
 
 
 def client(ip: str | None, ua: str | None, origin: str | None, token: str | None) -> Client:
