@@ -30,7 +30,7 @@ Key = tuple[str, Any]
 #: each person's latest session (one index probe: sessions of a person never overlap),
 #: kept when it is still open at the segment's start.
 FIND_OPEN_SESSIONS = """
-SELECT k.idx, m.session_id
+SELECT k.idx, m.session_id, m.started_at
 FROM unnest(%(idx)s::int[], %(user_ids)s::uuid[], %(hashes)s::bytea[],
             %(starts)s::timestamptz[], %(lasts)s::timestamptz[])
      AS k(idx, user_id, visitor_hash, started_at, last_seen_at)
@@ -116,6 +116,8 @@ class Segment:
     utm_medium: str | None = None
     utm_campaign: str | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
+    #: started_at of the stored session this segment joined (None: a new session)
+    joined_at: datetime | None = None
 
 
 def session_key(row: dict[str, Any]) -> Key | None:
@@ -186,8 +188,13 @@ def _columns(segments: list[Segment]) -> dict[str, list[Any]]:
     return {name: [getattr(s, name) for s in segments] for name in SEGMENT_FIELDS}
 
 
-def join_open_sessions(conn: psycopg.Connection[Any], segments: list[Segment]) -> None:
-    """Give each person's first segment the id of their session still open at its start."""
+def join_open_sessions(conn: psycopg.Connection[Any], segments: list[Segment],
+                       in_flight: InFlight | None = None) -> None:
+    """Give each person's first segment the id of their session still open at its start.
+
+    With ``in_flight``, a session of this process's uncommitted batches wins over the
+    database's when it started later (the database cannot see it yet).
+    """
     firsts = [(i, s) for i, s in enumerate(segments) if s.first_of_key]
     if not firsts:
         return
@@ -201,17 +208,76 @@ def join_open_sessions(conn: psycopg.Connection[Any], segments: list[Segment]) -
     }
     with conn.cursor() as cur:
         cur.execute(FIND_OPEN_SESSIONS, params)
-        for idx, session_id in cur.fetchall():
-            segments[idx].session_id = session_id
+        found = cur.fetchall()
+    for idx, session_id, started_at in found:
+        segments[idx].session_id = session_id
+        if in_flight is not None:
+            segments[idx].joined_at = started_at
+    if in_flight is not None:
+        in_flight.join(segments)
+
+
+def _is_open_for(started_at: datetime, last_seen_at: datetime, segment: Segment) -> bool:
+    return (last_seen_at >= segment.started_at - SESSION_GAP
+            and started_at <= segment.last_seen_at + SESSION_GAP)
+
+
+class InFlight:
+    """Sessions this process gave to batches that may not be committed yet.
+
+    The writer finds open sessions for batch N+1 (in the database, on another connection)
+    while batch N is still being written: the database cannot see batch N's sessions yet,
+    so the process remembers them until the batch is done. The database stays the
+    authority for everything committed (other processes' sessions included).
+    """
+
+    def __init__(self) -> None:
+        #: person → (batch number, session id, started_at, last_seen_at) of their latest segment
+        self.entries: dict[Key, tuple[int, uuid.UUID, datetime, datetime]] = {}
+
+    def join(self, segments: list[Segment]) -> None:
+        """Continue a session of a batch in flight when it is later than the database's."""
+        for segment in segments:
+            if not segment.first_of_key:
+                continue
+            key = session_key(segment.rows[0]) if segment.rows else None
+            hit = self.entries.get(key) if key is not None else None
+            if hit is None or not _is_open_for(hit[2], hit[3], segment):
+                continue
+            if segment.joined_at is None or hit[2] >= segment.joined_at:
+                segment.session_id = hit[1]
+
+    def remember(self, batch: int, segments: list[Segment]) -> None:
+        """Keep each person's latest segment of ``batch`` until that batch is done."""
+        for segment in segments:
+            if not segment.rows:
+                continue
+            key = session_key(segment.rows[0])
+            if key is None:
+                continue
+            old = self.entries.get(key)
+            if old is None or segment.started_at >= old[2] or old[1] == segment.session_id:
+                started = segment.started_at
+                last = segment.last_seen_at
+                if old is not None and old[1] == segment.session_id:
+                    started, last = min(started, old[2]), max(last, old[3])
+                self.entries[key] = (batch, segment.session_id, started, last)
+
+    def forget_until(self, batch: int) -> None:
+        """Drop what batches up to ``batch`` taught (the database shows them now)."""
+        if self.entries:
+            self.entries = {k: v for k, v in self.entries.items() if v[0] > batch}
 
 
 def assign_sessions(conn: psycopg.Connection[Any], rows: list[dict[str, Any]],
                     pings: list[dict[str, Any]],
-                    segments: list[Segment] | None = None) -> list[Segment]:
+                    segments: list[Segment] | None = None, *,
+                    joined: bool = False) -> list[Segment]:
     """Phase 1, before the events are inserted: record launches, give rows a session_id.
 
     ``segments`` may be passed when ``segments_of(rows)`` was computed beforehand (the
-    writer does that off the database thread); they are re-used as given.
+    writer does that off the database thread); they are re-used as given, and with
+    ``joined`` their open sessions were already found too.
     """
     launches = launch_segments(pings)
     if launches:
@@ -219,7 +285,7 @@ def assign_sessions(conn: psycopg.Connection[Any], rows: list[dict[str, Any]],
             cur.execute(UPSERT_SESSIONS, _columns(launches))
     if segments is None:
         segments = segments_of(rows)
-    if segments:
+    if segments and not joined:
         join_open_sessions(conn, segments)
     for segment in segments:
         for row in segment.rows:

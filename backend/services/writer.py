@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import os
 import queue
 import random
@@ -53,8 +54,15 @@ EVENT_TYPES_SQL = ("uuid", "timestamptz", "timestamptz", "uuid", "bytea", "bytea
 #: the writer's COPY order: session_id last, so the rest is built before sessions are known.
 _PRE_COLUMNS = tuple(c for c in EVENT_COLUMNS if c != "session_id")
 _COPY_COLUMNS = (*_PRE_COLUMNS, "session_id")
-_COPY_TYPES = (*(t for c, t in zip(EVENT_COLUMNS, EVENT_TYPES_SQL, strict=True)
+#: event_data is encoded off the database thread, as jsonb's binary form (a version byte,
+#: then the JSON text); binary COPY sends a field's bytes as they are, so its COPY type is
+#: bytea and the server's jsonb input still parses and checks it.
+_COPY_TYPES = (*("bytea" if c == "event_data" else t
+                 for c, t in zip(EVENT_COLUMNS, EVENT_TYPES_SQL, strict=True)
                  if c != "session_id"), "uuid")
+_JSON_AT = _PRE_COLUMNS.index("event_data")
+_ROW_DEFAULTS: dict[str, Any] = dict.fromkeys(_PRE_COLUMNS)
+_pick_columns = operator.itemgetter(*_PRE_COLUMNS)
 _COLS = ", ".join(_COPY_COLUMNS)
 
 #: the first round trip of every batch: begin, the forget contract's shared lock, the
@@ -125,8 +133,12 @@ class EventWriter:
         self._thread: threading.Thread | None = None
         self._db_thread: threading.Thread | None = None
         #: prepared batches waiting for the database stage (at most two: memory stays bounded)
-        self._handoff: queue.Queue[tuple[int, dict[str, list[dict[str, Any]]]] | None] = \
+        self._handoff: queue.Queue[tuple[int, int, dict[str, list[dict[str, Any]]]] | None] = \
             queue.Queue(maxsize=2)
+        #: batch numbers: the last one prepared, the last one the database stage finished,
+        #: and the last one with app-launch pings (sessions the next batches must see)
+        self._prepared_seq = self._done_seq = self._ping_seq = 0
+        self._in_flight = sessions.InFlight()
         self._conn: psycopg.Connection[Any] | None = None
         self._salt_conn: psycopg.Connection[Any] | None = None
         self._stop = threading.Event()
@@ -246,16 +258,19 @@ class EventWriter:
                 self._handoff.put(None)
                 return
             prepared = None
+            self._prepared_seq += 1
+            seq = self._prepared_seq
             try:
-                prepared = self._retrying(len(batch), partial(self._prepare, None, batch),
+                prepared = self._retrying(len(batch), partial(self._prepare, None, batch, seq),
                                           self._disconnect_salts)
             except Exception:  # noqa: BLE001 - the thread must survive anything
                 log.exception("waymark writer: preparing a batch of %d failed", len(batch))
                 self.dropped["internal_error"] += len(batch)
             if prepared is None:
+                self._done_seq = seq
                 self._done(len(batch))
             else:
-                self._handoff.put((len(batch), prepared))  # waits while the DB is 2 behind
+                self._handoff.put((seq, len(batch), prepared))  # waits while the DB is 2 behind
 
     def _run_db(self) -> None:
         """Stage 2: write prepared batches, in order, while stage 1 prepares the next one."""
@@ -263,7 +278,7 @@ class EventWriter:
             job = self._handoff.get()
             if job is None:
                 return
-            count, prepared = job
+            seq, count, prepared = job
             try:
                 self._retrying(count, partial(self._write_split, None, prepared),
                                self._disconnect)
@@ -271,6 +286,7 @@ class EventWriter:
                 log.exception("waymark writer: a batch of %d failed unexpectedly", count)
                 self.dropped["internal_error"] += count
             finally:
+                self._done_seq = seq
                 self._done(count)
 
     def _done(self, count: int) -> None:
@@ -329,9 +345,10 @@ class EventWriter:
                             delay)
                 time.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311 - jitter only
 
-    def _prepare(self, conn: psycopg.Connection[Any] | None,
-                 batch: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-        """Run the privacy step and the ``before_store`` hook; split rows by kind."""
+    def _prepare(self, conn: psycopg.Connection[Any] | None, batch: list[dict[str, Any]],
+                 seq: int = 0) -> dict[str, list[dict[str, Any]]]:
+        """Run the privacy step and the ``before_store`` hook; split rows by kind; encode the
+        events' COPY values and find their sessions (while the previous batch is written)."""
         out: dict[str, list[dict[str, Any]]] = {"event": [], "error": [], "session": []}
         skipped: Counter[str] = Counter()
         for item in batch:
@@ -352,11 +369,22 @@ class EventWriter:
                 result = hooked
             kind = item.get("kind", "event")
             if kind == "event":
-                result["_copy"] = tuple([result.get(name) for name in _PRE_COLUMNS])
+                result["_copy"] = _copy_values(result)
             out[kind].append(result)
         self.dropped.update(skipped)
         out["event"] = _unique(out["event"])
-        out["_segments"] = sessions.segments_of(out["event"])  # type: ignore[assignment]
+        segments = sessions.segments_of(out["event"])
+        out["_segments"] = segments  # type: ignore[assignment]
+        if out["session"]:
+            self._ping_seq = seq
+        elif seq and segments and self._ping_seq <= self._done_seq:
+            # the database shows every batch up to ``done``; the in-flight map the rest
+            done = self._done_seq
+            sessions.join_open_sessions(conn or self._salt_connection(), segments,
+                                        self._in_flight)
+            self._in_flight.forget_until(done)
+            self._in_flight.remember(seq, segments)
+            out["_joined"] = []
         return out
 
     def _write_split(self, conn: psycopg.Connection[Any] | None,
@@ -396,12 +424,14 @@ class EventWriter:
         """
         events = _unique(rows.get("event", []))
         segments: list[sessions.Segment] | None = rows.get("_segments")  # type: ignore[assignment]
+        joined = "_joined" in rows
         with _transaction(conn, PREPARE) as tombstones, conn.cursor() as cur:
             if tombstones and events:
                 kept = self._not_forgotten(cur, events)
                 if len(kept) < len(events):
-                    events, segments = kept, None
-            assigned = sessions.assign_sessions(conn, events, rows.get("session", []), segments)
+                    events, segments, joined = kept, None, False
+            assigned = sessions.assign_sessions(conn, events, rows.get("session", []), segments,
+                                                joined=joined and segments is not None)
             inserted = self._insert_events(cur, events, bool(rows.get("session")))
             written = len(events) if inserted is None else len(inserted)
             touched = sessions.upsert_sessions(
@@ -436,7 +466,7 @@ class EventWriter:
         with cur.copy(statement) as copy:
             copy.set_types(list(_COPY_TYPES))
             for row in events:
-                pre = row.get("_copy") or tuple([row.get(n) for n in _PRE_COLUMNS])
+                pre = row.get("_copy") or _copy_values(row)
                 copy.write_row((*pre, row.get("session_id")))
 
     @staticmethod
@@ -535,6 +565,41 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
             conn.execute("ROLLBACK")
         except psycopg.Error:
             pass  # the connection is broken; it is dropped and reopened
+
+
+def _copy_values(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row's COPY values but the session id, with event_data as jsonb's binary form."""
+    values = list(_pick_columns({**_ROW_DEFAULTS, **row}))
+    data = values[_JSON_AT]
+    if data is not None:
+        try:
+            values[_JSON_AT] = b"\x01" + _json_text(data).encode()
+        except (TypeError, ValueError, RecursionError):
+            pass  # left as it is: its COPY fails, and the row alone goes to the dead letters
+    return tuple(values)
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """``json.dumps`` (same text), without building its C encoder again for every call."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.dumps
+    encode = make(None, _not_json, json.encoder.encode_basestring_ascii, None, ": ", ", ",
+                  False, False, True)
+
+    def text(value: Any) -> str:
+        if isinstance(value, str):
+            return json.dumps(value)
+        return "".join(encode(value, 0))
+
+    return text
+
+
+_json_text = _json_encoder()
 
 
 def _unique(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

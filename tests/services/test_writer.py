@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -274,3 +274,37 @@ def test_a_duplicate_in_a_batch_with_a_launch_ping_keeps_the_launch(
     assert count(conn, "user_sessions", "is_app_launch") == 1
     assert count(conn, "user_activity_events") == 2
     assert writer.stats()["conflict_fallbacks"] == 1
+
+
+def test_event_data_that_is_not_json_sends_only_its_row_to_the_dead_letters(
+        writer: EventWriter, conn: psycopg.Connection[Any]) -> None:
+    batch = [event(page_path=f"/j{i}") for i in range(10)]
+    batch[3]["row"]["event_data"] = {"tags": {"a", "b"}}  # a set: not JSON
+    for item in batch:
+        assert writer.submit(item)
+    assert writer.flush(30) == 0
+    assert count(conn, "user_activity_events") == 9
+    dead = conn.execute("SELECT kind, payload->>'page_path' FROM waymark.dead_letters").fetchall()
+    assert dead == [("event", "/j3")]
+
+
+def test_a_batch_prepared_before_the_previous_one_is_written_continues_its_sessions(
+        db_url: str, conn: psycopg.Connection[Any]) -> None:
+    w = EventWriter(db_url, _settings(), privacy=PrivacyStep(_settings(), _no_tokens),
+                    autostart=False)
+    user = uuid.uuid4()
+    start = datetime.now(UTC) - timedelta(hours=1)
+    first = [event(user, occurred_at=start + timedelta(minutes=i)) for i in range(3)]
+    second = [event(user, occurred_at=start + timedelta(minutes=10 + i)) for i in range(2)]
+    try:
+        one = w._prepare(None, first, 1)
+        two = w._prepare(None, second, 2)  # the database has not seen batch 1 yet
+        w._write_split(None, one)
+        w._done_seq = 1
+        w._write_split(None, two)
+    finally:
+        w.close(5)
+    assert conn.execute("SELECT event_count, page_count FROM user_sessions WHERE user_id = %s",
+                        (user,)).fetchall() == [(5, 5)]
+    assert conn.execute("SELECT count(DISTINCT session_id) FROM user_activity_events "
+                        "WHERE user_id = %s", (user,)).fetchone() == (1,)
