@@ -8,8 +8,10 @@ EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 TAXONOMY: dict[str, tuple[str, ...]] = {
     "navigation": ("page_view", "route_change", "page_exit"),
+    # quest_assigned (a quest given to a student, with event_data.due_at) extends DESIGN §8:
+    # the risk score's missed-deadlines factor reads it; it is not learner activity.
     "quest": ("quest_viewed", "quest_started", "quest_abandoned", "quest_completed",
-              "task_viewed", "task_completed", "evidence_uploaded"),
+              "task_viewed", "task_completed", "evidence_uploaded", "quest_assigned"),
     "badge": ("badge_viewed", "badge_claimed", "badge_earned"),
     "tutor": ("tutor_opened", "tutor_message_sent", "tutor_safety_flag"),
     "community": ("connection_request_sent", "connection_accepted", "profile_viewed"),
