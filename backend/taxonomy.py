@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+EVENT_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 
 TAXONOMY: dict[str, tuple[str, ...]] = {
     "navigation": ("page_view", "route_change", "page_exit"),

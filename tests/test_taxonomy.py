@@ -21,6 +21,7 @@ def test_category_of(event_type: str, category: str) -> None:
 @pytest.mark.parametrize("event_type, ok", [
     ("page_view", True), ("a", True), ("a" * 64, True), ("a" * 65, False),
     ("Page_view", False), ("1abc", False), ("page-view", False), ("", False),
+    ("page_view\n", False),
 ])
 def test_event_type_pattern(event_type: str, ok: bool) -> None:
     assert bool(EVENT_TYPE_PATTERN.match(event_type)) is ok
