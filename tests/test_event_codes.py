@@ -54,3 +54,12 @@ def test_running_the_migration_again_changes_nothing(conn: psycopg.Connection[An
     assert conn.execute("SELECT event_category, source, device_type "
                         "FROM public.user_activity_events").fetchall() == [
         ("badge", "client", "desktop")]
+
+
+def test_the_category_enum_lists_every_taxonomy_category(conn: psycopg.Connection[Any]) -> None:
+    """A category added to the taxonomy needs ALTER TYPE … ADD VALUE in a migration."""
+    from backend.taxonomy import CATEGORIES
+
+    labels = [r[0] for r in conn.execute(
+        "SELECT unnest(enum_range(NULL::public.event_category))::text").fetchall()]
+    assert sorted(labels) == sorted(CATEGORIES)
