@@ -11,6 +11,7 @@ session record per launch, which the events that follow then continue.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ CROSS JOIN LATERAL (
 WHERE m.last_seen_at >= k.started_at - %(gap)s AND m.started_at <= k.last_seen_at + %(gap)s
 """
 
-UPSERT_SESSIONS = """
+_UPSERT = """
 INSERT INTO public.user_sessions AS us (
     session_id, user_id, visitor_hash, started_at, last_seen_at, duration_seconds,
     page_count, event_count, is_bounce, is_app_launch, browser, os, device_type,
@@ -57,15 +58,7 @@ SELECT s.session_id, s.user_id, s.visitor_hash, s.started_at, s.last_seen_at,
        s.page_count, s.event_count, s.page_count <= 1, s.is_app_launch, s.browser, s.os,
        s.device_type, s.entry_page, s.exit_page, s.referrer, s.utm_source, s.utm_medium,
        s.utm_campaign
-FROM unnest(%(session_id)s::uuid[], %(user_id)s::uuid[], %(visitor_hash)s::bytea[],
-            %(started_at)s::timestamptz[], %(last_seen_at)s::timestamptz[],
-            %(page_count)s::int[], %(event_count)s::int[], %(is_app_launch)s::boolean[],
-            %(browser)s::text[], %(os)s::text[], %(device_type)s::text[],
-            %(entry_page)s::text[], %(exit_page)s::text[], %(referrer)s::text[],
-            %(utm_source)s::text[], %(utm_medium)s::text[], %(utm_campaign)s::text[])
-     AS s(session_id, user_id, visitor_hash, started_at, last_seen_at, page_count,
-          event_count, is_app_launch, browser, os, device_type, entry_page, exit_page,
-          referrer, utm_source, utm_medium, utm_campaign)
+FROM {source}
 ON CONFLICT (session_id) DO UPDATE SET
     started_at = least(us.started_at, EXCLUDED.started_at),
     last_seen_at = greatest(us.last_seen_at, EXCLUDED.last_seen_at),
@@ -86,6 +79,28 @@ ON CONFLICT (session_id) DO UPDATE SET
     os = coalesce(us.os, EXCLUDED.os),
     device_type = coalesce(us.device_type, EXCLUDED.device_type)
 """
+_FROM_ARRAYS = """unnest(%(session_id)s::uuid[], %(user_id)s::uuid[], %(visitor_hash)s::bytea[],
+            %(started_at)s::timestamptz[], %(last_seen_at)s::timestamptz[],
+            %(page_count)s::int[], %(event_count)s::int[], %(is_app_launch)s::boolean[],
+            %(browser)s::text[], %(os)s::text[], %(device_type)s::text[],
+            %(entry_page)s::text[], %(exit_page)s::text[], %(referrer)s::text[],
+            %(utm_source)s::text[], %(utm_medium)s::text[], %(utm_campaign)s::text[])
+     AS s(session_id, user_id, visitor_hash, started_at, last_seen_at, page_count,
+          event_count, is_app_launch, browser, os, device_type, entry_page, exit_page,
+          referrer, utm_source, utm_medium, utm_campaign)"""
+#: the same segments as one JSON document (one parameter: encoded in C, off the database
+#: thread, instead of 17 arrays whose elements psycopg adapts one by one).
+_FROM_JSON = """(SELECT j.session_id, j.user_id, decode(j.visitor_hash, 'hex') AS visitor_hash,
+            j.started_at, j.last_seen_at, j.page_count, j.event_count, j.is_app_launch,
+            j.browser, j.os, j.device_type, j.entry_page, j.exit_page, j.referrer,
+            j.utm_source, j.utm_medium, j.utm_campaign
+     FROM json_to_recordset(%(segments)s::json) AS j(
+            session_id uuid, user_id uuid, visitor_hash text, started_at timestamptz,
+            last_seen_at timestamptz, page_count int, event_count int, is_app_launch boolean,
+            browser text, os text, device_type text, entry_page text, exit_page text,
+            referrer text, utm_source text, utm_medium text, utm_campaign text)) AS s"""
+UPSERT_SESSIONS = _UPSERT.format(source=_FROM_ARRAYS)
+UPSERT_SESSIONS_JSON = _UPSERT.format(source=_FROM_JSON)
 
 SEGMENT_FIELDS = ("session_id", "user_id", "visitor_hash", "started_at", "last_seen_at",
                   "page_count", "event_count", "is_app_launch", "browser", "os", "device_type",
@@ -182,6 +197,20 @@ def launch_segments(pings: list[dict[str, Any]]) -> list[Segment]:
         segment.entry_page = segment.exit_page = ping.get("page_path")
         segments.append(segment)
     return segments
+
+
+def segments_json(segments: list[Segment]) -> str:
+    """The segments as :data:`UPSERT_SESSIONS_JSON`'s parameter (a JSON array of rows)."""
+    return json.dumps([{
+        "session_id": str(s.session_id),
+        "user_id": None if s.user_id is None else str(s.user_id),
+        "visitor_hash": None if s.visitor_hash is None else s.visitor_hash.hex(),
+        "started_at": s.started_at.isoformat(), "last_seen_at": s.last_seen_at.isoformat(),
+        "page_count": s.page_count, "event_count": s.event_count,
+        "is_app_launch": s.is_app_launch, "browser": s.browser, "os": s.os,
+        "device_type": s.device_type, "entry_page": s.entry_page, "exit_page": s.exit_page,
+        "referrer": s.referrer, "utm_source": s.utm_source, "utm_medium": s.utm_medium,
+        "utm_campaign": s.utm_campaign} for s in segments], separators=(",", ":"))
 
 
 def _columns(segments: list[Segment]) -> dict[str, list[Any]]:
@@ -303,8 +332,16 @@ def _recount(segment: Segment, kept: list[dict[str, Any]]) -> Segment:
 
 
 def upsert_sessions(conn: psycopg.Connection[Any], segments: list[Segment],
-                    inserted: set[Any] | None) -> int:
-    """Phase 2, after the insert: count only the rows inserted (``None``: all of them)."""
+                    inserted: set[Any] | None, encoded: str | None = None) -> int:
+    """Phase 2, after the insert: count only the rows inserted (``None``: all of them).
+
+    ``encoded`` is ``segments_json(segments)`` computed beforehand (used when all rows went in).
+    """
+    if inserted is None and encoded is not None:
+        if segments:
+            with conn.cursor() as cur:
+                cur.execute(UPSERT_SESSIONS_JSON, {"segments": encoded})
+        return len(segments)
     if inserted is not None:
         counted = []
         for segment in segments:

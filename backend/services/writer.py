@@ -290,8 +290,27 @@ class EventWriter:
                 self._done(count)
 
     def _done(self, count: int) -> None:
-        for _ in range(count):
-            self._queue.task_done()
+        """``task_done`` for ``count`` items at once."""
+        done = self._queue.all_tasks_done
+        with done:
+            unfinished = self._queue.unfinished_tasks - count
+            if unfinished < 0:
+                raise ValueError("task_done() called too many times")
+            self._queue.unfinished_tasks = unfinished
+            if not unfinished:
+                done.notify_all()
+
+    def _take(self, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` queued items at once, without waiting (one lock, not one per item)."""
+        q = self._queue
+        with q.mutex:
+            count = min(limit, len(q.queue))
+            if not count:
+                return []
+            popleft = q.queue.popleft
+            taken = [popleft() for _ in range(count)]
+            q.not_full.notify(count)
+        return taken
 
     def _collect(self) -> list[dict[str, Any]] | None:
         """Block for the first item, then gather up to ``batch_size`` or until the interval."""
@@ -308,6 +327,10 @@ class EventWriter:
         if self._queue.qsize() >= size:  # a backlog: fewer, larger transactions catch up faster
             size *= self.backlog_factor
         while len(batch) < size:
+            more = self._take(size - len(batch))
+            if more:
+                batch.extend(more)
+                continue
             remaining = deadline - time.monotonic()
             try:
                 if remaining <= 0 or self._hurry.is_set() or self._stop.is_set():
@@ -384,7 +407,13 @@ class EventWriter:
                                         self._in_flight)
             self._in_flight.forget_until(done)
             self._in_flight.remember(seq, segments)
-            out["_joined"] = []
+            for segment in segments:
+                session_id = segment.session_id
+                for row in segment.rows:
+                    row["session_id"] = session_id
+            for row in out["event"]:  # the whole COPY row, ready for the database thread
+                row["_row"] = (*row["_copy"], row.get("session_id"))
+            out["_joined"] = [{"sessions": sessions.segments_json(segments)}]
         return out
 
     def _write_split(self, conn: psycopg.Connection[Any] | None,
@@ -432,10 +461,12 @@ class EventWriter:
                     events, segments, joined = kept, None, False
             assigned = sessions.assign_sessions(conn, events, rows.get("session", []), segments,
                                                 joined=joined and segments is not None)
-            inserted = self._insert_events(cur, events, bool(rows.get("session")))
+            inserted = self._insert_events(cur, events, bool(rows.get("session")),
+                                           joined and segments is not None)
             written = len(events) if inserted is None else len(inserted)
             touched = sessions.upsert_sessions(
-                conn, assigned, None if written == len(events) else inserted)
+                conn, assigned, None if written == len(events) else inserted,
+                rows["_joined"][0]["sessions"] if joined and segments is not None else None)
             errors = error_groups.write_errors(conn, rows.get("error", []))
         self.counters["written"] += written
         self.counters["duplicates"] += len(rows.get("event", [])) - written
@@ -444,27 +475,34 @@ class EventWriter:
         self.counters["batches"] += 1
 
     def _insert_events(self, cur: psycopg.Cursor[Any], events: list[dict[str, Any]],
-                       pings: bool) -> set[Any] | None:
+                       pings: bool, prebuilt: bool = False) -> set[Any] | None:
         """COPY the events in; None when all went in directly, else the ids really inserted."""
         if not events:
             return None
         if pings:  # the launches were upserted after PREPARE's savepoint: keep them
             cur.execute("SAVEPOINT wm_events")
         try:
-            self._copy(cur, COPY_DIRECT, events)
+            self._copy(cur, COPY_DIRECT, events, prebuilt)
             return None
         except psycopg.errors.UniqueViolation:
             cur.execute("ROLLBACK TO SAVEPOINT wm_events")
         self.counters["conflict_fallbacks"] += 1
         cur.execute(CREATE_STAGE)
-        self._copy(cur, COPY_EVENTS, events)
+        self._copy(cur, COPY_EVENTS, events, prebuilt)
         cur.execute(INSERT_EVENTS)
         return {event_id for (event_id,) in cur.fetchall()}
 
     @staticmethod
-    def _copy(cur: psycopg.Cursor[Any], statement: str, events: list[dict[str, Any]]) -> None:
+    def _copy(cur: psycopg.Cursor[Any], statement: str, events: list[dict[str, Any]],
+              prebuilt: bool = False) -> None:
+        """COPY the rows (``prebuilt``: their ``_row`` tuples hold their session ids)."""
         with cur.copy(statement) as copy:
             copy.set_types(list(_COPY_TYPES))
+            if prebuilt:
+                write_row = copy.write_row
+                for full in [row["_row"] for row in events]:
+                    write_row(full)
+                return
             for row in events:
                 pre = row.get("_copy") or _copy_values(row)
                 copy.write_row((*pre, row.get("session_id")))

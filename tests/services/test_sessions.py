@@ -69,3 +69,24 @@ def test_each_launch_ping_is_a_session_that_events_continue(
     stored = conn.execute("SELECT is_app_launch, page_count, entry_page, exit_page "
                           "FROM user_sessions ORDER BY started_at").fetchall()
     assert stored == [(True, 0, "/home", "/home"), (True, 1, "/home", "/quests")]
+
+
+def test_the_one_json_parameter_stores_what_the_arrays_store(
+        conn: psycopg.Connection[Any]) -> None:
+    user = uuid.uuid4()
+    rows = [row(0, page="/in", referrer="https://r.example/é?a='b'", utm_source="news",
+                browser="Chrome", os="Mac OS X", device_type="desktop"),
+            row(1, event_type="quest_viewed", page=None, visitor=b"\x00\xff\x10"),
+            row(3, user=user, utm_campaign='q"uote', device_type="mobile"), row(50, user=user)]
+    segments = sessions.segments_of(rows)
+    columns = ("session_id, user_id, visitor_hash, started_at, last_seen_at, duration_seconds, "
+               "page_count, event_count, is_bounce, is_app_launch, browser, os, device_type, "
+               "entry_page, exit_page, referrer, utm_source, utm_medium, utm_campaign")
+    stored = []
+    for encoded in (None, sessions.segments_json(segments)):
+        with conn.transaction():
+            assert sessions.upsert_sessions(conn, segments, None, encoded) == 4
+        stored.append(conn.execute(f"SELECT {columns} FROM user_sessions "  # noqa: S608
+                                   "ORDER BY session_id").fetchall())
+        conn.execute("DELETE FROM user_sessions")
+    assert len(stored[0]) == 4 and stored[1] == stored[0]
