@@ -27,6 +27,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from backend import create_app, migrations
+from backend.db import Database
 
 TEST_JWT_SECRET = "waymark-test-secret-at-least-32-bytes-long!"
 _PID = os.getpid()
@@ -121,6 +122,15 @@ def conn(db_url: str) -> Iterator[psycopg.Connection[Any]]:
     """A superuser connection (autocommit) to the test's database, for setup and checks."""
     with psycopg.connect(db_url, autocommit=True) as connection:
         yield connection
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """Waymark's own pool on the test's database: the service connection services use."""
+    database = Database(db_url, min_size=1, max_size=3)
+    database.open(wait=True)
+    yield database
+    database.close()
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ students), shows a progress bar on a terminal and prints one summary line.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
@@ -19,19 +17,6 @@ from backend.scripts import runtime
 from backend.services import demo as demo_data
 from backend.services import risk
 from backend.services.analytics import milestones, rollup
-from backend.services.jobs import job_lock
-
-
-@contextmanager
-def _locked_database(job: str) -> Iterator[Database | None]:
-    """The opened database under the job's lock; None (summary printed) when another run has it."""
-    settings = runtime.load_settings()
-    with runtime.open_database(settings) as db, job_lock(db, job) as acquired:
-        if not acquired:
-            runtime.summary(job, status="skipped", reason="another-run-holds-the-lock")
-            yield None
-        else:
-            yield db
 
 
 def roll_up(db: Database, *, now: datetime, lookback_days: int) -> tuple[int, int]:
@@ -103,7 +88,7 @@ BATCH = click.option("--batch-size", type=click.IntRange(1, 10_000), default=500
 def rollup_command(lookback_days: int) -> None:
     """Roll up closed UTC days and today's closed hours (cron: hourly, e.g. at :05)."""
     started = time.monotonic()
-    with _locked_database("rollup") as db:
+    with runtime.locked_database("rollup") as db:
         if db is None:
             return
         now = datetime.now(UTC)
@@ -120,7 +105,7 @@ def rollup_command(lookback_days: int) -> None:
 def score_command(batch_size: int, with_milestones: bool) -> None:
     """Store a risk assessment (score, level, factors) per student for today (cron: daily)."""
     started = time.monotonic()
-    with _locked_database("score") as db:
+    with runtime.locked_database("score") as db:
         if db is None:
             return
         now = datetime.now(UTC)
@@ -136,7 +121,7 @@ def score_command(batch_size: int, with_milestones: bool) -> None:
 def milestones_command(batch_size: int) -> None:
     """Add milestone rows: quests completed, badges earned, streaks reached (idempotent)."""
     started = time.monotonic()
-    with _locked_database("milestones") as db:
+    with runtime.locked_database("milestones") as db:
         if db is None:
             return
         students, added = write_milestones(db, now=datetime.now(UTC), batch_size=batch_size)
@@ -157,7 +142,7 @@ HAS_EVENTS_SQL = "SELECT EXISTS (SELECT 1 FROM public.user_activity_events) AS h
 def demo_command(students: int, days: int, events: int, seed: int, if_empty: bool) -> None:
     """Load realistic, deterministic demo data, then roll up, score and add milestones."""
     started = time.monotonic()
-    with _locked_database("demo") as db:
+    with runtime.locked_database("demo") as db:
         if db is None:
             return
         row = db.fetch_one(HAS_EVENTS_SQL)

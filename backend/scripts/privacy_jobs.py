@@ -10,36 +10,21 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import click
 
-from backend.db import Database
 from backend.scripts import runtime
 from backend.services import export as export_service
 from backend.services import retention, salt_rotation
 from backend.services.forget import forget_user
-from backend.services.jobs import job_lock
 
 SHORT_NAMES = {"user_activity_events": "events", "user_sessions": "sessions",
                "error_events": "errors", "error_groups": "error_groups",
                "learning_journey_events": "journey", "page_view_analytics": "page_views",
                "privacy_audit": "audit", "waymark.dead_letters": "dead_letters"}
-
-
-@contextmanager
-def _locked_database(job: str) -> Iterator[Database | None]:
-    """The opened database under the job's lock; None (summary printed) when another run has it."""
-    settings = runtime.load_settings()
-    with runtime.open_database(settings) as db, job_lock(db, job) as acquired:
-        if not acquired:
-            runtime.summary(job, status="skipped", reason="another-run-holds-the-lock")
-            yield None
-        else:
-            yield db
 
 
 class _Progress:
@@ -70,7 +55,7 @@ def _print_run(job: str, stats: retention.RunStats) -> None:
 def rotate_salts() -> None:
     """Create this period's salt, destroy salts whose period is over, VACUUM them away."""
     settings = runtime.load_settings()
-    with _locked_database("rotate-salts") as db:
+    with runtime.locked_database("rotate-salts") as db:
         if db is None:
             return
         result = salt_rotation.rotate_salts(db, now=datetime.now(UTC),
@@ -90,7 +75,7 @@ def anonymize(older_than_days: int | None, batch_seconds: float) -> None:
     """Cut every link to a person from old rows and scrub PII from their data (batched)."""
     settings = runtime.load_settings()
     days = older_than_days or settings.anonymize_after_days
-    with _locked_database("anonymize") as db, ExitStack() as stack:
+    with runtime.locked_database("anonymize") as db, ExitStack() as stack:
         if db is None:
             return
         bar = _Progress(stack, f"anonymizing rows older than {days} days")
@@ -114,7 +99,7 @@ def purge(older_than_days: int | None, collect_retention_days: int | None,
     settings = runtime.load_settings()
     days = older_than_days or settings.delete_after_days
     collect_days = collect_retention_days or settings.collect_retention_days
-    with _locked_database("purge") as db, ExitStack() as stack:
+    with runtime.locked_database("purge") as db, ExitStack() as stack:
         if db is None:
             return
         bar = _Progress(stack, f"deleting rows older than {days} days")

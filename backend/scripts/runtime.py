@@ -13,6 +13,7 @@ import click
 from backend.config import ConfigError, Settings
 from backend.db import Database, DatabaseUnavailable
 from backend.extension import resolve_database_url
+from backend.services.jobs import job_lock
 
 T = TypeVar("T")
 
@@ -43,6 +44,20 @@ def open_database(settings: Settings) -> Iterator[Database]:
         yield db
     finally:
         db.close()
+
+
+@contextmanager
+def locked_database(job: str) -> Iterator[Database | None]:
+    """The opened database under the job's lock; None (summary printed) when another run has it.
+
+    Cron jobs must never overlap: the second run says so in its summary and exits 0.
+    """
+    with open_database(load_settings()) as db, job_lock(db, job) as acquired:
+        if not acquired:
+            summary(job, status="skipped", reason="another-run-holds-the-lock")
+            yield None
+        else:
+            yield db
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,14 +21,6 @@ from backend.services.jobs import job_lock
 
 NOW = datetime(2026, 6, 1, 0, 5, tzinfo=UTC)
 USER = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url, min_size=1, max_size=2)
-    database.open(wait=True)
-    yield database
-    database.close()
 
 
 def frozen(at: datetime) -> Any:

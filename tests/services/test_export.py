@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,14 +19,6 @@ A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
 B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")
 PARENT = uuid.UUID("c0000000-0000-4000-8000-00000000000c")
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url, min_size=1, max_size=2)
-    database.open(wait=True)
-    yield database
-    database.close()
 
 
 def seed(db: Database, conn: psycopg.Connection[Any], events_of_a: int = 3) -> bytes:

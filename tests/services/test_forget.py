@@ -5,12 +5,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -23,14 +21,6 @@ from backend.services.tombstones import LOCK_SHARED, NOT_FORGOTTEN
 A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
 B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")
 PARENT = uuid.UUID("c0000000-0000-4000-8000-00000000000c")
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url, min_size=1, max_size=3)
-    database.open(wait=True)
-    yield database
-    database.close()
 
 
 def now() -> datetime:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,14 +35,6 @@ SCRUBBED = {
     "due": "2026-05-01",
     "ref": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
 }
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url, min_size=1, max_size=2)
-    database.open(wait=True)
-    yield database
-    database.close()
 
 
 def ago(days: float) -> datetime:

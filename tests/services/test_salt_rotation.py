@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,14 +16,6 @@ from backend.services.salt_rotation import rotate_salts, vacuum_salts
 from backend.services.salts import get_or_create_salt, period_start
 
 DAY = datetime(2026, 3, 10, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url, min_size=1, max_size=2)
-    database.open(wait=True)
-    yield database
-    database.close()
 
 
 def add_salt(conn: psycopg.Connection[Any], start: datetime) -> bytes:
