@@ -37,15 +37,19 @@ WITH visits AS (
                  AND v.occurred_at <= c.occurred_at
     ORDER BY c.event_id, v.occurred_at DESC
 ), visit_counts AS (
-    SELECT campaign, source, medium, count(*) AS visits,
-           count(DISTINCT (network_hash, period)) AS unique_networks
-    FROM visits GROUP BY 1, 2, 3
+    SELECT campaign, source, medium, count(*) AS visits FROM visits GROUP BY 1, 2, 3
+), network_counts AS (
+    -- distinct (network_hash, period) per campaign, hashed rather than sorted as records
+    SELECT campaign, source, medium, count(*) AS unique_networks
+    FROM (SELECT DISTINCT campaign, source, medium, network_hash, period FROM visits) d
+    GROUP BY 1, 2, 3
 ), conversion_counts AS (
     SELECT campaign, source, medium, count(*) AS conversions FROM linked GROUP BY 1, 2, 3
 )
-SELECT v.campaign, v.source, v.medium, v.visits, v.unique_networks,
+SELECT v.campaign, v.source, v.medium, v.visits, n.unique_networks,
        coalesce(c.conversions, 0) AS conversions
 FROM visit_counts v
+JOIN network_counts n USING (campaign, source, medium)
 LEFT JOIN conversion_counts c USING (campaign, source, medium)
 ORDER BY v.visits DESC, coalesce(c.conversions, 0) DESC, v.campaign, v.source, v.medium
 """
