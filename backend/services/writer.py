@@ -1,10 +1,11 @@
 """The background event writer: a bounded queue drained by one daemon thread into PostgreSQL.
 
 Request threads only call :meth:`EventWriter.submit` (a ``put_nowait``). The thread, started
-lazily and re-created after ``fork``, takes batches by size or time, runs the privacy step,
-and writes each batch in one transaction: ``LOCK_SHARED`` (the forget contract), sessions,
-``COPY`` into a temporary staging table, then ``INSERT … SELECT … ON CONFLICT (event_id) DO
-NOTHING`` filtered by ``NOT_FORGOTTEN``. Transient failures keep the batch in memory and retry
+lazily and re-created after ``fork``, takes batches by size or time and prepares them (privacy
+step, COPY rows, session segments and their open sessions); a second thread writes each
+prepared batch in one transaction: ``LOCK_SHARED`` (the forget contract), the tombstone
+filter, ``COPY`` (through a staging table and ``INSERT … ON CONFLICT (event_id) DO NOTHING``
+when an id is already stored), the session upsert. Transient failures keep the batch in memory and retry
 with capped backoff; a data error splits the batch until the bad row is alone, and that row
 goes to ``waymark.dead_letters`` with its SQLSTATE. "Accepted" means "in the queue" and an
 accepted event is written unless the process dies before :meth:`flush` could finish.
@@ -403,8 +404,15 @@ class EventWriter:
         elif seq and segments and self._ping_seq <= self._done_seq:
             # the database shows every batch up to ``done``; the in-flight map the rest
             done = self._done_seq
-            sessions.join_open_sessions(conn or self._salt_connection(), segments,
-                                        self._in_flight)
+            try:
+                sessions.join_open_sessions(conn or self._salt_connection(), segments,
+                                            self._in_flight)
+            except psycopg.Error as exc:
+                if is_transient(exc):
+                    raise
+                log.warning("waymark writer: finding open sessions failed (%s); the batch's "
+                            "transaction will", exc)
+                return out
             self._in_flight.forget_until(done)
             self._in_flight.remember(seq, segments)
             for segment in segments:
