@@ -98,6 +98,8 @@ IDLE_POLL = 0.1
 #: with a backlog of at least one batch, a batch may grow to this many times batch_size.
 BACKLOG_FACTOR = 8
 HURRY_POLL = 0.05  # how soon a waiting batch notices flush()
+#: the preparing thread offers the GIL every this many items (see ``_yield``).
+YIELD_EVERY = 50
 
 
 def _jsonable(value: Any) -> Any:
@@ -375,7 +377,9 @@ class EventWriter:
         events' COPY values and find their sessions (while the previous batch is written)."""
         out: dict[str, list[dict[str, Any]]] = {"event": [], "error": [], "session": []}
         skipped: Counter[str] = Counter()
-        for item in batch:
+        for index, item in enumerate(batch):
+            if not index % YIELD_EVERY:
+                _yield()
             result = self.privacy.apply(conn or self._salt_connection, item)
             if isinstance(result, str):
                 skipped[f"crawler:{result}"] += 1
@@ -397,7 +401,9 @@ class EventWriter:
             out[kind].append(result)
         self.dropped.update(skipped)
         out["event"] = _unique(out["event"])
+        _yield()
         segments = sessions.segments_of(out["event"])
+        _yield()
         out["_segments"] = segments  # type: ignore[assignment]
         if out["session"]:
             self._ping_seq = seq
@@ -419,8 +425,10 @@ class EventWriter:
                 session_id = segment.session_id
                 for row in segment.rows:
                     row["session_id"] = session_id
+            _yield()
             for row in out["event"]:  # the whole COPY row, ready for the database thread
                 row["_row"] = (*row["_copy"], row.get("session_id"))
+            _yield()
             out["_joined"] = [{"sessions": sessions.segments_json(segments)}]
         return out
 
@@ -611,6 +619,17 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
             conn.execute("ROLLBACK")
         except psycopg.Error:
             pass  # the connection is broken; it is dropped and reopened
+
+
+def _yield() -> None:
+    """Let a thread waiting for the GIL run now (the database thread, a request).
+
+    The preparing thread is CPU-bound; without this, a thread that wakes up (the database
+    thread when the server answered) waits up to the switch interval (5 ms) for the GIL,
+    and the server sits idle meanwhile: measured here, the writer took 10–35 % longer.
+    ``sleep(0)`` releases the GIL and hands it to a waiting thread.
+    """
+    time.sleep(0)
 
 
 def _copy_values(row: dict[str, Any]) -> tuple[Any, ...]:
