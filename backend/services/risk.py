@@ -221,10 +221,7 @@ def level_for(score: float) -> str:
 #: Event types the app records *for* a student; they do not show the student active.
 NON_ACTIVITY_TYPES: tuple[str, ...] = ("quest_assigned",)
 
-#: Raw per-student numbers for every student the connection may see, in one statement.
-#: Parameters: now, since (= now − window), deadlines_since (= now − deadline_days),
-#: today (UTC date of now), gap (session gap interval), passive (NON_ACTIVITY_TYPES),
-#: user_ids (uuid[] or NULL for everyone).
+#: The students to score: every user id the connection may see (``RISK_INPUTS_SQL``).
 ALL_IDS_CTE = """
 WITH RECURSIVE ids AS (
     -- Every user id, one index probe each (a skip scan), or just the ones asked for.
@@ -346,6 +343,10 @@ LEFT JOIN session_stats ss ON ss.user_id = s.user_id
 LEFT JOIN deadlines dl ON dl.user_id = s.user_id
 """
 
+#: Raw per-student numbers for every student the connection may see, in one statement.
+#: Parameters: now, since (= now − window), deadlines_since (= now − deadline_days),
+#: today (UTC date of now), gap (session gap interval), passive (NON_ACTIVITY_TYPES),
+#: user_ids (uuid[] or NULL for everyone).
 RISK_INPUTS_SQL = ALL_IDS_CTE + RISK_INPUTS_BODY
 #: ``RISK_INPUTS_SQL`` for the students in ``user_ids`` only (same rows, no skip scan).
 RISK_INPUTS_GIVEN_SQL = GIVEN_IDS_CTE + RISK_INPUTS_BODY
