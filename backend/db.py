@@ -29,6 +29,9 @@ TRANSIENT_SQLSTATE_CLASSES = ("08", "57", "53")
 TRANSIENT_SQLSTATES = ("40001", "40P01")
 
 
+SET_IDENTITY = "SELECT set_config('request.jwt.claims', %s, true), set_config('role', %s, true)"
+
+
 class DatabaseUnavailable(RuntimeError):
     """The database cannot be reached right now; retrying later may succeed."""
 
@@ -126,10 +129,9 @@ class Database:
         payload = json.dumps(dict(claims) if claims else {"role": "anon"}, default=str)
         with self.connection() as conn:
             with conn.transaction():
-                with conn.cursor() as cur:
-                    cur.execute("SELECT set_config('request.jwt.claims', %s, true)", (payload,))
-                    cur.execute(psycopg.sql.SQL("SET LOCAL ROLE {}").format(
-                        psycopg.sql.Identifier(role)))
+                # One round trip, as PostgREST does it: set_config('role', …, true) is
+                # SET LOCAL ROLE, and both settings end with the transaction.
+                conn.execute(SET_IDENTITY, (payload, role))
                 yield conn
 
     def execute(self, query: str, params: Params = None) -> int:
