@@ -7,8 +7,9 @@ fully indexed ``user_activity_events``:
   step, no sessions, no dedupe) — the fastest PostgreSQL can take them here;
 * writer: the same events as queue items (raw IP/UA, user id) submitted to an
   ``EventWriter`` and timed until ``flush()`` returns: privacy step (UA reduction, salted
-  hashes), known-id and tombstone checks, session upserts, COPY to staging and
-  ``INSERT … ON CONFLICT DO NOTHING``, one transaction per batch.
+  hashes), tombstone check, session lookup and upserts, COPY (through a staging table and
+  ``INSERT … ON CONFLICT DO NOTHING`` only when an id is already stored), one transaction
+  per batch.
 
 ``python -m bench.writer_throughput [--events 100000] [--batch-size 500] [--rounds 2]``
 """
