@@ -113,6 +113,18 @@ class SaltCache:
         self._salts.clear()
         self._current = None
 
+    def expire(self, now: datetime) -> bool:
+        """Drop the cached salt once its period is over, even if no event comes to replace it.
+
+        A finished period's salt must not outlive its period in memory either: a quiet
+        process would otherwise hold it until its next event. Returns whether it dropped it.
+        """
+        current = self._current
+        if current is None or now < current[1]:
+            return False
+        self.forget()
+        return True
+
 
 Verifier = Callable[[str], tuple[uuid.UUID | None, float]]
 
@@ -155,6 +167,18 @@ def token_verifier(settings: Settings) -> Verifier:
     return verify
 
 
+def canonical_ref(raw: str) -> str:
+    """One spelling per identifier, so ``forget`` (which hashes ``str(uuid)``) finds it.
+
+    A uuid in any accepted spelling (upper case, no dashes, braces) becomes its canonical
+    lower-case form; any other identifier is only trimmed.
+    """
+    try:
+        return str(uuid.UUID(raw.strip()))
+    except ValueError:
+        return raw.strip()
+
+
 class PrivacyStep:
     """Applies DESIGN §4 to queued items: hash, reduce, verify, drop the raw facts."""
 
@@ -165,6 +189,11 @@ class PrivacyStep:
         self.reduce = functools.lru_cache(maxsize=UA_CACHE_SIZE)(reduce_user_agent)
         self.invalid_tokens = 0
         self._user_hashes: dict[tuple[bytes, Any], bytes] = {}
+
+    def expire_salts(self, now: datetime) -> None:
+        """Forget a finished period's salt and every hash memoised under it (called when idle)."""
+        if self.salts.expire(now):
+            self._user_hashes.clear()
 
     def user_hash(self, salt: bytes, user_id: Any) -> bytes:
         """A signed-in user's visitor hash, memoised per salt (users send many events)."""
@@ -221,5 +250,5 @@ class PrivacyStep:
         salt = self.salts.salt_for(conn, item["received_at"])
         data = dict(row.get("event_data") or {})
         for key, raw in refs.items():
-            data[key] = hashing.keyed_hash(salt, "ref", raw).hex()
+            data[key] = hashing.keyed_hash(salt, "ref", canonical_ref(raw)).hex()
         row["event_data"] = data

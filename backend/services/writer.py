@@ -324,6 +324,7 @@ class EventWriter:
             except queue.Empty:
                 if self._stop.is_set():
                     return None
+                self.privacy.expire_salts(datetime.now(UTC))
         batch = [first]
         deadline = time.monotonic() + self.settings.flush_interval
         size = self.settings.batch_size

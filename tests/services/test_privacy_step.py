@@ -119,3 +119,30 @@ def test_a_finished_periods_salt_is_never_created_again(conn: psycopg.Connection
     assert isinstance(row, dict)
     periods = [r[0] for r in conn.execute("SELECT period_start FROM tracking_salts")]
     assert periods == [datetime(2026, 3, 15, tzinfo=UTC)]
+
+
+def test_a_finished_periods_salt_leaves_memory_without_waiting_for_an_event(
+        conn: psycopg.Connection[Any]) -> None:
+    step = _step()
+    with freeze_time("2026-03-14T23:59:00Z"):
+        item = _item()
+        item["user_id"] = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
+        step.apply(conn, item)
+    salt = conn.execute("SELECT salt FROM tracking_salts").fetchone()[0]  # type: ignore[index]
+    held = [key[0] for key in step._user_hashes] + list(step.salts._salts.values())
+    assert held and all(bytes(s) == bytes(salt) for s in held)
+    step.expire_salts(datetime(2026, 3, 14, 23, 59, 59, tzinfo=UTC))  # still its period
+    assert step.salts._salts and step._user_hashes
+    step.expire_salts(datetime(2026, 3, 15, 0, 0, 1, tzinfo=UTC))  # the period is over
+    assert step.salts._salts == {} and step._user_hashes == {}
+
+
+@pytest.mark.parametrize("spelling", [
+    "a0000000-0000-4000-8000-00000000000a", "A0000000-0000-4000-8000-00000000000A",
+    "a00000000000400080000000000000 0a".replace(" ", ""), "{a0000000-0000-4000-8000-00000000000a}",
+])
+def test_measure_user_ids_hash_the_same_in_every_spelling(spelling: str) -> None:
+    from backend.services.privacy_step import canonical_ref
+
+    assert canonical_ref(spelling) == "a0000000-0000-4000-8000-00000000000a"
+    assert canonical_ref("  player-42 ") == "player-42"
