@@ -18,7 +18,8 @@ import psycopg
 
 log = logging.getLogger("waymark.migrations")
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+#: ``backend/sql`` links to the top-level ``sql/``, so an installed package carries them too.
+SQL_DIR = Path(__file__).resolve().parent / "sql"
 MIGRATION_LOCK_KEY = 0x57A1_0001  # arbitrary, constant: "waymark migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
