@@ -115,17 +115,9 @@ def batch() -> ResponseReturnValue:
         valid.append(items.track_item(event, now, client))
     if not valid and rejected:
         return jsonify(error=rejected[0]["error"], accepted=0, rejected=rejected), 400
-    writer = state.parts["writer"]
-    if not writer.has_room(len(valid)):
-        return _queue_full()
-    accepted = 0
-    for offset, item in enumerate(valid):
-        if not writer.submit(item):
-            rejected.extend({"index": i, "error": "queue full; retry"} for i in range(
-                offset, len(valid)))
-            break
-        accepted += 1
-    return jsonify(accepted=accepted, rejected=rejected), 202
+    if not state.parts["writer"].submit_all(valid):
+        return _queue_full()  # nothing of this batch was queued: the client resends all of it
+    return jsonify(accepted=len(valid), rejected=rejected), 202
 
 
 @bp.post("/errors")

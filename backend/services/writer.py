@@ -168,9 +168,28 @@ class EventWriter:
         self.counters["accepted"] += 1
         return True
 
-    def has_room(self, count: int) -> bool:
-        """Whether ``count`` more items fit now (a batch endpoint checks before queuing)."""
-        return self._queue.maxsize - self._queue.qsize() >= count
+    def submit_all(self, batch: list[dict[str, Any]]) -> bool:
+        """Queue every item of a batch, or none (False, counted) when they do not all fit.
+
+        All-or-nothing under the queue's own lock, so a client told 503 resends the whole
+        batch and one told 202 can forget it: no batch is ever half accepted.
+        """
+        if self._thread is None and self.autostart:
+            self._start()
+        if self._closed:
+            self.dropped["closed"] += len(batch)
+            return False
+        q = self._queue
+        with q.not_full:
+            if q.maxsize - q._qsize() < len(batch):
+                self.dropped["queue_full"] += len(batch)
+                return False
+            for item in batch:
+                q._put(item)
+            q.unfinished_tasks += len(batch)
+            q.not_empty.notify(len(batch))
+        self.counters["accepted"] += len(batch)
+        return True
 
     def start(self) -> None:
         """Start the threads now (``submit`` does it lazily unless ``autostart=False``)."""

@@ -163,7 +163,27 @@ def test_queue_full_answers_503_with_retry_after(client: FlaskClient, app: Flask
     response = client.post("/api/analytics/activity/batch",
                            json={"events": [{"event_type": "page_view"}]}, headers=BROWSER)
     assert response.status_code == 503 and response.headers["Retry-After"]
-    assert writer.stats()["dropped"]["queue_full"] == 1
+    assert writer.stats()["dropped"]["queue_full"] == 2  # the single event, then the batch's
+
+
+def test_a_batch_is_queued_whole_or_not_at_all(client: FlaskClient, app: Flask,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = writer_of(app)
+    monkeypatch.setattr(writer, "autostart", False)  # no thread: nothing drains the queue
+    monkeypatch.setattr(writer, "_queue", __import__("queue").Queue(maxsize=3))
+    assert client.post(TRACK, json={"event_type": "page_view"}, headers=BROWSER).status_code == 202
+    three = {"events": [{"event_type": "page_view"}] * 3}
+    response = client.post("/api/analytics/activity/batch", json=three, headers=BROWSER)
+    assert response.status_code == 503  # 2 places left for 3 events: none of them is queued
+    assert writer._queue.qsize() == 1
+    two = {"events": [{"event_type": "page_view"}, {"event_type": "Bad Type"},
+                      {"event_type": "quest_viewed"}]}
+    response = client.post("/api/analytics/activity/batch", json=two, headers=BROWSER)
+    assert response.status_code == 202
+    assert response.get_json()["accepted"] == 2
+    assert [r["index"] for r in response.get_json()["rejected"]] == [1]
+    assert writer._queue.qsize() == 3
+    assert writer.stats()["accepted"] == 3
 
 
 def test_cors_only_for_allowed_origins(app_config: dict[str, Any]) -> None:
