@@ -278,13 +278,14 @@ def test_authenticated_with_bypassrls_is_reported() -> None:
     assert security.role_problems(report, testing=True) == [security.AUTHENTICATED_BYPASS_ERROR]
 
 
-def test_create_app_outside_testing_warns_about_a_superuser(
-        app_config: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+def start_app_outside_testing(app_config: dict[str, Any], caplog: pytest.LogCaptureFixture,
+                              **config: Any) -> list[logging.LogRecord]:
+    """Create the app as in production, wait for its start-up role check, return its logs."""
     import threading
 
     from backend import create_app
 
-    app_config["TESTING"] = False
+    app_config.update(TESTING=False, **config)
     with caplog.at_level(logging.WARNING, logger="waymark.security"):
         application = create_app(app_config)
         try:
@@ -293,24 +294,17 @@ def test_create_app_outside_testing_warns_about_a_superuser(
                     thread.join(15)
         finally:
             application.extensions["waymark"].close()
-    assert any("superuser" in r.getMessage() and r.levelno == logging.WARNING
-               for r in caplog.records)
+    return caplog.records
+
+
+def test_create_app_outside_testing_warns_about_a_superuser(
+        app_config: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    records = start_app_outside_testing(app_config, caplog)
+    assert any("superuser" in r.getMessage() and r.levelno == logging.WARNING for r in records)
 
 
 def test_the_embedded_local_server_started_by_serve_is_not_warned_about(
         app_config: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
-    import threading
-
-    from backend import create_app
-
-    app_config["TESTING"] = False
-    app_config["WAYMARK_EMBEDDED"] = True  # what `waymark serve` passes its workers
-    with caplog.at_level(logging.WARNING, logger="waymark.security"):
-        application = create_app(app_config)
-        try:
-            for thread in threading.enumerate():
-                if thread.name == "waymark-role-check":
-                    thread.join(15)
-        finally:
-            application.extensions["waymark"].close()
-    assert not any("superuser" in r.getMessage() for r in caplog.records)
+    # WAYMARK_EMBEDDED is what `waymark serve` passes its workers for the embedded server.
+    records = start_app_outside_testing(app_config, caplog, WAYMARK_EMBEDDED=True)
+    assert not any("superuser" in r.getMessage() for r in records)
