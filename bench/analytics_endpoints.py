@@ -26,14 +26,13 @@ from typing import Any
 import jwt
 import psycopg
 from flask.testing import FlaskClient
-from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from backend import create_app, migrations
 from backend.db import Database
 from backend.scripts.analytics_jobs import roll_up, roll_up_hours, score_all
 from backend.services import demo
-from bench.common import figure, percentile, server_url
+from bench.common import create_database, drop_database, figure, percentile, server_url
 from bench.generate import generate
 
 SECRET = "waymark-bench-secret-at-least-32-bytes-long!"
@@ -80,11 +79,7 @@ def _database(events: int, reuse: bool) -> Any:
     name = f"wm_bench_analytics_{events}"
     url = make_conninfo(server, dbname=name)
     if not (reuse and _count(url) == events):
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        migrations.migrate(url)
+        create_database(server, name)
         started = time.perf_counter()
         generate(url, events, students=max(300, events // STUDENTS_PER_EVENTS), days=DAYS)
         figure(f"generate {events:,} events", time.perf_counter() - started, "s")
@@ -118,9 +113,7 @@ def _database(events: int, reuse: bool) -> Any:
         yield url
     finally:
         if not reuse:
-            with psycopg.connect(server, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(name)))
+            drop_database(server, name)
 
 
 def _students(url: str, count: int) -> list[str]:

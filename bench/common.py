@@ -30,22 +30,32 @@ def server_url() -> str:
     return start_embedded(Path(".waymark") / "bench")
 
 
-@contextmanager
-def fresh_database(name: str, *, keep: bool = False) -> Iterator[str]:
-    """A new, migrated database called ``name`` (dropped afterwards unless ``keep``)."""
-    server = server_url()
+def create_database(server: str, name: str) -> str:
+    """(Re)create the empty database ``name`` on ``server``, migrated; returns its URL."""
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = make_conninfo(server, dbname=name)
     migrations.migrate(url)
+    return url
+
+
+def drop_database(server: str, name: str) -> None:
+    """Drop the benchmark database ``name`` (its connections too)."""
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def fresh_database(name: str, *, keep: bool = False) -> Iterator[str]:
+    """A new, migrated database called ``name`` (dropped afterwards unless ``keep``)."""
+    server = server_url()
+    url = create_database(server, name)
     try:
         yield url
     finally:
         if not keep:
-            with psycopg.connect(server, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(name)))
+            drop_database(server, name)
 
 
 def percentile(samples: Sequence[float], pct: float) -> float:
