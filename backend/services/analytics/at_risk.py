@@ -20,29 +20,35 @@ from backend.services import risk
 from backend.services.analytics.window import day_start
 
 #: Today's stored assessments (RLS applies) made with ``params`` — one per student, as
-#: ``waymark score`` keys them ``score:<user>:<day>`` and refreshes them in place: how
-#: many, how many at or above the threshold, and when they were computed.
-STORED_LATEST_CTE = """
-WITH matching AS (
-    SELECT user_id, occurred_at, risk_score, engagement_level, details
-    FROM public.learning_journey_events
-    WHERE milestone = 'risk_assessment' AND occurred_at >= %(today)s AND occurred_at <= %(now)s
-      AND details -> 'params' = %(params)s::jsonb
-)
-"""
-
-STORED_SUMMARY_SQL = STORED_LATEST_CTE + """
+#: ``waymark score`` keys them ``score:<user>:<day>`` and refreshes them in place — found
+#: by the key of their parameters (``params_key``, migration 0070): the index on
+#: (params_key, occurred_at) carries the score and user, so counting reads no heap row
+#: once the pages are all-visible. How many, how many at or above the threshold, and
+#: when they were computed.
+STORED_SUMMARY_SQL = """
 SELECT count(*) AS scored, count(*) FILTER (WHERE risk_score >= %(threshold)s) AS flagged,
        max(occurred_at) AS computed_at
-FROM matching
-"""  # noqa: S608 - constant SQL fragments only
+FROM public.learning_journey_events
+WHERE milestone = 'risk_assessment' AND occurred_at >= %(today)s AND occurred_at <= %(now)s
+  AND params_key = waymark.risk_params_key(%(params)s::jsonb)
+"""
 
-STORED_FLAGGED_SQL = STORED_LATEST_CTE + """
-SELECT user_id, occurred_at, risk_score, engagement_level, details -> 'factors' AS factors
-FROM matching WHERE risk_score >= %(threshold)s
-ORDER BY risk_score DESC, user_id
-LIMIT %(limit)s
-"""  # noqa: S608 - constant SQL fragments only
+#: The flagged ones, highest first: ranked from the index, then only the returned rows'
+#: factors are read from the heap.
+STORED_FLAGGED_SQL = """
+WITH top AS (
+    SELECT id FROM public.learning_journey_events
+    WHERE milestone = 'risk_assessment' AND occurred_at >= %(today)s AND occurred_at <= %(now)s
+      AND params_key = waymark.risk_params_key(%(params)s::jsonb)
+      AND risk_score >= %(threshold)s
+    ORDER BY risk_score DESC, user_id
+    LIMIT %(limit)s
+)
+SELECT l.user_id, l.occurred_at, l.risk_score, l.engagement_level,
+       l.details -> 'factors' AS factors
+FROM top JOIN public.learning_journey_events l USING (id)
+ORDER BY l.risk_score DESC, l.user_id
+"""
 
 
 def at_risk_students(conn: psycopg.Connection[Any], *, now: datetime, threshold: float,

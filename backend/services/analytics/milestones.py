@@ -71,15 +71,18 @@ ON CONFLICT (dedupe_key) DO NOTHING
 
 STORE_ASSESSMENTS_SQL = """
 INSERT INTO public.learning_journey_events (
-    user_id, occurred_at, milestone, risk_score, engagement_level, details, dedupe_key)
+    user_id, occurred_at, milestone, risk_score, engagement_level, details, dedupe_key,
+    params_key)
 SELECT s.user_id, %(now)s, 'risk_assessment', s.score, s.level, s.details::jsonb,
-       'score:' || s.user_id || ':' || %(day)s
+       'score:' || s.user_id || ':' || %(day)s,
+       waymark.risk_params_key(s.details::jsonb -> 'params')
 FROM unnest(%(user_ids)s::uuid[], %(scores)s::float8[], %(levels)s::text[],
             %(details)s::text[]) AS s(user_id, score, level, details)
 WHERE """ + NOT_FORGOTTEN + """
 ON CONFLICT (dedupe_key) DO UPDATE
    SET occurred_at = EXCLUDED.occurred_at, risk_score = EXCLUDED.risk_score,
-       engagement_level = EXCLUDED.engagement_level, details = EXCLUDED.details
+       engagement_level = EXCLUDED.engagement_level, details = EXCLUDED.details,
+       params_key = EXCLUDED.params_key
 """  # noqa: S608 - constant SQL fragments only
 
 
@@ -104,7 +107,9 @@ def store_assessments(conn: psycopg.Connection[Any], assessments: Sequence[RiskA
                       now: datetime, params: RiskParams = DEFAULT_PARAMS) -> int:
     """Write (or refresh today's) risk assessment rows; returns rows written.
 
-    ``details`` holds the score, level, factors and the parameters they were made with.
+    ``details`` holds the score, level, factors and the parameters they were made with;
+    ``params_key`` a key of those parameters (migration 0070), which at-risk-students
+    looks today's assessments up by.
     """
     if not assessments:
         return 0

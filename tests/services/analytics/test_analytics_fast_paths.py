@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,10 @@ from analytics_support import add_event
 
 from backend.db import fetch_all
 from backend.services import risk
+from backend.services.analytics.at_risk import at_risk_students
 from backend.services.analytics.attribution import attribution
+from backend.services.analytics.milestones import store_assessments
+from backend.services.analytics.window import day_start
 
 NOW = datetime(2026, 6, 10, 20, 0, tzinfo=UTC)
 
@@ -88,3 +92,61 @@ def test_risk_for_given_students_equals_their_rows_among_everyone(
     rows = {r["user_id"]: r for r in risk.fetch_inputs(conn, now=NOW)}
     given = {r["user_id"]: r for r in risk.fetch_inputs(conn, now=NOW, user_ids=users[:2])}
     assert given == {u: rows[u] for u in users[:2]}
+
+
+#: Today's stored assessments as at-risk-students read them before migration 0070: by
+#: comparing the parameters in ``details`` (a heap read per row).
+OLD_STORED_FLAGGED_SQL = """
+SELECT user_id, occurred_at, risk_score, engagement_level, details -> 'factors' AS factors
+FROM public.learning_journey_events
+WHERE milestone = 'risk_assessment' AND occurred_at >= %(today)s AND occurred_at <= %(now)s
+  AND details -> 'params' = %(params)s::jsonb AND risk_score >= %(threshold)s
+ORDER BY risk_score DESC, user_id
+LIMIT %(limit)s
+"""
+
+
+def _assessment(user: uuid.UUID, score: float, at: datetime) -> risk.RiskAssessment:
+    factor = risk.Factor("inactivity", score, 1.0, {"days_inactive": score * 14})
+    return risk.RiskAssessment(user, score, risk.level_for(score), [factor], at)
+
+
+def test_stored_assessments_found_by_params_key_as_by_params(
+        conn: psycopg.Connection[Any]) -> None:
+    users = sorted(uuid.uuid4() for _ in range(8))
+    earlier, yesterday = NOW - timedelta(hours=3), NOW - timedelta(days=1)
+    scores = [0.9, 0.75, 0.75, 0.75, 0.5, 0.2]  # ties are ordered by user id
+    calibrated = risk.CALIBRATED_PARAMS
+    store_assessments(conn, [_assessment(u, 0.99, yesterday) for u in users],
+                      now=yesterday)  # yesterday's: never read today
+    today = [_assessment(u, s, earlier) for u, s in zip(users[:6], scores, strict=True)]
+    store_assessments(conn, today, now=earlier)
+    store_assessments(conn, [_assessment(u, 0.8, NOW) for u in users[6:]], now=NOW,
+                      params=calibrated)
+    keys = conn.execute(
+        "SELECT count(*) FILTER (WHERE params_key = waymark.risk_params_key(details -> 'params')),"
+        " count(*) FROM learning_journey_events").fetchone()
+    assert keys == (16, 16)
+    for params, threshold, limit in ((risk.DEFAULT_PARAMS, 0.7, 100),
+                                     (risk.DEFAULT_PARAMS, 0.0, 3),
+                                     (risk.DEFAULT_PARAMS, 0.95, 10),
+                                     (calibrated, 0.5, 10)):
+        got = at_risk_students(conn, now=NOW, threshold=threshold, limit=limit, params=params)
+        old = fetch_all(conn, OLD_STORED_FLAGGED_SQL, {
+            "today": day_start(NOW.date()), "now": NOW, "threshold": threshold,
+            "limit": limit, "params": json.dumps(params.as_dict())})
+        assert got["source"] == "stored"
+        assert [(s["user_id"], s["score"], s["level"], s["factors"], s["computed_at"])
+                for s in got["students"]] == [
+            (str(r["user_id"]), r["risk_score"], r["engagement_level"], r["factors"],
+             r["occurred_at"].isoformat()) for r in old]
+    default = at_risk_students(conn, now=NOW, threshold=0.7, limit=2)
+    assert (default["students_scored"], default["count"]) == (6, 4)
+    assert [s["user_id"] for s in default["students"]] == [str(u) for u in users[:2]]
+    assert default["computed_at"] == earlier.isoformat()
+    other = at_risk_students(conn, now=NOW, threshold=0.7, limit=10, params=calibrated)
+    assert (other["students_scored"], other["count"]) == (2, 2)
+    # Before the calibrated refresh (now = earlier + 1 h) only the default ones exist.
+    before = at_risk_students(conn, now=earlier + timedelta(hours=1), threshold=0.0,
+                              limit=10, params=calibrated)
+    assert before["source"] == "live"
