@@ -16,7 +16,7 @@ from backend.db import Database
 from backend.scripts import runtime
 from backend.services import demo as demo_data
 from backend.services import risk
-from backend.services.analytics import milestones, rollup
+from backend.services.analytics import milestones, page_prefix, rollup
 
 
 def roll_up(db: Database, *, now: datetime, lookback_days: int) -> tuple[int, int]:
@@ -33,7 +33,10 @@ def roll_up(db: Database, *, now: datetime, lookback_days: int) -> tuple[int, in
 
 
 def roll_up_hours(db: Database, *, now: datetime) -> int:
-    """Roll up today's closed hours that need it (and drop past days' hours); returns hours."""
+    """Roll up today's closed hours that need it (and drop past days' hours); returns hours.
+
+    Also today's page views up to the current hour (``page_prefix``), when due.
+    """
     with db.connection() as conn:
         rollup.forget_past_hours(conn, now=now)
         hours = rollup.hours_to_roll(conn, now=now)
@@ -42,6 +45,8 @@ def roll_up_hours(db: Database, *, now: datetime) -> int:
             with db.connection() as conn:
                 rollup.roll_up_hour(conn, hour)
             bar.update(1)
+    with db.connection() as conn:
+        page_prefix.roll_up_prefix(conn, now=now)
     return len(hours)
 
 

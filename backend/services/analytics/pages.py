@@ -3,7 +3,9 @@
 Days are UTC days; ``days=30`` covers today and the 29 days before it. Closed days come
 from the ``page_view_analytics`` rollup (``waymark rollup``); today, and any closed day
 the rollup has not reached yet, are computed live from events with the very same SQL,
-so an answer does not change when a day is rolled up. Per page and day:
+so an answer does not change when a day is rolled up. Today comes from the prefix the
+hourly rollup keeps (``page_prefix.py``: its state up to the last closed hour, merged
+exactly with the page views since) when there is one, else live. Per page and day:
 
 * views: ``page_view`` events; unique visitors: distinct ``visitor_hash`` that day. A
   visitor hash is only comparable within one salt period, so the answer's
@@ -26,7 +28,8 @@ import psycopg
 
 from backend.db import fetch_all
 from backend.services.analytics.daily import calendar_days, live_ranges, rolled_days
-from backend.services.analytics.window import ratio
+from backend.services.analytics.page_prefix import today_from_prefix
+from backend.services.analytics.window import day_start, ratio
 
 #: Per (day, page) numbers from events with ``lo <= occurred_at < hi`` and ``<= now``.
 #: One sort (sessions in time order) serves views, entries and bounces; distinct visitors
@@ -92,18 +95,30 @@ def daily_page_stats(conn: psycopg.Connection[Any], lo: datetime, hi: datetime,
     return fetch_all(conn, DAILY_PAGE_STATS_SQL, {"lo": lo, "hi": hi, "now": now})
 
 
-def page_views(conn: psycopg.Connection[Any], *, now: datetime, days: int) -> dict[str, Any]:
-    """Per-page figures for the last ``days`` UTC days (today included), busiest first."""
+def page_views(conn: psycopg.Connection[Any], *, now: datetime, days: int,
+               use_prefix: bool = True) -> dict[str, Any]:
+    """Per-page figures for the last ``days`` UTC days (today included), busiest first.
+
+    ``use_prefix=False`` computes today live even when the hourly rollup kept its prefix
+    (the tests compare both).
+    """
     period = calendar_days(now, days)
     rolled = rolled_days(conn, period)
     rows = fetch_all(conn, ROLLED_UP_SQL, {"first_day": period.first_day, "today": period.today,
                                            "days": sorted(rolled)}) if rolled else []
+    today_start = day_start(period.today)
+    today = today_from_prefix(conn, period.today, period.now) if use_prefix else None
     for lo, hi in live_ranges(period, rolled):
-        rows.extend(daily_page_stats(conn, lo, hi, period.now))
+        if today is not None and hi > today_start:
+            hi = today_start  # today from the prefix instead
+        if lo < hi:
+            rows.extend(daily_page_stats(conn, lo, hi, period.now))
+    rows.extend(today or [])
     pages = [_figures(path, totals) for path, totals in _sum_by_page(rows).items()]
     pages.sort(key=lambda p: (-p["views"], p["page_path"]))
     return {**period.describe(), "days_from_rollup": len(rolled),
-            "days_live": days - len(rolled), "unique_visitors_scope": UNIQUE_VISITORS_SCOPE,
+            "days_live": days - len(rolled), "today_from_prefix": today is not None,
+            "unique_visitors_scope": UNIQUE_VISITORS_SCOPE,
             "total_views": sum(p["views"] for p in pages), "pages": pages}
 
 
