@@ -6,19 +6,30 @@ visit with the same ``network_hash`` in the same salt period that happened at or
 before it (last touch). Network hashes of different salt periods cannot be matched
 (the salt is gone), so nothing is linked across periods; unlinked conversions are
 reported as ``unattributed_conversions``. A visit without UTM values is ``(none)``.
+
+With a daily salt (``WAYMARK_SALT_PERIOD=day``, the default) no link crosses a UTC day,
+so the closed days that lie wholly inside the window are read from ``campaign_daily``
+(written by ``waymark rollup`` with the same SQL, migration 0072) and only the rest —
+the window's first, partial day and today — is computed live: one range of rolled-up
+days (the longest run of consecutive ones) cuts the window in two live parts, and no
+conversion of one part can link to a visit of another. With a monthly salt links cross
+days, and the whole window is computed live.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import psycopg
 
 from backend.db import fetch_all
-from backend.services.analytics.window import ratio, window
+from backend.services.analytics.window import Window, day_start, ratio, window
 
-ATTRIBUTION_SQL = """
+#: Per (campaign, source, medium): visits, distinct (network_hash, period) and last-touch
+#: conversions of the events in ``(since, now]`` outside ``[gap_lo, gap_hi)`` (the
+#: rolled-up days; ``gap_lo = gap_hi`` for none), each range read by its own index scan.
+LIVE_CAMPAIGNS_SQL = """
 WITH visits AS (
     SELECT network_hash, occurred_at,
            coalesce(utm_campaign, '(none)') AS campaign, coalesce(utm_source, '(none)') AS source,
@@ -26,10 +37,24 @@ WITH visits AS (
            date_trunc(%(period)s, occurred_at, 'UTC') AS period
     FROM public.user_activity_events
     WHERE event_type = 'landing_visit' AND occurred_at > %(since)s AND occurred_at <= %(now)s
+      AND occurred_at < %(gap_lo)s
+    UNION ALL
+    SELECT network_hash, occurred_at,
+           coalesce(utm_campaign, '(none)'), coalesce(utm_source, '(none)'),
+           coalesce(utm_medium, '(none)'), date_trunc(%(period)s, occurred_at, 'UTC')
+    FROM public.user_activity_events
+    WHERE event_type = 'landing_visit' AND occurred_at > %(since)s AND occurred_at <= %(now)s
+      AND occurred_at >= %(gap_hi)s
 ), conversions AS (
     SELECT event_id, network_hash, occurred_at, date_trunc(%(period)s, occurred_at, 'UTC') AS period
     FROM public.user_activity_events
     WHERE event_type = 'conversion' AND occurred_at > %(since)s AND occurred_at <= %(now)s
+      AND occurred_at < %(gap_lo)s
+    UNION ALL
+    SELECT event_id, network_hash, occurred_at, date_trunc(%(period)s, occurred_at, 'UTC')
+    FROM public.user_activity_events
+    WHERE event_type = 'conversion' AND occurred_at > %(since)s AND occurred_at <= %(now)s
+      AND occurred_at >= %(gap_hi)s
 ), linked AS (
     SELECT DISTINCT ON (c.event_id) c.event_id, v.campaign, v.source, v.medium
     FROM conversions c
@@ -45,13 +70,40 @@ WITH visits AS (
     GROUP BY 1, 2, 3
 ), conversion_counts AS (
     SELECT campaign, source, medium, count(*) AS conversions FROM linked GROUP BY 1, 2, 3
+), live AS (
+    SELECT v.campaign, v.source, v.medium, v.visits, n.unique_networks,
+           coalesce(c.conversions, 0) AS conversions
+    FROM visit_counts v
+    JOIN network_counts n USING (campaign, source, medium)
+    LEFT JOIN conversion_counts c USING (campaign, source, medium)
 )
-SELECT v.campaign, v.source, v.medium, v.visits, n.unique_networks,
-       coalesce(c.conversions, 0) AS conversions
-FROM visit_counts v
-JOIN network_counts n USING (campaign, source, medium)
-LEFT JOIN conversion_counts c USING (campaign, source, medium)
-ORDER BY v.visits DESC, coalesce(c.conversions, 0) DESC, v.campaign, v.source, v.medium
+"""
+
+ATTRIBUTION_SQL = LIVE_CAMPAIGNS_SQL + """
+, rolled AS (
+    SELECT campaign, source, medium, visits, unique_networks, conversions
+    FROM public.campaign_daily WHERE day >= %(gap_first_day)s AND day < %(gap_end_day)s
+)
+SELECT campaign, source, medium, sum(visits) AS visits,
+       sum(unique_networks) AS unique_networks, sum(conversions) AS conversions
+FROM (SELECT * FROM live UNION ALL SELECT * FROM rolled) parts
+GROUP BY campaign, source, medium
+ORDER BY sum(visits) DESC, sum(conversions) DESC, campaign, source, medium
+"""  # noqa: S608 - constant SQL fragments only
+
+#: One closed day's rows for ``campaign_daily`` (the rollup job), linked within the day.
+INSERT_CAMPAIGNS_SQL = """
+INSERT INTO public.campaign_daily (day, campaign, source, medium, visits, unique_networks,
+                                   conversions)
+""" + LIVE_CAMPAIGNS_SQL + """
+SELECT %(day)s, campaign, source, medium, visits, unique_networks, conversions FROM live
+"""  # noqa: S608 - constant SQL fragments only
+
+#: Closed days whose campaign rows are complete (RLS: admins only).
+CAMPAIGN_DAYS_SQL = """
+SELECT day FROM public.rollup_days
+WHERE campaigns AND day >= %(first)s AND day <= %(last)s
+ORDER BY day
 """
 
 TOTAL_CONVERSIONS_SQL = """
@@ -59,14 +111,48 @@ SELECT count(*) AS conversions FROM public.user_activity_events
 WHERE event_type = 'conversion' AND occurred_at > %(since)s AND occurred_at <= %(now)s
 """
 
+#: timestamptz has microsecond resolution: ``> lo - 1 µs`` is ``>= lo``.
+MICROSECOND = timedelta(microseconds=1)
+
+
+def campaign_day_params(day: date) -> dict[str, Any]:
+    """Bound parameters of ``INSERT_CAMPAIGNS_SQL`` for ``[day, day + 1)``, daily salt."""
+    lo, hi = day_start(day), day_start(day + timedelta(days=1))
+    return {"day": day, "period": "day", "since": lo - MICROSECOND, "now": hi - MICROSECOND,
+            "gap_lo": hi, "gap_hi": hi}
+
+
+def rolled_run(conn: psycopg.Connection[Any], win: Window) -> tuple[date, date] | None:
+    """The longest run of rolled-up days wholly inside ``(since, now]``: (first, end)."""
+    first, last = win.since.date() + timedelta(days=1), win.today - timedelta(days=1)
+    if first > last:
+        return None
+    days = [r["day"] for r in fetch_all(conn, CAMPAIGN_DAYS_SQL, {"first": first, "last": last})]
+    best: tuple[date, date] | None = None
+    start = 0
+    for i, day in enumerate(days):
+        if i and day != days[i - 1] + timedelta(days=1):
+            start = i
+        if best is None or (day - days[start]).days + 1 > (best[1] - best[0]).days:
+            best = (days[start], day + timedelta(days=1))
+    return best
+
 
 def attribution(conn: psycopg.Connection[Any], *, now: datetime, days: int,
-                salt_period: str = "day") -> dict[str, Any]:
-    """Visits and last-touch conversions per (campaign, source, medium) in the window."""
+                salt_period: str = "day", use_rollup: bool = True) -> dict[str, Any]:
+    """Visits and last-touch conversions per (campaign, source, medium) in the window.
+
+    ``use_rollup=False`` computes every day live (the tests compare both).
+    """
     if salt_period not in ("day", "month"):
         raise ValueError(f"salt period must be 'day' or 'month', not {salt_period!r}")
     win = window(now, days)
-    rows = fetch_all(conn, ATTRIBUTION_SQL, {**win.params(), "period": salt_period})
+    run = rolled_run(conn, win) if use_rollup and salt_period == "day" else None
+    gap = {"gap_lo": day_start(run[0]), "gap_hi": day_start(run[1]), "gap_first_day": run[0],
+           "gap_end_day": run[1]} if run else {
+        "gap_lo": win.now, "gap_hi": win.now, "gap_first_day": win.today,
+        "gap_end_day": win.today}
+    rows = fetch_all(conn, ATTRIBUTION_SQL, {**win.params(), "period": salt_period, **gap})
     total_row = fetch_all(conn, TOTAL_CONVERSIONS_SQL, win.params())
     total = int(total_row[0]["conversions"]) if total_row else 0
     campaigns = [{"campaign": r["campaign"], "source": r["source"], "medium": r["medium"],
@@ -76,6 +162,7 @@ def attribution(conn: psycopg.Connection[Any], *, now: datetime, days: int,
                  for r in rows]
     attributed = sum(c["conversions"] for c in campaigns)
     return {**win.describe(), "link": f"network hash within one salt period ({salt_period})",
+            "days_from_rollup": (run[1] - run[0]).days if run else 0,
             "model": "last touch", "visits": sum(c["visits"] for c in campaigns),
             "conversions": total, "attributed_conversions": attributed,
             "unattributed_conversions": total - attributed, "campaigns": campaigns}

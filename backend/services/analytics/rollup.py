@@ -1,7 +1,8 @@
-"""The daily rollups: page views, events per category and quest figures per closed UTC day.
+"""The daily rollups: page views, events per category, quest and campaign figures per UTC day.
 
-``rollup_days`` lists the days whose rows are complete. A closed day is (re)computed
-when it is not listed yet, or — within ``STALE_CHECK_DAYS`` of today, the span in
+``rollup_days`` lists the days whose rows are complete (``campaigns``: the campaign rows
+too, migration 0072). A closed day is (re)computed when it is not listed yet (or listed
+without campaign rows), or — within ``STALE_CHECK_DAYS`` of today, the span in
 which ingestion accepts back-dated events — when an event for it was received after it
 was computed. Each day is replaced in one short transaction with the very SQL the
 live answers use, so rolling up never changes an answer. The job starts from the first
@@ -18,6 +19,7 @@ from typing import Any
 import psycopg
 
 from backend.db import fetch_all
+from backend.services.analytics.attribution import INSERT_CAMPAIGNS_SQL, campaign_day_params
 from backend.services.analytics.pages import DAILY_PAGE_STATS_SQL
 from backend.services.analytics.quests import DAILY_QUEST_STATS_SQL
 from backend.services.analytics.window import day_start
@@ -43,7 +45,7 @@ WITH rolled AS (
 SELECT d::date AS day
 FROM generate_series(%(first_day)s::date, %(today)s::date - 1, interval '1 day') AS d
 LEFT JOIN public.rollup_days r ON r.day = d::date
-WHERE r.day IS NULL
+WHERE r.day IS NULL OR NOT r.campaigns
    OR EXISTS (SELECT 1 FROM late l JOIN rolled ro USING (day)
               WHERE l.day = d::date AND l.received_at > ro.computed_at - interval '5 minutes')
 ORDER BY 1
@@ -60,6 +62,7 @@ DELETE_DAY_SQL = (
     "DELETE FROM public.page_view_analytics WHERE day = %(day)s",
     "DELETE FROM public.event_category_daily WHERE day = %(day)s",
     "DELETE FROM public.quest_daily WHERE day = %(day)s",
+    "DELETE FROM public.campaign_daily WHERE day = %(day)s",
 )
 
 INSERT_PAGES_SQL = """
@@ -90,8 +93,8 @@ SELECT day, quest_id, quest_title, views, starts, completions
 FROM (""" + DAILY_QUEST_STATS_SQL + ") stats"  # noqa: S608 - constant SQL fragments only
 
 MARK_DAY_SQL = """
-INSERT INTO public.rollup_days (day, computed_at) VALUES (%(day)s, now())
-ON CONFLICT (day) DO UPDATE SET computed_at = EXCLUDED.computed_at
+INSERT INTO public.rollup_days (day, computed_at, campaigns) VALUES (%(day)s, now(), true)
+ON CONFLICT (day) DO UPDATE SET computed_at = EXCLUDED.computed_at, campaigns = true
 """
 
 
@@ -200,5 +203,6 @@ def roll_up_day(conn: psycopg.Connection[Any], day: date) -> int:
         pages = cur.rowcount
         cur.execute(INSERT_CATEGORIES_SQL, params)
         cur.execute(INSERT_QUESTS_SQL, params)
+        cur.execute(INSERT_CAMPAIGNS_SQL, campaign_day_params(day))
         cur.execute(MARK_DAY_SQL, params)
         return pages

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from backend.services import risk
 from backend.services.analytics.at_risk import at_risk_students
 from backend.services.analytics.attribution import attribution
 from backend.services.analytics.milestones import store_assessments
+from backend.services.analytics.rollup import days_to_roll, roll_up_day
 from backend.services.analytics.window import day_start
 
 NOW = datetime(2026, 6, 10, 20, 0, tzinfo=UTC)
@@ -150,3 +152,64 @@ def test_stored_assessments_found_by_params_key_as_by_params(
     before = at_risk_students(conn, now=earlier + timedelta(hours=1), threshold=0.0,
                               limit=10, params=calibrated)
     assert before["source"] == "live"
+
+
+def _campaign_days(conn: psycopg.Connection[Any], seed: int) -> None:
+    """A week of landing visits and conversions: networks coming back on several days,
+    visits just before midnight converting just after, conversions before any visit,
+    visits without a network hash, campaigns seen on one day only."""
+    rng = random.Random(seed)
+    networks = [bytes([n]) * 16 for n in range(8)]
+    campaigns = [("spring", "instagram", "social"), ("autumn", "google", "cpc"),
+                 (None, None, None), ("flash", "mail", None)]
+    start = NOW - timedelta(days=8)
+    for _ in range(120):
+        at = start + timedelta(minutes=rng.randint(0, 8 * 24 * 60))
+        network = rng.choice([*networks, None])
+        if rng.random() < 0.6:
+            campaign, source, medium = rng.choice(campaigns)
+            add_event(conn, "landing_visit", at, network_hash=network, utm_campaign=campaign,
+                      utm_source=source, utm_medium=medium)
+        else:
+            add_event(conn, "conversion", at, network_hash=network)
+    conn.execute("UPDATE user_activity_events SET received_at = occurred_at")
+
+
+def test_attribution_from_daily_campaign_rows_equals_live(conn: psycopg.Connection[Any]) -> None:
+    for seed in (1, 2):
+        conn.execute("DELETE FROM user_activity_events")
+        conn.execute("DELETE FROM rollup_days")
+        _campaign_days(conn, seed)
+        for day in days_to_roll(conn, now=NOW, lookback_days=30):
+            roll_up_day(conn, day)
+        assert days_to_roll(conn, now=NOW, lookback_days=30) == []
+        for now in (NOW, NOW - timedelta(hours=20), day_start(NOW.date())):
+            for days in (1, 2, 3, 7):
+                live = attribution(conn, now=now, days=days, use_rollup=False)
+                rolled = attribution(conn, now=now, days=days)
+                whole_days = (now.date() - (now - timedelta(days=days)).date()).days - 1
+                assert rolled["days_from_rollup"] == whole_days, (now, days)
+                assert {k: v for k, v in rolled.items() if k != "days_from_rollup"} == {
+                    k: v for k, v in live.items() if k != "days_from_rollup"}, (seed, now, days)
+                assert live["days_from_rollup"] == 0
+                monthly = attribution(conn, now=now, days=days, salt_period="month")
+                assert monthly["days_from_rollup"] == 0  # links cross days: live
+        week = attribution(conn, now=NOW, days=7)
+        assert week["days_from_rollup"] == 6 and week["visits"] > 0
+        assert week["attributed_conversions"] > 0
+
+
+def test_days_rolled_up_before_campaign_rows_are_rolled_up_again(
+        conn: psycopg.Connection[Any]) -> None:
+    _campaign_days(conn, 3)
+    for day in days_to_roll(conn, now=NOW, lookback_days=30):
+        roll_up_day(conn, day)
+    conn.execute("UPDATE rollup_days SET campaigns = false WHERE day = %s",
+                 ((NOW - timedelta(days=2)).date(),))
+    conn.execute("DELETE FROM campaign_daily WHERE day = %s", ((NOW - timedelta(days=2)).date(),))
+    assert days_to_roll(conn, now=NOW, lookback_days=30) == [(NOW - timedelta(days=2)).date()]
+    split = attribution(conn, now=NOW, days=7)  # the longest run of rolled days: 4
+    assert split["days_from_rollup"] == 4
+    assert split["campaigns"] == attribution(conn, now=NOW, days=7, use_rollup=False)["campaigns"]
+    roll_up_day(conn, (NOW - timedelta(days=2)).date())
+    assert attribution(conn, now=NOW, days=7)["days_from_rollup"] == 6
