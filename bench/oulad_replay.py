@@ -12,8 +12,8 @@ The mapping (documented in bench/README.md, "Risk score on OULAD"):
 * each assessment of the presentation → a ``quest_assigned`` on the registration day
   (day 0 when unknown) with ``quest_id`` and ``due_at`` = the end of the due day (an
   exam without a due date is due on the last day of the presentation);
-* a submission → a ``quest_completed`` at 09:00:02 of the submission day (``pillar`` =
-  module, ``xp`` = score); the quest counts as ``quest_started`` on the student's first
+* a submission → a ``quest_completed`` at 09:00:03 of the submission day (``pillar`` =
+  module, ``xp`` = score 0–100; no ``xp`` when the score is unknown); the quest counts as ``quest_started`` on the student's first
   active day within the 14 days before its due date (a student working towards it).
 
 Rows go in with one COPY, sorted by time, straight into ``user_activity_events`` —
@@ -218,9 +218,12 @@ def _quest_events(reg: Registration, schedule: list[Assessment], active_days: li
         item = due_of.get(assessment_id)
         kind = item.kind if item else "assessment"
         at = course_time(day, 9 * 3600 + 3)
-        yield at.timestamp(), _line(reg.user_id, at, "quest_completed", "quest", path, None, {
-            "quest_id": f"oulad-{assessment_id}", "quest_title": f"{kind} {assessment_id}",
-            "pillar": reg.key[0], "xp": int(score) if score is not None else 0})
+        data: dict[str, object] = {"quest_id": f"oulad-{assessment_id}",
+                                   "quest_title": f"{kind} {assessment_id}", "pillar": reg.key[0]}
+        if score is not None:  # an unknown score is not a score of 0
+            data["xp"] = int(score)
+        yield at.timestamp(), _line(reg.user_id, at, "quest_completed", "quest", path, None,
+                                    data)
 
 
 def build_events(data_dir: Path) -> tuple[dict[Key, Registration], list[str]]:

@@ -242,16 +242,22 @@ SEARCH: dict[str, Sequence[float]] = {
     "inactivity_days": (3, 5, 7, 10, 14, 21, 28),
     "expected_days_per_week": (1, 1.5, 2, 3, 4, 5),
     "session_target_minutes": (5, 10, 15, 20, 30, 45, 60, 90),
+    "trend_days": (7, 10, 14, 21),
+    "xp_target": (50, 60, 70, 80, 90, 100),
     "inactivity_weight": tuple(x / 20 for x in range(0, 21)),
     "login_weight": tuple(x / 20 for x in range(0, 21)),
     "quest_weight": tuple(x / 20 for x in range(0, 21)),
     "session_weight": tuple(x / 20 for x in range(0, 21)),
     "streak_weight": tuple(x / 20 for x in range(0, 21)),
     "deadline_weight": tuple(x / 20 for x in range(0, 21)),
+    "late_weight": tuple(x / 20 for x in range(0, 21)),
+    "score_weight": tuple(x / 20 for x in range(0, 21)),
+    "trend_weight": tuple(x / 20 for x in range(0, 21)),
 }
-SQL_PARAMS = ("window_days", "deadline_days", "session_gap_minutes")
+SQL_PARAMS = ("window_days", "deadline_days", "trend_days", "session_gap_minutes")
+#: In the order of ``RiskParams.weights()`` (and of the factors ``risk.assess`` returns).
 WEIGHTS = ("inactivity_weight", "login_weight", "quest_weight", "session_weight",
-           "streak_weight", "deadline_weight")
+           "streak_weight", "deadline_weight", "late_weight", "score_weight", "trend_weight")
 
 
 def _with_weight(params: RiskParams, name: str, value: float) -> RiskParams | None:

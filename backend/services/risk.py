@@ -35,6 +35,19 @@ Normalisations (each factor is clamped to 0–1; ``p`` is a :class:`RiskParams`)
   due then; none due → 0. A quest is due when the host app tracks
   ``quest_assigned`` for the student with ``event_data.quest_id`` and ``due_at``
   (ISO 8601); it is done by a ``quest_completed`` with the same ``quest_id``.
+* ``late_completions`` (weight 0 in the seed) = quests due in the same deadline window
+  that were completed, but after their ``due_at`` / quests due then; none due → 0.
+  (Missed and late never count the same quest: missed + late ≤ 1.)
+* ``low_quest_scores`` (weight 0 in the seed) = 1 − mean ``xp`` / ``p.xp_target`` over
+  quests completed in ``(now − p.deadline_days, now]`` (a quest completed twice counts
+  once, with its best ``xp``); completions without a numeric ``xp`` are left out and
+  none left → 0 (nothing to judge; not handing work in is ``missed_deadlines``).
+* ``declining_activity`` (weight 0 in the seed) = 1 − (recent rate / earlier rate), where
+  the recent rate is active days per day in ``(now − p.trend_days, now]`` and the
+  earlier rate is active days per day in the rest of the observed window (the window's
+  part after the first event, as for login frequency, minus the recent days). A student
+  compared with their own earlier weeks, not with anyone else. No earlier active day
+  (or no earlier part, e.g. ``trend_days ≥ window_days``) → 0; more active than before → 0.
 
 Activity: every event of the student counts as activity except ``quest_assigned``,
 which the app records *for* the student (it may be the only event of a student who
@@ -72,6 +85,9 @@ class RiskParams:
     session_weight: float = 0.10
     streak_weight: float = 0.05
     deadline_weight: float = 0.0
+    late_weight: float = 0.0
+    score_weight: float = 0.0
+    trend_weight: float = 0.0
     window_days: int = 30
     inactivity_days: float = 14.0
     expected_days_per_week: float = 3.0
@@ -79,6 +95,8 @@ class RiskParams:
     session_target_minutes: float = 15.0
     session_gap_minutes: float = 30.0
     deadline_days: float = 30.0
+    xp_target: float = 100.0
+    trend_days: float = 14.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -103,6 +121,9 @@ class RiskParams:
             "short_sessions": self.session_weight,
             "broken_streak": self.streak_weight,
             "missed_deadlines": self.deadline_weight,
+            "late_completions": self.late_weight,
+            "low_quest_scores": self.score_weight,
+            "declining_activity": self.trend_weight,
         }
 
     @classmethod
@@ -290,6 +311,9 @@ RISK_INPUTS_BODY = """, seen AS (
            coalesce(max(length) FILTER (WHERE last_day >= %(today)s::date - 1), 0)
                AS current_streak
     FROM runs GROUP BY user_id
+), recent AS (
+    SELECT user_id, count(DISTINCT (occurred_at AT TIME ZONE 'UTC')::date) AS recent_active_days
+    FROM win WHERE occurred_at > %(recent_since)s GROUP BY user_id
 ), quests AS (
     SELECT user_id,
            count(DISTINCT quest_id) FILTER (
@@ -310,19 +334,30 @@ RISK_INPUTS_BODY = """, seen AS (
       AND (%(user_ids)s::uuid[] IS NULL OR e.user_id = ANY (%(user_ids)s::uuid[]))
       AND e.event_data ? 'quest_id' AND e.event_data ? 'due_at'
     GROUP BY 1, 2
-), completions AS (
-    SELECT DISTINCT e.user_id, e.event_data ->> 'quest_id' AS quest_id
+), completions AS MATERIALIZED (
+    -- First completion of each quest, and its best xp (a JSON number only, bounded so a
+    -- huge number cannot overflow float8) among completions of the deadline window.
+    SELECT e.user_id, e.event_data ->> 'quest_id' AS quest_id,
+           min(e.occurred_at) AS done_at,
+           max(CASE WHEN jsonb_typeof(e.event_data -> 'xp') = 'number'
+                    THEN least(greatest((e.event_data -> 'xp')::numeric, -1e9), 1e9)::float8
+               END) FILTER (WHERE e.occurred_at > %(deadlines_since)s) AS xp
     FROM public.user_activity_events e
     WHERE e.event_type = 'quest_completed' AND e.occurred_at <= %(now)s
       AND e.user_id IS NOT NULL
       AND (%(user_ids)s::uuid[] IS NULL OR e.user_id = ANY (%(user_ids)s::uuid[]))
+    GROUP BY 1, 2
 ), deadlines AS (
     SELECT a.user_id, count(*) AS quests_due,
-           count(*) FILTER (WHERE c.user_id IS NULL) AS quests_missed
+           count(*) FILTER (WHERE c.user_id IS NULL) AS quests_missed,
+           count(*) FILTER (WHERE c.done_at > a.due_at) AS quests_late
     FROM assigned a
     LEFT JOIN completions c ON c.user_id = a.user_id AND c.quest_id = a.quest_id
     WHERE a.due_at > %(deadlines_since)s AND a.due_at <= %(now)s
     GROUP BY a.user_id
+), scores AS (
+    SELECT user_id, count(xp) AS scored_quests, avg(xp) AS mean_xp
+    FROM completions WHERE xp IS NOT NULL GROUP BY user_id
 )
 SELECT s.user_id, s.first_at, s.last_at,
        coalesce(k.active_days, 0) AS active_days,
@@ -334,18 +369,24 @@ SELECT s.user_id, s.first_at, s.last_at,
        coalesce(ss.sessions, 0) AS sessions,
        ss.avg_session_minutes,
        coalesce(dl.quests_due, 0) AS quests_due,
-       coalesce(dl.quests_missed, 0) AS quests_missed
+       coalesce(dl.quests_missed, 0) AS quests_missed,
+       coalesce(dl.quests_late, 0) AS quests_late,
+       coalesce(sc.scored_quests, 0) AS scored_quests,
+       sc.mean_xp,
+       coalesce(r.recent_active_days, 0) AS recent_active_days
 FROM students s
 LEFT JOIN streaks k ON k.user_id = s.user_id
 LEFT JOIN logins l ON l.user_id = s.user_id
 LEFT JOIN quests q ON q.user_id = s.user_id
 LEFT JOIN session_stats ss ON ss.user_id = s.user_id
 LEFT JOIN deadlines dl ON dl.user_id = s.user_id
+LEFT JOIN scores sc ON sc.user_id = s.user_id
+LEFT JOIN recent r ON r.user_id = s.user_id
 """
 
 #: Raw per-student numbers for every student the connection may see, in one statement.
 #: Parameters: now, since (= now − window), deadlines_since (= now − deadline_days),
-#: today (UTC date of now), gap (session gap interval), passive (NON_ACTIVITY_TYPES),
+#: recent_since (= now − trend_days), today (UTC date of now), gap (session gap interval), passive (NON_ACTIVITY_TYPES),
 #: user_ids (uuid[] or NULL for everyone).
 RISK_INPUTS_SQL = ALL_IDS_CTE + RISK_INPUTS_BODY
 #: ``RISK_INPUTS_SQL`` for the students in ``user_ids`` only (same rows, no skip scan).
@@ -370,7 +411,8 @@ def fetch_inputs(conn: psycopg.Connection[Any], *, now: datetime,
                  user_ids: Sequence[uuid.UUID] | None = None) -> list[Row]:
     """The raw numbers behind every visible student's factors (one row per student).
 
-    Only ``window_days``, ``deadline_days`` and ``session_gap_minutes`` reach the SQL;
+    Only ``window_days``, ``deadline_days``, ``trend_days`` and ``session_gap_minutes``
+    reach the SQL;
     weights and the other horizons apply in :func:`assess`, so a calibration can
     re-assess the same rows under many parameter sets.
     """
@@ -380,6 +422,7 @@ def fetch_inputs(conn: psycopg.Connection[Any], *, now: datetime,
         "now": now,
         "since": now - timedelta(days=params.window_days),
         "deadlines_since": now - timedelta(days=params.deadline_days),
+        "recent_since": now - timedelta(days=params.trend_days),
         "today": now.date(),
         "gap": timedelta(minutes=params.session_gap_minutes),
         "passive": list(NON_ACTIVITY_TYPES),
@@ -402,6 +445,9 @@ def assess(row: Row, *, now: datetime, params: RiskParams = DEFAULT_PARAMS) -> R
         session_factor(row, params),
         streak_factor(row, params),
         deadline_factor(row, params),
+        late_factor(row, params),
+        score_factor(row, params),
+        trend_factor(row, now, params),
     ]
     score = round(min(1.0, max(0.0, sum(f.contribution for f in factors))), 6)
     return RiskAssessment(user_id=row["user_id"], score=score, level=level_for(score),
@@ -435,10 +481,15 @@ def inactivity_factor(row: Row, now: datetime, params: RiskParams) -> Factor:
                    "horizon_days": params.inactivity_days})
 
 
+def _observed_days(row: Row, now: datetime, params: RiskParams) -> float:
+    """The part of the window the student could have been active in (see login_factor)."""
+    return min(float(params.window_days),
+               max(params.min_observed_days, _days_between(row["first_at"], now)))
+
+
 def login_factor(row: Row, now: datetime, params: RiskParams) -> Factor:
     """How far active days per week fall short of the expected number."""
-    observed = min(float(params.window_days),
-                   max(params.min_observed_days, _days_between(row["first_at"], now)))
+    observed = _observed_days(row, now, params)
     per_week = int(row["active_days"]) / (observed / 7.0)
     return Factor("low_login_frequency", _clamp(1.0 - per_week / params.expected_days_per_week),
                   params.login_weight,
@@ -479,3 +530,42 @@ def deadline_factor(row: Row, params: RiskParams) -> Factor:
     return Factor("missed_deadlines", missed / due if due else 0.0, params.deadline_weight,
                   {"quests_due": due, "quests_missed": missed,
                    "window_days": params.deadline_days})
+
+
+def late_factor(row: Row, params: RiskParams) -> Factor:
+    """The share of quests due in the deadline window that were completed after ``due_at``."""
+    due, late = int(row["quests_due"]), int(row["quests_late"])
+    return Factor("late_completions", late / due if due else 0.0, params.late_weight,
+                  {"quests_due": due, "quests_late": late, "window_days": params.deadline_days})
+
+
+def score_factor(row: Row, params: RiskParams) -> Factor:
+    """How far the mean ``xp`` of recently completed quests falls short of ``xp_target``.
+
+    Nothing scored → 0, not 1: work not handed in is already ``missed_deadlines``, and a
+    host app whose quests carry no ``xp`` must not make everyone look at risk.
+    """
+    scored = int(row["scored_quests"])
+    mean = float(row["mean_xp"]) if scored and row["mean_xp"] is not None else None
+    value = _clamp(1.0 - mean / params.xp_target) if mean is not None else 0.0
+    return Factor("low_quest_scores", value, params.score_weight,
+                  {"scored_quests": scored,
+                   "mean_xp": round(mean, 2) if mean is not None else None,
+                   "xp_target": params.xp_target, "window_days": params.deadline_days})
+
+
+def trend_factor(row: Row, now: datetime, params: RiskParams) -> Factor:
+    """How far the recent rate of active days fell below the student's own earlier rate."""
+    recent_days = min(params.trend_days, float(params.window_days))
+    earlier_span = _observed_days(row, now, params) - recent_days
+    recent = int(row["recent_active_days"])
+    earlier = int(row["active_days"]) - recent
+    recent_rate = recent / recent_days
+    earlier_rate = earlier / earlier_span if earlier_span >= 1.0 else 0.0
+    value = _clamp(1.0 - recent_rate / earlier_rate) if earlier_rate > 0 else 0.0
+    return Factor("declining_activity", value, params.trend_weight,
+                  {"recent_active_days": recent, "recent_days": recent_days,
+                   "earlier_active_days": earlier,
+                   "earlier_days": round(max(0.0, earlier_span), 2),
+                   "recent_per_week": round(7 * recent_rate, 2),
+                   "earlier_per_week": round(7 * earlier_rate, 2)})

@@ -234,7 +234,8 @@ def _row(now: datetime, *, idle_days: float, active_days: int = 3, started: int 
             "login_events": 0, "quests_started": started, "quests_completed": completed,
             "sessions": sessions, "avg_session_minutes": minutes,
             "longest_streak": longest, "current_streak": current,
-            "quests_due": 0, "quests_missed": 0}
+            "quests_due": 0, "quests_missed": 0, "quests_late": 0, "scored_quests": 0,
+            "mean_xp": None, "recent_active_days": 0}
 
 
 @pytest.mark.parametrize(("row_args", "score", "level"), [
@@ -279,6 +280,131 @@ def test_missed_deadlines_count_quests_due_in_the_window(conn: psycopg.Connectio
     assert deadline.contribution == pytest.approx(0.025)
     # With the seed weights the factor has weight 0 and is not reported.
     assert "missed_deadlines" not in factors_of(only(conn, student))
+
+
+SUBMISSIONS = RiskParams(inactivity_weight=0.25, deadline_weight=0.05, late_weight=0.05,
+                         score_weight=0.05, deadline_days=14)
+
+
+def test_late_completions_and_low_quest_scores(conn: psycopg.Connection[Any]) -> None:
+    # Assigned 20 days ago; deadline window = the last 14 days.
+    # q1 due 10 days ago, completed 12 days ago with xp 90: on time.
+    # q2 due 5 days ago, completed 3 days ago with xp 40: late.
+    # q3 due 4 days ago, never completed: missed (not late).
+    # q4 due 20 days ago, completed 19 days ago with xp 0: outside the window, both ways.
+    # q5 (no due date) completed 1 day ago with xp "high": not a number, not scored.
+    # q6 completed 2 days ago with xp 50 and again 1 day ago with xp 70: best xp, 70.
+    # q7 completed 1 day ago without xp: not scored.
+    # → late 1 of 3 due; mean xp (90 + 40 + 70) / 3 over 3 scored quests.
+    student = uuid.uuid4()
+    assigned = NOW - timedelta(days=20)
+    for quest, due in (("q1", 10), ("q2", 5), ("q3", 4), ("q4", 20)):
+        add_event(conn, student, assigned, "quest_assigned", quest_id=quest,
+                  due_at=(NOW - timedelta(days=due)).isoformat())
+    for quest, back, xp in (("q1", 12, 90), ("q2", 3, 40), ("q4", 19, 0), ("q5", 1, "high"),
+                            ("q6", 2, 50), ("q6", 1, 70)):
+        add_event(conn, student, NOW - timedelta(days=back), "quest_completed", quest_id=quest,
+                  xp=xp)
+    add_event(conn, student, NOW - timedelta(days=1), "quest_completed", quest_id="q7")
+
+    result = {f.name: f for f in only(conn, student, params=SUBMISSIONS).factors}
+
+    late, scores = result["late_completions"], result["low_quest_scores"]
+    assert late.value == pytest.approx(1 / 3)
+    assert late.detail == {"quests_due": 3, "quests_late": 1, "window_days": 14.0}
+    # Missed and late never count the same quest.
+    assert result["missed_deadlines"].detail == {"quests_due": 3, "quests_missed": 1,
+                                                 "window_days": 14.0}
+    assert scores.value == pytest.approx(1 - (90 + 40 + 70) / 3 / 100)
+    assert scores.detail == {"scored_quests": 3, "mean_xp": 66.67, "xp_target": 100.0,
+                             "window_days": 14.0}
+    assert late.contribution + scores.contribution == pytest.approx(
+        0.05 / 3 + 0.05 * (1 - 200 / 300))
+    # With the seed weights both factors have weight 0 and are not reported.
+    assert not {"late_completions", "low_quest_scores"} & set(factors_of(only(conn, student)))
+
+
+@pytest.mark.parametrize(("xp_json", "value"), [
+    ("150", 0.0),      # above the target: no risk, not a negative one
+    ("100", 0.0),      # exactly the target
+    ("0", 1.0),        # nothing earned
+    ("-20", 1.0),      # below zero clamps to 1
+    ("1e400", 0.0),    # a JSON number too big for float8 is bounded, not an error
+])
+def test_low_quest_scores_at_its_edges(conn: psycopg.Connection[Any], xp_json: str,
+                                       value: float) -> None:
+    student = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO user_activity_events (user_id, occurred_at, event_type, event_category,"
+        " event_data) VALUES (%s, %s, 'quest_completed', 'quest', %s::jsonb)",
+        (student, NOW - timedelta(days=1), '{"quest_id": "q1", "xp": ' + xp_json + "}"))
+
+    scores = {f.name: f for f in only(conn, student, params=SUBMISSIONS).factors}
+    assert scores["low_quest_scores"].value == value
+    assert scores["low_quest_scores"].detail["scored_quests"] == 1
+
+
+def test_nothing_due_or_scored_is_no_sign_of_risk(conn: psycopg.Connection[Any]) -> None:
+    # Active, but no quest due in the window and no xp: both factors 0, not 1.
+    student = uuid.uuid4()
+    add_event(conn, student, NOW - timedelta(hours=1), "page_view")
+    add_event(conn, student, NOW - timedelta(hours=1), "quest_completed", quest_id="q1")
+
+    result = {f.name: f for f in only(conn, student, params=SUBMISSIONS).factors}
+    assert result["late_completions"].value == 0.0
+    assert result["late_completions"].detail["quests_due"] == 0
+    assert result["low_quest_scores"].value == 0.0
+    assert result["low_quest_scores"].detail["mean_xp"] is None
+
+
+TREND = RiskParams(inactivity_weight=0.35, trend_weight=0.05)
+
+
+def _active_on(conn: psycopg.Connection[Any], student: uuid.UUID, days_back: range | list[int],
+               ) -> None:
+    for back in days_back:
+        add_event(conn, student, NOW.replace(hour=9, minute=0) - timedelta(days=back),
+                  "page_view")
+
+
+def test_declining_activity_compares_a_student_with_their_own_earlier_weeks(
+        conn: psycopg.Connection[Any]) -> None:
+    # Every day from 29 to 15 days ago (15 days), then only 10 and 3 days ago. NOW is
+    # 09:10, so the first event was 29 days 10 minutes ago: observed 29.00694 days, of
+    # which the last 14 are "recent" and 15.00694 "earlier".
+    student = uuid.uuid4()
+    _active_on(conn, student, [*range(15, 30), 10, 3])
+
+    trend = {f.name: f for f in only(conn, student, params=TREND).factors}["declining_activity"]
+
+    earlier_span = 29 + 10 / 1440 - 14
+    assert trend.value == pytest.approx(1 - (2 / 14) / (15 / earlier_span))
+    assert trend.detail["recent_active_days"] == 2
+    assert trend.detail["earlier_active_days"] == 15
+    assert trend.detail["earlier_days"] == round(earlier_span, 2)
+    assert trend.contribution == pytest.approx(0.05 * trend.value)
+
+
+@pytest.mark.parametrize(("days_back", "params", "value"), [
+    # Active earlier, nothing in the last 14 days: fully declined.
+    ([20, 21, 22], TREND, 1.0),
+    # More active recently than before: no decline (not negative).
+    ([20, 5, 4, 3, 2, 1], TREND, 0.0),
+    # The same rate before and after: 7 of 14 recent days, 8 of the 16 earlier days
+    # (window 30, first event 29 days 10 minutes ago → earlier ≈ 15.007 days).
+    ([*range(16, 30, 2), 29, *range(1, 14, 2)], TREND, 1 - (7 / 14) / (8 / (15 + 10 / 1440))),
+    # A new student (first event 3 days ago): no earlier weeks to compare with.
+    ([3, 2], TREND, 0.0),
+    # Recent part as long as the window: nothing earlier, so 0.
+    ([20, 21, 22], replace(TREND, window_days=14), 0.0),
+])
+def test_declining_activity_at_its_edges(conn: psycopg.Connection[Any], days_back: list[int],
+                                         params: RiskParams, value: float) -> None:
+    student = uuid.uuid4()
+    _active_on(conn, student, days_back)
+
+    trend = {f.name: f for f in only(conn, student, params=params).factors}["declining_activity"]
+    assert trend.value == pytest.approx(value)
 
 
 def test_a_student_who_never_showed_up_is_scored(conn: psycopg.Connection[Any]) -> None:
