@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import operator
 import os
 import queue
 import random
@@ -35,7 +34,8 @@ from psycopg.pq import TransactionStatus
 
 from backend.config import Settings
 from backend.db import is_transient
-from backend.services import error_groups, sessions
+from backend.services import copy_payload, error_groups, sessions
+from backend.services.copy_payload import COLUMNS_SQL, EVENT_COLUMNS, EVENT_TYPES_SQL
 from backend.services.items import new_id
 from backend.services.privacy_step import PrivacyStep
 from backend.services.tombstones import LOCK_SHARED, NOT_FORGOTTEN
@@ -44,27 +44,8 @@ log = logging.getLogger("waymark.writer")
 
 BeforeStore = Callable[[dict[str, Any]], dict[str, Any] | None]
 
-EVENT_COLUMNS = ("event_id", "occurred_at", "received_at", "user_id", "visitor_hash",
-                 "network_hash", "session_id", "event_type", "event_category", "page_path",
-                 "page_title", "referrer", "utm_source", "utm_medium", "utm_campaign",
-                 "duration_ms", "load_time_ms", "status_code", "source", "event_data",
-                 "browser", "os", "device_type")
-EVENT_TYPES_SQL = ("uuid", "timestamptz", "timestamptz", "uuid", "bytea", "bytea", "uuid", "text",
-                   "text", "text", "text", "text", "text", "text", "text", "int4", "int4", "int2",
-                   "text", "jsonb", "text", "text", "text")
-#: the writer's COPY order: session_id last, so the rest is built before sessions are known.
-_PRE_COLUMNS = tuple(c for c in EVENT_COLUMNS if c != "session_id")
-_COPY_COLUMNS = (*_PRE_COLUMNS, "session_id")
-#: event_data is encoded off the database thread, as jsonb's binary form (a version byte,
-#: then the JSON text); binary COPY sends a field's bytes as they are, so its COPY type is
-#: bytea and the server's jsonb input still parses and checks it.
-_COPY_TYPES = (*("bytea" if c == "event_data" else t
-                 for c, t in zip(EVENT_COLUMNS, EVENT_TYPES_SQL, strict=True)
-                 if c != "session_id"), "uuid")
-_JSON_AT = _PRE_COLUMNS.index("event_data")
-_ROW_DEFAULTS: dict[str, Any] = dict.fromkeys(_PRE_COLUMNS)
-_pick_columns = operator.itemgetter(*_PRE_COLUMNS)
-_COLS = ", ".join(_COPY_COLUMNS)
+__all__ = ["EVENT_COLUMNS", "EVENT_TYPES_SQL", "EventWriter", "flush_on_sigterm", "now_utc"]
+_COLS = COLUMNS_SQL
 
 #: the first round trip of every batch: begin, the forget contract's shared lock, the
 #: savepoint a duplicate event id rolls back to, and whether any tombstone is alive (almost
@@ -415,10 +396,7 @@ class EventWriter:
                     self.counters["skipped_by_hook"] += 1
                     continue
                 result = hooked
-            kind = item.get("kind", "event")
-            if kind == "event":
-                result["_copy"] = _copy_values(result)
-            out[kind].append(result)
+            out[item.get("kind", "event")].append(result)
         self.dropped.update(skipped)
         out["event"] = _unique(out["event"])
         _yield()
@@ -446,10 +424,13 @@ class EventWriter:
                 for row in segment.rows:
                     row["session_id"] = session_id
             _yield()
-            for row in out["event"]:  # the whole COPY row, ready for the database thread
-                row["_row"] = (*row["_copy"], row.get("session_id"))
-            _yield()
             out["_joined"] = [{"sessions": sessions.segments_json(segments)}]
+            try:  # the whole COPY, ready for the database thread to send as it is
+                out["_payload"] = copy_payload.encode(  # type: ignore[assignment]
+                    out["event"], _yield, YIELD_EVERY)
+            except Exception as exc:  # noqa: BLE001 - a row psycopg cannot dump
+                log.debug("waymark writer: a row cannot be encoded (%s); the database "
+                          "thread will find it", exc)
         return out
 
     def _write_split(self, conn: psycopg.Connection[Any] | None,
@@ -487,18 +468,19 @@ class EventWriter:
         then COPY into a staging table and ``INSERT … ON CONFLICT (event_id) DO NOTHING
         RETURNING``. Either way only rows really inserted are counted in their sessions.
         """
-        events = _unique(rows.get("event", []))
+        events = rows.get("event", [])  # one row per event_id: ``_prepare`` saw to that
         segments: list[sessions.Segment] | None = rows.get("_segments")  # type: ignore[assignment]
         joined = "_joined" in rows
+        payload: bytes | None = rows.get("_payload")  # type: ignore[assignment]
         with _transaction(conn, PREPARE) as tombstones, conn.cursor() as cur:
             if tombstones and events:
                 kept = self._not_forgotten(cur, events)
                 if len(kept) < len(events):
-                    events, segments, joined = kept, None, False
+                    events, segments, joined, payload = kept, None, False, None
             assigned = sessions.assign_sessions(conn, events, rows.get("session", []), segments,
                                                 joined=joined and segments is not None)
             inserted = self._insert_events(cur, events, bool(rows.get("session")),
-                                           joined and segments is not None)
+                                           payload if joined and segments is not None else None)
             written = len(events) if inserted is None else len(inserted)
             touched = sessions.upsert_sessions(
                 conn, assigned, None if written == len(events) else inserted,
@@ -511,37 +493,30 @@ class EventWriter:
         self.counters["batches"] += 1
 
     def _insert_events(self, cur: psycopg.Cursor[Any], events: list[dict[str, Any]],
-                       pings: bool, prebuilt: bool = False) -> set[Any] | None:
-        """COPY the events in; None when all went in directly, else the ids really inserted."""
+                       pings: bool, payload: bytes | None = None) -> set[Any] | None:
+        """COPY the events in; None when all went in directly, else the ids really inserted.
+
+        ``payload`` is their COPY prepared beforehand (``copy_payload.encode``), else it is
+        made here, after their session ids were given.
+        """
         if not events:
             return None
+        if payload is None:
+            payload = copy_payload.encode(events, _yield, YIELD_EVERY)
         if pings:  # the launches were upserted after PREPARE's savepoint: keep them
             cur.execute("SAVEPOINT wm_events")
         try:
-            self._copy(cur, COPY_DIRECT, events, prebuilt)
+            with cur.copy(COPY_DIRECT) as copy:
+                copy.write(payload)
             return None
         except psycopg.errors.UniqueViolation:
             cur.execute("ROLLBACK TO SAVEPOINT wm_events")
         self.counters["conflict_fallbacks"] += 1
         cur.execute(CREATE_STAGE)
-        self._copy(cur, COPY_EVENTS, events, prebuilt)
+        with cur.copy(COPY_EVENTS) as copy:
+            copy.write(payload)
         cur.execute(INSERT_EVENTS)
         return {event_id for (event_id,) in cur.fetchall()}
-
-    @staticmethod
-    def _copy(cur: psycopg.Cursor[Any], statement: str, events: list[dict[str, Any]],
-              prebuilt: bool = False) -> None:
-        """COPY the rows (``prebuilt``: their ``_row`` tuples hold their session ids)."""
-        with cur.copy(statement) as copy:
-            copy.set_types(list(_COPY_TYPES))
-            if prebuilt:
-                write_row = copy.write_row
-                for full in [row["_row"] for row in events]:
-                    write_row(full)
-                return
-            for row in events:
-                pre = row.get("_copy") or _copy_values(row)
-                copy.write_row((*pre, row.get("session_id")))
 
     @staticmethod
     def _not_forgotten(cur: psycopg.Cursor[Any],
@@ -650,41 +625,6 @@ def _yield() -> None:
     ``sleep(0)`` releases the GIL and hands it to a waiting thread.
     """
     time.sleep(0)
-
-
-def _copy_values(row: dict[str, Any]) -> tuple[Any, ...]:
-    """A row's COPY values but the session id, with event_data as jsonb's binary form."""
-    values = list(_pick_columns({**_ROW_DEFAULTS, **row}))
-    data = values[_JSON_AT]
-    if data is not None:
-        try:
-            values[_JSON_AT] = b"\x01" + _json_text(data).encode()
-        except (TypeError, ValueError, RecursionError):
-            pass  # left as it is: its COPY fails, and the row alone goes to the dead letters
-    return tuple(values)
-
-
-def _not_json(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _json_encoder() -> Callable[[Any], str]:
-    """``json.dumps`` (same text), without building its C encoder again for every call."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return json.dumps
-    encode = make(None, _not_json, json.encoder.encode_basestring_ascii, None, ": ", ", ",
-                  False, False, True)
-
-    def text(value: Any) -> str:
-        if isinstance(value, str):
-            return json.dumps(value)
-        return "".join(encode(value, 0))
-
-    return text
-
-
-_json_text = _json_encoder()
 
 
 def _unique(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

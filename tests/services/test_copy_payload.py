@@ -1,0 +1,62 @@
+"""The writer's finished binary COPY: the bytes psycopg would send, stored as written."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from backend.services import copy_payload, items
+
+T0 = datetime(2026, 11, 22, 8, 0, 0, 123456, tzinfo=UTC)
+
+
+def rows() -> list[dict[str, Any]]:
+    full = items.event_row(
+        "quest_started", T0, occurred_at=T0 - timedelta(seconds=3), page_path="/q/é",
+        page_title='Bridges "over" water', referrer="https://r.example/?a=1", utm_source="news",
+        utm_medium="mail", utm_campaign="fall", duration_ms=1200, load_time_ms=80,
+        status_code=201, event_data={"quest_id": "q9", "n": [1, 2.5, None], "ok": True,
+                                     "nested": {"emoji": "🌉", "quote": "'\\\""}})
+    full.update(user_id=uuid.uuid4(), visitor_hash=bytes(range(16)), network_hash=b"\x00" * 16,
+                session_id=uuid.uuid4(), browser="Chrome", os="Windows", device_type="desktop")
+    sparse = items.event_row("api_request", T0, source="server")  # mostly NULLs, empty data
+    return [full, sparse, items.event_row("page_view", T0, event_data={"k": "v" * 5000})]
+
+
+def test_the_c_formatter_is_in_use() -> None:
+    # psycopg's private formatter moved: the writer still works (public path), but slower
+    assert copy_payload._Formatter is not None  # noqa: SLF001
+
+
+def test_the_public_path_makes_the_same_bytes() -> None:
+    batch = rows() * 200  # several of psycopg's 32 kB chunks
+    assert copy_payload.encode(batch) == copy_payload.encode_public(batch)
+    assert copy_payload.encode([]) == copy_payload.encode_public([])
+
+
+def test_a_payload_is_stored_as_its_rows_say(conn: psycopg.Connection[Any]) -> None:
+    batch = rows()
+    with conn.cursor() as cur, cur.copy(
+            f"COPY public.user_activity_events ({copy_payload.COLUMNS_SQL}) "  # noqa: S608
+            "FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(copy_payload.encode(batch, pause=lambda: None, every=1))
+    stored = {r[0]: r[1:] for r in conn.execute(
+        f"SELECT {copy_payload.COLUMNS_SQL} FROM public.user_activity_events")}  # noqa: S608
+    assert len(stored) == 3
+    for row in batch:
+        values = dict(zip(copy_payload.EVENT_COLUMNS[1:], stored[row["event_id"]], strict=True))
+        assert values == {k: v for k, v in row.items() if k != "event_id"}
+
+
+def test_a_row_psycopg_cannot_dump_raises_as_write_row_would() -> None:
+    bad = items.event_row("page_view", T0)
+    bad["user_id"] = "not a uuid"
+    with pytest.raises(Exception) as by_c:
+        copy_payload.encode([*rows(), bad])
+    with pytest.raises(Exception) as by_public:
+        copy_payload.encode_public([*rows(), bad])
+    assert type(by_c.value) is type(by_public.value)
