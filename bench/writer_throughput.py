@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 
 from backend.config import Settings
-from backend.services import demo
+from backend.services import demo, items
 from backend.services.writer import EVENT_COLUMNS, EVENT_TYPES_SQL, EventWriter
 from bench.common import figure, fresh_database
 
@@ -63,14 +63,19 @@ def demo_rows(events: int, seed: int = 1) -> list[tuple[Any, ...]]:
 
 
 def as_items(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """The same events as a request would queue them: raw client facts, no derived columns."""
+    """The same events as a request would queue them: raw client facts, no derived columns.
+
+    Rows are made by ``items.event_row`` as the endpoints make them, then given the demo
+    row's own values (so both sides store the same data).
+    """
     received = datetime.now(UTC)
     derived = {"visitor_hash", "network_hash", "session_id", "browser", "os", "device_type",
                "user_id"}
     out = []
     for values in rows:
-        row = {k: v for k, v in zip(EVENT_COLUMNS, values, strict=True) if k not in derived}
         record = dict(zip(EVENT_COLUMNS, values, strict=True))
+        row = items.event_row(record["event_type"], record["received_at"])
+        row.update((k, v) for k, v in record.items() if k not in derived)
         ip = f"10.{record['visitor_hash'][0]}.{record['visitor_hash'][1]}.7" \
             if record["visitor_hash"] else "10.0.0.1"
         client = {"ip": ip, "ua": UAS.get(record["device_type"] or "", UAS["desktop"]),
