@@ -13,7 +13,9 @@ from flask import Flask, abort
 from ingestion_support import BROWSER, count, flush, writer_of
 
 from backend import Waymark, request_event
+from backend.config import Settings
 from backend.middleware import activity_tracker
+from backend.tracking import client_of
 
 
 def host_app(config: dict[str, Any], **options: Any) -> Flask:
@@ -112,10 +114,33 @@ def test_a_tracking_bug_never_fails_the_request(host: Flask,
     def broken(*args: Any) -> Any:
         raise ValueError("tracking bug")
 
-    monkeypatch.setattr(activity_tracker, "client_of", broken)
+    monkeypatch.setattr(activity_tracker, "client_from_environ", broken)
     client = host.test_client()
     assert client.get("/profile").data == b"me"
     assert client.get("/broken").status_code == 500
+    assert activity_tracker_of(host).failures == 3  # both events and the api_error: all swallowed
+
+
+def activity_tracker_of(app: Flask) -> activity_tracker.ActivityTracker:
+    hook = app.after_request_funcs[None][0]
+    tracker: activity_tracker.ActivityTracker = hook.__self__  # type: ignore[attr-defined]
+    return tracker
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"User-Agent": "UA/1", "Origin": "https://app.example", "Authorization": "Bearer t0k",
+     "X-Forwarded-For": "203.0.113.9, 10.0.0.2"},
+    {"User-Agent": "UA/2", "Authorization": "Basic abc", "X-Forwarded-For": "203.0.113.9"},
+])
+@pytest.mark.parametrize("trusted", [0, 1, 2])
+def test_the_environ_reading_client_is_tracking_client_of(
+        headers: dict[str, str], trusted: int) -> None:
+    settings = Settings(trusted_proxies=trusted)
+    app = Flask("plain")
+    with app.test_request_context("/p", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.7"}):
+        req = activity_tracker._current_request()  # noqa: SLF001
+        assert activity_tracker.client_from_environ(req, settings) == client_of(req, settings)
 
 
 def test_an_unreachable_database_does_not_slow_the_host(app_config: dict[str, Any]) -> None:
