@@ -14,6 +14,7 @@ whole process heap) out of the writer's hot loop.
 from __future__ import annotations
 
 import json
+import operator
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -43,6 +44,7 @@ COPY_TYPES_SQL = tuple("bytea" if c == "event_data" else t
                        for c, t in zip(EVENT_COLUMNS, EVENT_TYPES_SQL, strict=True))
 COLUMNS_SQL = ", ".join(EVENT_COLUMNS)
 _JSON_AT = EVENT_COLUMNS.index("event_data")
+_pick = operator.itemgetter(*EVENT_COLUMNS)
 _SIGNATURE = b"PGCOPY\n\xff\r\n\0" + struct.pack("!ii", 0, 0)
 _TRAILER = b"\xff\xff"
 _NULL = b"\xff\xff\xff\xff"
@@ -73,10 +75,25 @@ def _json_encoder() -> Callable[[Any], str]:
 json_text = _json_encoder()
 
 
+def _adapters() -> adapt.AdaptersMap:
+    """The global adapters (as the writer's connections use), with bytes' own dumper for bytea.
+
+    By oid, bytea's binary dumper is the one registered last for it: psycopg's
+    ``dbapi20.Binary`` wrapper's, in Python; bytes' dumper is psycopg's C one and sends the
+    same bytes (the visitor and network hashes, and event_data's jsonb form).
+    """
+    adapters = adapt.AdaptersMap(psycopg.adapters)
+    adapters.register_dumper(bytes, adapters.get_dumper(bytes, PyFormat.BINARY))
+    return adapters
+
+
+_ADAPTERS = _adapters()
+
+
 def _transformer() -> abc.Transformer:
-    """Dumpers for the COPY's column types (the global adapters, as the writer's connections)."""
-    tx = adapt.Transformer()
-    oids = [psycopg.adapters.types.get_oid(name) for name in COPY_TYPES_SQL]
+    """Dumpers for the COPY's column types."""
+    tx = adapt.Transformer(_ADAPTERS)
+    oids = [_ADAPTERS.types.get_oid(name) for name in COPY_TYPES_SQL]
     tx.set_dumper_types(oids, pq.Format.BINARY)
     return tx
 
@@ -87,7 +104,10 @@ def _values(row: dict[str, Any]) -> list[Any]:
     Data that is not JSON is left as it is: dumping it then fails, and the writer sets
     that row alone aside (dead letters).
     """
-    values = list(map(row.get, EVENT_COLUMNS))
+    try:
+        values = list(_pick(row))  # rows made by ``items.event_row`` have every column
+    except KeyError:
+        values = list(map(row.get, EVENT_COLUMNS))
     data = values[_JSON_AT]
     if data is not None:
         try:

@@ -8,6 +8,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import pq
+from psycopg.adapt import Transformer
 
 from backend.services import copy_payload, items
 
@@ -32,10 +34,14 @@ def test_the_c_formatter_is_in_use() -> None:
     assert copy_payload._Formatter is not None  # noqa: SLF001
 
 
-def test_the_public_path_makes_the_same_bytes() -> None:
+def test_the_public_path_with_the_global_adapters_makes_the_same_bytes() -> None:
+    # what write_row sends on one of the writer's connections (psycopg's global adapters)
+    tx = Transformer()
+    tx.set_dumper_types([psycopg.adapters.types.get_oid(name)
+                         for name in copy_payload.COPY_TYPES_SQL], pq.Format.BINARY)
     batch = rows() * 200  # several of psycopg's 32 kB chunks
-    assert copy_payload.encode(batch) == copy_payload.encode_public(batch)
-    assert copy_payload.encode([]) == copy_payload.encode_public([])
+    assert copy_payload.encode(batch) == copy_payload.encode_public(batch, tx)
+    assert copy_payload.encode([]) == copy_payload.encode_public([], tx)
 
 
 def test_a_payload_is_stored_as_its_rows_say(conn: psycopg.Connection[Any]) -> None:
