@@ -13,10 +13,11 @@ admin.
 
 The generator puts today's events before (generation time − 1 h), so when the bench
 runs, the page views since the last closed hour — what page-views reads live beside the
-hourly prefix (``page_prefix``) — are few or none. ``page-views (prefix 1-2 h behind)``
-therefore moves the prefix back to the hour before the latest page view's hour, so one
-to two hours of page views are merged live (the most a job running hourly leaves), and
-restores it afterwards.
+hourly prefix (``page_prefix``) — are few or none. ``page-views, prefix at the last
+hour`` therefore sets the prefix to the start of the latest page view's hour, as the
+hourly job would have left it then, so the page views of that hour up to the last one
+(0–60 minutes of them, depending on when the data was generated) are merged live; the
+prefix is restored afterwards.
 """
 
 from __future__ import annotations
@@ -157,8 +158,8 @@ def measure(url: str, rounds: int) -> dict[str, tuple[float, float]]:
             results[f"admin {path.split('?')[0].rsplit('/', 1)[-1]}"] = _summary(samples)
         behind = _page_views_prefix_behind(url, client, admin, rounds)
         if behind:
-            results["admin page-views, prefix 1-2 h behind"] = behind[1]
-            print(f"  (page-views, prefix 1-2 h behind: {behind[0]})", flush=True)
+            results["admin page-views, prefix at the last hour"] = behind[1]
+            print(f"  (page-views, prefix at the last hour: {behind[0]})", flush=True)
         live = "/api/analytics/at-risk-students?days=30&threshold=0.7&live=true"
         samples = _time(lambda: _ok(client.get(live, headers=admin)), LIVE_ROUNDS, warmup=1)
         results["admin at-risk-students live=true"] = _summary(samples)
@@ -192,14 +193,14 @@ WHERE event_type = 'page_view' AND occurred_at >= %(since)s AND occurred_at <= %
 
 def _page_views_prefix_behind(url: str, client: FlaskClient, headers: dict[str, str],
                               rounds: int) -> tuple[str, tuple[float, float]] | None:
-    """page-views with the prefix moved back 1-2 hours (then restored); None if no room."""
+    """page-views with the prefix at the latest page view's hour (then restored)."""
     now = datetime.now(UTC)
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     with psycopg.connect(url, autocommit=True) as conn:
         latest = conn.execute(LATEST_PAGE_VIEW_SQL, {"today": today, "now": now}).fetchone()
         if not latest or latest[0] is None:
             return None
-        through = latest[0].replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+        through = latest[0].replace(minute=0, second=0, microsecond=0)
         if through <= today:
             return None
         row = conn.execute(PAGE_VIEWS_SINCE_SQL, {"since": through, "now": now}).fetchone()
@@ -210,7 +211,7 @@ def _page_views_prefix_behind(url: str, client: FlaskClient, headers: dict[str, 
                             rounds)
         finally:
             page_prefix.roll_up_prefix(conn, now=datetime.now(UTC))
-    return f"{live_views:,} page views since the moved-back prefix", _summary(samples)
+    return f"{live_views:,} page views since the prefix", _summary(samples)
 
 
 def _ok(answer: Any) -> None:

@@ -76,11 +76,16 @@ LEFT JOIN uniques u USING (day, page_path)
 LEFT JOIN exits x USING (day, page_path)
 """
 
+#: The rolled-up days' sums per page (one row per page, not per page and day).
 ROLLED_UP_SQL = """
-SELECT day, page_path, total_views, unique_visitors, sessions_entered, bounces,
-       load_time_samples, load_time_sum_ms, time_on_page_samples, time_on_page_sum_ms
+SELECT page_path, sum(total_views) AS total_views, sum(unique_visitors) AS unique_visitors,
+       sum(sessions_entered) AS sessions_entered, sum(bounces) AS bounces,
+       sum(load_time_samples) AS load_time_samples, sum(load_time_sum_ms) AS load_time_sum_ms,
+       sum(time_on_page_samples) AS time_on_page_samples,
+       sum(time_on_page_sum_ms) AS time_on_page_sum_ms
 FROM public.page_view_analytics
 WHERE day >= %(first_day)s AND day < %(today)s AND day = ANY (%(days)s::date[])
+GROUP BY page_path
 """
 
 SUMMED = ("total_views", "unique_visitors", "sessions_entered", "bounces", "load_time_samples",
