@@ -215,8 +215,8 @@ def _quest_events(reg: Registration, schedule: list[Assessment], active_days: li
                                         {"quest_id": f"oulad-{item.id}",
                                          "quest_title": f"{item.kind} {item.id}"})
     for assessment_id, day, score in submissions:
-        item = due_of.get(assessment_id)
-        kind = item.kind if item else "assessment"
+        known = due_of.get(assessment_id)
+        kind = known.kind if known else "assessment"
         at = course_time(day, 9 * 3600 + 3)
         data: dict[str, object] = {"quest_id": f"oulad-{assessment_id}",
                                    "quest_title": f"{kind} {assessment_id}", "pillar": reg.key[0]}

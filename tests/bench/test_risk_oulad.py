@@ -118,6 +118,8 @@ def test_week_four_scores_only_students_still_registered(
     assert result.auc == 0.5
     # At 0.7: students 2 and 4 flagged → precision 1/2, recall 1/1.
     assert (result.precision, result.recall) == (0.5, 1.0)
+    # The top fifth of three is student 4 alone (1.0), who did not withdraw.
+    assert result.top == (1.0, 0.0, 0.0)
     assert result.f1 == pytest.approx(2 / 3)
     assert result.contributions["inactivity"] == pytest.approx(
         (0.40, (0.40 + 0.40 * idle_1 / 14) / 2))
@@ -132,6 +134,20 @@ def test_week_four_scores_only_students_still_registered(
 ])
 def test_auc_by_ranks(scores: list[float], labels: list[bool], expected: float) -> None:
     assert risk_oulad.auc(scores, labels) == expected
+
+
+@pytest.mark.parametrize(("scores", "labels", "expected"), [
+    # Ten students, the top fifth is two (from 0.9): one of them withdrew, of two who did.
+    ([x / 10 for x in range(1, 11)], [x in (5, 10) for x in range(1, 11)], (0.9, 0.5, 0.5)),
+    # Ties at the cut are all flagged: five equal scores, one withdrawal.
+    ([0.5] * 5, [True, False, False, False, False], (0.5, 0.2, 1.0)),
+    # Three students: the top fifth is the highest one alone.
+    ([0.3, 0.8, 0.1], [False, True, True], (0.8, 1.0, 0.5)),
+    ([], [], (1.0, 0.0, 0.0)),
+])
+def test_top_share_flags_the_highest_fifth(scores: list[float], labels: list[bool],
+                                           expected: tuple[float, float, float]) -> None:
+    assert risk_oulad.top_share(scores, labels) == expected
 
 
 def test_command_line_prints_the_figures(data_dir: Path, pg_server_url: str,
