@@ -28,6 +28,7 @@ log = logging.getLogger("waymark.privacy")
 UA_CACHE_SIZE = 4096
 TOKEN_CACHE_SIZE = 4096
 USER_HASH_CACHE_SIZE = 50_000
+CLIENT_HASH_CACHE_SIZE = 50_000
 MAX_UA_LENGTH = 1000  # longer strings are not browsers; do not spend a parse on them
 
 
@@ -189,11 +190,35 @@ class PrivacyStep:
         self.reduce = functools.lru_cache(maxsize=UA_CACHE_SIZE)(reduce_user_agent)
         self.invalid_tokens = 0
         self._user_hashes: dict[tuple[bytes, Any], bytes] = {}
+        self._client_hashes: dict[int, bytes] = {}
+        self._client_salt: bytes | None = None
 
     def expire_salts(self, now: datetime) -> None:
         """Forget a finished period's salt and every hash memoised under it (called when idle)."""
         if self.salts.expire(now):
             self._user_hashes.clear()
+            self._client_hashes.clear()
+            self._client_salt = None
+
+    def client_hash(self, salt: bytes, origin: str, ip: str, ua: str) -> bytes:
+        """An anonymous client's visitor hash, memoised per salt (visitors send many events).
+
+        The HMAC is ~4 µs per event. The memo's key is Python's own hash of the three
+        facts (keyed with the process's random hash secret), never the facts themselves:
+        no raw address or user agent stays in memory. Two clients' facts sharing that
+        64-bit key (odds ~1e-10 among 50,000 clients) would share a visitor hash.
+        """
+        if salt is not self._client_salt:
+            self._client_hashes.clear()  # a new period: an old salt's hashes must go
+            self._client_salt = salt
+        key = hash((origin, ip, ua))
+        found = self._client_hashes.get(key)
+        if found is None:
+            if len(self._client_hashes) >= CLIENT_HASH_CACHE_SIZE:
+                self._client_hashes.clear()
+            found = self._client_hashes[key] = hashing.visitor_hash_for_client(
+                salt, origin, ip, ua)
+        return found
 
     def user_hash(self, salt: bytes, user_id: Any) -> bytes:
         """A signed-in user's visitor hash, memoised per salt (users send many events)."""
@@ -232,7 +257,7 @@ class PrivacyStep:
         if user_id is not None:
             row["visitor_hash"] = self.user_hash(salt, user_id)
         else:
-            row["visitor_hash"] = hashing.visitor_hash_for_client(
+            row["visitor_hash"] = self.client_hash(
                 salt, client.get("origin") or "", ip, client.get("ua") or "")
         if item.get("network"):
             row["network_hash"] = hashing.network_hash(salt, ip)

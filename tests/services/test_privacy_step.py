@@ -13,7 +13,7 @@ from freezegun import freeze_time
 from ingestion_support import CHROME_UA, GOOGLEBOT_UA, IPHONE_UA
 
 from backend.config import Settings
-from backend.services import items
+from backend.services import hashing, items
 from backend.services.privacy_step import PrivacyStep, TokenCache, reduce_user_agent
 
 IPAD_UA = ("Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -128,13 +128,30 @@ def test_a_finished_periods_salt_leaves_memory_without_waiting_for_an_event(
         item = _item()
         item["user_id"] = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
         step.apply(conn, item)
+        step.apply(conn, _item())  # an anonymous client
     salt = conn.execute("SELECT salt FROM tracking_salts").fetchone()[0]  # type: ignore[index]
     held = [key[0] for key in step._user_hashes] + list(step.salts._salts.values())
     assert held and all(bytes(s) == bytes(salt) for s in held)
+    assert step._client_salt is not None and bytes(step._client_salt) == bytes(salt)
     step.expire_salts(datetime(2026, 3, 14, 23, 59, 59, tzinfo=UTC))  # still its period
-    assert step.salts._salts and step._user_hashes
+    assert step.salts._salts and step._user_hashes and step._client_hashes
     step.expire_salts(datetime(2026, 3, 15, 0, 0, 1, tzinfo=UTC))  # the period is over
-    assert step.salts._salts == {} and step._user_hashes == {}
+    assert step.salts._salts == {} and step._user_hashes == {} and step._client_hashes == {}
+    assert step._client_salt is None
+
+
+def test_the_client_hash_memo_gives_the_hmac_and_keeps_no_raw_fact() -> None:
+    step = _step()
+    first, second = b"s" * 32, b"t" * 32
+    facts = ("https://a.example", "192.0.2.1", "UA/1")
+    assert step.client_hash(first, *facts) == hashing.visitor_hash_for_client(first, *facts)
+    assert step.client_hash(first, *facts) == hashing.visitor_hash_for_client(first, *facts)
+    other = ("https://a.example", "192.0.2.2", "UA/1")
+    assert step.client_hash(first, *other) == hashing.visitor_hash_for_client(first, *other)
+    assert len(step._client_hashes) == 2
+    assert all(isinstance(key, int) for key in step._client_hashes)  # never the facts
+    assert step.client_hash(second, *facts) == hashing.visitor_hash_for_client(second, *facts)
+    assert len(step._client_hashes) == 1  # the first salt's hashes are gone
 
 
 @pytest.mark.parametrize("spelling", [
