@@ -167,13 +167,15 @@ class RiskParams:
 DEFAULT_PARAMS = RiskParams()
 
 #: Calibrated on the OULAD 2013 presentations only (bench/risk_oulad.py; figures and
-#: method in docs/risk.md): still a readable weighted sum of the same named factors.
-#: Missed deadlines carry most of the signal there. Session length (click volume) added
-#: nothing once the others were in, so it has weight 0 and is not reported.
+#: method in docs/risk.md): still a readable weighted sum of named factors. The work a
+#: student hands in carries the signal there (low quest scores, missed and late
+#: deadlines, over the whole 84 days so far), plus activity against their own earlier
+#: weeks. Days since the last activity, login frequency and session length added nothing
+#: once those were in, so they have weight 0 (and their horizons stay the seed's).
 CALIBRATED_PARAMS = RiskParams(
-    inactivity_weight=0.05, login_weight=0.20, quest_weight=0.10, session_weight=0.0,
-    streak_weight=0.05, deadline_weight=0.60, window_days=28, inactivity_days=14.0,
-    expected_days_per_week=5.0, deadline_days=42.0)
+    inactivity_weight=0.0, login_weight=0.0, quest_weight=0.0, session_weight=0.0,
+    streak_weight=0.05, deadline_weight=0.25, late_weight=0.15, score_weight=0.45,
+    trend_weight=0.10, window_days=56, deadline_days=84.0, xp_target=100.0, trend_days=21.0)
 
 #: Named starting points for ``WAYMARK_RISK_PRESET``.
 PRESETS: dict[str, RiskParams] = {"seed": DEFAULT_PARAMS, "oulad-2013": CALIBRATED_PARAMS}
