@@ -2,8 +2,8 @@
 
 Request threads only call :meth:`EventWriter.submit` (a ``put_nowait``). The thread, started
 lazily and re-created after ``fork``, takes batches by size or time and prepares them (privacy
-step, COPY rows, session segments and their open sessions); a second thread writes each
-prepared batch in one transaction: ``LOCK_SHARED`` (the forget contract), the tombstone
+step, session segments and their open sessions, the batch's whole binary COPY payload); a
+second thread writes each prepared batch in one transaction: ``LOCK_SHARED`` (the forget contract), the tombstone
 filter, ``COPY`` (through a staging table and ``INSERT … ON CONFLICT (event_id) DO NOTHING``
 when an id is already stored), the session upsert. Transient failures keep the batch in memory and retry
 with capped backoff; a data error splits the batch until the bad row is alone, and that row
