@@ -32,16 +32,23 @@ Normalisations (each factor is clamped to 0–1; ``p`` is a :class:`RiskParams`)
   today or yesterday. No active day in the window → 1.0.
 * ``missed_deadlines`` (added for the OULAD calibration; weight 0 in the seed) =
   quests due in ``(now − p.deadline_days, now]`` and not completed by ``now`` / quests
-  due then; none due → 0. A quest is due when the host app tracks
+  due then, read against ``p.deadline_full_share`` (the share of missed work that is a
+  full sign of risk): min(1, share / ``p.deadline_full_share``); none due → 0. With
+  the default 1.0 it is the plain share. A quest is due when the host app tracks
   ``quest_assigned`` for the student with ``event_data.quest_id`` and ``due_at``
   (ISO 8601); it is done by a ``quest_completed`` with the same ``quest_id``.
 * ``late_completions`` (weight 0 in the seed) = quests due in the same deadline window
-  that were completed, but after their ``due_at`` / quests due then; none due → 0.
-  (Missed and late never count the same quest: missed + late ≤ 1.)
-* ``low_quest_scores`` (weight 0 in the seed) = 1 − mean ``xp`` / ``p.xp_target`` over
+  that were completed, but after their ``due_at`` / quests due then, read against
+  ``p.late_full_share`` likewise; none due → 0.
+  (Missed and late never count the same quest: their plain shares add up to ≤ 1.)
+* ``low_quest_scores`` (weight 0 in the seed) = (``p.xp_target`` − mean ``xp``) /
+  (``p.xp_target`` − ``p.xp_floor``), i.e. 0 at the target, 1 at the floor (0 by
+  default: 1 − mean ``xp`` / ``p.xp_target``), over
   quests completed in ``(now − p.deadline_days, now]`` (a quest completed twice counts
   once, with its best ``xp``); completions without a numeric ``xp`` are left out and
   none left → 0 (nothing to judge; not handing work in is ``missed_deadlines``).
+  With ``p.missed_at_floor`` = 1 (a switch, 0 by default), each quest missed as in
+  ``missed_deadlines`` joins the mean as a score of ``p.xp_floor``.
 * ``declining_activity`` (weight 0 in the seed) = 1 − (recent rate / earlier rate), where
   the recent rate is active days per day in ``(now − p.trend_days, now]`` and the
   earlier rate is active days per day in the rest of the observed window (the window's
@@ -75,6 +82,13 @@ class RiskParamsError(ValueError):
     """Risk parameters that cannot make a 0–1 score; the message says which and why."""
 
 
+#: Horizons that may be 0 (a floor); every other horizon must be positive.
+ZERO_ALLOWED = frozenset({"xp_floor", "missed_at_floor"})
+#: Switches: parameters that are 0 (off) or 1 (on); numbers like every other one, so
+#: ``WAYMARK_RISK_MISSED_AT_FLOOR=1`` and the stored parameter key work unchanged.
+SWITCHES = frozenset({"missed_at_floor"})
+
+
 @dataclass(frozen=True)
 class RiskParams:
     """Weights and normalisation horizons of the risk score (DESIGN §7 seed by default)."""
@@ -97,6 +111,10 @@ class RiskParams:
     deadline_days: float = 30.0
     xp_target: float = 100.0
     trend_days: float = 14.0
+    xp_floor: float = 0.0
+    deadline_full_share: float = 1.0
+    late_full_share: float = 1.0
+    missed_at_floor: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -105,8 +123,21 @@ class RiskParams:
                 raise RiskParamsError(f"risk parameter {f.name} must be a number, not {value!r}")
             if f.name.endswith("_weight") and value < 0:
                 raise RiskParamsError(f"risk weight {f.name} must not be negative, not {value}")
-            if not f.name.endswith("_weight") and value <= 0:
+            if f.name in ZERO_ALLOWED and value < 0:
+                raise RiskParamsError(f"risk parameter {f.name} must not be negative, not {value}")
+            if not f.name.endswith("_weight") and f.name not in ZERO_ALLOWED and value <= 0:
                 raise RiskParamsError(f"risk parameter {f.name} must be positive, not {value}")
+        for name in SWITCHES:
+            if getattr(self, name) not in (0, 1):
+                raise RiskParamsError(f"risk parameter {name} is a switch, 0 or 1, "
+                                      f"not {getattr(self, name)}")
+        for name in ("deadline_full_share", "late_full_share"):
+            if getattr(self, name) > 1:
+                raise RiskParamsError(f"risk parameter {name} is a share of the quests due, "
+                                      f"at most 1, not {getattr(self, name)}")
+        if self.xp_floor >= self.xp_target:
+            raise RiskParamsError(f"risk parameter xp_floor ({self.xp_floor:g}) must be below "
+                                  f"xp_target ({self.xp_target:g})")
         total = sum(self.weights().values())
         if abs(total - 1.0) > 1e-6:
             raise RiskParamsError(
@@ -172,10 +203,15 @@ DEFAULT_PARAMS = RiskParams()
 #: deadlines, over the whole 84 days so far), plus activity against their own earlier
 #: weeks. Days since the last activity, login frequency and session length added nothing
 #: once those were in, so they have weight 0 (and their horizons stay the seed's).
+#: Its scale is calibrated too, so 0.7 and the levels mean something: low quest scores
+#: run from 0 at xp 100 to 1 at xp 60 (the mean of work handed in clusters at 60–85),
+#: a missed quest counts as work scored 60, and missing or being late with half of the
+#: work due is a full sign of risk.
 CALIBRATED_PARAMS = RiskParams(
     inactivity_weight=0.0, login_weight=0.0, quest_weight=0.0, session_weight=0.0,
-    streak_weight=0.05, deadline_weight=0.25, late_weight=0.15, score_weight=0.45,
-    trend_weight=0.10, window_days=56, deadline_days=84.0, xp_target=100.0, trend_days=21.0)
+    streak_weight=0.05, deadline_weight=0.20, late_weight=0.15, score_weight=0.50,
+    trend_weight=0.10, window_days=56, deadline_days=84.0, xp_target=100.0, trend_days=21.0,
+    xp_floor=60.0, missed_at_floor=1.0, deadline_full_share=0.5, late_full_share=0.5)
 
 #: Named starting points for ``WAYMARK_RISK_PRESET``.
 PRESETS: dict[str, RiskParams] = {"seed": DEFAULT_PARAMS, "oulad-2013": CALIBRATED_PARAMS}
@@ -529,31 +565,61 @@ def streak_factor(row: Row, params: RiskParams) -> Factor:
 def deadline_factor(row: Row, params: RiskParams) -> Factor:
     """The share of quests due in the deadline window still not completed (none due: 0)."""
     due, missed = int(row["quests_due"]), int(row["quests_missed"])
-    return Factor("missed_deadlines", missed / due if due else 0.0, params.deadline_weight,
-                  {"quests_due": due, "quests_missed": missed,
-                   "window_days": params.deadline_days})
+    detail: dict[str, Any] = {"quests_due": due, "quests_missed": missed,
+                              "window_days": params.deadline_days}
+    return Factor("missed_deadlines", _share(missed, due, params.deadline_full_share, detail),
+                  params.deadline_weight, detail)
 
 
 def late_factor(row: Row, params: RiskParams) -> Factor:
     """The share of quests due in the deadline window that were completed after ``due_at``."""
     due, late = int(row["quests_due"]), int(row["quests_late"])
-    return Factor("late_completions", late / due if due else 0.0, params.late_weight,
-                  {"quests_due": due, "quests_late": late, "window_days": params.deadline_days})
+    detail: dict[str, Any] = {"quests_due": due, "quests_late": late,
+                              "window_days": params.deadline_days}
+    return Factor("late_completions", _share(late, due, params.late_full_share, detail),
+                  params.late_weight, detail)
+
+
+def _share(count: int, due: int, full_share: float, detail: dict[str, Any]) -> float:
+    """``count / due`` read against the share at which it is a full sign of risk.
+
+    A student who misses half of their work is about as likely to leave as one who
+    misses all of it, so a preset may say the factor is full at a share below 1:
+    value = min(1, share / full_share). Nothing due → 0. With the default 1.0 this is
+    the plain share and ``detail`` is left as it was; otherwise it names the share.
+    """
+    if full_share != 1.0:
+        detail["full_at_share"] = full_share
+    return _clamp(count / due / full_share) if due else 0.0
 
 
 def score_factor(row: Row, params: RiskParams) -> Factor:
     """How far the mean ``xp`` of recently completed quests falls short of ``xp_target``.
 
-    Nothing scored → 0, not 1: work not handed in is already ``missed_deadlines``, and a
+    0 at ``xp_target`` or above, 1 at ``xp_floor`` or below, linear in between (the
+    floor is 0 by default: 1 − mean / target). With ``missed_at_floor`` 1, each quest
+    due in the deadline window and not completed joins the mean with ``xp_floor``:
+    a student who hands nothing in then scores 1 here, not 0 (the score of work not
+    handed in is as low as it gets; without it such a student could not reach 0.7 in
+    the calibrated preset). Otherwise nothing scored → 0, not 1: work not handed in is already ``missed_deadlines``, and a
     host app whose quests carry no ``xp`` must not make everyone look at risk.
     """
     scored = int(row["scored_quests"])
     mean = float(row["mean_xp"]) if scored and row["mean_xp"] is not None else None
-    value = _clamp(1.0 - mean / params.xp_target) if mean is not None else 0.0
-    return Factor("low_quest_scores", value, params.score_weight,
-                  {"scored_quests": scored,
-                   "mean_xp": round(mean, 2) if mean is not None else None,
-                   "xp_target": params.xp_target, "window_days": params.deadline_days})
+    missed = int(row["quests_missed"]) if params.missed_at_floor else 0
+    if missed:  # each quest due and not handed in counts as work scored at the floor
+        total = (mean * scored if mean is not None else 0.0) + params.xp_floor * missed
+        mean = total / ((scored if mean is not None else 0) + missed)
+    span = params.xp_target - params.xp_floor
+    value = _clamp((params.xp_target - mean) / span) if mean is not None else 0.0
+    detail: dict[str, Any] = {"scored_quests": scored,
+                              "mean_xp": round(mean, 2) if mean is not None else None,
+                              "xp_target": params.xp_target, "window_days": params.deadline_days}
+    if params.xp_floor:
+        detail["xp_floor"] = params.xp_floor
+    if params.missed_at_floor:
+        detail["missed_at_floor"] = missed
+    return Factor("low_quest_scores", value, params.score_weight, detail)
 
 
 def trend_factor(row: Row, now: datetime, params: RiskParams) -> Factor:

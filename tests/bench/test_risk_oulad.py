@@ -162,3 +162,21 @@ def test_command_line_prints_the_figures(data_dir: Path, pg_server_url: str,
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
     assert left is None
+
+
+def test_scale_search_starts_from_the_preset_and_reports_a_third_set(
+        data_dir: Path, pg_server_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    name = f"wmtest_oulad_{uuid.uuid4().hex[:8]}"
+    risk_oulad.main(["--data", str(data_dir), "--week", "4", "--database", pg_server_url,
+                     "--db-name", name, "--calibrate-scale"])
+    out = capsys.readouterr().out
+    assert "-- scale found (weights as calibrated):" in out
+    assert out.count("-- week 4,") == 3
+    assert "-- week 4, scale searched parameters" in out
+    # Only the searched normalisations and weights may move (the other weights are
+    # rescaled with them); the horizons outside the search stay the preset's.
+    found = out.split("-- scale found (weights as calibrated):", 1)[1].splitlines()[0]
+    fixed = {k: v for k, v in risk.CALIBRATED_PARAMS.as_dict().items()
+             if k not in risk_oulad.SCALE_SEARCH and not k.endswith("_weight")}
+    for key, value in fixed.items():
+        assert f"'{key}': {value!r}" in found

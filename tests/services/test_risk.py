@@ -453,3 +453,122 @@ def test_presets_and_settings_from_the_environment() -> None:
     assert (params.inactivity_days, params.session_target_minutes) == (5.0, 20.0)
     with pytest.raises(ConfigError, match="WAYMARK_RISK_INACTIVTY_DAYS"):
         Settings.load({}, {"WAYMARK_RISK_INACTIVTY_DAYS": "7"})
+
+
+# ------------------------------------------------ calibrated normalisations (issue #8)
+
+#: The seed's weights with 0.05 moved to each submission factor, and the normalisations
+#: of the calibrated preset: low quest scores 0 at xp 100 and 1 at xp 60, missing or
+#: being late with half the work due is full.
+SCALED = replace(DEFAULT_PARAMS, inactivity_weight=0.25, deadline_weight=0.05,
+                 late_weight=0.05, score_weight=0.05, xp_floor=60.0,
+                 deadline_full_share=0.5, late_full_share=0.5)
+
+
+def _submissions(*, due: int = 0, missed: int = 0, late: int = 0, scored: int = 0,
+                 mean_xp: float | None = None) -> dict[str, Any]:
+    return {**_row(NOW, idle_days=0), "quests_due": due, "quests_missed": missed, "quests_late": late,
+            "scored_quests": scored, "mean_xp": mean_xp}
+
+
+def _factor(row: dict[str, Any], name: str, params: RiskParams = SCALED) -> risk.Factor:
+    return {f.name: f for f in risk.assess(row, now=NOW, params=params).factors}[name]
+
+
+@pytest.mark.parametrize(("mean_xp", "value"), [
+    (110.0, 0.0),   # above the target
+    (100.0, 0.0),   # at the target
+    (80.0, 0.5),    # half-way: (100 − 80) / (100 − 60)
+    (70.0, 0.75),   # (100 − 70) / 40
+    (60.0, 1.0),    # at the floor
+    (30.0, 1.0),    # below the floor clamps to 1
+])
+def test_low_quest_scores_between_floor_and_target(mean_xp: float, value: float) -> None:
+    scores = _factor(_submissions(scored=2, mean_xp=mean_xp), "low_quest_scores")
+    assert scores.value == pytest.approx(value)
+    assert scores.detail["xp_floor"] == 60.0
+    # The seed's normalisation (floor 0) of the same mean: 1 − mean / 100.
+    plain = _factor(_submissions(scored=2, mean_xp=mean_xp), "low_quest_scores",
+                    replace(SCALED, xp_floor=0.0))
+    assert plain.value == pytest.approx(max(0.0, 1 - mean_xp / 100))
+    assert "xp_floor" not in plain.detail
+
+
+@pytest.mark.parametrize(("scored", "mean_xp", "missed", "switch", "value"), [
+    # 2 quests at 90 and 2 missed at the floor 60: mean 75 → (100 − 75) / 40.
+    (2, 90.0, 2, 1.0, 0.625),
+    # Switch off: the missed quests stay out of the mean, 90 → 10 / 40.
+    (2, 90.0, 2, 0.0, 0.25),
+    # Nothing handed in, one quest missed: mean 60, the floor → 1 (not "nothing scored").
+    (0, None, 1, 1.0, 1.0),
+    # Nothing handed in and nothing missed: still nothing to judge → 0.
+    (0, None, 0, 1.0, 0.0),
+])
+def test_missed_quests_count_at_the_floor(scored: int, mean_xp: float | None, missed: int,
+                                          switch: float, value: float) -> None:
+    row = _submissions(due=max(missed, 1), missed=missed, scored=scored, mean_xp=mean_xp)
+    scores = _factor(row, "low_quest_scores", replace(SCALED, missed_at_floor=switch))
+    assert scores.value == pytest.approx(value)
+    assert scores.detail["scored_quests"] == scored
+    assert scores.detail.get("missed_at_floor") == (missed if switch else None)
+
+
+@pytest.mark.parametrize(("due", "count", "value"), [
+    (4, 0, 0.0),
+    (4, 1, 0.5),     # a quarter of the work, full at a half → 0.5
+    (4, 2, 1.0),     # half → full
+    (4, 3, 1.0),     # more than half clamps to 1
+    (3, 1, 2 / 3),   # (1/3) / 0.5
+    (0, 0, 0.0),     # nothing due
+])
+def test_missed_and_late_shares_full_at_a_calibrated_share(due: int, count: int,
+                                                           value: float) -> None:
+    missed = _factor(_submissions(due=due, missed=count), "missed_deadlines")
+    late = _factor(_submissions(due=due, late=count), "late_completions")
+    assert missed.value == pytest.approx(value)
+    assert late.value == pytest.approx(value)
+    assert missed.detail["full_at_share"] == late.detail["full_at_share"] == 0.5
+    # With the default share of 1.0 the value is the plain share and the detail as before.
+    plain = _factor(_submissions(due=due, missed=count), "missed_deadlines",
+                    replace(SCALED, deadline_full_share=1.0))
+    assert plain.value == pytest.approx(count / due if due else 0.0)
+    assert plain.detail == {"quests_due": due, "quests_missed": count, "window_days": 30.0}
+
+
+def test_the_calibrated_preset_puts_a_student_who_stopped_at_risk() -> None:
+    # 56 days observed, 10 active days, none in the last 21, streak broken; 3 quests due,
+    # none handed in. Preset: missed 3/3 → 1 (0.20), late 0, low scores: the 3 missed
+    # quests at the floor 60 → 1 (0.50), declining activity 1 (0.10), broken streak 1
+    # (0.05) → 0.85, at_risk. Under the previous scale (plain shares, floor 0, missed left
+    # out of the mean) the same student scored 0.25 + 0.10 + 0.05 = 0.40.
+    gone = {**_submissions(due=3, missed=3), "first_at": NOW - timedelta(days=56),
+            "active_days": 10, "recent_active_days": 0, "longest_streak": 5,
+            "current_streak": 0}
+    result = risk.assess(gone, now=NOW, params=risk.CALIBRATED_PARAMS)
+    assert result.score == pytest.approx(0.85)
+    assert result.level == "at_risk"
+    # Everything handed in on time with a mean xp of 85, active as before:
+    # low scores (100 − 85) / 40 = 0.375 → 0.1875, the rest 0 → high engagement.
+    steady = {**_submissions(due=3, scored=3, mean_xp=85.0),
+              "first_at": NOW - timedelta(days=56), "active_days": 16,
+              "recent_active_days": 6, "longest_streak": 3, "current_streak": 3}
+    result = risk.assess(steady, now=NOW, params=risk.CALIBRATED_PARAMS)
+    assert result.score == pytest.approx(0.1875)
+    assert result.level == "high"
+
+
+def test_normalisation_parameters_are_validated() -> None:
+    with pytest.raises(RiskParamsError, match="xp_floor .* must be below xp_target"):
+        RiskParams(xp_floor=100.0)
+    with pytest.raises(RiskParamsError, match="xp_floor must not be negative"):
+        RiskParams(xp_floor=-1.0)
+    with pytest.raises(RiskParamsError, match="deadline_full_share is a share"):
+        RiskParams(deadline_full_share=1.5)
+    with pytest.raises(RiskParamsError, match="late_full_share must be positive"):
+        RiskParams(late_full_share=0.0)
+    with pytest.raises(RiskParamsError, match="missed_at_floor is a switch"):
+        RiskParams.from_mapping({"WAYMARK_RISK_MISSED_AT_FLOOR": "0.5"})
+    params = RiskParams.from_mapping({"WAYMARK_RISK_PRESET": "oulad-2013",
+                                      "WAYMARK_RISK_XP_FLOOR": "50",
+                                      "WAYMARK_RISK_MISSED_AT_FLOOR": "0"})
+    assert (params.xp_floor, params.missed_at_floor) == (50.0, 0.0)
