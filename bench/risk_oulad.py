@@ -8,7 +8,9 @@ registered that day with ``backend.services.risk.score_students`` — the functi
 at-risk endpoint and the score job use — and prints AUC, precision/recall/F1 at the
 0.7 threshold, the level distribution and each factor's mean contribution for students
 who later withdrew vs those who stayed, for the seed parameters and the calibrated ones.
-``--calibrate`` re-runs the parameter search (on this data only) and prints what it found.
+``--calibrate`` re-runs the parameter search (on this data only) and prints what it found;
+``--calibrate-scale`` searches only the preset's scale (the normalisations that decide
+how many students reach 0.7, and the two largest weights lightly).
 """
 
 from __future__ import annotations
