@@ -124,7 +124,7 @@ class ActivityTracker:
         req = _current_request()
         if started is None or self._skipped(req):
             return response
-        status = response.status_code
+        status = _http_status(response.status_code)
         setattr(ctx_g, _STATUS, status)
         rule = req.url_rule
         method = req.method
@@ -177,3 +177,12 @@ class ActivityTracker:
         writer = self.state.parts.get("writer")
         if writer is not None:
             writer.submit(item)
+
+
+def _http_status(code: int) -> int | None:
+    """The host's status code when it is an HTTP one, else None.
+
+    Werkzeug lets a host answer any integer; the column holds 100–599 (smallint with a
+    CHECK), and psycopg's binary int2 dumper would silently wrap a larger value into it.
+    """
+    return code if 100 <= code <= 599 else None

@@ -44,6 +44,10 @@ def host_app(config: dict[str, Any], **options: Any) -> Flask:
     def health() -> str:
         return "ok"
 
+    @app.get("/odd-status/<int:code>")
+    def odd_status(code: int) -> tuple[str, int]:
+        return "odd", code
+
     Waymark(app, **options)
     return app
 
@@ -107,6 +111,21 @@ def test_5xx_and_exceptions_add_api_errors_without_changing_the_answer(
     assert errors == [("api_error", "server", 500, "/broken", True, True),
                       ("api_error", "server", 503, "/unavailable", False, False)]
     assert count(conn, "user_activity_events", "status_code >= 500") == 2
+
+
+def test_a_status_code_outside_http_is_stored_as_unknown_not_wrapped(
+        host: Flask, conn: psycopg.Connection[Any]) -> None:
+    """65,736 would wrap to 200 in a binary smallint; 700 would break the column's CHECK."""
+    client = host.test_client()
+    for code in (65736, 700, 299):
+        assert client.get(f"/odd-status/{code}", headers=BROWSER).status_code == code
+    flush(host)
+    rows = conn.execute("SELECT event_data->>'endpoint', status_code FROM user_activity_events "
+                        "ORDER BY status_code NULLS FIRST").fetchall()
+    assert rows == [("/odd-status/<int:code>", None), ("/odd-status/<int:code>", None),
+                    ("/odd-status/<int:code>", 299)]
+    assert count(conn, "waymark.dead_letters") == 0
+    assert count(conn, "error_events") == 0
 
 
 def test_a_tracking_bug_never_fails_the_request(host: Flask,
