@@ -35,7 +35,7 @@ def roll_up(db: Database, *, now: datetime, lookback_days: int) -> tuple[int, in
 def roll_up_hours(db: Database, *, now: datetime) -> int:
     """Roll up today's closed hours that need it (and drop past days' hours); returns hours.
 
-    Also today's page views up to the current hour (``page_prefix``), when due.
+    Also today's page views up to the last 10-minute mark (``page_prefix``), when due.
     """
     with db.connection() as conn:
         rollup.forget_past_hours(conn, now=now)
@@ -91,7 +91,7 @@ BATCH = click.option("--batch-size", type=click.IntRange(1, 10_000), default=500
 @click.command("rollup")
 @LOOKBACK
 def rollup_command(lookback_days: int) -> None:
-    """Roll up closed UTC days and today's closed hours (cron: hourly, e.g. at :05)."""
+    """Roll up closed days, today's closed hours and page-view prefix (cron: every 10 min)."""
     started = time.monotonic()
     with runtime.locked_database("rollup") as db:
         if db is None:

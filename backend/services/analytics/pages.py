@@ -4,7 +4,7 @@ Days are UTC days; ``days=30`` covers today and the 29 days before it. Closed da
 from the ``page_view_analytics`` rollup (``waymark rollup``); today, and any closed day
 the rollup has not reached yet, are computed live from events with the very same SQL,
 so an answer does not change when a day is rolled up. Today comes from the prefix the
-hourly rollup keeps (``page_prefix.py``: its state up to the last closed hour, merged
+rollup job keeps (``page_prefix.py``: its state up to the last 10-minute mark, merged
 exactly with the page views since) when there is one, else live. Per page and day:
 
 * views: ``page_view`` events; unique visitors: distinct ``visitor_hash`` that day. A
@@ -104,7 +104,7 @@ def page_views(conn: psycopg.Connection[Any], *, now: datetime, days: int,
                use_prefix: bool = True) -> dict[str, Any]:
     """Per-page figures for the last ``days`` UTC days (today included), busiest first.
 
-    ``use_prefix=False`` computes today live even when the hourly rollup kept its prefix
+    ``use_prefix=False`` computes today live even when the rollup job kept its prefix
     (the tests compare both).
     """
     period = calendar_days(now, days)

@@ -1,4 +1,4 @@
-"""Today's page figures from the hourly prefix equal the live ones, at every cut."""
+"""Today's page figures from the prefix equal the live ones, at every 10-minute cut."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from analytics_support import add_event
 from conftest import AuthTokens
 
 from backend.db import Database
-from backend.services.analytics.page_prefix import prefix_due, roll_up_prefix, today_from_prefix
+from backend.services.analytics.page_prefix import (
+    PREFIX_STEP,
+    prefix_due,
+    prefix_end,
+    roll_up_prefix,
+    today_from_prefix,
+)
 from backend.services.analytics.pages import daily_page_stats, page_views
 from backend.services.analytics.window import day_start
 
@@ -22,7 +28,8 @@ PAGES = ("/", "/quests", "/badges", "/tutor")
 
 
 def _day_of_page_views(conn: psycopg.Connection[Any], seed: int) -> None:
-    """Sessions spread over the day (many cross the hour cuts), views without a session,
+    """Sessions spread over the day (many cross the cuts, some start on one: whole
+    minutes), views without a session,
     equal times (ordered by event id), visitors coming back, a page with exits only,
     load times missing, events after now and yesterday's."""
     rng = random.Random(seed)
@@ -62,7 +69,7 @@ def _by_page(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return {r["page_path"]: {k: int(r[k]) for k in keys} for r in rows}
 
 
-def test_prefix_and_page_views_since_equal_the_live_day_at_every_hour(
+def test_prefix_and_page_views_since_equal_the_live_day_at_every_mark(
         conn: psycopg.Connection[Any]) -> None:
     for seed in (1, 2, 3):
         conn.execute("DELETE FROM user_activity_events")
@@ -72,36 +79,49 @@ def test_prefix_and_page_views_since_equal_the_live_day_at_every_hour(
         live = page_views(conn, now=NOW, days=2, use_prefix=False)
         assert live["today_from_prefix"] is False
         assert "/late-view" in live_day and "/exits-only" not in live_day
-        for hour in range(1, 16):
-            assert roll_up_prefix(conn, now=TODAY_START + timedelta(hours=hour, minutes=5))
+        marks = (NOW - TODAY_START) // PREFIX_STEP  # 00:10 ... 15:40
+        for mark in range(1, marks + 1):
+            through = TODAY_START + mark * PREFIX_STEP
+            assert roll_up_prefix(conn, now=through + timedelta(minutes=5))
+            assert conn.execute("SELECT through FROM page_view_prefix").fetchone() == (through,)
             merged = today_from_prefix(conn, NOW.date(), NOW)
             assert merged is not None
-            assert _by_page(merged) == live_day, (seed, hour)
+            assert _by_page(merged) == live_day, (seed, through)
             answer = page_views(conn, now=NOW, days=2)
             assert answer["today_from_prefix"] is True
-            assert answer["pages"] == live["pages"], (seed, hour)
+            assert answer["pages"] == live["pages"], (seed, through)
+
+
+def test_the_prefix_ends_at_the_last_mark_of_the_day() -> None:
+    assert timedelta(days=1) % PREFIX_STEP == timedelta(0)
+    assert prefix_end(TODAY_START) == TODAY_START
+    assert prefix_end(TODAY_START + PREFIX_STEP - timedelta(microseconds=1)) == TODAY_START
+    assert prefix_end(NOW + timedelta(seconds=59)) == NOW  # 15:40 is a mark
+    assert prefix_end(TODAY_START + timedelta(hours=23, minutes=59)) == (
+        TODAY_START + timedelta(days=1) - PREFIX_STEP)
 
 
 def test_the_job_recomputes_the_prefix_only_when_due(conn: psycopg.Connection[Any]) -> None:
     _day_of_page_views(conn, 4)
-    early = TODAY_START + timedelta(minutes=30)
-    assert not prefix_due(conn, now=early)  # no closed hour today
+    early = TODAY_START + PREFIX_STEP - timedelta(minutes=1)
+    assert not prefix_due(conn, now=early)  # no closed step today
     assert not roll_up_prefix(conn, now=early)
     assert today_from_prefix(conn, NOW.date(), NOW) is None
     at_nine = TODAY_START + timedelta(hours=9, minutes=5)
     assert roll_up_prefix(conn, now=at_nine)
-    assert not prefix_due(conn, now=at_nine + timedelta(minutes=20))
-    assert prefix_due(conn, now=at_nine + timedelta(hours=1))  # a new closed hour
+    soon = at_nine + timedelta(minutes=4)
+    assert not prefix_due(conn, now=soon)
+    assert prefix_due(conn, now=at_nine + PREFIX_STEP)  # a new mark
     # a page view for 08:00 arriving now makes the prefix stale, and the job fixes it
     add_event(conn, "page_view", TODAY_START + timedelta(hours=8), page_path="/new",
               visitor_hash=b"n" * 16)
     conn.execute("UPDATE user_activity_events SET received_at = now() + interval '1 day' "
                  "WHERE page_path = '/new'")
     conn.execute("UPDATE page_view_prefix SET computed_at = now()")
-    assert prefix_due(conn, now=at_nine + timedelta(minutes=20))
+    assert prefix_due(conn, now=soon)
     stale = _by_page(today_from_prefix(conn, NOW.date(), NOW) or [])
     assert "/new" not in stale  # what the prefix does not know yet
-    assert roll_up_prefix(conn, now=at_nine + timedelta(minutes=20))
+    assert roll_up_prefix(conn, now=soon)
     fixed = _by_page(today_from_prefix(conn, NOW.date(), NOW) or [])
     assert fixed["/new"]["total_views"] == 1
     assert fixed == _by_page(daily_page_stats(conn, TODAY_START,
