@@ -59,7 +59,7 @@ def test_schedules_are_valid_utc_cron_expressions_at_the_agreed_times(
     minute, hour = schedule["rotate-salts"].split()[:2]
     assert "0" in hour.split(",") and int(minute) < 15      # just after 00:00 UTC
     assert schedule["anonymize"] == schedule["purge"] == "0 2 * * *"
-    assert schedule["rollup"].split()[1:] == ["*", "*", "*", "*"]  # hourly
+    assert schedule["rollup"].split() == ["5-55/10", "*", "*", "*", "*"]  # every 10 minutes
     assert schedule["score"].split()[2:] == ["*", "*", "*"]        # nightly
 
 
