@@ -27,6 +27,7 @@ from typing import Any
 
 import psycopg
 
+from backend.services.copy_payload import EVENT_COLUMNS  # the rows' order: the writer's
 from backend.taxonomy import category_of
 
 PILLARS = ("stem", "arts", "wellbeing", "community", "life_skills")
@@ -66,12 +67,6 @@ ERROR_GROUPS = (
 )
 PERSONAS = (("regular", 0.45), ("casual", 0.30), ("drifting", 0.17), ("new", 0.08))
 
-#: columns written to user_activity_events, in COPY order.
-EVENT_COLUMNS = ("event_id", "occurred_at", "received_at", "user_id", "visitor_hash",
-                 "network_hash", "session_id", "event_type", "event_category", "page_path",
-                 "page_title", "referrer", "utm_source", "utm_medium", "utm_campaign",
-                 "duration_ms", "load_time_ms", "status_code", "source", "event_data",
-                 "browser", "os", "device_type")
 ERROR_COLUMNS = ("error_id", "occurred_at", "user_id", "session_id", "error_type", "message",
                  "component_name", "page_path", "api_endpoint", "status_code", "browser", "os",
                  "device_type", "fingerprint", "group_id")
