@@ -44,13 +44,19 @@ def bearer(header: str | None) -> str | None:
 
 
 def client_of(req: Request, settings: Settings) -> items.Client:
-    """The raw client facts of a request; only the privacy step reads them, then drops them."""
-    headers = req.headers
+    """The raw client facts of a request; only the privacy step reads them, then drops them.
+
+    Read from the WSGI environ (the keys werkzeug's ``EnvironHeaders`` looks up) rather than
+    through ``req.headers``, which costs ~2 µs per header: the middleware pays this in every
+    host request and the ingestion endpoints in every event they accept.
+    """
+    environ = req.environ
     return items.client(
-        client_ip(req.remote_addr, headers.get("X-Forwarded-For"), settings.trusted_proxies),
-        headers.get("User-Agent"),
-        headers.get("Origin") or req.host,
-        bearer(headers.get("Authorization")),
+        client_ip(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"),
+                  settings.trusted_proxies),
+        environ.get("HTTP_USER_AGENT"),
+        environ.get("HTTP_ORIGIN") or req.host,
+        bearer(environ.get("HTTP_AUTHORIZATION")),
     )
 
 

@@ -15,7 +15,8 @@ from ingestion_support import BROWSER, count, flush, writer_of
 from backend import Waymark, request_event
 from backend.config import Settings
 from backend.middleware import activity_tracker
-from backend.tracking import client_of
+from backend.services import items
+from backend.tracking import bearer, client_ip, client_of
 
 
 def host_app(config: dict[str, Any], **options: Any) -> Flask:
@@ -133,7 +134,7 @@ def test_a_tracking_bug_never_fails_the_request(host: Flask,
     def broken(*args: Any) -> Any:
         raise ValueError("tracking bug")
 
-    monkeypatch.setattr(activity_tracker, "client_from_environ", broken)
+    monkeypatch.setattr(activity_tracker, "client_of", broken)
     client = host.test_client()
     assert client.get("/profile").data == b"me"
     assert client.get("/broken").status_code == 500
@@ -153,13 +154,18 @@ def activity_tracker_of(app: Flask) -> activity_tracker.ActivityTracker:
     {"User-Agent": "UA/2", "Authorization": "Basic abc", "X-Forwarded-For": "203.0.113.9"},
 ])
 @pytest.mark.parametrize("trusted", [0, 1, 2])
-def test_the_environ_reading_client_is_tracking_client_of(
+def test_client_of_reads_the_same_facts_as_werkzeugs_headers(
         headers: dict[str, str], trusted: int) -> None:
+    """``client_of`` reads the environ directly; werkzeug's header view is the reference."""
     settings = Settings(trusted_proxies=trusted)
     app = Flask("plain")
     with app.test_request_context("/p", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.7"}):
         req = activity_tracker._current_request()  # noqa: SLF001
-        assert activity_tracker.client_from_environ(req, settings) == client_of(req, settings)
+        via_headers = items.client(
+            client_ip(req.remote_addr, req.headers.get("X-Forwarded-For"), trusted),
+            req.headers.get("User-Agent"), req.headers.get("Origin") or req.host,
+            bearer(req.headers.get("Authorization")))
+        assert client_of(req, settings) == via_headers
 
 
 def test_an_unreachable_database_does_not_slow_the_host(app_config: dict[str, Any]) -> None:
