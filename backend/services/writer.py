@@ -37,6 +37,7 @@ from backend.db import is_transient
 from backend.services import copy_payload, error_groups, sessions
 from backend.services.copy_payload import COLUMNS_SQL, EVENT_COLUMNS, EVENT_TYPES_SQL
 from backend.services.items import new_id
+from backend.services.pacing import Contention, Pacer
 from backend.services.privacy_step import PrivacyStep
 from backend.services.tombstones import LOCK_SHARED, NOT_FORGOTTEN
 
@@ -79,11 +80,7 @@ IDLE_POLL = 0.1
 #: with a backlog of at least one batch, a batch may grow to this many times batch_size.
 BACKLOG_FACTOR = 8
 HURRY_POLL = 0.05  # how soon a waiting batch notices flush()
-#: the longest the writer's threads hold the GIL between two offers of it (see ``Pacer``):
-#: a host's request that wants it waits about this long at most; under a deep backlog (a
-#: batch of DEEP_BACKLOG × batch_size or more) longer slices, as catching up matters more.
-SLICE = 0.0002
-SLICE_BACKLOG = 0.0005
+#: a batch of DEEP_BACKLOG × batch_size or more: the writer is behind (see ``pacing``)
 DEEP_BACKLOG = 4
 #: items between two looks at the clock
 PACE_EVERY = 4
@@ -129,6 +126,7 @@ class EventWriter:
         #: and the last one with app-launch pings (sessions the next batches must see)
         self._prepared_seq = self._done_seq = self._ping_seq = 0
         self._in_flight = sessions.InFlight()
+        self._contention = Contention()
         self._conn: psycopg.Connection[Any] | None = None
         self._salt_conn: psycopg.Connection[Any] | None = None
         self._stop = threading.Event()
@@ -382,7 +380,7 @@ class EventWriter:
         out: dict[str, list[dict[str, Any]]] = {"event": [], "error": [], "session": []}
         skipped: Counter[str] = Counter()
         deep = len(batch) >= DEEP_BACKLOG * self.settings.batch_size
-        pause = Pacer(SLICE_BACKLOG if deep else SLICE)
+        pause = Pacer(self._contention, backlog=deep)
         for index, item in enumerate(batch):
             if not index % PACE_EVERY:
                 pause()
@@ -404,9 +402,9 @@ class EventWriter:
             out[item.get("kind", "event")].append(result)
         self.dropped.update(skipped)
         out["event"] = _unique(out["event"])
-        _yield()
+        pause()
         segments = sessions.segments_of(out["event"])
-        _yield()
+        pause()
         out["_segments"] = segments  # type: ignore[assignment]
         if out["session"]:
             self._ping_seq = seq
@@ -428,7 +426,7 @@ class EventWriter:
                 session_id = segment.session_id
                 for row in segment.rows:
                     row["session_id"] = session_id
-            _yield()
+            pause()
             out["_joined"] = [{"sessions": sessions.segments_json(segments)}]
         if out["event"] and ("_joined" in out or not segments and not out["session"]):
             # every session id is known (or there is none): the whole COPY, ready for the
@@ -509,7 +507,7 @@ class EventWriter:
         if not events:
             return None
         if payload is None:
-            payload = copy_payload.encode(events, Pacer(SLICE), PACE_EVERY)
+            payload = copy_payload.encode(events, Pacer(self._contention), PACE_EVERY)
         if pings:  # the launches were upserted after PREPARE's savepoint: keep them
             cur.execute("SAVEPOINT wm_events")
         try:
@@ -621,39 +619,6 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
             conn.execute("ROLLBACK")
         except psycopg.Error:
             pass  # the connection is broken; it is dropped and reopened
-
-
-def _yield() -> None:
-    """Let a thread waiting for the GIL run now (the database thread, a request).
-
-    The preparing thread is CPU-bound; without this, a thread that wakes up (the database
-    thread when the server answered) waits up to the switch interval (5 ms) for the GIL,
-    and the server sits idle meanwhile: measured here, the writer took 10–35 % longer.
-    ``sleep(0)`` releases the GIL and hands it to a waiting thread.
-    """
-    time.sleep(0)
-
-
-class Pacer:
-    """Calls :func:`_yield` once ``budget`` seconds have passed since the last time.
-
-    A CPU-bound host thread keeps the GIL until a waiting thread has waited the switch
-    interval (5 ms), so the writer gets it about once per 5 ms; what it then does before
-    offering it back is what a host request waits. A time budget bounds that wait whatever
-    an item costs; the writer keeps up as long as its work per event fits (at ~10 µs per
-    event, 0.2 ms per 5 ms is 4,000 events/s from one busy thread).
-    """
-
-    __slots__ = ("budget", "until")
-
-    def __init__(self, budget: float) -> None:
-        self.budget = budget
-        self.until = time.perf_counter() + budget
-
-    def __call__(self) -> None:
-        if time.perf_counter() >= self.until:
-            _yield()
-            self.until = time.perf_counter() + self.budget
 
 
 def _unique(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
