@@ -19,7 +19,8 @@ Two regimes, told apart by how long an offer of the GIL took:
   falls, p99.9 rises to about the longer slice (bench/README.md, middleware overhead).
 
 Under a deep backlog (the host is so busy that the writer falls behind) the writer does not
-rest: storing what was accepted comes first, within the same slices.
+rest: storing what was accepted comes first, within the same slices. Nor does it rest inside
+an open transaction (which holds the forget contract's shared lock).
 """
 
 from __future__ import annotations
@@ -62,13 +63,15 @@ class Pacer:
     """Offers the GIL once a slice of work is done; called between items of a batch.
 
     ``backlog``: the writer is behind; it then works in longer slices and never rests.
+    ``rests=False``: never rest either (the caller holds a transaction open).
     """
 
-    __slots__ = ("backlog", "contention", "until")
+    __slots__ = ("backlog", "contention", "rests", "until")
 
-    def __init__(self, contention: Contention, backlog: bool = False) -> None:
+    def __init__(self, contention: Contention, backlog: bool = False, rests: bool = True) -> None:
         self.contention = contention
         self.backlog = backlog
+        self.rests = rests and not backlog
         self.until = time.perf_counter() + self._slice()
 
     def _slice(self) -> float:
@@ -80,7 +83,7 @@ class Pacer:
         started = time.perf_counter()
         if started < self.until:
             return
-        rest = CONTENDED_REST if self.contention.contended and not self.backlog else 0.0
+        rest = CONTENDED_REST if self.contention.contended and self.rests else 0.0
         if rest:
             time.sleep(rest)
         else:

@@ -507,7 +507,9 @@ class EventWriter:
         if not events:
             return None
         if payload is None:
-            payload = copy_payload.encode(events, Pacer(self._contention), PACE_EVERY)
+            # inside the transaction: offers of the GIL, never a rest (see ``pacing``)
+            payload = copy_payload.encode(events, Pacer(self._contention, rests=False),
+                                          PACE_EVERY)
         if pings:  # the launches were upserted after PREPARE's savepoint: keep them
             cur.execute("SAVEPOINT wm_events")
         try:

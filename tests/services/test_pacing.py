@@ -81,11 +81,14 @@ def test_contention_ends_when_an_offer_comes_back_at_once(clock: FakeClock) -> N
     assert clock.sleeps == [0]  # back to short slices
 
 
-def test_behind_the_writer_never_rests(clock: FakeClock) -> None:
+@pytest.mark.parametrize("options", [{"backlog": True}, {"rests": False}],
+                         ids=["behind", "in a transaction"])
+def test_behind_or_in_a_transaction_the_writer_never_rests(
+        clock: FakeClock, options: dict[str, bool]) -> None:
     contention = Contention()
     contention.contended = True
     clock.offer_takes = 0.005
-    pacer = Pacer(contention, backlog=True)
+    pacer = Pacer(contention, **options)
     run(pacer, clock, 670)
     assert clock.sleeps == [0] * 10 and contention.contended  # offers only, per 2 ms slice
 
