@@ -11,7 +11,10 @@ fully indexed ``user_activity_events``:
   ``INSERT … ON CONFLICT DO NOTHING`` only when an id is already stored), one transaction
   per batch.
 
-``python -m bench.writer_throughput [--events 100000] [--batch-size 500] [--rounds 2]``
+Each round runs both sides, in alternating order; the ratio of each round's pair and the
+median over the rounds are printed (single rounds swing by ±20 points on this machine).
+
+``python -m bench.writer_throughput [--events 100000] [--batch-size 500] [--rounds 5]``
 """
 
 from __future__ import annotations
@@ -119,24 +122,39 @@ def through_writer(url: str, items: list[dict[str, Any]], batch_size: int) -> tu
     return elapsed, int(stored[0]) if stored else 0
 
 
+def raw_side(rows: list[tuple[Any, ...]], batch_size: int, copy_rates: list[float],
+             writer_rates: list[float]) -> None:
+    """One raw COPY of ``rows`` into a fresh database; its rows/s appended."""
+    with fresh_database("wm_bench_copy") as url:
+        copy_rates.append(len(rows) / raw_copy(url, rows))
+
+
+def writer_side(rows: list[tuple[Any, ...]], batch_size: int, copy_rates: list[float],
+                writer_rates: list[float]) -> None:
+    """The same events through the writer into a fresh database; its events/s appended."""
+    items = as_items(rows)
+    with fresh_database("wm_bench_writer") as url:
+        seconds, stored = through_writer(url, items, batch_size)
+        if stored != len(rows):
+            raise RuntimeError(f"stored {stored} of {len(rows)}")
+        writer_rates.append(len(rows) / seconds)
+
+
 def main(argv: list[str]) -> None:
     """Print raw COPY rows/s, writer events/s and their ratio, measured side by side."""
     parser = argparse.ArgumentParser(prog="python -m bench.writer_throughput")
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     rows = demo_rows(args.events)
     copy_rates, writer_rates = [], []
     for round_no in range(args.rounds):
-        with fresh_database("wm_bench_copy") as url:
-            copy_rates.append(len(rows) / raw_copy(url, rows))
-        items = as_items(rows)
-        with fresh_database("wm_bench_writer") as url:
-            seconds, stored = through_writer(url, items, args.batch_size)
-            if stored != len(rows):
-                raise RuntimeError(f"stored {stored} of {len(rows)}")
-            writer_rates.append(len(rows) / seconds)
+        # each side goes first in every other round: what the one before leaves behind (dirty
+        # pages, a checkpoint) weighs on both alike
+        sides = (raw_side, writer_side) if round_no % 2 == 0 else (writer_side, raw_side)
+        for side in sides:
+            side(rows, args.batch_size, copy_rates, writer_rates)
         print(f"  round {round_no + 1}: raw COPY {copy_rates[-1]:,.0f} rows/s, "
               f"writer {writer_rates[-1]:,.0f} events/s "
               f"({100 * writer_rates[-1] / copy_rates[-1]:.1f} %)", flush=True)
