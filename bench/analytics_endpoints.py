@@ -33,7 +33,6 @@ import argparse
 import random
 import time
 import uuid
-from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,7 +47,14 @@ from backend.db import Database
 from backend.scripts.analytics_jobs import roll_up, roll_up_hours, score_all
 from backend.services import demo
 from backend.services.analytics import page_prefix
-from bench.common import create_database, drop_database, figure, percentile, server_url
+from bench.common import (
+    create_database,
+    drop_database,
+    figure,
+    percentile,
+    server_url,
+    timed,
+)
 from bench.generate import generate
 
 SECRET = "waymark-bench-secret-at-least-32-bytes-long!"
@@ -153,17 +159,6 @@ def _students(url: str, count: int) -> list[str]:
     return random.Random(7).sample(ids, min(count, len(ids)))
 
 
-def _time(call: Callable[[], Any], rounds: int, warmup: int = 2) -> list[float]:
-    for _ in range(warmup):
-        call()
-    samples = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
 def measure(url: str, rounds: int) -> dict[str, tuple[float, float]]:
     """p50/p95 in ms per endpoint on the database at ``url``."""
     app = create_app({"WAYMARK_DATABASE_URL": url, "WAYMARK_JWT_SECRET": SECRET,
@@ -173,7 +168,7 @@ def measure(url: str, rounds: int) -> dict[str, tuple[float, float]]:
     results: dict[str, tuple[float, float]] = {}
     try:
         for path in ADMIN_ENDPOINTS:
-            samples = _time(lambda p=path: _ok(client.get(p, headers=admin)), rounds)
+            samples = timed(lambda p=path: _ok(client.get(p, headers=admin)), rounds)
             results[f"admin {path.split('?')[0].rsplit('/', 1)[-1]}"] = _summary(samples)
         for name, span in (("busiest 15 min live", WORST_LIVE),
                            ("prefix at the last hour", None)):
@@ -182,7 +177,7 @@ def measure(url: str, rounds: int) -> dict[str, tuple[float, float]]:
                 results[f"admin page-views, {name}"] = behind[1]
                 print(f"  (page-views, {name}: {behind[0]})", flush=True)
         live = "/api/analytics/at-risk-students?days=30&threshold=0.7&live=true"
-        samples = _time(lambda: _ok(client.get(live, headers=admin)), LIVE_ROUNDS, warmup=1)
+        samples = timed(lambda: _ok(client.get(live, headers=admin)), LIVE_ROUNDS, warmup=1)
         results["admin at-risk-students live=true"] = _summary(samples)
         students = _students(url, rounds)
         for path in STUDENT_ENDPOINTS:
@@ -193,7 +188,7 @@ def measure(url: str, rounds: int) -> dict[str, tuple[float, float]]:
                 headers = {"Authorization": f"Bearer {token(user, 'student')}"}
                 _ok(client.get(p.format(user=user), headers=headers))
 
-            samples = _time(call, len(students))
+            samples = timed(call, len(students))
             name = path.split("?")[0].replace("/{user}", "").rsplit("/", 1)[-1]
             results[f"student {name}"] = _summary(samples)
     finally:
@@ -265,7 +260,7 @@ def _page_views_prefix_behind(url: str, client: FlaskClient, headers: dict[str, 
         computed = (time.perf_counter() - started) * 1000
         _vacuum_rollups(conn)
         try:
-            samples = _time(lambda: _ok(client.get(ADMIN_ENDPOINTS[1], headers=headers)),
+            samples = timed(lambda: _ok(client.get(ADMIN_ENDPOINTS[1], headers=headers)),
                             rounds)
         finally:
             page_prefix.roll_up_prefix(conn, now=datetime.now(UTC))

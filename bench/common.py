@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,6 +57,18 @@ def fresh_database(name: str, *, keep: bool = False) -> Iterator[str]:
     finally:
         if not keep:
             drop_database(server, name)
+
+
+def timed(call: Callable[[], object], rounds: int, warmup: int = 2) -> list[float]:
+    """Milliseconds of each of ``rounds`` calls, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
 
 
 def percentile(samples: Sequence[float], pct: float) -> float:

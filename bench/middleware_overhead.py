@@ -30,7 +30,7 @@ from flask import Flask
 from werkzeug.test import EnvironBuilder
 
 from backend import Waymark
-from bench.common import figure, fresh_database, percentile
+from bench.common import figure, fresh_database, percentile, timed
 
 UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
       "Chrome/120.0.0.0 Safari/537.36")
@@ -66,21 +66,9 @@ def caller(app: Flask) -> Callable[[], None]:
     return call
 
 
-def timed(call: Callable[[], None], requests: int) -> list[float]:
-    """Milliseconds of each of ``requests`` calls, after 500 to warm up."""
-    for _ in range(500):
-        call()
-    samples = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
 def bare_alone(requests: int) -> list[float]:
     """The bare route timed in this process (spawned: no Waymark, no writer thread here)."""
-    return timed(caller(host(False, "")), requests)
+    return timed(caller(host(False, "")), requests, warmup=500)
 
 
 def interleaved(calls: dict[str, Callable[[], None]], requests: int) -> dict[str, list[float]]:
@@ -138,7 +126,7 @@ def main(argv: list[str]) -> None:
                 if name == "bare":
                     got = pool.apply(bare_alone, (block,))
                 else:
-                    got = timed(caller(tracked), block)
+                    got = timed(caller(tracked), block, warmup=500)
                     if not args.writer_paused:
                         writer.flush(120)  # the next bare block runs without the writer
                 sustained[name] += got
