@@ -23,6 +23,7 @@ test: install lint typecheck hook e2e-deps pytest
 
 lint: install
 	$(BIN)/ruff check backend tests bench
+	$(BIN)/lint-imports  # the layers of docs/architecture.md (pyproject.toml)
 
 typecheck: install
 	$(BIN)/mypy backend

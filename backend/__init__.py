@@ -6,7 +6,9 @@ from typing import Any
 
 from flask import Flask
 
-from backend.extension import Waymark, get_state
+from backend.extension import Waymark
+from backend.routes import dashboard
+from backend.state import get_state
 from backend.tracking import request_event, track
 
 __all__ = ["Waymark", "create_app", "get_state", "request_event", "track"]
@@ -19,7 +21,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.from_mapping(test_config)
     Waymark(app)
-    from backend.routes import dashboard
-
     app.register_blueprint(dashboard.bp)
     return app

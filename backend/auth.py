@@ -30,8 +30,9 @@ import jwt
 from flask import Flask, Response, g, jsonify, request
 
 from backend.config import Settings
-from backend.db import Database
 from backend.security import check_connection_role_soon
+from backend.services.ingest.privacy_step import Verifier
+from backend.state import WaymarkState, get_state
 
 log = logging.getLogger("waymark.auth")
 
@@ -282,12 +283,16 @@ def current_caller(optional: bool = False) -> Caller | None:
     return cast(Caller, cached)
 
 
+def known_caller() -> Caller | None:
+    """The caller this request already verified, if any (the middleware's user; never verifies)."""
+    cached: object = g.get(_G_KEY, None)
+    return cached if isinstance(cached, Caller) else None
+
+
 def _caller_of_request() -> Caller:
     token = bearer_token(request.headers.get("Authorization"))
     if token is None:
         raise AuthError(401, "sign in: this endpoint needs 'Authorization: Bearer <token>'")
-    from backend.extension import get_state
-
     return verify_token(token, get_state().settings)
 
 
@@ -324,8 +329,6 @@ def require_access_to(user_id: uuid.UUID) -> Caller:
     if caller.user_id == user_id or caller.is_admin:
         return caller
     if caller.role == "parent":
-        from backend.extension import get_state
-
         with get_state().db.as_user(caller.claims) as conn:
             row = conn.execute(GUARDIAN_LINK_EXISTS,
                                {"parent_id": caller.user_id, "student_id": user_id}).fetchone()
@@ -348,10 +351,23 @@ def install_error_handlers(app: Flask) -> None:
     app.register_error_handler(AuthError, auth_error_response)
 
 
-def install(app: Flask, db: Database) -> None:
+def install(app: Flask, state: WaymarkState) -> None:
     """Wire access control into an app: JSON auth errors and the start-up role check."""
-    from backend.extension import get_state
-
     install_error_handlers(app)
-    embedded = get_state(app).settings.embedded  # local only, superuser by design
-    check_connection_role_soon(db, testing=bool(app.testing) or embedded)
+    embedded = state.settings.embedded  # local only, superuser by design
+    check_connection_role_soon(state.db, testing=bool(app.testing) or embedded)
+
+
+def token_verifier(settings: Settings) -> Verifier:
+    """What the writer's privacy step checks tokens with: (user id or None, valid until)."""
+
+    def verify(token: str) -> tuple[uuid.UUID | None, float]:
+        try:
+            caller = verify_token(token, settings)
+        except AuthError:
+            return None, time.time() + 60.0
+        expires = caller.claims.get("exp")
+        until = float(expires) if isinstance(expires, int | float) else time.time() + 60.0
+        return caller.user_id, until
+
+    return verify

@@ -75,7 +75,6 @@ class Settings:
         database_url = get("DATABASE_URL", "DATABASE_URL")
         extra = {**{k: v for k, v in environ.items() if k.startswith("WAYMARK_RISK_")},
                  **{k: v for k, v in config.items() if str(k).startswith("WAYMARK_")}}
-        _check_risk_settings(extra)
         return cls(
             database_url=str(database_url) if database_url else None,
             data_dir=Path(get("DATA_DIR") or defaults.data_dir),
@@ -127,20 +126,6 @@ def with_dev_secret(settings: Settings) -> Settings:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
     return replace(settings, jwt_secret=path.read_text().strip(), dev_mode=True)
-
-
-def _check_risk_settings(extra: Mapping[str, Any]) -> None:
-    """Fail at start-up, not on the first at-risk request, when WAYMARK_RISK_* is wrong.
-
-    WAYMARK_RISK_* (risk weights and horizons, docs/risk.md) may come from the
-    environment too; app.config wins. They stay in ``extra`` for RiskParams.from_mapping.
-    """
-    from backend.services.risk import RiskParams, RiskParamsError
-
-    try:
-        RiskParams.from_mapping(extra)
-    except RiskParamsError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -1,7 +1,6 @@
 """The one place that owns psycopg: the connection pool, the embedded server, identity.
 
-Routes and services never import psycopg errors; they see :class:`DatabaseUnavailable`
-and :class:`DatabaseError` from here. Connections are made without server-side
+Routes never import psycopg errors; they see :class:`DatabaseUnavailable` from here. Connections are made without server-side
 prepared statements so that Supabase's transaction-mode pooler works.
 """
 
@@ -19,6 +18,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from backend.config import Settings
+
 log = logging.getLogger("waymark.db")
 
 Params = Sequence[Any] | Mapping[str, Any] | None
@@ -35,13 +36,6 @@ SET_IDENTITY = "SELECT set_config('request.jwt.claims', %s, true), set_config('r
 class DatabaseUnavailable(RuntimeError):
     """The database cannot be reached right now; retrying later may succeed."""
 
-
-class DatabaseError(RuntimeError):
-    """The database refused a statement; ``sqlstate`` says why (e.g. 42501 for RLS)."""
-
-    def __init__(self, message: str, sqlstate: str | None = None) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -63,13 +57,20 @@ def start_embedded(data_dir: Path) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, cron); harmless here.
         warnings.simplefilter("ignore")
-        import pgserver
+        import pgserver  # only an unconfigured install loads it (and its binaries)
 
         data_dir = data_dir.expanduser().resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         server = pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")  # type: ignore[attr-defined]
     uri: str = server.get_uri()
     return uri
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured server, or the embedded PostgreSQL when none is configured."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded(settings.data_dir)
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -174,10 +175,3 @@ def fetch_one(conn: psycopg.Connection[Any], query: str, params: Params = None) 
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query, params)
         return cur.fetchone()
-
-
-def translate_error(exc: psycopg.Error) -> DatabaseError | DatabaseUnavailable:
-    """Map a psycopg error to Waymark's own exceptions so callers never import psycopg."""
-    if is_transient(exc):
-        return DatabaseUnavailable(str(exc))
-    return DatabaseError(str(exc), getattr(exc, "sqlstate", None))

@@ -1,68 +1,31 @@
-"""The ``Waymark`` Flask extension: one object, per-app state in ``app.extensions``.
+"""The composition root: the ``Waymark`` Flask extension builds and wires every part.
 
-``Waymark(app)`` (or ``Waymark().init_app(app)`` in an app factory) reads the
-settings once, opens the database pool without waiting for it (a host app must
-start even when its analytics database is down) and installs the parts.
+``Waymark(app)`` (or ``Waymark().init_app(app)`` in an app factory) reads the settings
+once, opens the database pool without waiting for it (a host app must start even when its
+analytics database is down), builds the writer with the token verifier it needs, installs
+the middleware and the API, and arranges the flush at exit. Only this module knows how
+the parts fit together; each part knows only the layers below it (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import atexit
-import logging
 import os
+import signal
+import threading
 import weakref
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from collections.abc import Iterable, Mapping
+from types import FrameType
 
-from flask import Flask, current_app
+from flask import Flask
 
+from backend import auth, routes
 from backend.config import Settings, with_dev_secret
-from backend.db import Database, start_embedded
-
-log = logging.getLogger("waymark")
-
-EXTENSION_KEY = "waymark"
-
-
-@dataclass
-class WaymarkState:
-    """What one Flask app's Waymark owns: settings, the pool, and the parts built on them."""
-
-    settings: Settings
-    db: Database
-    parts: dict[str, Any] = field(default_factory=dict)
-    closed: bool = False
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop the parts (flushing what they hold) and close the pool; safe to call twice."""
-        if self.closed:
-            return
-        self.closed = True
-        for name, part in reversed(list(self.parts.items())):
-            stop = getattr(part, "close", None)
-            if callable(stop):
-                try:
-                    stop(timeout)
-                except Exception:  # noqa: BLE001 - shutdown must go on
-                    log.exception("waymark: closing %s failed", name)
-        self.db.close()
-
-
-def get_state(app: Flask | None = None) -> WaymarkState:
-    """The Waymark state of ``app`` (default: the current app)."""
-    target = app if app is not None else current_app
-    try:
-        state: WaymarkState = target.extensions[EXTENSION_KEY]
-    except KeyError:
-        raise RuntimeError("Waymark is not installed on this app: call Waymark(app) first") from None
-    return state
-
-
-def resolve_database_url(settings: Settings) -> str:
-    """The configured server, or the embedded PostgreSQL when none is configured."""
-    if settings.database_url:
-        return settings.database_url
-    return start_embedded(settings.data_dir)
+from backend.db import Database, resolve_database_url
+from backend.middleware.activity_tracker import DEFAULT_SKIP_PATHS, ActivityTracker
+from backend.services.analytics import risk
+from backend.services.ingest.writer import BeforeStore, EventWriter
+from backend.state import EXTENSION_KEY, WaymarkState
 
 
 class Waymark:
@@ -73,38 +36,37 @@ class Waymark:
     ``track_requests`` (default True), ``skip_paths`` (paths the middleware ignores).
     """
 
-    #: the states of the apps initialised in this process, so ``track()`` works anywhere.
-    _live: ClassVar[list[weakref.ref[WaymarkState]]] = []
-
-    @classmethod
-    def states(cls) -> list[WaymarkState]:
-        """The open Waymark states of this process (``track()`` outside an app context)."""
-        cls._live[:] = [ref for ref in cls._live if ref() is not None]
-        return [state for ref in cls._live if (state := ref()) is not None and not state.closed]
-
-    def __init__(self, app: Flask | None = None, **options: Any) -> None:
-        self.options = options
+    def __init__(self, app: Flask | None = None, *,
+                 url_rules: Mapping[str, str] | None = None,
+                 before_store: BeforeStore | None = None, track_requests: bool = True,
+                 skip_paths: Iterable[str] | None = None) -> None:
+        self.url_rules = url_rules
+        self.before_store = before_store
+        self.track_requests = track_requests
+        self.skip_paths = skip_paths
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Read settings, open the pool and install routes (and the parts of later issues)."""
+        """Read settings, open the pool, build the writer, install middleware and routes."""
         settings = with_dev_secret(Settings.load(app.config, os.environ))
+        risk_params = risk.params_from_settings(settings)
         db = Database(resolve_database_url(settings), min_size=settings.pool_min_size,
                       max_size=settings.pool_max_size)
         db.open(wait=False)
-        state = WaymarkState(settings=settings, db=db)
+        writer = EventWriter(db.url, settings, before_store=self.before_store,
+                             verify=auth.token_verifier(settings))
+        state = WaymarkState(settings=settings, db=db, risk_params=risk_params, writer=writer)
         app.extensions[EXTENSION_KEY] = state
 
-        from backend import auth, routes
-
         routes.register_api(app)
-        auth.install(app, db)  # JSON 401/403 answers; warns when connected as a superuser
-        from backend.tracking import install_ingestion
-
-        install_ingestion(app, state, **self.options)  # writer, middleware, SIGTERM flush
-        Waymark._live.append(weakref.ref(state))
+        auth.install(app, state)  # JSON 401/403 answers; warns when connected as a superuser
+        if self.track_requests:
+            ActivityTracker(state, self.url_rules,
+                            self.skip_paths or DEFAULT_SKIP_PATHS).install(app)
+        state.register()
         _close_at_exit(state)
+        _flush_on_sigterm()
 
 
 def _close_at_exit(state: WaymarkState) -> None:
@@ -116,3 +78,23 @@ def _close_at_exit(state: WaymarkState) -> None:
             alive.close()
 
     atexit.register(close)
+
+
+def _flush_on_sigterm() -> None:
+    """On SIGTERM, flush every Waymark state before the process ends (when nobody else,
+    e.g. gunicorn, handles SIGTERM already; gunicorn's graceful exit runs ``atexit``)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        for state in WaymarkState.live():
+            state.close()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+__all__ = ["Waymark"]

@@ -1,8 +1,17 @@
-"""The event taxonomy of DESIGN §8: which category each known event type belongs to."""
+"""The event taxonomy (docs/analytics.md) and the definitions every part shares.
+
+Which category each known event type belongs to, and how long a pause ends a session:
+the writer's stored sessions, the analytics' recomputed ones and the risk score read the
+same constant.
+"""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+
+#: A session is one person's run of events with no pause longer than this.
+SESSION_GAP = timedelta(minutes=30)
 
 EVENT_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 

@@ -1,9 +1,8 @@
-"""The Python API of DESIGN §11: ``track()`` anywhere, ``request_event().trigger()`` in a request.
+"""The Python API: ``track()`` anywhere, ``request_event().trigger()`` in a request.
 
 Both build a queue item and hand it to the writer of the right Waymark state: the current
 app's inside an app context; outside one (a job, a thread) the state of the only app
-``Waymark`` was initialised on in this process — the extension object remembers them
-(``Waymark.states()``). With several such apps and no app context, pass ``app=``.
+``Waymark`` was initialised on in this process (``WaymarkState.live()``). With several such apps and no app context, pass ``app=``.
 """
 
 from __future__ import annotations
@@ -15,11 +14,11 @@ from typing import Any
 
 from flask import Flask, Request, current_app, has_app_context, has_request_context, request
 
+from backend.clock import now_utc
 from backend.config import Settings
-from backend.extension import Waymark, WaymarkState, get_state
-from backend.services import items
-from backend.services.validation import TrackEvent, validate
-from backend.services.writer import now_utc
+from backend.services.ingest import items
+from backend.services.ingest.validation import TrackEvent, validate
+from backend.state import WaymarkState, get_state, has_state
 
 log = logging.getLogger("waymark.tracking")
 
@@ -64,9 +63,9 @@ def find_state(app: Flask | None = None) -> WaymarkState | None:
     """The Waymark state to track into: ``app``'s, the current app's, or the only one alive."""
     if app is not None:
         return get_state(app)
-    if has_app_context() and "waymark" in current_app.extensions:
+    if has_app_context() and has_state(current_app):
         return get_state()
-    states = Waymark.states()
+    states = WaymarkState.live()
     if len(states) == 1:
         return states[0]
     log.warning("waymark: track() outside an app context with %d Waymark apps; pass app=",
@@ -81,10 +80,7 @@ def _split(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _submit(state: WaymarkState | None, item: dict[str, Any]) -> bool:
-    if state is None or "writer" not in state.parts:
-        return False
-    accepted: bool = state.parts["writer"].submit(item)
-    return accepted
+    return state is not None and state.writer.submit(item)
 
 
 def track(event_type: str, *, user_id: uuid.UUID | str | None = None, app: Flask | None = None,
@@ -132,16 +128,3 @@ def request_event() -> RequestEvent:
     state = find_state()
     client = client_of(request, state.settings) if state is not None else None
     return RequestEvent(state, client, request.path)
-
-
-def install_ingestion(app: Flask, state: WaymarkState, *, url_rules: Any = None,
-                      before_store: Any = None, track_requests: bool = True,
-                      skip_paths: Any = None, **_: Any) -> None:
-    """Give ``state`` its writer and ``app`` the request middleware (``Waymark(app)`` calls it)."""
-    from backend.middleware.activity_tracker import DEFAULT_SKIP_PATHS, ActivityTracker
-    from backend.services.writer import EventWriter, flush_on_sigterm
-
-    state.parts["writer"] = EventWriter(state.db.url, state.settings, before_store=before_store)
-    if track_requests:
-        ActivityTracker(state, url_rules, skip_paths or DEFAULT_SKIP_PATHS).install(app)
-    flush_on_sigterm()

@@ -44,8 +44,8 @@ from psycopg.conninfo import make_conninfo
 
 from backend import create_app, migrations
 from backend.db import Database
+from backend.scripts import demo_data
 from backend.scripts.analytics_jobs import roll_up, roll_up_hours, score_all
-from backend.services import demo
 from backend.services.analytics import page_prefix
 from bench.common import (
     create_database,
@@ -108,7 +108,7 @@ def _database(events: int, reuse: bool) -> Any:
     else:
         migrations.migrate(url)
     with psycopg.connect(url, autocommit=True) as conn:  # in case the load predates this
-        conn.execute(demo.SUMMARIZE_BRIN_SQL)
+        conn.execute(demo_data.SUMMARIZE_BRIN_SQL)
         # What autovacuum does in production (it may be off on a bench server): statistics
         # and the visibility map, without which no index-only scan (attribution, 0034)
         # happens; a migration that rewrites the table (e.g. 0060) clears the map.

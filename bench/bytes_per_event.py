@@ -74,7 +74,7 @@ Sizes = dict[str, int]
 def load_via_writer(url: str, events: int) -> None:
     """Send the events through the writer (privacy step, sessions, staging, ON CONFLICT)."""
     from backend.config import Settings
-    from backend.services.writer import EventWriter
+    from backend.services.ingest.writer import EventWriter
     from bench.writer_throughput import as_items, demo_rows
 
     writer = EventWriter(url, Settings(batch_size=500, queue_size=events + 1))

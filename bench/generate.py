@@ -15,15 +15,15 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from backend.services import demo
+from backend.scripts import demo_data
 
 
 def generate(url: str, events: int, *, students: int, days: int, seed: int = 1,
-             now: datetime | None = None) -> demo.DemoSummary:
+             now: datetime | None = None) -> demo_data.DemoSummary:
     """Append ``events`` demo-like events (plus their error rows and guardian links) to ``url``."""
     with psycopg.connect(url, prepare_threshold=None) as conn:
         conn.execute("SET synchronous_commit = off")
-        summary = demo.load(conn, events=events, students=students, days=days, seed=seed,
+        summary = demo_data.load(conn, events=events, students=students, days=days, seed=seed,
                             now=now or datetime.now(UTC))
         conn.commit()
         conn.execute("ANALYZE public.user_activity_events")

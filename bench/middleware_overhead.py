@@ -29,7 +29,7 @@ import psycopg
 from flask import Flask
 from werkzeug.test import EnvironBuilder
 
-from backend import Waymark
+from backend import Waymark, get_state
 from bench.common import figure, fresh_database, percentile, timed
 
 UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -112,7 +112,7 @@ def main(argv: list[str]) -> None:
     with fresh_database("wm_bench_middleware") as url, \
             multiprocessing.get_context("spawn").Pool(1) as pool:
         bare, tracked = host(False, url), host(True, url)
-        writer = tracked.extensions["waymark"].parts["writer"]
+        writer = get_state(tracked).writer
         if args.writer_paused:
             writer.autostart = False
             writer._queue.maxsize = 10 * args.requests  # noqa: SLF001 - room for every event

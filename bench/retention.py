@@ -28,8 +28,8 @@ from psycopg import sql
 
 from backend.config import Settings
 from backend.db import Database
-from backend.services import export, retention
-from backend.services.forget import forget_user
+from backend.services.privacy import export, retention
+from backend.services.privacy.forget import forget_user
 from bench.common import figure, fresh_database
 from bench.generate import generate
 

@@ -4,7 +4,7 @@
 
 Replays the directory into a fresh database as Waymark events (bench/oulad_replay.py),
 then for each week W sets "now" to course day 7·W, scores every student still
-registered that day with ``backend.services.risk.score_students`` — the function the
+registered that day with ``backend.services.analytics.risk.score_students`` — the function the
 at-risk endpoint and the score job use — and prints AUC, precision/recall/F1 at the
 0.7 threshold, the level distribution and each factor's mean contribution for students
 who later withdrew vs those who stayed, for the seed parameters and the calibrated ones.
@@ -31,8 +31,13 @@ from typing import Any
 import psycopg
 
 from backend.db import Row
-from backend.services import risk
-from backend.services.risk import CALIBRATED_PARAMS, DEFAULT_PARAMS, RiskAssessment, RiskParams
+from backend.services.analytics import risk
+from backend.services.analytics.risk import (
+    CALIBRATED_PARAMS,
+    DEFAULT_PARAMS,
+    RiskAssessment,
+    RiskParams,
+)
 from bench import oulad_replay
 from bench.common import figure, fresh_database
 

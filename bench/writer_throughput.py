@@ -31,8 +31,9 @@ from typing import Any
 import psycopg
 
 from backend.config import Settings
-from backend.services import demo, items
-from backend.services.writer import EVENT_COLUMNS, EVENT_TYPES_SQL, EventWriter
+from backend.scripts import demo_data
+from backend.services.ingest import items
+from backend.services.ingest.writer import EVENT_COLUMNS, EVENT_TYPES_SQL, EventWriter
 from bench.common import figure, fresh_database
 
 UAS = {
@@ -49,11 +50,11 @@ def demo_rows(events: int, seed: int = 1) -> list[tuple[Any, ...]]:
     """``events`` typed rows in EVENT_COLUMNS order, from the demo generator."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
-    students = demo.build_students(rng, max(300, events // 500), 30)
-    families = demo.build_parents(rng, students)
-    factory = demo.EventFactory(rng, now, 30)
+    students = demo_data.build_students(rng, max(300, events // 500), 30)
+    families = demo_data.build_parents(rng, students)
+    factory = demo_data.EventFactory(rng, now, 30)
     rows = []
-    for raw in demo.iter_events(factory, students, families, events):
+    for raw in demo_data.iter_events(factory, students, families, events):
         row = list(raw)
         row[0] = uuid.UUID(row[0])
         row[1] = datetime.fromisoformat(row[1])

@@ -7,7 +7,8 @@ from typing import Any
 import psycopg
 from flask import Flask
 
-from backend.services.writer import EventWriter
+from backend.services.ingest.writer import EventWriter
+from backend.state import get_state
 
 CHROME_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
              "Chrome/120.0.0.0 Safari/537.36")
@@ -18,7 +19,7 @@ BROWSER = {"User-Agent": CHROME_UA}
 
 
 def writer_of(app: Flask) -> EventWriter:
-    writer: EventWriter = app.extensions["waymark"].parts["writer"]
+    writer: EventWriter = get_state(app).writer
     return writer
 
 

@@ -11,14 +11,15 @@ import pytest
 from flask import Flask
 from ingestion_support import count, flush
 
-from backend import Waymark, create_app, request_event, track
-from backend.services.validation import InvalidInput
+from backend import create_app, get_state, request_event, track
+from backend.services.ingest.validation import InvalidInput
+from backend.state import WaymarkState
 
 
 @pytest.fixture
 def only(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Flask:
     """Make ``app`` the only Waymark app of this process (other tests may leave theirs open)."""
-    monkeypatch.setattr(Waymark, "_live", [weakref.ref(app.extensions["waymark"])])
+    monkeypatch.setattr(WaymarkState, "_live", [weakref.ref(get_state(app))])
     return app
 
 
@@ -50,8 +51,8 @@ def test_with_several_apps_track_needs_an_app_context_or_app(
         monkeypatch: pytest.MonkeyPatch) -> None:
     other = create_app(app_config)
     try:
-        monkeypatch.setattr(Waymark, "_live", [weakref.ref(only.extensions["waymark"]),
-                                               weakref.ref(other.extensions["waymark"])])
+        monkeypatch.setattr(WaymarkState, "_live", [weakref.ref(get_state(only)),
+                                                    weakref.ref(get_state(other))])
         assert track("logout") is False
         assert track("logout", app=other) is True
         with only.app_context():

@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 
 from flask import Flask, Request, Response, g, request
 
-from backend.extension import WaymarkState
-from backend.services import items
-from backend.services.writer import now_utc
+from backend.auth import known_caller
+from backend.clock import now_utc
+from backend.services.ingest import items
+from backend.state import WaymarkState
 from backend.tracking import client_of
 
 log = logging.getLogger("waymark.middleware")
@@ -126,7 +127,7 @@ class ActivityTracker:
             duration_ms=int((time.perf_counter() - started) * 1000))
         self._submit({"kind": "event", "row": row, "received_at": received_at,
                       "client": client_of(req, self.state.settings),
-                      "user_id": getattr(ctx_g.get("_waymark_caller"), "user_id", None)})
+                      "user_id": self._caller_id()})
         return response
 
     @guard()
@@ -151,15 +152,14 @@ class ActivityTracker:
                       "client": client_of(req, self.state.settings),
                       "user_id": self._caller_id()})
 
-    def _caller_id(self) -> Any:
+    @staticmethod
+    def _caller_id() -> Any:
         """The user already verified by this request's own auth (else the writer checks)."""
-        caller = g.get("_waymark_caller")
-        return getattr(caller, "user_id", None)
+        caller = known_caller()
+        return caller.user_id if caller is not None else None
 
     def _submit(self, item: dict[str, Any]) -> None:
-        writer = self.state.parts.get("writer")
-        if writer is not None:
-            writer.submit(item)
+        self.state.writer.submit(item)
 
 
 def _http_status(code: int) -> int | None:

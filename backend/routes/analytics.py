@@ -18,7 +18,6 @@ from flask.typing import ResponseReturnValue
 
 from backend.auth import current_caller, require_access_to, require_caller
 from backend.db import DatabaseUnavailable
-from backend.extension import get_state
 from backend.routes.params import (
     AT_RISK_LIMIT_RANGE,
     DAYS_RANGE,
@@ -30,7 +29,7 @@ from backend.routes.params import (
     int_arg,
     uuid_arg,
 )
-from backend.services import risk
+from backend.services.analytics import risk
 from backend.services.analytics.at_risk import at_risk_students as flag_students
 from backend.services.analytics.attribution import attribution as attribution_summary
 from backend.services.analytics.engagement import engagement as engagement_of
@@ -40,6 +39,7 @@ from backend.services.analytics.event_counts import linked_students
 from backend.services.analytics.journey import journey as journey_of
 from backend.services.analytics.pages import page_views as page_view_summary
 from backend.services.analytics.quests import popular_quests as quest_popularity
+from backend.state import get_state
 
 bp = Blueprint("waymark_analytics", __name__, url_prefix="/api/analytics")
 
@@ -50,7 +50,7 @@ def _days(default: int = 30) -> int:
 
 def _risk_params() -> risk.RiskParams:
     """Risk parameters from the app's ``WAYMARK_RISK_*`` settings (defaults otherwise)."""
-    return risk.RiskParams.from_mapping(get_state().settings.extra)
+    return get_state().risk_params
 
 
 def _as_caller(work: Callable[[Any], dict[str, Any]]) -> ResponseReturnValue:

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from backend.extension import get_state
+from backend.state import get_state
 
 bp = Blueprint("waymark_health", __name__, url_prefix="/api/analytics")
 
@@ -18,8 +18,5 @@ def health() -> ResponseReturnValue:
     state = get_state()
     db_ok = state.db.ping()
     body: dict[str, Any] = {"status": "ok" if db_ok else "degraded", "db": db_ok}
-    for name, part in state.parts.items():
-        stats = getattr(part, "stats", None)
-        if callable(stats):
-            body[name] = stats()
+    body["writer"] = state.writer.stats()
     return jsonify(body), 200 if db_ok else 503

@@ -1,4 +1,4 @@
-"""Ingestion endpoints (DESIGN §6): validate on the request thread, queue, answer 202.
+"""Ingestion endpoints (docs/ingestion.md): validate on the request thread, queue, answer 202.
 
 Bodies are ``application/json`` or ``text/plain`` JSON (``navigator.sendBeacon``). The user
 of an event comes only from a valid ``Authorization: Bearer`` token, checked by the writer;
@@ -14,9 +14,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from backend.extension import WaymarkState, get_state
-from backend.services import items
-from backend.services.validation import (
+from backend.clock import now_utc
+from backend.services.ingest import items
+from backend.services.ingest.validation import (
     MAX_BATCH,
     MAX_BODY_BYTES,
     Batch,
@@ -29,7 +29,7 @@ from backend.services.validation import (
     parse_json,
     validate,
 )
-from backend.services.writer import now_utc
+from backend.state import WaymarkState, get_state
 from backend.tracking import client_of
 
 bp = Blueprint("waymark_ingestion", __name__, url_prefix="/api/analytics")
@@ -80,7 +80,7 @@ def _queue_full() -> ResponseReturnValue:
 
 
 def _submit_one(state: WaymarkState, item: dict[str, Any]) -> ResponseReturnValue:
-    if not state.parts["writer"].submit(item):
+    if not state.writer.submit(item):
         return _queue_full()
     return Response(ACCEPTED_ONE, status=202, mimetype="application/json")
 
@@ -115,7 +115,7 @@ def batch() -> ResponseReturnValue:
         valid.append(items.track_item(event, now, client))
     if not valid and rejected:
         return jsonify(error=rejected[0]["error"], accepted=0, rejected=rejected), 400
-    if not state.parts["writer"].submit_all(valid):
+    if not state.writer.submit_all(valid):
         return _queue_full()  # nothing of this batch was queued: the client resends all of it
     return jsonify(accepted=len(valid), rejected=rejected), 202
 
@@ -136,9 +136,7 @@ def sessions() -> ResponseReturnValue:
     now = now_utc()
     ping = validate(SessionPing, _body(), now=now)
     client = client_of(request, state.settings)
-    writer = state.parts["writer"]
-    if writer.privacy.reduce(client["ua"] or "").bot_reason is not None:
-        writer.dropped["crawler:sessions"] += 1
+    if state.writer.is_crawler(client["ua"]):
         return "", 204
     return _submit_one(state, items.session_item(ping, now, client))
 

@@ -10,9 +10,9 @@ from flask.typing import ResponseReturnValue
 
 from backend.auth import AuthError, current_caller, require_caller
 from backend.db import DatabaseUnavailable
-from backend.extension import get_state
-from backend.services.export import prepare_export, stream_export
-from backend.services.forget import forget_user
+from backend.services.privacy.export import prepare_export, stream_export
+from backend.services.privacy.forget import forget_user
+from backend.state import get_state
 
 bp = Blueprint("waymark_privacy", __name__, url_prefix="/api/analytics")
 
@@ -43,10 +43,8 @@ def forget(user_id: str) -> ResponseReturnValue:
     if target != caller.user_id and not caller.is_admin:
         raise AuthError(403, "only the user themselves or an admin may delete a user's data")
     state = get_state()
-    writer = state.parts.get("writer")
-    drop = getattr(writer, "drop_user", None)
     receipt = forget_user(state.db, target, now=datetime.now(UTC),
-                          drop_queued=drop if callable(drop) else None)
+                          drop_queued=state.writer.drop_user)
     return jsonify({"user_id": str(target), **receipt.as_dict()}), 200
 
 

@@ -13,10 +13,8 @@ from datetime import UTC, datetime
 import click
 
 from backend.db import Database
-from backend.scripts import runtime
-from backend.services import demo as demo_data
-from backend.services import risk
-from backend.services.analytics import milestones, page_prefix, rollup
+from backend.scripts import demo_data, runtime
+from backend.services.analytics import milestones, page_prefix, risk, rollup
 
 
 def roll_up(db: Database, *, now: datetime, lookback_days: int) -> tuple[int, int]:
@@ -114,7 +112,7 @@ def score_command(batch_size: int, with_milestones: bool) -> None:
         if db is None:
             return
         now = datetime.now(UTC)
-        params = risk.RiskParams.from_mapping(runtime.load_settings().extra)  # WAYMARK_RISK_*
+        params = risk.params_from_settings(runtime.load_settings())  # WAYMARK_RISK_*
         counts = score_all(db, now=now, batch_size=batch_size, params=params)
         added = write_milestones(db, now=now, batch_size=batch_size)[1] if with_milestones else 0
         runtime.summary("score", **counts, milestones=added,
@@ -160,7 +158,7 @@ def demo_command(students: int, days: int, events: int, seed: int, if_empty: boo
                                     days=days, seed=seed, now=now)
         _, pages = roll_up(db, now=now, lookback_days=days + 1)
         roll_up_hours(db, now=now)
-        params = risk.RiskParams.from_mapping(runtime.load_settings().extra)
+        params = risk.params_from_settings(runtime.load_settings())
         scored = score_all(db, now=now, batch_size=500, params=params)
         _, added = write_milestones(db, now=now, batch_size=500)
         click.echo(f"admin ids (any uuid works as admin): {', '.join(loaded.admin_ids)}")

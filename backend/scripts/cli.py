@@ -11,7 +11,8 @@ import jwt
 
 from backend import migrations
 from backend.config import with_dev_secret
-from backend.scripts import runtime
+from backend.scripts import commands, runtime
+from backend.scripts.serve import serve as run_server
 
 
 @click.group()
@@ -44,8 +45,6 @@ def migrate() -> None:
 @click.option("--no-access-log", is_flag=True, help="Do not write an access log.")
 def serve(host: str, port: int, workers: int, threads: int, no_access_log: bool) -> None:
     """Serve the API with gunicorn (the embedded database is started first if needed)."""
-    from backend.scripts.serve import serve as run_server
-
     settings = with_dev_secret(runtime.load_settings())
     url = runtime.database_url(settings)
     pending = migrations.pending(url)
@@ -92,8 +91,6 @@ def dev_token(user_id: str | None, role: str, hours: int) -> None:
 
 def _register_commands() -> None:
     """Attach the job commands defined in their own modules."""
-    from backend.scripts import commands
-
     for command in commands.ALL:
         main.add_command(command)
 

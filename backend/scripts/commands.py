@@ -7,12 +7,6 @@ from __future__ import annotations
 
 import click
 
-ALL: list[click.Command] = []
+from backend.scripts import analytics_jobs, privacy_jobs
 
-from backend.scripts import analytics_jobs  # noqa: E402
-
-ALL += analytics_jobs.COMMANDS
-
-from backend.scripts import privacy_jobs  # noqa: E402
-
-ALL += privacy_jobs.COMMANDS
+ALL: list[click.Command] = [*analytics_jobs.COMMANDS, *privacy_jobs.COMMANDS]

@@ -17,9 +17,9 @@ from typing import Any, TextIO
 import click
 
 from backend.scripts import runtime
-from backend.services import export as export_service
-from backend.services import retention, salt_rotation
-from backend.services.forget import forget_user
+from backend.services.privacy import export as export_service
+from backend.services.privacy import retention, salt_rotation
+from backend.services.privacy.forget import forget_user
 
 SHORT_NAMES = {"user_activity_events": "events", "user_sessions": "sessions",
                "error_events": "errors", "error_groups": "error_groups",

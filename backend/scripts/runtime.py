@@ -11,8 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from backend.config import ConfigError, Settings
-from backend.db import Database, DatabaseUnavailable
-from backend.extension import resolve_database_url
+from backend.db import Database, DatabaseUnavailable, resolve_database_url
 from backend.services.jobs import job_lock
 
 T = TypeVar("T")

@@ -11,6 +11,8 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from backend import create_app
+
 #: time, method, path (no query string), status, bytes, duration — no IP, no UA.
 ACCESS_LOG_FORMAT = '%(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 
@@ -29,8 +31,6 @@ class WaymarkServer(BaseApplication):  # type: ignore[misc]
                 self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        from backend import create_app
-
         return create_app(self.app_config)
 
 

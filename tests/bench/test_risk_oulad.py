@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.services import risk
-from backend.services.risk import DEFAULT_PARAMS
+from backend.services.analytics import risk
+from backend.services.analytics.risk import DEFAULT_PARAMS
 from bench import oulad_replay, risk_oulad
 
 STUDENTS = [

@@ -31,6 +31,8 @@ from flask import Flask, abort, send_from_directory
 from psycopg.rows import dict_row
 from werkzeug.serving import make_server
 
+from backend.state import get_state
+
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "frontend-hook" / "e2e-dist"
 CHROMIUM = os.environ.get("WAYMARK_E2E_CHROMIUM", "/usr/bin/chromium")
@@ -106,12 +108,8 @@ def demo_server(app: Flask) -> Iterator[str]:
 
 
 def _flush_writer(app: Flask, timeout: float = 5.0) -> None:
-    """Have Waymark's event writer (``parts["writer"]``, asynchronous) write what it holds."""
-    from backend import get_state
-
-    writer = get_state(app).parts.get("writer")
-    if writer is not None:
-        writer.flush(timeout)
+    """Have Waymark's event writer (asynchronous) write what it holds."""
+    get_state(app).writer.flush(timeout)
 
 
 def _poll(fetch: Callable[[], Any], done: Callable[[Any], bool], seconds: float) -> Any:

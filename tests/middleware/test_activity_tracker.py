@@ -15,7 +15,7 @@ from ingestion_support import BROWSER, count, flush, writer_of
 from backend import Waymark, request_event
 from backend.config import Settings
 from backend.middleware import activity_tracker
-from backend.services import items
+from backend.services.ingest import items
 from backend.tracking import bearer, client_ip, client_of
 
 

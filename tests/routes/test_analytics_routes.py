@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 
 from backend.services.analytics.milestones import store_assessments
+from backend.services.analytics.risk import score_students
 from backend.services.analytics.rollup import days_to_roll, roll_up_day
-from backend.services.risk import score_students
 
 STUDENT_A = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
 STUDENT_B = uuid.UUID("00000000-0000-4000-8000-0000000000b2")

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from ingestion_support import BROWSER, CHROME_UA, GOOGLEBOT_UA, IPHONE_UA, count, flush, writer_of
 
-from backend.services import hashing, salts
+from backend.services.privacy import hashing, salts
 
 TRACK = "/api/analytics/activity/track"
 

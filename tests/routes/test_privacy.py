@@ -10,7 +10,7 @@ import psycopg
 from flask import Flask
 from flask.testing import FlaskClient
 
-from backend.extension import get_state
+from backend.state import get_state
 
 A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
 B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")
@@ -110,7 +110,7 @@ def test_a_queued_event_does_not_resurrect_a_forgotten_user(
     app_config["WAYMARK_FLUSH_INTERVAL"] = 3.0
     app: Flask = create_app(app_config)
     try:
-        writer = get_state(app).parts["writer"]
+        writer = get_state(app).writer
         for n in range(5):
             assert track("quest_started", user_id=A, app=app, quest_id=f"q{n}")
         assert track("quest_started", user_id=B, app=app, quest_id="qb")

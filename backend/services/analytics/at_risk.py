@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from backend.db import fetch_all, fetch_one
-from backend.services import risk
+from backend.services.analytics import risk
 from backend.services.analytics.window import day_start
 
 #: Today's stored assessments (RLS applies) made with ``params`` — one per student, as

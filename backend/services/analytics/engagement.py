@@ -16,10 +16,10 @@ from typing import Any
 import psycopg
 
 from backend.db import fetch_all, fetch_one
-from backend.services import risk
+from backend.services.analytics import risk
 from backend.services.analytics.event_counts import count_live
-from backend.services.analytics.sessions import USER_SESSIONS_CTE
 from backend.services.analytics.streaks import streaks
+from backend.services.analytics.user_sessions import USER_SESSIONS_CTE
 from backend.services.analytics.window import ratio, window
 
 ENGAGEMENT_SQL = "WITH " + USER_SESSIONS_CTE + """

@@ -19,8 +19,8 @@ from typing import Any
 
 import psycopg
 
-from backend.services.risk import DEFAULT_PARAMS, RiskAssessment, RiskParams
-from backend.services.tombstones import LOCK_SHARED, NOT_FORGOTTEN
+from backend.services.analytics.risk import DEFAULT_PARAMS, RiskAssessment, RiskParams
+from backend.services.privacy.tombstones import LOCK_SHARED, NOT_FORGOTTEN
 
 STREAK_THRESHOLDS = (3, 7, 14, 30, 60, 100, 365)
 

@@ -12,7 +12,7 @@ import psycopg
 from analytics_support import add_event
 
 from backend.db import fetch_all
-from backend.services import risk
+from backend.services.analytics import risk
 from backend.services.analytics.at_risk import at_risk_students
 from backend.services.analytics.attribution import attribution
 from backend.services.analytics.milestones import store_assessments

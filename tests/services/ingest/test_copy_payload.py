@@ -11,7 +11,7 @@ import pytest
 from psycopg import pq
 from psycopg.adapt import Transformer
 
-from backend.services import copy_payload, items
+from backend.services.ingest import copy_payload, items
 
 T0 = datetime(2026, 11, 22, 8, 0, 0, 123456, tzinfo=UTC)
 

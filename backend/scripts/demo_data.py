@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from backend.services.copy_payload import EVENT_COLUMNS  # the rows' order: the writer's
+from backend.services.ingest.copy_payload import EVENT_COLUMNS  # the rows' order: the writer's
 from backend.taxonomy import category_of
 
 PILLARS = ("stem", "arts", "wellbeing", "community", "life_skills")

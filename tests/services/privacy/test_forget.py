@@ -13,10 +13,10 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from backend.db import Database
-from backend.services import hashing
-from backend.services.forget import forget_user
-from backend.services.salts import get_or_create_salt, period_start
-from backend.services.tombstones import LOCK_SHARED, NOT_FORGOTTEN
+from backend.services.privacy import hashing
+from backend.services.privacy.forget import forget_user
+from backend.services.privacy.salts import get_or_create_salt, period_start
+from backend.services.privacy.tombstones import LOCK_SHARED, NOT_FORGOTTEN
 
 A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
 B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from freezegun import freeze_time
 
-from backend.services.items import event_row, new_id
+from backend.services.ingest.items import event_row, new_id
 
 
 def test_new_id_is_an_rfc_9562_version_7_uuid_carrying_the_millisecond() -> None:

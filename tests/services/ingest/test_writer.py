@@ -19,10 +19,10 @@ import pytest
 from ingestion_support import CHROME_UA, count
 
 from backend.config import Settings
-from backend.services import items
-from backend.services.privacy_step import PrivacyStep
-from backend.services.tombstones import ADD_TOMBSTONE, TOMBSTONE_TTL
-from backend.services.writer import EventWriter
+from backend.services.ingest import items
+from backend.services.ingest.privacy_step import PrivacyStep
+from backend.services.ingest.writer import EventWriter
+from backend.services.privacy.tombstones import ADD_TOMBSTONE, TOMBSTONE_TTL
 
 
 def _settings(**overrides: Any) -> Settings:

@@ -15,14 +15,14 @@ import json
 import operator
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from backend.services.items import new_id
+from backend.services.ingest.items import new_id
+from backend.taxonomy import SESSION_GAP
 
-SESSION_GAP = timedelta(minutes=30)
 #: event types that count as a page in ``page_count`` (and so decide ``is_bounce``).
 PAGE_TYPES = frozenset({"page_view", "route_change"})
 

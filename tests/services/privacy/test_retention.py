@@ -11,7 +11,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from backend.db import Database
-from backend.services import retention
+from backend.services.privacy import retention
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 PII_KEYS = ("email", "name", "phone")

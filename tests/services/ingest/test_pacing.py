@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from backend.services import pacing
-from backend.services.pacing import Contention, Pacer
+from backend.services.ingest import pacing
+from backend.services.ingest.pacing import Contention, Pacer
 
 
 class FakeClock:

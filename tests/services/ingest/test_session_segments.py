@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from backend.services import sessions
+from backend.services.ingest import session_segments as sessions
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from backend.services import error_groups
+from backend.services.ingest import error_groups
 
 STACK = """TypeError: Cannot read properties of undefined (reading 'id')
     at QuestCard (https://app.example/static/js/main.3f2a9c1b.js?v=2:12:345)

@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 
 from backend.db import Database
-from backend.services.salts import get_or_create_salt, period_start
+from backend.services.privacy.salts import get_or_create_salt, period_start
 
 PREVIOUS_SALT_GRACE = timedelta(hours=1)
 VACUUM_LOCK_TIMEOUT = "3s"

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from backend.services import demo
+from backend.scripts import demo_data
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -19,7 +19,7 @@ def _fingerprint(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
 
 
 def test_load_writes_exactly_the_requested_events(conn: psycopg.Connection[Any]) -> None:
-    summary = demo.load(conn, events=3000, students=40, days=30, seed=7, now=NOW)
+    summary = demo_data.load(conn, events=3000, students=40, days=30, seed=7, now=NOW)
     count, latest, earliest = conn.execute(
         "SELECT count(*), max(occurred_at), min(occurred_at) FROM user_activity_events").fetchone()
     assert (summary.events, count) == (3000, 3000)
@@ -42,18 +42,18 @@ def test_load_writes_exactly_the_requested_events(conn: psycopg.Connection[Any])
 
 
 def test_load_is_deterministic_for_a_seed(conn: psycopg.Connection[Any], db_url: str) -> None:
-    demo.load(conn, events=500, students=20, days=10, seed=3, now=NOW)
+    demo_data.load(conn, events=500, students=20, days=10, seed=3, now=NOW)
     first = _fingerprint(conn)
     conn.execute("TRUNCATE user_activity_events, error_events, error_groups, guardian_links")
-    demo.load(conn, events=500, students=20, days=10, seed=3, now=NOW)
+    demo_data.load(conn, events=500, students=20, days=10, seed=3, now=NOW)
     assert _fingerprint(conn) == first
     conn.execute("TRUNCATE user_activity_events, error_events, error_groups, guardian_links")
-    demo.load(conn, events=500, students=20, days=10, seed=4, now=NOW)
+    demo_data.load(conn, events=500, students=20, days=10, seed=4, now=NOW)
     assert _fingerprint(conn) != first
 
 
 def test_parents_are_linked_to_students_with_events(conn: psycopg.Connection[Any]) -> None:
-    summary = demo.load(conn, events=4000, students=30, days=20, seed=1, now=NOW)
+    summary = demo_data.load(conn, events=4000, students=30, days=20, seed=1, now=NOW)
     links = conn.execute("SELECT parent_id, student_id FROM guardian_links").fetchall()
     assert len(links) == summary.guardian_links >= summary.parents == 10
     students = {row[0] for row in conn.execute(
@@ -63,10 +63,10 @@ def test_parents_are_linked_to_students_with_events(conn: psycopg.Connection[Any
 
 
 def test_campaign_visits_carry_source_medium_and_campaign(conn: psycopg.Connection[Any]) -> None:
-    demo.load(conn, events=5000, students=20, days=20, seed=2, now=NOW)
+    demo_data.load(conn, events=5000, students=20, days=20, seed=2, now=NOW)
     rows = set(conn.execute(
         "SELECT utm_source, utm_medium, utm_campaign FROM user_activity_events "
         "WHERE event_type = 'landing_visit'").fetchall())
     assert ("instagram", "social", "spring_launch") in rows
     assert (None, None, None) in rows
-    assert rows <= set(demo.CAMPAIGNS)
+    assert rows <= set(demo_data.CAMPAIGNS)

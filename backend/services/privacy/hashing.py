@@ -30,6 +30,11 @@ def visitor_hash_for_client(salt: bytes, origin: str, ip: str, user_agent: str) 
     return keyed_hash(salt, "client", origin.lower(), ip, user_agent)
 
 
+def reference_hash(salt: bytes, canonical: str) -> bytes:
+    """A body-supplied identifier (``/measure``'s user_id) as stored: forget recomputes it."""
+    return keyed_hash(salt, "ref", canonical)
+
+
 def network_hash(salt: bytes, ip: str) -> bytes:
     """The network hash (address only) that links a landing visit to a later conversion."""
     return keyed_hash(salt, "network", ip)

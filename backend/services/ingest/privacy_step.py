@@ -21,7 +21,7 @@ import psycopg
 import user_agents
 
 from backend.config import Settings
-from backend.services import hashing, salts
+from backend.services.privacy import hashing, salts
 
 log = logging.getLogger("waymark.privacy")
 
@@ -151,21 +151,9 @@ class TokenCache:
         return user_id
 
 
-def token_verifier(settings: Settings) -> Verifier:
-    """Checks a token with ``backend.auth.verify_token``: (user id or None, valid until)."""
-
-    def verify(token: str) -> tuple[uuid.UUID | None, float]:
-        from backend import auth
-
-        try:
-            caller = auth.verify_token(token, settings)
-        except auth.AuthError:
-            return None, time.time() + 60.0
-        expires = caller.claims.get("exp")
-        until = float(expires) if isinstance(expires, int | float) else time.time() + 60.0
-        return caller.user_id, until
-
-    return verify
+def no_tokens(token: str) -> tuple[uuid.UUID | None, float]:
+    """The verifier of a writer built without one: every token is ignored (stored anonymously)."""
+    return None, time.time() + 60.0
 
 
 def canonical_ref(raw: str) -> str:
@@ -186,7 +174,7 @@ class PrivacyStep:
     def __init__(self, settings: Settings,
                  verify: Verifier | None = None) -> None:
         self.salts = SaltCache(settings.salt_period)
-        self.tokens = TokenCache(verify or token_verifier(settings), {})
+        self.tokens = TokenCache(verify or no_tokens, {})
         self.reduce = functools.lru_cache(maxsize=UA_CACHE_SIZE)(reduce_user_agent)
         self.invalid_tokens = 0
         self._user_hashes: dict[tuple[bytes, Any], bytes] = {}
@@ -275,5 +263,5 @@ class PrivacyStep:
         salt = self.salts.salt_for(conn, item["received_at"])
         data = dict(row.get("event_data") or {})
         for key, raw in refs.items():
-            data[key] = hashing.keyed_hash(salt, "ref", canonical_ref(raw)).hex()
+            data[key] = hashing.reference_hash(salt, canonical_ref(raw)).hex()
         row["event_data"] = data

@@ -13,8 +13,9 @@ from freezegun import freeze_time
 from ingestion_support import CHROME_UA, GOOGLEBOT_UA, IPHONE_UA
 
 from backend.config import Settings
-from backend.services import hashing, items
-from backend.services.privacy_step import PrivacyStep, TokenCache, reduce_user_agent
+from backend.services.ingest import items
+from backend.services.ingest.privacy_step import PrivacyStep, TokenCache, reduce_user_agent
+from backend.services.privacy import hashing
 
 IPAD_UA = ("Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
            "Version/16.6 Mobile/15E148 Safari/604.1")
@@ -159,7 +160,7 @@ def test_the_client_hash_memo_gives_the_hmac_and_keeps_no_raw_fact() -> None:
     "a00000000000400080000000000000 0a".replace(" ", ""), "{a0000000-0000-4000-8000-00000000000a}",
 ])
 def test_measure_user_ids_hash_the_same_in_every_spelling(spelling: str) -> None:
-    from backend.services.privacy_step import canonical_ref
+    from backend.services.ingest.privacy_step import canonical_ref
 
     assert canonical_ref(spelling) == "a0000000-0000-4000-8000-00000000000a"
     assert canonical_ref("  player-42 ") == "player-42"

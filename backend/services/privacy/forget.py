@@ -39,8 +39,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from backend.db import Database
-from backend.services import hashing
-from backend.services.tombstones import ADD_TOMBSTONE, LOCK_EXCLUSIVE, TOMBSTONE_TTL
+from backend.services.privacy import hashing
+from backend.services.privacy.tombstones import ADD_TOMBSTONE, LOCK_EXCLUSIVE, TOMBSTONE_TTL
 
 REDACTED = "[forgotten]"
 PRIVATE_SCHEMA = "waymark"
@@ -172,7 +172,7 @@ def traces_of(conn: psycopg.Connection[Any], user_id: uuid.UUID) -> Traces:
     """The user's id and the keyed hashes of it under every salt still kept."""
     salts = conn.execute(KEPT_SALTS).fetchall()
     visitor = [hashing.visitor_hash_for_user(bytes(salt), user_id) for _, salt in salts]
-    refs = [hashing.keyed_hash(bytes(salt), "ref", str(user_id)).hex() for _, salt in salts]
+    refs = [hashing.reference_hash(bytes(salt), str(user_id)).hex() for _, salt in salts]
     since = salts[0][0] - HASH_LOOKBACK if salts else None
     return Traces(user_id=user_id, visitor_hashes=visitor, ref_hexes=refs, since=since)
 

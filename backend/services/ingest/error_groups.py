@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from backend.services.tombstones import NOT_FORGOTTEN
+from backend.services.privacy.tombstones import NOT_FORGOTTEN
 
 TOP_FRAMES = 3
 

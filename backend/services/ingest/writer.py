@@ -34,18 +34,19 @@ from psycopg.pq import TransactionStatus
 
 from backend.config import Settings
 from backend.db import is_transient
-from backend.services import copy_payload, error_groups, sessions
-from backend.services.copy_payload import COLUMNS_SQL, EVENT_COLUMNS, EVENT_TYPES_SQL
-from backend.services.items import new_id
-from backend.services.pacing import Contention, Pacer
-from backend.services.privacy_step import PrivacyStep
-from backend.services.tombstones import LOCK_SHARED, NOT_FORGOTTEN
+from backend.services.ingest import copy_payload, error_groups
+from backend.services.ingest import session_segments as sessions
+from backend.services.ingest.copy_payload import COLUMNS_SQL, EVENT_COLUMNS, EVENT_TYPES_SQL
+from backend.services.ingest.items import new_id
+from backend.services.ingest.pacing import Contention, Pacer
+from backend.services.ingest.privacy_step import PrivacyStep, Verifier
+from backend.services.privacy.tombstones import LOCK_SHARED, NOT_FORGOTTEN
 
 log = logging.getLogger("waymark.writer")
 
 BeforeStore = Callable[[dict[str, Any]], dict[str, Any] | None]
 
-__all__ = ["EVENT_COLUMNS", "EVENT_TYPES_SQL", "EventWriter", "flush_on_sigterm", "now_utc"]
+__all__ = ["EVENT_COLUMNS", "EVENT_TYPES_SQL", "EventWriter"]
 _COLS = COLUMNS_SQL
 
 #: the first round trip of every batch: begin, the forget contract's shared lock, the
@@ -98,12 +99,13 @@ class EventWriter:
     """Owns the queue and the writer thread of one process (see the module docstring)."""
 
     def __init__(self, url: str, settings: Settings, *, before_store: BeforeStore | None = None,
-                 privacy: PrivacyStep | None = None, name: str = "waymark-writer",
+                 privacy: PrivacyStep | None = None, verify: Verifier | None = None,
+                 name: str = "waymark-writer",
                  autostart: bool = True, backlog_factor: int = BACKLOG_FACTOR) -> None:
         self.url = url
         self.settings = settings
         self.before_store = before_store
-        self.privacy = privacy or PrivacyStep(settings)
+        self.privacy = privacy or PrivacyStep(settings, verify)
         self.name = name
         self.autostart = autostart
         self.backlog_factor = max(1, backlog_factor)
@@ -220,6 +222,14 @@ class EventWriter:
                 thread.join(timeout=1.0)
         self._disconnect()
         self._disconnect_salts()
+
+    def is_crawler(self, user_agent: str | None) -> bool:
+        """Whether a request comes from a crawler (counted as dropped): app-launch pings
+        answer 204 for crawlers at once instead of queueing what would be dropped anyway."""
+        if self.privacy.reduce(user_agent or "").bot_reason is None:
+            return False
+        self.dropped["crawler:sessions"] += 1
+        return True
 
     def drop_user(self, user_id: uuid.UUID | str) -> int:
         """Remove still-queued items that name ``user_id`` (forget runs this before deleting)."""
@@ -633,11 +643,6 @@ def _unique(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(unique.values()) if len(unique) < len(events) else events
 
 
-def now_utc() -> datetime:
-    """The time of receipt stamped on queued items (freezegun-friendly)."""
-    return datetime.now(UTC)
-
-
 def _after_fork(ref: weakref.ref[EventWriter]) -> None:
     """In a forked child (gunicorn --preload) the parent's thread and socket are not ours."""
     writer = ref()
@@ -646,24 +651,3 @@ def _after_fork(ref: weakref.ref[EventWriter]) -> None:
         writer._reset_process_state()
         writer.counters.clear()
         writer.dropped.clear()
-
-
-def flush_on_sigterm() -> None:
-    """On SIGTERM, flush every Waymark state before the process ends (when nobody else,
-    e.g. gunicorn, handles SIGTERM already; gunicorn's graceful exit runs ``atexit``)."""
-    import signal
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        from backend.extension import Waymark
-
-        for state in Waymark.states():
-            state.close()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, on_sigterm)

@@ -12,10 +12,11 @@ import psycopg
 import pytest
 from freezegun import freeze_time
 
+from backend import create_app
 from backend.config import ConfigError, Settings
 from backend.db import Database
-from backend.services import risk
-from backend.services.risk import DEFAULT_PARAMS, RiskParams, RiskParamsError, level_for
+from backend.services.analytics import risk
+from backend.services.analytics.risk import DEFAULT_PARAMS, RiskParams, RiskParamsError, level_for
 from backend.taxonomy import category_of
 
 NOW = datetime(2026, 3, 15, 9, 10, tzinfo=UTC)
@@ -452,7 +453,10 @@ def test_presets_and_settings_from_the_environment() -> None:
     params = RiskParams.from_mapping(settings.extra)
     assert (params.inactivity_days, params.session_target_minutes) == (5.0, 20.0)
     with pytest.raises(ConfigError, match="WAYMARK_RISK_INACTIVTY_DAYS"):
-        Settings.load({}, {"WAYMARK_RISK_INACTIVTY_DAYS": "7"})
+        risk.params_from_settings(Settings.load({}, {"WAYMARK_RISK_INACTIVTY_DAYS": "7"}))
+    with pytest.raises(ConfigError, match="WAYMARK_RISK_INACTIVTY_DAYS"):  # at start-up
+        create_app({"WAYMARK_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+                    "WAYMARK_RISK_INACTIVTY_DAYS": 7})
 
 
 # ------------------------------------------------ calibrated normalisations (issue #8)

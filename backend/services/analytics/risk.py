@@ -75,6 +75,7 @@ from typing import Any
 
 import psycopg
 
+from backend.config import ConfigError, Settings
 from backend.db import Row, fetch_all
 
 
@@ -196,6 +197,15 @@ class RiskParams:
 
 
 DEFAULT_PARAMS = RiskParams()
+
+
+def params_from_settings(settings: Settings) -> RiskParams:
+    """The parameters of ``WAYMARK_RISK_*`` (read once with the settings); a wrong value is a
+    ConfigError at start-up, not a failure on the first at-risk request."""
+    try:
+        return RiskParams.from_mapping(settings.extra)
+    except RiskParamsError as exc:
+        raise ConfigError(str(exc)) from None
 
 #: Calibrated on the OULAD 2013 presentations only (bench/risk_oulad.py; figures and
 #: method in docs/risk.md): still a readable weighted sum of named factors. The work a

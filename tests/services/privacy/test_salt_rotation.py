@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from backend.db import Database
-from backend.services import hashing
-from backend.services.salt_rotation import rotate_salts, vacuum_salts
-from backend.services.salts import get_or_create_salt, period_start
+from backend.services.privacy import hashing
+from backend.services.privacy.salt_rotation import rotate_salts, vacuum_salts
+from backend.services.privacy.salts import get_or_create_salt, period_start
 
 DAY = datetime(2026, 3, 10, tzinfo=UTC)
 

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from backend.services.copy_payload import EVENT_COLUMNS
-from backend.services.validation import (
+from backend.services.ingest.copy_payload import EVENT_COLUMNS
+from backend.services.ingest.validation import (
     Collect,
     ErrorReport,
     Measure,

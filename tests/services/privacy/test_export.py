@@ -12,8 +12,8 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from backend.db import Database
-from backend.services import export, hashing
-from backend.services.salts import get_or_create_salt, period_start
+from backend.services.privacy import export, hashing
+from backend.services.privacy.salts import get_or_create_salt, period_start
 
 A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
 B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")

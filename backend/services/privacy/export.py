@@ -24,7 +24,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from backend.db import Database
-from backend.services.forget import Column, Traces, catalog, traces_of
+from backend.services.privacy.forget import Column, Traces, catalog, traces_of
 
 CHUNK_CHARS = 64 * 1024
 CURSOR_ROWS = 2000

@@ -24,7 +24,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from backend.db import Database
-from backend.services.tombstones import DELETE_EXPIRED
+from backend.services.privacy.tombstones import DELETE_EXPIRED
 
 ProgressFn = Callable[[int], None]
 

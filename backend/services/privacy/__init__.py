@@ -1,0 +1,3 @@
+"""The privacy machinery: keyed hashes and their salts, forget and its tombstones, export,
+and retention (anonymize, purge). The ingest pipeline and analytics build on it; it builds
+on nothing above the foundations."""

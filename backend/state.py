@@ -1,0 +1,75 @@
+"""What one Flask app's Waymark owns, typed: settings, the pool, risk parameters, the writer.
+
+The composition root (``backend.extension``) builds a :class:`WaymarkState` and keeps it in
+``app.extensions["waymark"]``; routes, the middleware and the tracking API read it through
+:func:`get_state`. Nothing here builds a part: it only holds them, so every layer above the
+services may depend on it without a cycle (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass
+from typing import ClassVar
+
+from flask import Flask, current_app
+
+from backend.config import Settings
+from backend.db import Database
+from backend.services.analytics.risk import RiskParams
+from backend.services.ingest.writer import EventWriter
+
+log = logging.getLogger("waymark")
+
+EXTENSION_KEY = "waymark"
+
+
+@dataclass(eq=False)
+class WaymarkState:
+    """One app's Waymark: built once by ``Waymark.init_app``, closed at exit."""
+
+    settings: Settings
+    db: Database
+    risk_params: RiskParams
+    writer: EventWriter
+    closed: bool = False
+
+    #: the open states of this process, so ``track()`` works outside an app context.
+    _live: ClassVar[list[weakref.ref[WaymarkState]]] = []
+
+    def register(self) -> None:
+        """Make this state findable by ``track()`` outside an app context."""
+        WaymarkState._live.append(weakref.ref(self))
+
+    @classmethod
+    def live(cls) -> list[WaymarkState]:
+        """The open states of this process (``track()`` and the SIGTERM flush use them)."""
+        cls._live[:] = [ref for ref in cls._live if ref() is not None]
+        return [state for ref in cls._live if (state := ref()) is not None and not state.closed]
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the writer (flushing what it holds) and close the pool; safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.writer.close(timeout)
+        except Exception:
+            log.exception("waymark: closing the writer failed")  # shutdown must go on
+        self.db.close()
+
+
+def get_state(app: Flask | None = None) -> WaymarkState:
+    """The Waymark state of ``app`` (default: the current app)."""
+    target = app if app is not None else current_app
+    try:
+        state: WaymarkState = target.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise RuntimeError("Waymark is not installed on this app: call Waymark(app) first") from None
+    return state
+
+
+def has_state(app: Flask) -> bool:
+    """Whether ``app`` has Waymark installed."""
+    return EXTENSION_KEY in app.extensions
