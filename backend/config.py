@@ -1,6 +1,6 @@
 """Waymark's settings: read once, from the host app's config with the environment as fallback.
 
-Every knob of DESIGN §10 lives here and nowhere else. A host application may set
+Every knob (README "Configuration") lives here and nowhere else. A host application may set
 any of them in ``app.config`` under its ``WAYMARK_`` name (``WAYMARK_DATABASE_URL``,
 ``WAYMARK_JWT_SECRET`` …); the process environment is the fallback, and an unset
 value means the documented default below.

@@ -17,7 +17,7 @@ EVENT_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 
 TAXONOMY: dict[str, tuple[str, ...]] = {
     "navigation": ("page_view", "route_change", "page_exit"),
-    # quest_assigned (a quest given to a student, with event_data.due_at) extends DESIGN §8:
+    # quest_assigned (a quest given to a student, with event_data.due_at) extends the seed taxonomy:
     # the risk score's missed-deadlines factor reads it; it is not learner activity.
     "quest": ("quest_viewed", "quest_started", "quest_abandoned", "quest_completed",
               "task_viewed", "task_completed", "evidence_uploaded", "quest_assigned"),

@@ -1,4 +1,4 @@
-"""The event taxonomy (DESIGN §8): known types map to their category, others to custom."""
+"""The event taxonomy (docs/analytics.md): known types map to their category, others to custom."""
 
 from __future__ import annotations
 
