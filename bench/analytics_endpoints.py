@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
 import uuid
 from contextlib import contextmanager
@@ -305,6 +306,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
     main(sys.argv[1:])

@@ -19,6 +19,7 @@ import argparse
 import math
 import os
 import statistics
+import sys
 import time
 import uuid
 from collections import Counter
@@ -401,6 +402,4 @@ def _candidate(params: RiskParams, name: str, value: float) -> RiskParams | None
 
 
 if __name__ == "__main__":
-    import sys
-
     main(sys.argv[1:])

@@ -1,4 +1,4 @@
-"""The analytics endpoints of DESIGN §6: parse and check, run the service as the caller.
+"""The analytics endpoints (docs/analytics.md): parse and check, run the service as the caller.
 
 Every query runs inside ``state.db.as_user(caller.claims)`` so row-level security
 chooses the rows; the web layer also refuses (403, no data) what the caller may not

@@ -59,8 +59,7 @@ def score_all(db: Database, *, now: datetime, batch_size: int,
         for batch in runtime.chunks(students, batch_size):
             with db.connection() as conn:
                 assessments = risk.score_students(conn, now=now, params=params, user_ids=batch)
-                written += milestones.store_assessments(conn, assessments, now=now,
-                                                        params=params)
+                written += risk.store_assessments(conn, assessments, now=now, params=params)
             for assessment in assessments:
                 levels[assessment.level] += 1
             bar.update(len(batch))

@@ -12,8 +12,7 @@ from analytics_support import add_error, add_event
 from flask.testing import FlaskClient
 from freezegun import freeze_time
 
-from backend.services.analytics.milestones import store_assessments
-from backend.services.analytics.risk import score_students
+from backend.services.analytics.risk import score_students, store_assessments
 from backend.services.analytics.rollup import days_to_roll, roll_up_day
 
 STUDENT_A = uuid.UUID("00000000-0000-4000-8000-0000000000a1")

@@ -24,99 +24,15 @@ from typing import Any
 import psycopg
 
 from backend.db import fetch_all
+from backend.services.analytics import QUERIES
 from backend.services.analytics.window import Window, day_start, ratio, window
-
-#: Per (campaign, source, medium): visits, distinct (network_hash, period) and last-touch
-#: conversions of the events in ``(since, now]`` outside ``[gap_lo, gap_hi)`` (the
-#: rolled-up days; ``gap_lo = gap_hi`` for none), each range read by its own index scan.
-LIVE_CAMPAIGNS_SQL = """
-WITH visits AS (
-    SELECT network_hash, occurred_at,
-           coalesce(utm_campaign, '(none)') AS campaign, coalesce(utm_source, '(none)') AS source,
-           coalesce(utm_medium, '(none)') AS medium,
-           date_trunc(%(period)s, occurred_at, 'UTC') AS period
-    FROM public.user_activity_events
-    WHERE event_type = 'landing_visit' AND occurred_at > %(since)s AND occurred_at <= %(now)s
-      AND occurred_at < %(gap_lo)s
-    UNION ALL
-    SELECT network_hash, occurred_at,
-           coalesce(utm_campaign, '(none)'), coalesce(utm_source, '(none)'),
-           coalesce(utm_medium, '(none)'), date_trunc(%(period)s, occurred_at, 'UTC')
-    FROM public.user_activity_events
-    WHERE event_type = 'landing_visit' AND occurred_at > %(since)s AND occurred_at <= %(now)s
-      AND occurred_at >= %(gap_hi)s
-), conversions AS (
-    SELECT event_id, network_hash, occurred_at, date_trunc(%(period)s, occurred_at, 'UTC') AS period
-    FROM public.user_activity_events
-    WHERE event_type = 'conversion' AND occurred_at > %(since)s AND occurred_at <= %(now)s
-      AND occurred_at < %(gap_lo)s
-    UNION ALL
-    SELECT event_id, network_hash, occurred_at, date_trunc(%(period)s, occurred_at, 'UTC')
-    FROM public.user_activity_events
-    WHERE event_type = 'conversion' AND occurred_at > %(since)s AND occurred_at <= %(now)s
-      AND occurred_at >= %(gap_hi)s
-), linked AS (
-    SELECT DISTINCT ON (c.event_id) c.event_id, v.campaign, v.source, v.medium
-    FROM conversions c
-    JOIN visits v ON v.network_hash = c.network_hash AND v.period = c.period
-                 AND v.occurred_at <= c.occurred_at
-    ORDER BY c.event_id, v.occurred_at DESC
-), visit_counts AS (
-    SELECT campaign, source, medium, count(*) AS visits FROM visits GROUP BY 1, 2, 3
-), network_counts AS (
-    -- distinct (network_hash, period) per campaign, hashed rather than sorted as records
-    SELECT campaign, source, medium, count(*) AS unique_networks
-    FROM (SELECT DISTINCT campaign, source, medium, network_hash, period FROM visits) d
-    GROUP BY 1, 2, 3
-), conversion_counts AS (
-    SELECT campaign, source, medium, count(*) AS conversions FROM linked GROUP BY 1, 2, 3
-), live AS (
-    SELECT v.campaign, v.source, v.medium, v.visits, n.unique_networks,
-           coalesce(c.conversions, 0) AS conversions
-    FROM visit_counts v
-    JOIN network_counts n USING (campaign, source, medium)
-    LEFT JOIN conversion_counts c USING (campaign, source, medium)
-)
-"""
-
-ATTRIBUTION_SQL = LIVE_CAMPAIGNS_SQL + """
-, rolled AS (
-    SELECT campaign, source, medium, visits, unique_networks, conversions
-    FROM public.campaign_daily WHERE day >= %(gap_first_day)s AND day < %(gap_end_day)s
-)
-SELECT campaign, source, medium, sum(visits) AS visits,
-       sum(unique_networks) AS unique_networks, sum(conversions) AS conversions
-FROM (SELECT * FROM live UNION ALL SELECT * FROM rolled) parts
-GROUP BY campaign, source, medium
-ORDER BY sum(visits) DESC, sum(conversions) DESC, campaign, source, medium
-"""  # noqa: S608 - constant SQL fragments only
-
-#: One closed day's rows for ``campaign_daily`` (the rollup job), linked within the day.
-INSERT_CAMPAIGNS_SQL = """
-INSERT INTO public.campaign_daily (day, campaign, source, medium, visits, unique_networks,
-                                   conversions)
-""" + LIVE_CAMPAIGNS_SQL + """
-SELECT %(day)s, campaign, source, medium, visits, unique_networks, conversions FROM live
-"""  # noqa: S608 - constant SQL fragments only
-
-#: Closed days whose campaign rows are complete (RLS: admins only).
-CAMPAIGN_DAYS_SQL = """
-SELECT day FROM public.rollup_days
-WHERE campaigns AND day >= %(first)s AND day <= %(last)s
-ORDER BY day
-"""
-
-TOTAL_CONVERSIONS_SQL = """
-SELECT count(*) AS conversions FROM public.user_activity_events
-WHERE event_type = 'conversion' AND occurred_at > %(since)s AND occurred_at <= %(now)s
-"""
 
 #: timestamptz has microsecond resolution: ``> lo - 1 µs`` is ``>= lo``.
 MICROSECOND = timedelta(microseconds=1)
 
 
 def campaign_day_params(day: date) -> dict[str, Any]:
-    """Bound parameters of ``INSERT_CAMPAIGNS_SQL`` for ``[day, day + 1)``, daily salt."""
+    """Bound parameters of ``insert_campaigns`` (queries.sql) for ``[day, day + 1)``, daily salt."""
     lo, hi = day_start(day), day_start(day + timedelta(days=1))
     return {"day": day, "period": "day", "since": lo - MICROSECOND, "now": hi - MICROSECOND,
             "gap_lo": hi, "gap_hi": hi}
@@ -127,7 +43,8 @@ def rolled_run(conn: psycopg.Connection[Any], win: Window) -> tuple[date, date] 
     first, last = win.since.date() + timedelta(days=1), win.today - timedelta(days=1)
     if first > last:
         return None
-    days = [r["day"] for r in fetch_all(conn, CAMPAIGN_DAYS_SQL, {"first": first, "last": last})]
+    days = [r["day"] for r in fetch_all(conn, QUERIES["campaign_days"],
+                                        {"first": first, "last": last})]
     best: tuple[date, date] | None = None
     start = 0
     for i, day in enumerate(days):
@@ -152,8 +69,8 @@ def attribution(conn: psycopg.Connection[Any], *, now: datetime, days: int,
            "gap_end_day": run[1]} if run else {
         "gap_lo": win.now, "gap_hi": win.now, "gap_first_day": win.today,
         "gap_end_day": win.today}
-    rows = fetch_all(conn, ATTRIBUTION_SQL, {**win.params(), "period": salt_period, **gap})
-    total_row = fetch_all(conn, TOTAL_CONVERSIONS_SQL, win.params())
+    rows = fetch_all(conn, QUERIES["attribution"], {**win.params(), "period": salt_period, **gap})
+    total_row = fetch_all(conn, QUERIES["total_conversions"], win.params())
     total = int(total_row[0]["conversions"]) if total_row else 0
     campaigns = [{"campaign": r["campaign"], "source": r["source"], "medium": r["medium"],
                   "visits": int(r["visits"]), "unique_networks": int(r["unique_networks"]),

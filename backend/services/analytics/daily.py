@@ -16,11 +16,8 @@ from typing import Any
 import psycopg
 
 from backend.db import fetch_all
+from backend.services.analytics import QUERIES
 from backend.services.analytics.window import day_start
-
-ROLLED_DAYS_SQL = """
-SELECT day FROM public.rollup_days WHERE day >= %(first_day)s AND day < %(today)s
-"""
 
 
 @dataclass(frozen=True)
@@ -57,8 +54,8 @@ def calendar_days(now: datetime, days: int) -> Days:
 
 def rolled_days(conn: psycopg.Connection[Any], period: Days) -> set[date]:
     """Closed days of the period whose rollup rows are complete."""
-    rows = fetch_all(conn, ROLLED_DAYS_SQL, {"first_day": period.first_day,
-                                             "today": period.today})
+    rows = fetch_all(conn, QUERIES["rolled_days"], {"first_day": period.first_day,
+                                                    "today": period.today})
     return {row["day"] for row in rows}
 
 

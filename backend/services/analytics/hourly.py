@@ -15,17 +15,14 @@ from typing import Any
 import psycopg
 
 from backend.db import fetch_all
+from backend.services.analytics import QUERIES
 
 HOUR = timedelta(hours=1)
 
-ROLLED_HOURS_SQL = """
-SELECT hour FROM public.rollup_hours WHERE hour >= %(lo)s AND hour < %(hi)s
-"""
-
-
 def rolled_hours(conn: psycopg.Connection[Any], lo: datetime, hi: datetime) -> set[datetime]:
     """Rolled-up hours starting in ``[lo, hi)``."""
-    return {row["hour"] for row in fetch_all(conn, ROLLED_HOURS_SQL, {"lo": lo, "hi": hi})}
+    rows = fetch_all(conn, QUERIES["rolled_hours"], {"lo": lo, "hi": hi})
+    return {row["hour"] for row in rows}
 
 
 def split_by_hours(lo: datetime, hi: datetime,

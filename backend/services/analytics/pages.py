@@ -27,66 +27,10 @@ from typing import Any
 import psycopg
 
 from backend.db import fetch_all
+from backend.services.analytics import QUERIES
 from backend.services.analytics.daily import calendar_days, live_ranges, rolled_days
 from backend.services.analytics.page_prefix import today_from_prefix
 from backend.services.analytics.window import day_start, ratio
-
-#: Per (day, page) numbers from events with ``lo <= occurred_at < hi`` and ``<= now``.
-#: One sort (sessions in time order) serves views, entries and bounces; distinct visitors
-#: and page exits are hashed.
-DAILY_PAGE_STATS_SQL = """
-WITH pv AS MATERIALIZED (
-    SELECT day, page_path, visitor_hash, load_time_ms,
-           row_number() OVER w AS position,
-           count(*) OVER (PARTITION BY day, session_key) AS session_views
-    FROM (SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, page_path, visitor_hash,
-                 load_time_ms, occurred_at, event_id,
-                 coalesce(session_id, event_id) AS session_key
-          FROM public.user_activity_events
-          WHERE event_type = 'page_view' AND page_path IS NOT NULL
-            AND occurred_at >= %(lo)s AND occurred_at < %(hi)s AND occurred_at <= %(now)s) e
-    WINDOW w AS (PARTITION BY day, session_key ORDER BY occurred_at, event_id)
-), views AS (
-    SELECT day, page_path, count(*) AS total_views,
-           count(load_time_ms) AS load_time_samples,
-           coalesce(sum(load_time_ms), 0) AS load_time_sum_ms,
-           count(*) FILTER (WHERE position = 1) AS sessions_entered,
-           count(*) FILTER (WHERE position = 1 AND session_views = 1) AS bounces
-    FROM pv GROUP BY day, page_path
-), uniques AS (
-    SELECT day, page_path, count(*) AS unique_visitors
-    FROM (SELECT DISTINCT day, page_path, visitor_hash FROM pv
-          WHERE visitor_hash IS NOT NULL) v
-    GROUP BY day, page_path
-), exits AS (
-    SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, page_path,
-           count(duration_ms) AS time_on_page_samples,
-           coalesce(sum(duration_ms), 0) AS time_on_page_sum_ms
-    FROM public.user_activity_events
-    WHERE event_type = 'page_exit' AND page_path IS NOT NULL
-      AND occurred_at >= %(lo)s AND occurred_at < %(hi)s AND occurred_at <= %(now)s
-    GROUP BY 1, 2
-)
-SELECT v.day, v.page_path, v.total_views, coalesce(u.unique_visitors, 0) AS unique_visitors,
-       v.sessions_entered, v.bounces, v.load_time_samples, v.load_time_sum_ms,
-       coalesce(x.time_on_page_samples, 0) AS time_on_page_samples,
-       coalesce(x.time_on_page_sum_ms, 0) AS time_on_page_sum_ms
-FROM views v
-LEFT JOIN uniques u USING (day, page_path)
-LEFT JOIN exits x USING (day, page_path)
-"""
-
-#: The rolled-up days' sums per page (one row per page, not per page and day).
-ROLLED_UP_SQL = """
-SELECT page_path, sum(total_views) AS total_views, sum(unique_visitors) AS unique_visitors,
-       sum(sessions_entered) AS sessions_entered, sum(bounces) AS bounces,
-       sum(load_time_samples) AS load_time_samples, sum(load_time_sum_ms) AS load_time_sum_ms,
-       sum(time_on_page_samples) AS time_on_page_samples,
-       sum(time_on_page_sum_ms) AS time_on_page_sum_ms
-FROM public.page_view_analytics
-WHERE day >= %(first_day)s AND day < %(today)s AND day = ANY (%(days)s::date[])
-GROUP BY page_path
-"""
 
 SUMMED = ("total_views", "unique_visitors", "sessions_entered", "bounces", "load_time_samples",
           "load_time_sum_ms", "time_on_page_samples", "time_on_page_sum_ms")
@@ -97,7 +41,7 @@ UNIQUE_VISITORS_SCOPE = ("per UTC day, summed over the days: a visitor hash is o
 def daily_page_stats(conn: psycopg.Connection[Any], lo: datetime, hi: datetime,
                      now: datetime) -> list[dict[str, Any]]:
     """Live per (day, page) numbers for the days in ``[lo, hi)`` (what the rollup stores)."""
-    return fetch_all(conn, DAILY_PAGE_STATS_SQL, {"lo": lo, "hi": hi, "now": now})
+    return fetch_all(conn, QUERIES["daily_page_stats"], {"lo": lo, "hi": hi, "now": now})
 
 
 def page_views(conn: psycopg.Connection[Any], *, now: datetime, days: int,
@@ -109,8 +53,9 @@ def page_views(conn: psycopg.Connection[Any], *, now: datetime, days: int,
     """
     period = calendar_days(now, days)
     rolled = rolled_days(conn, period)
-    rows = fetch_all(conn, ROLLED_UP_SQL, {"first_day": period.first_day, "today": period.today,
-                                           "days": sorted(rolled)}) if rolled else []
+    rows = fetch_all(conn, QUERIES["rolled_up_pages"], {
+        "first_day": period.first_day, "today": period.today,
+        "days": sorted(rolled)}) if rolled else []
     today_start = day_start(period.today)
     today = today_from_prefix(conn, period.today, period.now) if use_prefix else None
     for lo, hi in live_ranges(period, rolled):

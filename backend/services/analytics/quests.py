@@ -15,37 +15,10 @@ from typing import Any
 import psycopg
 
 from backend.db import fetch_all
+from backend.services.analytics import QUERIES
 from backend.services.analytics.daily import calendar_days, live_ranges, rolled_days
 from backend.services.analytics.hourly import split_today
 from backend.services.analytics.window import capped_ratio, day_start
-
-#: Per (day, quest) figures for ``lo <= occurred_at < hi`` and ``<= now`` (the rollup's SQL).
-DAILY_QUEST_STATS_SQL = """
-SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day,
-       event_data ->> 'quest_id' AS quest_id,
-       max(event_data ->> 'quest_title') AS quest_title,
-       count(*) FILTER (WHERE event_type = 'quest_viewed') AS views,
-       count(*) FILTER (WHERE event_type = 'quest_started') AS starts,
-       count(*) FILTER (WHERE event_type = 'quest_completed') AS completions
-FROM public.user_activity_events
-WHERE event_type IN ('quest_viewed', 'quest_started', 'quest_completed')
-  AND occurred_at >= %(lo)s AND occurred_at < %(hi)s AND occurred_at <= %(now)s
-  AND event_data ? 'quest_id'
-GROUP BY 1, 2
-"""
-
-ROLLED_QUESTS_SQL = """
-SELECT day, quest_id, quest_title, views, starts, completions
-FROM public.quest_daily
-WHERE day >= %(first_day)s AND day < %(today)s AND day = ANY (%(days)s::date[])
-"""
-
-
-ROLLED_HOURLY_QUESTS_SQL = """
-SELECT quest_id, quest_title, views, starts, completions
-FROM public.quest_hourly
-WHERE hour = ANY (%(hours)s::timestamptz[])
-"""
 
 
 def popular_quests(conn: psycopg.Connection[Any], *, now: datetime, days: int, limit: int,
@@ -53,7 +26,7 @@ def popular_quests(conn: psycopg.Connection[Any], *, now: datetime, days: int, l
     """The ``limit`` most popular quests of the period, most popular first."""
     period = calendar_days(now, days)
     rolled = rolled_days(conn, period) if use_rollup else set()
-    rows = fetch_all(conn, ROLLED_QUESTS_SQL, {
+    rows = fetch_all(conn, QUERIES["rolled_quests"], {
         "first_day": period.first_day, "today": period.today, "days": sorted(rolled)}) \
         if rolled else []
     hours_used = 0
@@ -61,9 +34,9 @@ def popular_quests(conn: psycopg.Connection[Any], *, now: datetime, days: int, l
         hours, live = split_today(conn, lo, hi, day_start(period.today), use_rollup)
         hours_used += len(hours)
         if hours:
-            rows.extend(fetch_all(conn, ROLLED_HOURLY_QUESTS_SQL, {"hours": hours}))
+            rows.extend(fetch_all(conn, QUERIES["rolled_hourly_quests"], {"hours": hours}))
         for part_lo, part_hi in live:
-            rows.extend(fetch_all(conn, DAILY_QUEST_STATS_SQL,
+            rows.extend(fetch_all(conn, QUERIES["daily_quest_stats"],
                                   {"lo": part_lo, "hi": part_hi, "now": period.now}))
     quests = [_figures(quest_id, totals) for quest_id, totals in _sum_by_quest(rows).items()]
     quests.sort(key=lambda q: (-q["popularity"], q["quest_id"]))

@@ -15,7 +15,7 @@ from backend.db import fetch_all
 from backend.services.analytics import risk
 from backend.services.analytics.at_risk import at_risk_students
 from backend.services.analytics.attribution import attribution
-from backend.services.analytics.milestones import store_assessments
+from backend.services.analytics.risk import store_assessments
 from backend.services.analytics.rollup import days_to_roll, roll_up_day
 from backend.services.analytics.window import day_start
 

@@ -1,0 +1,53 @@
+"""Explainable dropout risk: a weighted sum of named factors, each 0–1 (docs/risk.md).
+
+The package is the map of how a score is made:
+
+* :mod:`.params` — the weights and horizons (``RiskParams``), the named presets, the
+  settings that choose them (``WAYMARK_RISK_*``) and the engagement levels;
+* :mod:`.inputs` — one set-based statement fetching every student's raw numbers, and
+  ``score_students``, which scores them;
+* :mod:`.factors` — the pure factor functions and ``assess`` (no SQL, so a calibration
+  can re-assess the same inputs under many parameter sets);
+* :mod:`.storage` — the assessments ``waymark score`` stores and the answers read back.
+
+The names callers use are re-exported here, so ``from backend.services.analytics import
+risk`` and ``risk.score_students(...)`` read as before the split.
+"""
+
+from __future__ import annotations
+
+from backend.services.analytics.risk.factors import (
+    Factor,
+    RiskAssessment,
+    assess,
+    rank,
+)
+from backend.services.analytics.risk.inputs import (
+    NON_ACTIVITY_TYPES,
+    fetch_inputs,
+    score_students,
+)
+from backend.services.analytics.risk.params import (
+    CALIBRATED_PARAMS,
+    DEFAULT_PARAMS,
+    LEVELS,
+    PRESETS,
+    RiskParams,
+    RiskParamsError,
+    level_for,
+    params_from_settings,
+    preset,
+)
+from backend.services.analytics.risk.storage import (
+    risk_history,
+    store_assessments,
+    stored_flagged,
+    stored_summary,
+)
+
+__all__ = [
+    "CALIBRATED_PARAMS", "DEFAULT_PARAMS", "LEVELS", "NON_ACTIVITY_TYPES", "PRESETS",
+    "Factor", "RiskAssessment", "RiskParams", "RiskParamsError", "assess", "fetch_inputs",
+    "level_for", "params_from_settings", "preset", "rank", "risk_history", "score_students",
+    "store_assessments", "stored_flagged", "stored_summary",
+]

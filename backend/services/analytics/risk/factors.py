@@ -1,0 +1,280 @@
+"""The factors of the dropout risk score, each 0–1, and the weighted sum that makes the score.
+
+Pure functions of one student's raw numbers (a row of ``inputs.fetch_inputs``, docs/risk.md
+"Who is scored") and the parameters, so a calibration can re-assess the same rows under
+many parameter sets without touching the database. Risk = 0.40·inactivity + 0.25·low
+login frequency + 0.20·low quest completion + 0.10·short sessions + 0.05·broken streak
+with the seed weights (``DEFAULT_PARAMS``); the meaning of each factor and why it is
+normalised so: docs/risk.md, "Factors and their normalisation".
+
+Normalisations (each factor is clamped to 0–1; ``p`` is a :class:`RiskParams`):
+
+* ``inactivity`` = days since the last activity / ``p.inactivity_days``.
+* ``low_login_frequency`` = 1 − (active days per week) / ``p.expected_days_per_week``,
+  where active days are UTC days with any event in the window (a login keeps a
+  Supabase session alive for weeks, so "came back" is counted, not the token
+  exchange) and weeks are the observed part of the window: from the first event ever
+  (at least ``p.min_observed_days``, at most ``p.window_days``) — a new student is
+  not blamed for days before they joined.
+* ``low_quest_completion`` = 1 − completed / started, over distinct ``quest_id`` of
+  the window (a quest completed in the window counts as started); no quest → 1.0.
+* ``short_sessions`` = 1 − mean session minutes / ``p.session_target_minutes``.
+  A session is a run of the student's events with gaps ≤ ``p.session_gap_minutes``;
+  its length runs from its first event to the end of its last (``occurred_at`` plus
+  ``duration_ms``). No session in the window → 1.0.
+* ``broken_streak`` = 1 − current streak / longest streak of the window, streaks being
+  consecutive active UTC days; the current streak is alive while its last day is
+  today or yesterday. No active day in the window → 1.0.
+* ``missed_deadlines`` (added for the OULAD calibration; weight 0 in the seed) =
+  quests due in ``(now − p.deadline_days, now]`` and not completed by ``now`` / quests
+  due then, read against ``p.deadline_full_share`` (the share of missed work that is a
+  full sign of risk): min(1, share / ``p.deadline_full_share``); none due → 0. With
+  the default 1.0 it is the plain share. A quest is due when the host app tracks
+  ``quest_assigned`` for the student with ``event_data.quest_id`` and ``due_at``
+  (ISO 8601); it is done by a ``quest_completed`` with the same ``quest_id``.
+* ``late_completions`` (weight 0 in the seed) = quests due in the same deadline window
+  that were completed, but after their ``due_at`` / quests due then, read against
+  ``p.late_full_share`` likewise; none due → 0.
+  (Missed and late never count the same quest: their plain shares add up to ≤ 1.)
+* ``low_quest_scores`` (weight 0 in the seed) = (``p.xp_target`` − mean ``xp``) /
+  (``p.xp_target`` − ``p.xp_floor``), i.e. 0 at the target, 1 at the floor (0 by
+  default: 1 − mean ``xp`` / ``p.xp_target``), over
+  quests completed in ``(now − p.deadline_days, now]`` (a quest completed twice counts
+  once, with its best ``xp``); completions without a numeric ``xp`` are left out and
+  none left → 0 (nothing to judge; not handing work in is ``missed_deadlines``).
+  With ``p.missed_at_floor`` = 1 (a switch, 0 by default), each quest missed as in
+  ``missed_deadlines`` joins the mean as a score of ``p.xp_floor``.
+* ``declining_activity`` (weight 0 in the seed) = 1 − (recent rate / earlier rate), where
+  the recent rate is active days per day in ``(now − p.trend_days, now]`` and the
+  earlier rate is active days per day in the rest of the observed window (the window's
+  part after the first event, as for login frequency, minus the recent days). A student
+  compared with their own earlier weeks, not with anyone else. No earlier active day
+  (or no earlier part, e.g. ``trend_days ≥ window_days``) → 0; more active than before → 0.
+
+Activity: every event of the student counts as activity except ``quest_assigned``,
+which the app records *for* the student (it may be the only event of a student who
+never showed up: they are scored, with inactivity 1.0). Factors with weight 0 are
+left out of an assessment, so the seed defaults report the five seed factors.
+
+The score is rounded to 6 decimals before its level is chosen, so 0.4 + 0.2 is 0.6.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from backend.db import Row
+from backend.services.analytics.risk.params import DEFAULT_PARAMS, RiskParams, level_for
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One named part of a risk score: its 0–1 value, weight, and the raw numbers behind it."""
+
+    name: str
+    value: float
+    weight: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def contribution(self) -> float:
+        """What this factor adds to the score (weight · value)."""
+        return self.weight * self.value
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view with value, weight, contribution and detail."""
+        return {"name": self.name, "value": round(self.value, 4), "weight": self.weight,
+                "contribution": round(self.contribution, 4), "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class RiskAssessment:
+    """A student's risk at one moment: score 0–1, engagement level, and why (factors)."""
+
+    user_id: uuid.UUID
+    score: float
+    level: str
+    factors: list[Factor]
+    computed_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (user id as text, time as ISO 8601)."""
+        return {"user_id": str(self.user_id), "score": round(self.score, 4),
+                "level": self.level, "factors": [f.as_dict() for f in self.factors],
+                "computed_at": self.computed_at.isoformat()}
+
+
+def rank(assessments: list[RiskAssessment]) -> list[RiskAssessment]:
+    """Highest risk first; ties in user id order so the answer is stable."""
+    return sorted(assessments, key=lambda a: (-a.score, str(a.user_id)))
+
+
+def assess(row: Row, *, now: datetime, params: RiskParams = DEFAULT_PARAMS) -> RiskAssessment:
+    """Turn one student's raw numbers (a row of ``fetch_inputs``) into a scored assessment."""
+    now = as_utc(now)
+    factors = [
+        inactivity_factor(row, now, params),
+        login_factor(row, now, params),
+        quest_factor(row, params),
+        session_factor(row, params),
+        streak_factor(row, params),
+        deadline_factor(row, params),
+        late_factor(row, params),
+        score_factor(row, params),
+        trend_factor(row, now, params),
+    ]
+    score = round(min(1.0, max(0.0, sum(f.contribution for f in factors))), 6)
+    return RiskAssessment(user_id=row["user_id"], score=score, level=level_for(score),
+                          factors=[f for f in factors if f.weight > 0], computed_at=now)
+
+
+def as_utc(now: datetime) -> datetime:
+    """``now`` in UTC; a naive time is refused (it would silently shift every window)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (e.g. datetime.now(UTC))")
+    return now.astimezone(UTC)
+
+
+def _clamp(value: float) -> float:
+    return min(1.0, max(0.0, value))
+
+
+def _days_between(start: datetime, end: datetime) -> float:
+    return max(0.0, (end - start).total_seconds() / 86400.0)
+
+
+def inactivity_factor(row: Row, now: datetime, params: RiskParams) -> Factor:
+    """Days since the last activity over the horizon: 0 just now, 1 after ``inactivity_days``."""
+    last: datetime | None = row["last_at"]
+    if last is None:  # only quest assignments: never showed up
+        return Factor("inactivity", 1.0, params.inactivity_weight,
+                      {"days_since_last_activity": None, "last_active": None,
+                       "horizon_days": params.inactivity_days})
+    days = _days_between(last, now)
+    return Factor("inactivity", _clamp(days / params.inactivity_days), params.inactivity_weight,
+                  {"days_since_last_activity": round(days, 2), "last_active": last.isoformat(),
+                   "horizon_days": params.inactivity_days})
+
+
+def _observed_days(row: Row, now: datetime, params: RiskParams) -> float:
+    """The part of the window the student could have been active in (see login_factor)."""
+    return min(float(params.window_days),
+               max(params.min_observed_days, _days_between(row["first_at"], now)))
+
+
+def login_factor(row: Row, now: datetime, params: RiskParams) -> Factor:
+    """How far active days per week fall short of the expected number."""
+    observed = _observed_days(row, now, params)
+    per_week = int(row["active_days"]) / (observed / 7.0)
+    return Factor("low_login_frequency", _clamp(1.0 - per_week / params.expected_days_per_week),
+                  params.login_weight,
+                  {"active_days": int(row["active_days"]), "login_events": int(row["login_events"]),
+                   "observed_days": round(observed, 2), "active_days_per_week": round(per_week, 2),
+                   "expected_days_per_week": params.expected_days_per_week})
+
+
+def quest_factor(row: Row, params: RiskParams) -> Factor:
+    """The share of quests started in the window that were not completed (none started: 1)."""
+    started, completed = int(row["quests_started"]), int(row["quests_completed"])
+    value = 1.0 - completed / started if started else 1.0
+    return Factor("low_quest_completion", _clamp(value), params.quest_weight,
+                  {"quests_started": started, "quests_completed": completed})
+
+
+def session_factor(row: Row, params: RiskParams) -> Factor:
+    """How far the mean session falls short of the target length (no session: 1)."""
+    sessions = int(row["sessions"])
+    minutes = float(row["avg_session_minutes"] or 0.0)
+    value = 1.0 - minutes / params.session_target_minutes if sessions else 1.0
+    return Factor("short_sessions", _clamp(value), params.session_weight,
+                  {"sessions": sessions, "avg_session_minutes": round(minutes, 2),
+                   "target_minutes": params.session_target_minutes})
+
+
+def streak_factor(row: Row, params: RiskParams) -> Factor:
+    """How much of the window's longest streak of active days is lost now (none: 1)."""
+    longest, current = int(row["longest_streak"]), int(row["current_streak"])
+    value = 1.0 - current / longest if longest else 1.0
+    return Factor("broken_streak", _clamp(value), params.streak_weight,
+                  {"current_streak_days": current, "longest_streak_days": longest})
+
+
+def deadline_factor(row: Row, params: RiskParams) -> Factor:
+    """The share of quests due in the deadline window still not completed (none due: 0)."""
+    due, missed = int(row["quests_due"]), int(row["quests_missed"])
+    detail: dict[str, Any] = {"quests_due": due, "quests_missed": missed,
+                              "window_days": params.deadline_days}
+    return Factor("missed_deadlines", _share(missed, due, params.deadline_full_share, detail),
+                  params.deadline_weight, detail)
+
+
+def late_factor(row: Row, params: RiskParams) -> Factor:
+    """The share of quests due in the deadline window that were completed after ``due_at``."""
+    due, late = int(row["quests_due"]), int(row["quests_late"])
+    detail: dict[str, Any] = {"quests_due": due, "quests_late": late,
+                              "window_days": params.deadline_days}
+    return Factor("late_completions", _share(late, due, params.late_full_share, detail),
+                  params.late_weight, detail)
+
+
+def _share(count: int, due: int, full_share: float, detail: dict[str, Any]) -> float:
+    """``count / due`` read against the share at which it is a full sign of risk.
+
+    A student who misses half of their work is about as likely to leave as one who
+    misses all of it, so a preset may say the factor is full at a share below 1:
+    value = min(1, share / full_share). Nothing due → 0. With the default 1.0 this is
+    the plain share and ``detail`` is left as it was; otherwise it names the share.
+    """
+    if full_share != 1.0:
+        detail["full_at_share"] = full_share
+    return _clamp(count / due / full_share) if due else 0.0
+
+
+def score_factor(row: Row, params: RiskParams) -> Factor:
+    """How far the mean ``xp`` of recently completed quests falls short of ``xp_target``.
+
+    0 at ``xp_target`` or above, 1 at ``xp_floor`` or below, linear in between (the
+    floor is 0 by default: 1 − mean / target). With ``missed_at_floor`` 1, each quest
+    due in the deadline window and not completed joins the mean with ``xp_floor``:
+    a student who hands nothing in then scores 1 here, not 0 (the score of work not
+    handed in is as low as it gets; without it such a student could not reach 0.7 in
+    the calibrated preset). Otherwise nothing scored → 0, not 1: work not handed in is
+    already ``missed_deadlines``, and a host app whose quests carry no ``xp`` must not
+    make everyone look at risk.
+    """
+    scored = int(row["scored_quests"])
+    mean = float(row["mean_xp"]) if scored and row["mean_xp"] is not None else None
+    missed = int(row["quests_missed"]) if params.missed_at_floor else 0
+    if missed:  # each quest due and not handed in counts as work scored at the floor
+        total = (mean * scored if mean is not None else 0.0) + params.xp_floor * missed
+        mean = total / ((scored if mean is not None else 0) + missed)
+    span = params.xp_target - params.xp_floor
+    value = _clamp((params.xp_target - mean) / span) if mean is not None else 0.0
+    detail: dict[str, Any] = {"scored_quests": scored,
+                              "mean_xp": round(mean, 2) if mean is not None else None,
+                              "xp_target": params.xp_target, "window_days": params.deadline_days}
+    if params.xp_floor:
+        detail["xp_floor"] = params.xp_floor
+    if params.missed_at_floor:
+        detail["missed_at_floor"] = missed
+    return Factor("low_quest_scores", value, params.score_weight, detail)
+
+
+def trend_factor(row: Row, now: datetime, params: RiskParams) -> Factor:
+    """How far the recent rate of active days fell below the student's own earlier rate."""
+    recent_days = min(params.trend_days, float(params.window_days))
+    earlier_span = _observed_days(row, now, params) - recent_days
+    recent = int(row["recent_active_days"])
+    earlier = int(row["active_days"]) - recent
+    recent_rate = recent / recent_days
+    earlier_rate = earlier / earlier_span if earlier_span >= 1.0 else 0.0
+    value = _clamp(1.0 - recent_rate / earlier_rate) if earlier_rate > 0 else 0.0
+    return Factor("declining_activity", value, params.trend_weight,
+                  {"recent_active_days": recent, "recent_days": recent_days,
+                   "earlier_active_days": earlier,
+                   "earlier_days": round(max(0.0, earlier_span), 2),
+                   "recent_per_week": round(7 * recent_rate, 2),
+                   "earlier_per_week": round(7 * earlier_rate, 2)})
