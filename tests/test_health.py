@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
+from ingestion_support import BROWSER, flush
 
 from backend import create_app
+from backend.services.ingest import session_segments
 
 
 def test_health_reports_database(client: FlaskClient) -> None:
@@ -26,3 +29,25 @@ def test_health_degrades_when_database_is_unreachable(app_config: dict[str, Any]
         assert response.get_json()["db"] is False
     finally:
         app.extensions["waymark"].close(0.1)
+
+
+def test_health_counts_writer_errors(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the writer (here a KeyError in assign_sessions, once) is surfaced in health."""
+    real = session_segments.assign_sessions
+    calls = [0]
+
+    def buggy(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise KeyError("injected")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(session_segments, "assign_sessions", buggy)
+    assert client.get("/api/analytics/health").get_json()["writer"]["writer_errors"] == 0
+    response = client.post("/api/analytics/activity/track", json={"event_type": "page_view"},
+                           headers=BROWSER)
+    assert response.status_code == 202
+    flush(client.application)
+    writer = client.get("/api/analytics/health").get_json()["writer"]
+    assert writer["writer_errors"] == 1 and writer["written"] == 1
+    assert writer["dead_lettered"] == 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import operator
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -28,6 +28,8 @@ try:  # psycopg's row formatter (C in psycopg-binary); private, so used only whe
     _Formatter: type[BinaryFormatter] | None = BinaryFormatter
 except ImportError:  # pragma: no cover - a psycopg that moved it: the public path below
     _Formatter = None
+#: whether psycopg's C row formatter is in use (else the slower public path)
+FAST_FORMATTER = _Formatter is not None
 
 EVENT_COLUMNS = ("event_id", "occurred_at", "received_at", "user_id", "visitor_hash",
                  "network_hash", "session_id", "event_type", "event_category", "page_path",
@@ -42,7 +44,6 @@ EVENT_TYPES_SQL = ("uuid", "timestamptz", "timestamptz", "uuid", "bytea", "bytea
 #: and the server's jsonb input still parses and checks it.
 COPY_TYPES_SQL = tuple("bytea" if c == "event_data" else t
                        for c, t in zip(EVENT_COLUMNS, EVENT_TYPES_SQL, strict=True))
-COLUMNS_SQL = ", ".join(EVENT_COLUMNS)
 _JSON_AT = EVENT_COLUMNS.index("event_data")
 _pick = operator.itemgetter(*EVENT_COLUMNS)
 _SIGNATURE = b"PGCOPY\n\xff\r\n\0" + struct.pack("!ii", 0, 0)
@@ -50,6 +51,42 @@ _TRAILER = b"\xff\xff"
 _NULL = b"\xff\xff\xff\xff"
 _int2 = struct.Struct("!h").pack
 _int4 = struct.Struct("!i").pack
+
+
+#: what psycopg's dumpers (and str.encode) raise for a value they cannot send as its
+#: column's type: a dict where bytes go (TypeError), a str where a uuid goes
+#: (AttributeError), a lone surrogate (UnicodeEncodeError), an int out of range.
+ENCODING_ERRORS = (TypeError, ValueError, AttributeError, OverflowError, psycopg.DataError)
+
+
+class UnencodableRow(ValueError):
+    """A row with a value psycopg cannot encode as its column's type: the row's data is bad.
+
+    Raised only when one column's value alone fails to encode (``column`` names it), so a
+    failure of the encoding itself (our bug) is never mistaken for a client's bad row. The
+    store dead-letters such a row with SQLSTATE NULL: it never reached the server.
+    """
+
+    def __init__(self, column: str, cause: BaseException) -> None:
+        super().__init__(f"{column}: {type(cause).__name__}: {cause}")
+        self.column = column
+
+
+def unencodable(values: Sequence[Any], types: Sequence[str], columns: Sequence[str],
+                exc: BaseException) -> UnencodableRow | None:
+    """Why a row failed to encode with ``exc``: :class:`UnencodableRow` naming the first
+    column whose value alone cannot be dumped as its type; None when every value can (then
+    the failure is not the data's)."""
+    for value, type_name, column in zip(values, types, columns, strict=True):
+        if value is None:
+            continue
+        tx = adapt.Transformer(_ADAPTERS)
+        tx.set_dumper_types([_ADAPTERS.types.get_oid(type_name)], pq.Format.BINARY)
+        try:
+            tx.dump_sequence([value], [PyFormat.BINARY])
+        except ENCODING_ERRORS as cause:
+            return UnencodableRow(column, cause)
+    return None
 
 
 def _not_json(value: Any) -> Any:
@@ -101,8 +138,8 @@ def _transformer() -> abc.Transformer:
 def _values(row: dict[str, Any]) -> list[Any]:
     """A row's values in COPY order, event_data already jsonb's binary form.
 
-    Data that is not JSON is left as it is: dumping it then fails, and the writer sets
-    that row alone aside (dead letters).
+    Data that is not JSON is left as it is: dumping it then fails (:class:`UnencodableRow`),
+    and the store sets that row alone aside (dead letters).
     """
     try:
         values = list(_pick(row))  # rows made by ``items.event_row`` have every column
@@ -122,7 +159,8 @@ def encode(rows: Iterable[dict[str, Any]], pause: Callable[[], None] | None = No
     """The whole binary COPY of ``rows`` (``EVENT_COLUMNS``), for ``copy.write``.
 
     ``pause`` is called every ``every`` rows (the writer lets other threads have the GIL).
-    A row psycopg cannot dump raises here what its ``write_row`` would have raised.
+    A row psycopg cannot dump raises :class:`UnencodableRow` (any other failure is raised
+    as it is: a bug, not bad data).
     """
     tx = _transformer()
     if _Formatter is None:  # pragma: no cover - exercised by test_public_path_same_bytes
@@ -133,7 +171,14 @@ def encode(rows: Iterable[dict[str, Any]], pause: Callable[[], None] | None = No
     for index, row in enumerate(rows):
         if pause is not None and not index % every:
             pause()
-        chunk = write_row(_values(row))
+        values = _values(row)
+        try:
+            chunk = write_row(values)
+        except ENCODING_ERRORS as exc:
+            bad = unencodable(values, COPY_TYPES_SQL, EVENT_COLUMNS, exc)
+            if bad is None:
+                raise
+            raise bad from exc
         if chunk:
             chunks.append(chunk)
     chunks.append(formatter.end())  # the rows still buffered, and the trailer
@@ -151,7 +196,15 @@ def encode_public(rows: Iterable[dict[str, Any]], tx: abc.Transformer | None = N
         if pause is not None and not index % every:
             pause()
         out += count
-        for field in tx.dump_sequence(_values(row), formats):
+        values = _values(row)
+        try:
+            fields = tx.dump_sequence(values, formats)
+        except ENCODING_ERRORS as exc:
+            bad = unencodable(values, COPY_TYPES_SQL, EVENT_COLUMNS, exc)
+            if bad is None:
+                raise
+            raise bad from exc
+        for field in fields:
             if field is None:
                 out += _NULL
             else:

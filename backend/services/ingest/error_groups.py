@@ -15,7 +15,9 @@ from typing import Any
 
 import psycopg
 
-from backend.services.privacy.tombstones import NOT_FORGOTTEN
+from backend.services.ingest.copy_payload import ENCODING_ERRORS, unencodable
+from backend.services.ingest.statements import QUERIES, with_columns
+from backend.taxonomy import SESSION_GAP
 
 TOP_FRAMES = 3
 
@@ -39,74 +41,14 @@ ERROR_TYPES_SQL = ("uuid", "timestamptz", "timestamptz", "uuid", "bytea", "text"
                    "text", "text", "text", "text", "int2", "text", "text", "text", "text",
                    "jsonb", "text")
 
-CREATE_STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS wm_stage_errors
-    (LIKE public.error_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
-"""
-
-DROP_KNOWN = f"""
-DELETE FROM wm_stage_errors s
-WHERE EXISTS (SELECT 1 FROM public.error_events e WHERE e.error_id = s.error_id)
-   OR NOT {NOT_FORGOTTEN}
-"""  # noqa: S608 - a constant predicate, no values
-
-UPSERT_GROUPS = """
-INSERT INTO public.error_groups AS g (fingerprint, error_type, message, component_name,
-                                      api_endpoint, first_seen, last_seen, occurrences)
-SELECT fingerprint, min(error_type), min(message), min(component_name), min(api_endpoint),
-       min(occurred_at), max(occurred_at), count(*)
-FROM wm_stage_errors GROUP BY fingerprint
-ON CONFLICT (fingerprint) DO UPDATE SET
-    first_seen = least(g.first_seen, EXCLUDED.first_seen),
-    last_seen = greatest(g.last_seen, EXCLUDED.last_seen),
-    occurrences = g.occurrences + EXCLUDED.occurrences
-"""
-
-#: people (user id, else visitor hash) in this batch not yet seen in their group.
-COUNT_NEW_PEOPLE = """
-UPDATE public.error_groups g SET users_affected = g.users_affected + n.people
-FROM (
-    SELECT gg.group_id, count(DISTINCT p.person) AS people
-    FROM (SELECT fingerprint,
-                 coalesce(user_id::text, encode(visitor_hash, 'hex')) AS person
-          FROM wm_stage_errors) AS p
-    JOIN public.error_groups gg USING (fingerprint)
-    WHERE p.person IS NOT NULL
-      AND NOT EXISTS (
-          SELECT 1 FROM public.error_events e
-          WHERE e.group_id = gg.group_id
-            AND coalesce(e.user_id::text, encode(e.visitor_hash, 'hex')) = p.person)
-    GROUP BY gg.group_id
-) AS n
-WHERE g.group_id = n.group_id
-"""
-
-INSERT_ERRORS = """
-WITH inserted AS (
-    INSERT INTO public.error_events (error_id, occurred_at, received_at, user_id, visitor_hash,
-        session_id, error_type, message, stack, component_name, page_path, api_endpoint,
-        http_method, status_code, source, browser, os, device_type, event_data, fingerprint,
-        group_id)
-    SELECT s.error_id, s.occurred_at, s.received_at, s.user_id, s.visitor_hash,
-           (SELECT us.session_id FROM public.user_sessions us
-            WHERE ((s.user_id IS NOT NULL AND us.user_id = s.user_id)
-                OR (s.user_id IS NULL AND us.user_id IS NULL AND us.visitor_hash = s.visitor_hash))
-              AND us.started_at <= s.occurred_at + interval '30 minutes'
-              AND us.last_seen_at >= s.occurred_at - interval '30 minutes'
-            ORDER BY us.last_seen_at DESC LIMIT 1),
-           s.error_type, s.message, s.stack, s.component_name, s.page_path, s.api_endpoint,
-           s.http_method, s.status_code, s.source, s.browser, s.os, s.device_type, s.event_data,
-           s.fingerprint, g.group_id
-    FROM wm_stage_errors s JOIN public.error_groups g USING (fingerprint)
-    ON CONFLICT (error_id) DO NOTHING
-    RETURNING session_id
-)
-UPDATE public.user_sessions us SET has_error = true
-FROM (SELECT DISTINCT session_id FROM inserted WHERE session_id IS NOT NULL) AS i
-WHERE us.session_id = i.session_id AND NOT us.has_error
-"""
-
-COUNT_STAGED = "SELECT count(*) FROM wm_stage_errors"
+#: the statements (queries.sql), in the order ``write_errors`` runs them
+CREATE_STAGE = QUERIES["create_stage_errors"]
+COPY_STAGE = with_columns("copy_stage_errors", ERROR_COLUMNS)
+DROP_KNOWN = QUERIES["drop_known_errors"]
+COUNT_STAGED = QUERIES["count_staged_errors"]
+UPSERT_GROUPS = QUERIES["upsert_error_groups"]
+COUNT_NEW_PEOPLE = QUERIES["count_new_people"]
+INSERT_ERRORS = QUERIES["insert_errors"]
 
 
 def normalise_message(message: str | None) -> str:
@@ -165,11 +107,17 @@ def write_errors(conn: psycopg.Connection[Any], rows: list[dict[str, Any]]) -> i
         row.setdefault("fingerprint", fingerprint(row))
     with conn.cursor() as cur:
         cur.execute(CREATE_STAGE)
-        with cur.copy(f"COPY wm_stage_errors ({', '.join(ERROR_COLUMNS)}) "  # noqa: S608
-                      "FROM STDIN (FORMAT BINARY)") as copy:
+        with cur.copy(COPY_STAGE) as copy:
             copy.set_types(list(ERROR_TYPES_SQL))
             for row in rows:
-                copy.write_row(tuple(row.get(name) for name in ERROR_COLUMNS))
+                values = tuple(row.get(name) for name in ERROR_COLUMNS)
+                try:
+                    copy.write_row(values)
+                except ENCODING_ERRORS as exc:
+                    bad = unencodable(values, ERROR_TYPES_SQL, ERROR_COLUMNS, exc)
+                    if bad is None:
+                        raise
+                    raise bad from exc
         cur.execute(DROP_KNOWN)
         cur.execute(COUNT_STAGED)
         staged = cur.fetchone()
@@ -177,5 +125,5 @@ def write_errors(conn: psycopg.Connection[Any], rows: list[dict[str, Any]]) -> i
         if fresh:
             cur.execute(UPSERT_GROUPS)
             cur.execute(COUNT_NEW_PEOPLE)
-            cur.execute(INSERT_ERRORS)
+            cur.execute(INSERT_ERRORS, {"gap": SESSION_GAP})
     return fresh

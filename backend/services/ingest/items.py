@@ -48,7 +48,7 @@ def new_id() -> uuid.UUID:
     in every forked child, so two processes never draw the same ids; ids need uniqueness,
     not secrecy.
     """
-    rand = random.getrandbits(74)  # noqa: S311
+    rand = random.getrandbits(74)
     millis = time.time_ns() // 1_000_000 & _MILLIS_MASK
     return uuid.UUID(int=millis << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62
                      | rand & _RAND_B_MASK)

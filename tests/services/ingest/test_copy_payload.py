@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import pq
+from psycopg import pq, sql
 from psycopg.adapt import Transformer
 
 from backend.services.ingest import copy_payload, items
@@ -31,7 +31,7 @@ def rows() -> list[dict[str, Any]]:
 
 def test_the_c_formatter_is_in_use() -> None:
     # psycopg's private formatter moved: the writer still works (public path), but slower
-    assert copy_payload._Formatter is not None  # noqa: SLF001
+    assert copy_payload.FAST_FORMATTER
 
 
 def test_the_public_path_with_the_global_adapters_makes_the_same_bytes() -> None:
@@ -46,23 +46,38 @@ def test_the_public_path_with_the_global_adapters_makes_the_same_bytes() -> None
 
 def test_a_payload_is_stored_as_its_rows_say(conn: psycopg.Connection[Any]) -> None:
     batch = rows()
-    with conn.cursor() as cur, cur.copy(
-            f"COPY public.user_activity_events ({copy_payload.COLUMNS_SQL}) "  # noqa: S608
-            "FROM STDIN (FORMAT BINARY)") as copy:
+    columns = sql.SQL(", ").join(map(sql.Identifier, copy_payload.EVENT_COLUMNS))
+    with conn.cursor() as cur, cur.copy(sql.SQL(
+            "COPY public.user_activity_events ({}) FROM STDIN (FORMAT BINARY)").format(
+                columns)) as copy:
         copy.write(copy_payload.encode(batch, pause=lambda: None, every=1))
     stored = {r[0]: r[1:] for r in conn.execute(
-        f"SELECT {copy_payload.COLUMNS_SQL} FROM public.user_activity_events")}  # noqa: S608
+        sql.SQL("SELECT {} FROM public.user_activity_events").format(columns))}
     assert len(stored) == 3
     for row in batch:
         values = dict(zip(copy_payload.EVENT_COLUMNS[1:], stored[row["event_id"]], strict=True))
         assert values == {k: v for k, v in row.items() if k != "event_id"}
 
 
-def test_a_row_psycopg_cannot_dump_raises_as_write_row_would() -> None:
+def test_a_row_psycopg_cannot_dump_names_its_column_on_both_paths() -> None:
     bad = items.event_row("page_view", T0)
     bad["user_id"] = "not a uuid"
-    with pytest.raises(Exception) as by_c:
+    with pytest.raises(copy_payload.UnencodableRow) as by_c:
         copy_payload.encode([*rows(), bad])
-    with pytest.raises(Exception) as by_public:
+    with pytest.raises(copy_payload.UnencodableRow) as by_public:
         copy_payload.encode_public([*rows(), bad])
-    assert type(by_c.value) is type(by_public.value)
+    assert by_c.value.column == by_public.value.column == "user_id"
+    assert isinstance(by_c.value.__cause__, copy_payload.ENCODING_ERRORS)
+
+
+def test_a_failure_no_single_value_explains_is_not_blamed_on_the_row() -> None:
+    """Only a value that alone cannot be dumped as its column's type makes a row bad data."""
+    values = [rows()[0][name] for name in copy_payload.EVENT_COLUMNS]
+    failure = TypeError("a bug of ours")
+    at = copy_payload.EVENT_COLUMNS.index("event_data")
+    blamed = copy_payload.unencodable(values, copy_payload.COPY_TYPES_SQL,
+                                      copy_payload.EVENT_COLUMNS, failure)
+    assert blamed is not None and blamed.column == "event_data"  # a dict where bytes go
+    values[at] = b"\x01{}"  # jsonb's binary form, as encode() makes it
+    assert copy_payload.unencodable(values, copy_payload.COPY_TYPES_SQL,
+                                    copy_payload.EVENT_COLUMNS, failure) is None

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from backend.services.ingest import session_segments as sessions
 
@@ -79,14 +80,16 @@ def test_the_one_json_parameter_stores_what_the_arrays_store(
             row(1, event_type="quest_viewed", page=None, visitor=b"\x00\xff\x10"),
             row(3, user=user, utm_campaign='q"uote', device_type="mobile"), row(50, user=user)]
     segments = sessions.segments_of(rows)
-    columns = ("session_id, user_id, visitor_hash, started_at, last_seen_at, duration_seconds, "
-               "page_count, event_count, is_bounce, is_app_launch, browser, os, device_type, "
-               "entry_page, exit_page, referrer, utm_source, utm_medium, utm_campaign")
+    columns = sql.SQL(", ").join(map(sql.Identifier, (
+        "session_id", "user_id", "visitor_hash", "started_at", "last_seen_at",
+        "duration_seconds", "page_count", "event_count", "is_bounce", "is_app_launch",
+        "browser", "os", "device_type", "entry_page", "exit_page", "referrer", "utm_source",
+        "utm_medium", "utm_campaign")))
     stored = []
     for encoded in (None, sessions.segments_json(segments)):
         with conn.transaction():
             assert sessions.upsert_sessions(conn, segments, None, encoded) == 4
-        stored.append(conn.execute(f"SELECT {columns} FROM user_sessions "  # noqa: S608
-                                   "ORDER BY session_id").fetchall())
+        stored.append(conn.execute(sql.SQL(
+            "SELECT {} FROM user_sessions ORDER BY session_id").format(columns)).fetchall())
         conn.execute("DELETE FROM user_sessions")
     assert len(stored[0]) == 4 and stored[1] == stored[0]

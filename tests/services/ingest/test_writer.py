@@ -10,17 +10,24 @@ import textwrap
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pgserver
 import psycopg
 import pytest
 from ingestion_support import CHROME_UA, count
+from pgserver._commands import pg_ctl
 
+from backend import migrations
 from backend.config import Settings
 from backend.services.ingest import items
+from backend.services.ingest.pacing import Contention
+from backend.services.ingest.prepare import BatchPreparer
 from backend.services.ingest.privacy_step import PrivacyStep
+from backend.services.ingest.store import Store
 from backend.services.ingest.writer import EventWriter
 from backend.services.privacy.tombstones import ADD_TOMBSTONE, TOMBSTONE_TTL
 
@@ -195,10 +202,6 @@ def test_sigterm_with_queued_events_writes_them_all(db_url: str,
 @pytest.fixture
 def private_server(tmp_path: Any) -> Iterator[Any]:
     """An embedded PostgreSQL of this test's own, so it can be stopped and started again."""
-    import pgserver
-
-    from backend import migrations
-
     server = pgserver.get_server(tmp_path / "pg", cleanup_mode="delete")
     migrations.migrate(server.get_uri())
     yield server
@@ -206,8 +209,6 @@ def private_server(tmp_path: Any) -> Iterator[Any]:
 
 
 def _restart(server: Any, down_for: float, stopped: threading.Event) -> None:
-    from pgserver._commands import pg_ctl
-
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user,
            timeout=30)
     stopped.set()
@@ -304,20 +305,21 @@ def test_event_data_that_is_not_json_sends_only_its_row_to_the_dead_letters(
 
 def test_a_batch_prepared_before_the_previous_one_is_written_continues_its_sessions(
         db_url: str, conn: psycopg.Connection[Any]) -> None:
-    w = EventWriter(db_url, _settings(), privacy=PrivacyStep(_settings(), _no_tokens),
-                    autostart=False)
+    settings = _settings()
+    preparer = BatchPreparer(settings, PrivacyStep(settings, _no_tokens), None, Contention())
+    store = Store(Counter(), Contention())
     user = uuid.uuid4()
     start = datetime.now(UTC) - timedelta(hours=1)
     first = [event(user, occurred_at=start + timedelta(minutes=i)) for i in range(3)]
     second = [event(user, occurred_at=start + timedelta(minutes=10 + i)) for i in range(2)]
-    try:
-        one = w._prepare(None, first, 1)
-        two = w._prepare(None, second, 2)  # the database has not seen batch 1 yet
-        w._write_split(None, one)
-        w._done_seq = 1
-        w._write_split(None, two)
-    finally:
-        w.close(5)
+    with psycopg.connect(db_url, autocommit=True) as side, \
+            psycopg.connect(db_url, autocommit=True) as main:
+        one = preparer.prepare(lambda: side, first, 1).batch
+        two = preparer.prepare(lambda: side, second, 2).batch  # batch 1 is not written yet
+        assert one.joined is not None and two.joined is not None
+        store.write(main, [one])
+        preparer.finished(1)
+        store.write(main, [two])
     assert conn.execute("SELECT event_count, page_count FROM user_sessions WHERE user_id = %s",
                         (user,)).fetchall() == [(5, 5)]
     assert conn.execute("SELECT count(DISTINCT session_id) FROM user_activity_events "
