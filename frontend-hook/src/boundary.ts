@@ -1,6 +1,6 @@
 import { Component, type ErrorInfo as ReactErrorInfo, type ReactNode } from 'react'
-import { getTracker } from './tracker'
-import type { Tracker } from './types'
+import { getTracker } from './tracker.js'
+import type { Tracker } from './types.js'
 
 export interface ActivityErrorBoundaryProps {
   children?: ReactNode

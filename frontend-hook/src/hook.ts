@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState } from 'react'
-import { getTracker } from './tracker'
-import type { DataFor, EventType, Tracker, TrackerOptions } from './types'
+import { getTracker } from './tracker.js'
+import type { DataFor, EventType, Tracker, TrackerOptions } from './types.js'
 
 export interface ActivityTrackingOptions extends TrackerOptions {
   /** Tracker to use; default: the page's shared tracker, created from these options on first use. */

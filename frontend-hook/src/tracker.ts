@@ -1,4 +1,4 @@
-import type { ActivityEvent, ErrorReport, EventData, Tracker, TrackerOptions } from './types'
+import type { ActivityEvent, ErrorReport, EventData, Tracker, TrackerOptions } from './types.js'
 
 /** Time on a page must exceed this (ms) for a `page_exit` to be recorded. */
 export const MIN_EXIT_MS = 1000
