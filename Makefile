@@ -35,7 +35,7 @@ pytest: install
 hook:
 	@if command -v npm >/dev/null 2>&1 && [ -f frontend-hook/package.json ]; then \
 		cd frontend-hook && npm ci --no-audit --no-fund && npm test && npm run build \
-		&& npm run size && npm run build:e2e; \
+		&& npm run size && npm run build:e2e && npm run check:pack && npm run test:install; \
 	else \
 		echo "SKIP hook: npm or frontend-hook/package.json missing"; \
 	fi
