@@ -30,6 +30,7 @@ from flask import Flask
 from werkzeug.test import EnvironBuilder
 
 from backend import Waymark, get_state
+from backend.services.ingest.bounded_queue import BoundedQueue
 from bench.common import figure, fresh_database, percentile, timed
 
 UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -115,7 +116,7 @@ def main(argv: list[str]) -> None:
         writer = get_state(tracked).writer
         if args.writer_paused:
             writer.autostart = False
-            writer._queue.maxsize = 10 * args.requests  # noqa: SLF001 - room for every event
+            writer._items = BoundedQueue(10 * args.requests)  # noqa: SLF001 - room for every event
         mixed = interleaved({"bare": caller(bare), "waymark": caller(tracked)}, args.requests)
         if not args.writer_paused:
             writer.flush(120)

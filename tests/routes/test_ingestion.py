@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from ingestion_support import BROWSER, CHROME_UA, GOOGLEBOT_UA, IPHONE_UA, count, flush, writer_of
 
+from backend.services.ingest.bounded_queue import BoundedQueue
 from backend.services.privacy import hashing, salts
 
 TRACK = "/api/analytics/activity/track"
@@ -156,7 +157,7 @@ def test_queue_full_answers_503_with_retry_after(client: FlaskClient, app: Flask
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     writer = writer_of(app)
     monkeypatch.setattr(writer, "autostart", False)  # no thread: nothing drains the queue
-    monkeypatch.setattr(writer, "_queue", __import__("queue").Queue(maxsize=2))
+    monkeypatch.setattr(writer, "_items", BoundedQueue(2))
     statuses = [client.post(TRACK, json={"event_type": "page_view"}, headers=BROWSER).status_code
                 for _ in range(3)]
     assert statuses == [202, 202, 503]
@@ -170,19 +171,19 @@ def test_a_batch_is_queued_whole_or_not_at_all(client: FlaskClient, app: Flask,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     writer = writer_of(app)
     monkeypatch.setattr(writer, "autostart", False)  # no thread: nothing drains the queue
-    monkeypatch.setattr(writer, "_queue", __import__("queue").Queue(maxsize=3))
+    monkeypatch.setattr(writer, "_items", BoundedQueue(3))
     assert client.post(TRACK, json={"event_type": "page_view"}, headers=BROWSER).status_code == 202
     three = {"events": [{"event_type": "page_view"}] * 3}
     response = client.post("/api/analytics/activity/batch", json=three, headers=BROWSER)
     assert response.status_code == 503  # 2 places left for 3 events: none of them is queued
-    assert writer._queue.qsize() == 1
+    assert writer._items.qsize() == 1
     two = {"events": [{"event_type": "page_view"}, {"event_type": "Bad Type"},
                       {"event_type": "quest_viewed"}]}
     response = client.post("/api/analytics/activity/batch", json=two, headers=BROWSER)
     assert response.status_code == 202
     assert response.get_json()["accepted"] == 2
     assert [r["index"] for r in response.get_json()["rejected"]] == [1]
-    assert writer._queue.qsize() == 3
+    assert writer._items.qsize() == 3
     assert writer.stats()["accepted"] == 3
 
 

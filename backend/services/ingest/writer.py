@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import random
 import threading
 import time
@@ -84,17 +83,6 @@ class EventWriter:
         os.register_at_fork(after_in_child=partial(_call_if_alive,
                                                    weakref.WeakMethod(self._after_fork)))
 
-    @property
-    def _queue(self) -> BoundedQueue[Row]:
-        return self._items
-
-    @_queue.setter
-    def _queue(self, replacement: queue.Queue[Row]) -> None:
-        """tests/routes/test_ingestion.py swaps in a smaller plain ``queue.Queue``: an empty
-        :class:`BoundedQueue` of its size takes its place (to go once that test builds one)."""
-        self._items = (replacement if isinstance(replacement, BoundedQueue)
-                       else BoundedQueue(replacement.maxsize))
-
     def _reset_process_state(self) -> None:
         """Fresh queue, threads, parts and connections: at start, and in a forked child."""
         self._items = BoundedQueue[Row](self.settings.queue_size)
@@ -126,7 +114,7 @@ class EventWriter:
             self.dropped["closed"] += 1
             return False
         try:
-            self._queue.put_nowait(item)
+            self._items.put_nowait(item)
         except Full:
             self.dropped["queue_full"] += 1
             return False
@@ -141,7 +129,7 @@ class EventWriter:
         if self._closed:
             self.dropped["closed"] += len(batch)
             return False
-        if not self._queue.put_all(batch):
+        if not self._items.put_all(batch):
             self.dropped["queue_full"] += len(batch)
             return False
         self.counters["accepted"] += len(batch)
@@ -166,7 +154,7 @@ class EventWriter:
         """Write everything queued so far; returns how many items are still unwritten."""
         self._hurry.set()
         try:
-            return self._queue.wait_until_empty(
+            return self._items.wait_until_empty(
                 timeout, lambda: self._thread is not None and self._thread.is_alive())
         finally:
             self._hurry.clear()
@@ -197,7 +185,7 @@ class EventWriter:
     def drop_user(self, user_id: uuid.UUID | str) -> int:
         """Remove still-queued items that name ``user_id`` (forget runs this before deleting)."""
         target = str(user_id).lower()
-        removed = self._queue.remove_where(
+        removed = self._items.remove_where(
             lambda item: str(item.get("user_id") or "").lower() == target)
         self.dropped["forgotten"] += removed
         return removed
@@ -206,8 +194,8 @@ class EventWriter:
         """Counters for ``/health``: accepted, written, retried, writer_errors, dropped by
         reason, queue depth."""
         return {
-            "queue_depth": self._queue.qsize(),
-            "queue_size": self._queue.maxsize,
+            "queue_depth": self._items.qsize(),
+            "queue_size": self._items.maxsize,
             "running": bool(self._thread and self._thread.is_alive()),
             **{k: self.counters.get(k, 0) for k in (
                 "accepted", "written", "duplicates", "retried", "dead_lettered", "batches",
@@ -257,13 +245,13 @@ class EventWriter:
 
     def _finished(self, seq: int, count: int) -> None:
         self._preparer.finished(seq)
-        self._queue.done(count)
+        self._items.done(count)
 
     def _collect(self) -> list[Row] | None:
         """Block for the first item, then gather up to ``batch_size`` or until the interval."""
         while True:
             try:
-                first = self._queue.get(timeout=IDLE_POLL)
+                first = self._items.get(timeout=IDLE_POLL)
                 break
             except Empty:
                 if self._stop.is_set():
@@ -272,10 +260,10 @@ class EventWriter:
         batch = [first]
         deadline = time.monotonic() + self.settings.flush_interval
         size = self.settings.batch_size
-        if self._queue.qsize() >= size:  # a backlog: fewer, larger transactions catch up faster
+        if self._items.qsize() >= size:  # a backlog: fewer, larger transactions catch up faster
             size *= self.backlog_factor
         while len(batch) < size:
-            more = self._queue.take(size - len(batch))
+            more = self._items.take(size - len(batch))
             if more:
                 batch.extend(more)
                 continue
