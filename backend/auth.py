@@ -30,6 +30,7 @@ import jwt
 from flask import Flask, Response, g, jsonify, request
 
 from backend.config import Settings
+from backend.queries import FOUNDATION
 from backend.security import check_connection_role_soon
 from backend.services.ingest.privacy_step import Verifier
 from backend.state import WaymarkState, get_state
@@ -315,14 +316,6 @@ def require_caller(*roles: str) -> Callable[[F], F]:
     return decorate
 
 
-GUARDIAN_LINK_EXISTS = """
-SELECT EXISTS (
-    SELECT 1 FROM public.guardian_links
-    WHERE parent_id = %(parent_id)s AND student_id = %(student_id)s
-) AS linked
-"""
-
-
 def require_access_to(user_id: uuid.UUID) -> Caller:
     """403 unless the caller is that user, their linked parent or an admin (no data leaks)."""
     caller = current_caller()
@@ -330,8 +323,7 @@ def require_access_to(user_id: uuid.UUID) -> Caller:
         return caller
     if caller.role == "parent":
         with get_state().db.as_user(caller.claims) as conn:
-            row = conn.execute(GUARDIAN_LINK_EXISTS,
-                               {"parent_id": caller.user_id, "student_id": user_id}).fetchone()
+            row = conn.execute(FOUNDATION["is_guardian_of"], {"student_id": user_id}).fetchone()
         if row is not None and row[0]:
             return caller
     raise AuthError(403, "you may not see this user's data")

@@ -69,3 +69,7 @@ def _resolve(name: str, raw: Mapping[str, str], source: str, seen: tuple[str, ..
     if name not in raw:
         raise QueryError(f"{source}: {seen[-1] if seen else '?'} includes unknown {name!r}")
     return _INCLUDE.sub(lambda m: _resolve(m.group(1), raw, source, (*seen, name)), raw[name])
+
+
+#: the foundations' own statements (backend/queries.sql): role check, job lock, guardian check.
+FOUNDATION = Queries.load("backend")

@@ -14,16 +14,11 @@ import threading
 from dataclasses import dataclass
 
 from backend.db import Database, DatabaseUnavailable
+from backend.queries import FOUNDATION
 
 log = logging.getLogger("waymark.security")
 
-ROLE_CHECK = """
-SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolbypassrls AS bypass_rls,
-       coalesce((SELECT a.rolbypassrls OR a.rolsuper FROM pg_catalog.pg_roles a
-                 WHERE a.rolname = 'authenticated'), false) AS authenticated_bypasses
-FROM pg_catalog.pg_roles r
-WHERE r.rolname = current_user
-"""
+ROLE_CHECK = FOUNDATION["role_check"]
 
 SUPERUSER_WARNING = (
     "waymark: the database connection uses the superuser {name!r}. Outside tests, connect "

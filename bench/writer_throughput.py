@@ -94,7 +94,7 @@ def raw_copy(url: str, rows: list[tuple[Any, ...]]) -> float:
     with psycopg.connect(url) as conn:
         started = time.perf_counter()
         with conn.cursor() as cur, cur.copy(
-                f"COPY public.user_activity_events ({', '.join(EVENT_COLUMNS)}) "  # noqa: S608
+                f"COPY public.user_activity_events ({', '.join(EVENT_COLUMNS)}) "
                 "FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(list(EVENT_TYPES_SQL))
             for row in rows:

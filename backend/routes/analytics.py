@@ -17,7 +17,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from backend.auth import current_caller, require_access_to, require_caller
-from backend.db import DatabaseUnavailable
+from backend.routes import errors as shared_answers
 from backend.routes.params import (
     AT_RISK_LIMIT_RANGE,
     DAYS_RANGE,
@@ -42,6 +42,7 @@ from backend.services.analytics.quests import popular_quests as quest_popularity
 from backend.state import get_state
 
 bp = Blueprint("waymark_analytics", __name__, url_prefix="/api/analytics")
+shared_answers.install(bp)
 
 
 def _days(default: int = 30) -> int:
@@ -165,10 +166,3 @@ def bad_parameter(exc: ParamError) -> ResponseReturnValue:
     """A parameter out of range or malformed: 400 naming it."""
     return jsonify({"error": exc.message}), 400
 
-
-@bp.errorhandler(DatabaseUnavailable)
-def database_unavailable(exc: DatabaseUnavailable) -> ResponseReturnValue:
-    """The database is down: say so and let the client retry."""
-    response = jsonify({"error": "the database is unavailable; retry in a minute"})
-    response.headers["Retry-After"] = "60"
-    return response, 503

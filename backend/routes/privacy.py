@@ -9,12 +9,13 @@ from flask import Blueprint, Response, jsonify, stream_with_context
 from flask.typing import ResponseReturnValue
 
 from backend.auth import AuthError, current_caller, require_caller
-from backend.db import DatabaseUnavailable
+from backend.routes import errors as shared_answers
 from backend.services.privacy.export import prepare_export, stream_export
 from backend.services.privacy.forget import forget_user
 from backend.state import get_state
 
 bp = Blueprint("waymark_privacy", __name__, url_prefix="/api/analytics")
+shared_answers.install(bp)
 
 
 @bp.get("/me/export")
@@ -47,10 +48,3 @@ def forget(user_id: str) -> ResponseReturnValue:
                           drop_queued=state.writer.drop_user)
     return jsonify({"user_id": str(target), **receipt.as_dict()}), 200
 
-
-@bp.errorhandler(DatabaseUnavailable)
-def database_unavailable(exc: DatabaseUnavailable) -> ResponseReturnValue:
-    """The database is down: say so and let the client retry."""
-    response = jsonify({"error": "the database is unavailable; retry in a minute"})
-    response.headers["Retry-After"] = "60"
-    return response, 503

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from backend.services.ingest.copy_payload import EVENT_COLUMNS  # the rows' order: the writer's
 from backend.taxonomy import category_of
@@ -347,23 +348,23 @@ def load(conn: psycopg.Connection[Any], *, events: int, students: int, days: int
     if events < 0 or students < 1 or days < 1:
         raise ValueError("events must be ≥ 0, students and days ≥ 1")
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - seeded demo data, reproducible on purpose
     people = build_students(rng, students, days)
     families = build_parents(rng, people)
     factory = EventFactory(rng, now, days)
     summary = DemoSummary(students=len(people), parents=len(families))
-    columns = ", ".join(EVENT_COLUMNS)
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in EVENT_COLUMNS)
     with conn.cursor() as cur:
         # Sessions are drawn in random order; staging them and inserting in time order
         # gives the table the physical order real ingestion has (BRIN indexes rely on it).
         cur.execute("DROP TABLE IF EXISTS pg_temp.demo_events")
         cur.execute(CREATE_STAGING_SQL)
-        with cur.copy(f"COPY pg_temp.demo_events ({columns}) FROM STDIN") as copy:
+        with cur.copy(sql.SQL("COPY pg_temp.demo_events ({}) FROM STDIN").format(columns)) as copy:
             for row in iter_events(factory, people, families, events):
                 copy.write_row(row)
                 summary.events += 1
-        cur.execute(f"INSERT INTO public.user_activity_events ({columns}) "  # noqa: S608
-                    f"SELECT {columns} FROM pg_temp.demo_events ORDER BY occurred_at")
+        cur.execute(sql.SQL("INSERT INTO public.user_activity_events ({}) SELECT {} "
+                            "FROM pg_temp.demo_events ORDER BY occurred_at").format(columns, columns))
         cur.execute("DROP TABLE pg_temp.demo_events")
         cur.execute(SUMMARIZE_BRIN_SQL)
         summary.errors = _write_errors(cur, factory.errors, now)

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import psycopg
 
 from backend.db import Database
+from backend.queries import FOUNDATION
 
 LOCK_NAMESPACE = 0x57A1  # "waymark" jobs; the second key is derived from the job name
 
@@ -26,11 +27,11 @@ def job_lock(db: Database, name: str) -> Iterator[bool]:
     batches can commit on other connections without ever releasing it early.
     """
     with psycopg.connect(db.url, autocommit=True, prepare_threshold=None) as conn:
-        row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                           (LOCK_NAMESPACE, lock_key(name))).fetchone()
+        keys = {"namespace": LOCK_NAMESPACE, "key": lock_key(name)}
+        row = conn.execute(FOUNDATION["try_job_lock"], keys).fetchone()
         acquired = bool(row and row[0])
         try:
             yield acquired
         finally:
             if acquired:
-                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, lock_key(name)))
+                conn.execute(FOUNDATION["release_job_lock"], keys)

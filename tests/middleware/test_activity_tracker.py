@@ -160,7 +160,7 @@ def test_client_of_reads_the_same_facts_as_werkzeugs_headers(
     settings = Settings(trusted_proxies=trusted)
     app = Flask("plain")
     with app.test_request_context("/p", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.7"}):
-        req = activity_tracker._current_request()  # noqa: SLF001
+        req = activity_tracker._current_request()
         via_headers = items.client(
             client_ip(req.remote_addr, req.headers.get("X-Forwarded-For"), trusted),
             req.headers.get("User-Agent"), req.headers.get("Origin") or req.host,

@@ -93,7 +93,7 @@ class BatchPreparer:
             if self.before_store is not None:
                 try:
                     hooked = self.before_store(result)
-                except Exception:  # noqa: BLE001 - the host's hook: its bug drops one event
+                except Exception:
                     log.exception("waymark: before_store raised; the event is dropped")
                     dropped["before_store_error"] += 1
                     continue

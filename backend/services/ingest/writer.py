@@ -304,7 +304,7 @@ class EventWriter:
             self.counters["retried"] += 1
             delay = min(BACKOFF_CAP, BACKOFF_FIRST * (2 ** attempt))
             attempt += 1
-            time.sleep(delay * (0.5 + random.random() / 2))  # jitter
+            time.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311 - backoff jitter, not a secret
 
     # ---- connections (one per stage) ------------------------------------------------
 

@@ -24,14 +24,13 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from backend.db import Database
+from backend.services.privacy import QUERIES
 from backend.services.privacy.forget import Column, Traces, catalog, traces_of
 
 CHUNK_CHARS = 64 * 1024
 CURSOR_ROWS = 2000
 
-INSERT_AUDIT = """
-INSERT INTO public.privacy_audit (action, details) VALUES ('export', %(details)s)
-"""
+INSERT_AUDIT = QUERIES["insert_audit"]
 
 
 def export_plan(conn: psycopg.Connection[Any], traces: Traces) -> list[tuple[str, sql.Composed]]:
@@ -109,7 +108,7 @@ def stream_export(db: Database, plan: ExportPlan, *, now: datetime,
         buffer.append("]")
     buffer.append('}, "counts": ' + json.dumps(counts) + "}\n")
     yield "".join(buffer)
-    db.execute(INSERT_AUDIT, {"details": Jsonb({"rows": counts, "total": sum(counts.values())})})
+    db.execute(INSERT_AUDIT, {"action": "export", "details": Jsonb({"rows": counts, "total": sum(counts.values())})})
 
 
 def _rows(db: Database, statement: sql.Composed, params: dict[str, Any],

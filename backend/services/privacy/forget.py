@@ -2,7 +2,7 @@
 
 The protocol with the event writer (see ``tombstones``): first a tombstone is committed,
 then queued events of this process are dropped, then the rows are deleted in one
-transaction holding ``LOCK_EXCLUSIVE``, so an insert that started earlier is waited for
+transaction holding the forget lock exclusively (``waymark.lock_forget_exclusive()``), so an insert that started earlier is waited for
 and removed, and one that starts later is filtered out by the tombstone.
 
 What "names the user" means, table by table, read from the catalog at run time so
@@ -39,7 +39,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from backend.db import Database
-from backend.services.privacy import hashing
+from backend.services.privacy import QUERIES, hashing
 from backend.services.privacy.tombstones import ADD_TOMBSTONE, LOCK_EXCLUSIVE, TOMBSTONE_TTL
 
 REDACTED = "[forgotten]"
@@ -49,44 +49,16 @@ NOT_A_PERSON = ("session_id",)
 HASH_LOOKBACK = timedelta(hours=1)
 
 #: every user column of every base table in public and in the private schema.
-CATALOG = """
-SELECT n.nspname AS schema, c.relname AS table, a.attname AS column,
-       format_type(a.atttypid, a.atttypmod) AS type,
-       coalesce(pg_get_expr(d.adbin, d.adrelid), '') AS default_expr,
-       EXISTS (SELECT 1 FROM pg_attribute r WHERE r.attrelid = c.oid
-               AND r.attname = 'received_at' AND NOT r.attisdropped) AS has_received_at
-FROM pg_attribute a
-JOIN pg_class c ON c.oid = a.attrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-WHERE n.nspname IN ('public', %(private)s) AND c.relkind IN ('r', 'p')
-  AND a.attnum > 0 AND NOT a.attisdropped
-  AND format_type(a.atttypid, a.atttypmod) IN
-      ('uuid', 'bytea', 'text', 'character varying', 'jsonb', 'json')
-ORDER BY n.nspname, c.relname, a.attnum
-"""
+CATALOG = QUERIES["catalog"]
 
-KEPT_SALTS = "SELECT period_start, salt FROM public.tracking_salts ORDER BY period_start"
+KEPT_SALTS = QUERIES["kept_salts"]
 
-DELETE_USER_ERRORS = """
-DELETE FROM public.error_events
-WHERE user_id = %(user_id)s
-   OR (visitor_hash = ANY(%(hashes)s) AND received_at >= %(since)s)
-RETURNING group_id
-"""
+DELETE_USER_ERRORS = QUERIES["delete_user_errors"]
 
 #: the user is one person less in each group; their rows are fewer occurrences.
-UNCOUNT_ERROR_GROUPS = """
-UPDATE public.error_groups g
-SET occurrences = greatest(g.occurrences - d.n, 0),
-    users_affected = greatest(g.users_affected - 1, 0)
-FROM unnest(%(group_ids)s::bigint[], %(counts)s::bigint[]) AS d(group_id, n)
-WHERE g.group_id = d.group_id
-"""
+UNCOUNT_ERROR_GROUPS = QUERIES["uncount_error_groups"]
 
-INSERT_AUDIT = """
-INSERT INTO public.privacy_audit (action, details) VALUES ('forget', %(details)s)
-"""
+INSERT_AUDIT = QUERIES["insert_audit"]
 
 
 @dataclass(frozen=True)
@@ -205,7 +177,7 @@ def forget_user(db: Database, user_id: uuid.UUID, *, now: datetime,
     receipt.lock_held_seconds = time.perf_counter() - locked
     receipt.mentions_redacted = redact_mentions(db, traces, columns)
     receipt.seconds = time.perf_counter() - started
-    db.execute(INSERT_AUDIT, {"details": Jsonb(receipt.as_dict())})
+    db.execute(INSERT_AUDIT, {"action": "forget", "details": Jsonb(receipt.as_dict())})
     return receipt
 
 

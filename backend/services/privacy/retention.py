@@ -24,6 +24,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from backend.db import Database
+from backend.services.privacy import QUERIES
 from backend.services.privacy.tombstones import DELETE_EXPIRED
 
 ProgressFn = Callable[[int], None]
@@ -42,122 +43,38 @@ COLLECT_EVENT_TYPES = ("landing_visit", "conversion")
 #: every batched statement works on one block range: ``ctid`` in [(lo,0), (hi,0)).
 #: JSON documents are only run through the recursive scrub when the cheap hint matches.
 
-ANONYMIZE_EVENTS = """
-UPDATE public.user_activity_events
-SET user_id = NULL, visitor_hash = NULL, network_hash = NULL, session_id = NULL,
-    event_data = CASE WHEN event_data::text ~* %(pii_hint)s
-                      THEN waymark.scrub_jsonb(event_data, %(pii_keys)s) ELSE event_data END,
-    page_title = waymark.scrub_text(page_title),
-    page_path = waymark.scrub_emails(page_path),
-    referrer = waymark.scrub_emails(referrer),
-    anonymized_at = %(now)s
-WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
-  AND occurred_at < %(cutoff)s AND anonymized_at IS NULL
-"""
+ANONYMIZE_EVENTS = QUERIES["anonymize_events"]
 
-ANONYMIZE_SESSIONS = """
-UPDATE public.user_sessions
-SET user_id = NULL, visitor_hash = NULL,
-    entry_page = waymark.scrub_emails(entry_page),
-    exit_page = waymark.scrub_emails(exit_page),
-    referrer = waymark.scrub_emails(referrer),
-    anonymized_at = %(now)s
-WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
-  AND last_seen_at < %(cutoff)s AND anonymized_at IS NULL
-"""
+ANONYMIZE_SESSIONS = QUERIES["anonymize_sessions"]
 
-ANONYMIZE_ERRORS = """
-UPDATE public.error_events
-SET user_id = NULL, visitor_hash = NULL, session_id = NULL,
-    message = waymark.scrub_text(message),
-    stack = waymark.scrub_text(stack),
-    page_path = waymark.scrub_emails(page_path),
-    api_endpoint = waymark.scrub_emails(api_endpoint),
-    event_data = CASE WHEN event_data::text ~* %(pii_hint)s
-                      THEN waymark.scrub_jsonb(event_data, %(pii_keys)s) ELSE event_data END,
-    anonymized_at = %(now)s
-WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
-  AND occurred_at < %(cutoff)s AND anonymized_at IS NULL
-"""
+ANONYMIZE_ERRORS = QUERIES["anonymize_errors"]
 
-ANONYMIZE_JOURNEY = """
-UPDATE public.learning_journey_events
-SET user_id = NULL,
-    dedupe_key = CASE WHEN strpos(lower(dedupe_key), lower(user_id::text)) > 0
-                      THEN NULL ELSE dedupe_key END,
-    details = CASE WHEN details::text ~* %(pii_hint)s
-                      THEN waymark.scrub_jsonb(details, %(pii_keys)s) ELSE details END,
-    anonymized_at = %(now)s
-WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
-  AND occurred_at < %(cutoff)s AND anonymized_at IS NULL
-"""
+ANONYMIZE_JOURNEY = QUERIES["anonymize_journey"]
 
 #: rows the writer could not store keep their payload (user id included) as it came:
 #: they cannot be anonymized field by field, so they go when their age passes N days.
-DELETE_OLD_DEAD_LETTERS = """
-DELETE FROM waymark.dead_letters
-WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND failed_at < %(cutoff)s
-"""
+DELETE_OLD_DEAD_LETTERS = QUERIES["delete_old_dead_letters"]
 
-SCRUB_ERROR_GROUPS = """
-UPDATE public.error_groups
-SET message = waymark.scrub_text(message)
-WHERE first_seen < %(cutoff)s AND message IS DISTINCT FROM waymark.scrub_text(message)
-"""
+SCRUB_ERROR_GROUPS = QUERIES["scrub_error_groups"]
 
-PURGE_EVENTS = """
-DELETE FROM public.user_activity_events
-WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
-  AND (occurred_at < %(cutoff)s
-       OR (event_type = ANY(%(collect_types)s) AND occurred_at < %(collect_cutoff)s))
-"""
+PURGE_EVENTS = QUERIES["purge_events"]
 
-PURGE_SESSIONS = """
-DELETE FROM public.user_sessions
-WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND last_seen_at < %(cutoff)s
-"""
+PURGE_SESSIONS = QUERIES["purge_sessions"]
 
-PURGE_ERRORS = """
-DELETE FROM public.error_events
-WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND occurred_at < %(cutoff)s
-"""
+PURGE_ERRORS = QUERIES["purge_errors"]
 
-PURGE_JOURNEY = """
-DELETE FROM public.learning_journey_events
-WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND occurred_at < %(cutoff)s
-"""
+PURGE_JOURNEY = QUERIES["purge_journey"]
 
 #: daily rollups (page_view_analytics and any other public table keyed by a ``day`` date).
-DAILY_TABLES = """
-SELECT c.relname FROM pg_attribute a
-JOIN pg_class c ON c.oid = a.attrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND a.attname = 'day'
-  AND a.atttypid = 'date'::regtype AND NOT a.attisdropped
-ORDER BY c.relname
-"""
+DAILY_TABLES = QUERIES["daily_tables"]
 
-PURGE_ERROR_GROUPS = """
-DELETE FROM public.error_groups g
-WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND g.last_seen < %(cutoff)s
-  AND NOT EXISTS (SELECT 1 FROM public.error_events e WHERE e.group_id = g.group_id)
-"""
+PURGE_ERROR_GROUPS = QUERIES["purge_error_groups"]
 
-PURGE_AUDIT = """
-DELETE FROM public.privacy_audit
-WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND occurred_at < %(cutoff)s
-"""
+PURGE_AUDIT = QUERIES["purge_audit"]
 
-TABLE_EXTENT = """
-SELECT (pg_relation_size(c.oid) / current_setting('block_size')::int)::bigint AS blocks,
-       CASE WHEN c.reltuples > 0 AND c.relpages > 0 THEN c.reltuples / c.relpages END
-           AS rows_per_block
-FROM pg_class c WHERE c.oid = %(table)s::regclass
-"""
+TABLE_EXTENT = QUERIES["table_extent"]
 
-INSERT_AUDIT = """
-INSERT INTO public.privacy_audit (action, details) VALUES (%(action)s, %(details)s)
-"""
+INSERT_AUDIT = QUERIES["insert_audit"]
 
 ANONYMIZE_STEPS: tuple[tuple[str, str], ...] = (
     ("user_activity_events", ANONYMIZE_EVENTS),

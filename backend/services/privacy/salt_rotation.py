@@ -28,25 +28,18 @@ from typing import Any
 import psycopg
 
 from backend.db import Database
+from backend.services.privacy import QUERIES
 from backend.services.privacy.salts import get_or_create_salt, period_start
 
 PREVIOUS_SALT_GRACE = timedelta(hours=1)
-VACUUM_LOCK_TIMEOUT = "3s"
 
-DELETE_EXPIRED_SALTS = """
-DELETE FROM public.tracking_salts
-WHERE period_start < %(keep_from)s
-RETURNING period_start
-"""
+DELETE_EXPIRED_SALTS = QUERIES["delete_expired_salts"]
 
-AUDIT_SALT_DESTROYED = """
-INSERT INTO public.privacy_audit (action, details)
-VALUES ('salt_destroyed', jsonb_build_object('period_start', %(period_start)s::timestamptz))
-"""
+AUDIT_SALT_DESTROYED = QUERIES["audit_salt_destroyed"]
 
-SET_VACUUM_LOCK_TIMEOUT = "SET lock_timeout = '" + VACUUM_LOCK_TIMEOUT + "'"
-VACUUM_FULL_SALTS = "VACUUM (FULL, VERBOSE) public.tracking_salts"
-VACUUM_SALTS = "VACUUM (VERBOSE) public.tracking_salts"
+SET_VACUUM_LOCK_TIMEOUT = QUERIES["set_vacuum_lock_timeout"]
+VACUUM_FULL_SALTS = QUERIES["vacuum_full_salts"]
+VACUUM_SALTS = QUERIES["vacuum_salts"]
 _CANNOT_REMOVE = re.compile(
     r"(\d+) (?:dead row versions cannot be removed yet|are dead but not yet removable)")
 

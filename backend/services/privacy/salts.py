@@ -13,30 +13,16 @@ from typing import Any
 
 import psycopg
 
+from backend.services.privacy import QUERIES
+
 SALT_BYTES = 32
 
-GET_OR_CREATE_SALT = """
-WITH created AS (
-    INSERT INTO public.tracking_salts (period_start, salt)
-    VALUES (%(period_start)s, %(salt)s)
-    ON CONFLICT (period_start) DO NOTHING
-    RETURNING salt, true AS created
-)
-SELECT salt, created FROM created
-UNION ALL
-SELECT salt, false FROM public.tracking_salts WHERE period_start = %(period_start)s
-LIMIT 1
-"""
+GET_OR_CREATE_SALT = QUERIES["get_or_create_salt"]
 
 
-SELECT_SALT = """
-SELECT salt, false FROM public.tracking_salts WHERE period_start = %(period_start)s
-"""
+SELECT_SALT = QUERIES["select_salt"]
 
-AUDIT_SALT_CREATED = """
-INSERT INTO public.privacy_audit (action, details)
-VALUES ('salt_created', jsonb_build_object('period_start', %(period_start)s::timestamptz))
-"""
+AUDIT_SALT_CREATED = QUERIES["audit_salt_created"]
 
 
 def period_start(now: datetime, period: str) -> datetime:

@@ -16,7 +16,6 @@ from backend.db import Database
 from backend.services.privacy import hashing
 from backend.services.privacy.forget import forget_user
 from backend.services.privacy.salts import get_or_create_salt, period_start
-from backend.services.privacy.tombstones import LOCK_SHARED, NOT_FORGOTTEN
 
 A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
 B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")
@@ -170,12 +169,12 @@ def test_forget_is_idempotent_and_audited_without_the_id(
 def test_the_writer_cannot_resurrect_a_forgotten_user(
         db: Database, conn: psycopg.Connection[Any], db_url: str) -> None:
     """A writer transaction in flight delays forget; one that starts later is filtered."""
-    insert = (f"INSERT INTO user_activity_events (occurred_at, user_id, event_type) "  # noqa: S608
-              f"SELECT now(), s.user_id, 'page_view' FROM (VALUES (%s::uuid)) AS s(user_id) "
-              f"WHERE {NOT_FORGOTTEN}")
+    insert = ("INSERT INTO user_activity_events (occurred_at, user_id, event_type) "
+              "SELECT now(), s.user_id, 'page_view' FROM (VALUES (%s::uuid)) AS s(user_id) "
+              "WHERE NOT waymark.is_forgotten(s.user_id)")
     writer = psycopg.connect(db_url)
     try:
-        writer.execute(LOCK_SHARED)
+        writer.execute("SELECT waymark.lock_forget_shared()")
         assert writer.execute(insert, (A,)).rowcount == 1     # before the tombstone
         done = threading.Event()
         receipts: list[Any] = []
@@ -196,7 +195,7 @@ def test_the_writer_cannot_resurrect_a_forgotten_user(
         assert done.is_set()
         assert receipts[0].rows_removed["user_activity_events"] == 1
 
-        writer.execute(LOCK_SHARED)
+        writer.execute("SELECT waymark.lock_forget_shared()")
         assert writer.execute(insert, (A,)).rowcount == 0     # the tombstone filters it
         assert writer.execute(insert, (B,)).rowcount == 1     # others still get through
         writer.commit()

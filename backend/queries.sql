@@ -1,0 +1,23 @@
+-- The foundations' statements, by name (backend/queries.py loads this file as FOUNDATION).
+-- The packages under backend/services keep theirs in their own queries.sql.
+
+-- role_check --
+-- security.py: the start-up check that Waymark does not connect as a superuser, and that
+-- the API role cannot bypass row-level security.
+SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolbypassrls AS bypass_rls,
+       coalesce((SELECT a.rolbypassrls OR a.rolsuper FROM pg_catalog.pg_roles a
+                 WHERE a.rolname = 'authenticated'), false) AS authenticated_bypasses
+FROM pg_catalog.pg_roles r
+WHERE r.rolname = current_user;
+
+-- try_job_lock --
+-- services/jobs.py: two runs of one cron job never overlap (session-level, non-blocking).
+SELECT pg_try_advisory_lock(%(namespace)s, %(key)s);
+
+-- release_job_lock --
+SELECT pg_advisory_unlock(%(namespace)s, %(key)s);
+
+-- is_guardian_of --
+-- auth.py, run as the caller: the database's own answer (waymark.is_guardian_of, the
+-- helper the policies use) to "is this parent linked to that student?".
+SELECT waymark.is_guardian_of(%(student_id)s) AS linked;

@@ -1,0 +1,213 @@
+-- The privacy package's statements, by name (loaded once by backend/services/privacy/__init__.py).
+-- Each is run by the module named in its comment; values are always bound parameters.
+
+-- insert_audit --
+-- One audit row (export, forget, anonymize, purge, salt_*): counts and periods, never a person.
+INSERT INTO public.privacy_audit (action, details) VALUES (%(action)s, %(details)s);
+
+-- catalog --
+-- used by forget.py
+SELECT n.nspname AS schema, c.relname AS table, a.attname AS column,
+       format_type(a.atttypid, a.atttypmod) AS type,
+       coalesce(pg_get_expr(d.adbin, d.adrelid), '') AS default_expr,
+       EXISTS (SELECT 1 FROM pg_attribute r WHERE r.attrelid = c.oid
+               AND r.attname = 'received_at' AND NOT r.attisdropped) AS has_received_at
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE n.nspname IN ('public', %(private)s) AND c.relkind IN ('r', 'p')
+  AND a.attnum > 0 AND NOT a.attisdropped
+  AND format_type(a.atttypid, a.atttypmod) IN
+      ('uuid', 'bytea', 'text', 'character varying', 'jsonb', 'json')
+ORDER BY n.nspname, c.relname, a.attnum;
+
+-- kept_salts --
+-- used by forget.py
+SELECT period_start, salt FROM public.tracking_salts ORDER BY period_start;
+
+-- delete_user_errors --
+-- used by forget.py
+DELETE FROM public.error_events
+WHERE user_id = %(user_id)s
+   OR (visitor_hash = ANY(%(hashes)s) AND received_at >= %(since)s)
+RETURNING group_id;
+
+-- uncount_error_groups --
+-- used by forget.py
+UPDATE public.error_groups g
+SET occurrences = greatest(g.occurrences - d.n, 0),
+    users_affected = greatest(g.users_affected - 1, 0)
+FROM unnest(%(group_ids)s::bigint[], %(counts)s::bigint[]) AS d(group_id, n)
+WHERE g.group_id = d.group_id;
+
+-- anonymize_events --
+-- used by retention.py
+UPDATE public.user_activity_events
+SET user_id = NULL, visitor_hash = NULL, network_hash = NULL, session_id = NULL,
+    event_data = CASE WHEN event_data::text ~* %(pii_hint)s
+                      THEN waymark.scrub_jsonb(event_data, %(pii_keys)s) ELSE event_data END,
+    page_title = waymark.scrub_text(page_title),
+    page_path = waymark.scrub_emails(page_path),
+    referrer = waymark.scrub_emails(referrer),
+    anonymized_at = %(now)s
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+  AND occurred_at < %(cutoff)s AND anonymized_at IS NULL;
+
+-- anonymize_sessions --
+-- used by retention.py
+UPDATE public.user_sessions
+SET user_id = NULL, visitor_hash = NULL,
+    entry_page = waymark.scrub_emails(entry_page),
+    exit_page = waymark.scrub_emails(exit_page),
+    referrer = waymark.scrub_emails(referrer),
+    anonymized_at = %(now)s
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+  AND last_seen_at < %(cutoff)s AND anonymized_at IS NULL;
+
+-- anonymize_errors --
+-- used by retention.py
+UPDATE public.error_events
+SET user_id = NULL, visitor_hash = NULL, session_id = NULL,
+    message = waymark.scrub_text(message),
+    stack = waymark.scrub_text(stack),
+    page_path = waymark.scrub_emails(page_path),
+    api_endpoint = waymark.scrub_emails(api_endpoint),
+    event_data = CASE WHEN event_data::text ~* %(pii_hint)s
+                      THEN waymark.scrub_jsonb(event_data, %(pii_keys)s) ELSE event_data END,
+    anonymized_at = %(now)s
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+  AND occurred_at < %(cutoff)s AND anonymized_at IS NULL;
+
+-- anonymize_journey --
+-- used by retention.py
+UPDATE public.learning_journey_events
+SET user_id = NULL,
+    dedupe_key = CASE WHEN strpos(lower(dedupe_key), lower(user_id::text)) > 0
+                      THEN NULL ELSE dedupe_key END,
+    details = CASE WHEN details::text ~* %(pii_hint)s
+                      THEN waymark.scrub_jsonb(details, %(pii_keys)s) ELSE details END,
+    anonymized_at = %(now)s
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+  AND occurred_at < %(cutoff)s AND anonymized_at IS NULL;
+
+-- delete_old_dead_letters --
+-- used by retention.py
+DELETE FROM waymark.dead_letters
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND failed_at < %(cutoff)s;
+
+-- scrub_error_groups --
+-- used by retention.py
+UPDATE public.error_groups
+SET message = waymark.scrub_text(message)
+WHERE first_seen < %(cutoff)s AND message IS DISTINCT FROM waymark.scrub_text(message);
+
+-- purge_events --
+-- used by retention.py
+DELETE FROM public.user_activity_events
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+  AND (occurred_at < %(cutoff)s
+       OR (event_type = ANY(%(collect_types)s) AND occurred_at < %(collect_cutoff)s));
+
+-- purge_sessions --
+-- used by retention.py
+DELETE FROM public.user_sessions
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND last_seen_at < %(cutoff)s;
+
+-- purge_errors --
+-- used by retention.py
+DELETE FROM public.error_events
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND occurred_at < %(cutoff)s;
+
+-- purge_journey --
+-- used by retention.py
+DELETE FROM public.learning_journey_events
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND occurred_at < %(cutoff)s;
+
+-- daily_tables --
+-- used by retention.py
+SELECT c.relname FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND a.attname = 'day'
+  AND a.atttypid = 'date'::regtype AND NOT a.attisdropped
+ORDER BY c.relname;
+
+-- purge_error_groups --
+-- used by retention.py
+DELETE FROM public.error_groups g
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND g.last_seen < %(cutoff)s
+  AND NOT EXISTS (SELECT 1 FROM public.error_events e WHERE e.group_id = g.group_id);
+
+-- purge_audit --
+-- used by retention.py
+DELETE FROM public.privacy_audit
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND occurred_at < %(cutoff)s;
+
+-- table_extent --
+-- used by retention.py
+SELECT (pg_relation_size(c.oid) / current_setting('block_size')::int)::bigint AS blocks,
+       CASE WHEN c.reltuples > 0 AND c.relpages > 0 THEN c.reltuples / c.relpages END
+           AS rows_per_block
+FROM pg_class c WHERE c.oid = %(table)s::regclass;
+
+-- delete_expired_salts --
+-- used by salt_rotation.py
+DELETE FROM public.tracking_salts
+WHERE period_start < %(keep_from)s
+RETURNING period_start;
+
+-- audit_salt_destroyed --
+-- used by salt_rotation.py
+INSERT INTO public.privacy_audit (action, details)
+VALUES ('salt_destroyed', jsonb_build_object('period_start', %(period_start)s::timestamptz));
+
+-- vacuum_full_salts --
+-- used by salt_rotation.py
+VACUUM (FULL, VERBOSE) public.tracking_salts;
+
+-- vacuum_salts --
+-- used by salt_rotation.py
+VACUUM (VERBOSE) public.tracking_salts;
+
+-- get_or_create_salt --
+-- used by salts.py
+WITH created AS (
+    INSERT INTO public.tracking_salts (period_start, salt)
+    VALUES (%(period_start)s, %(salt)s)
+    ON CONFLICT (period_start) DO NOTHING
+    RETURNING salt, true AS created
+)
+SELECT salt, created FROM created
+UNION ALL
+SELECT salt, false FROM public.tracking_salts WHERE period_start = %(period_start)s
+LIMIT 1;
+
+-- select_salt --
+-- used by salts.py
+SELECT salt, false FROM public.tracking_salts WHERE period_start = %(period_start)s;
+
+-- audit_salt_created --
+-- used by salts.py
+INSERT INTO public.privacy_audit (action, details)
+VALUES ('salt_created', jsonb_build_object('period_start', %(period_start)s::timestamptz));
+
+
+
+-- add_tombstone --
+-- used by tombstones.py
+INSERT INTO waymark.forgotten_users (user_id_hash, expires_at)
+VALUES (sha256(convert_to(lower(%(user_id)s::text), 'UTF8')), now() + %(ttl)s)
+ON CONFLICT (user_id_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at;
+
+-- delete_expired --
+-- used by tombstones.py
+DELETE FROM waymark.forgotten_users WHERE expires_at <= now();
+
+-- lock_forget_exclusive --
+-- forget's side of the contract with the writer (sql/0080_forget_contract.sql)
+SELECT waymark.lock_forget_exclusive();
+
+-- set_vacuum_lock_timeout --
+-- VACUUM FULL of the salts waits at most this long for its lock, then the plain VACUUM runs
+SET lock_timeout = '3s';
