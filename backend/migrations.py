@@ -1,8 +1,17 @@
-"""Ordered, recorded, idempotent migrations from ``sql/NNNN_name.sql``.
+"""Ordered, recorded, idempotent migrations from ``sql/NNNN_name.sql``, then repeatable files.
 
-Each file runs in its own transaction and is recorded in ``waymark.schema_migrations``
+Each ordered file runs in its own transaction and is recorded in ``waymark.schema_migrations``
 with its checksum; a session-level advisory lock makes two concurrent ``waymark migrate``
 runs take turns, so the second one finds nothing left to do.
+
+Functions are definitions, not history: each has one file in ``sql/functions/`` holding its
+current definition (``CREATE OR REPLACE`` plus its grants). After the ordered migrations,
+every such file whose checksum differs from the one recorded in
+``waymark.schema_repeatables`` is applied and recorded — on a new database all of them, on
+an existing one those that changed. Ordered files that once created a function stay
+byte-identical (their checksums are recorded in existing databases); they are history, and
+the repeatable file, applied last, is what the database ends with. A change of a
+function's arguments or return type needs a DROP in an ordered migration first.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ log = logging.getLogger("waymark.migrations")
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 MIGRATION_LOCK_KEY = 0x57A1_0001  # arbitrary, constant: "waymark migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+REPEATABLE_DIR = "functions"
 
 BOOTSTRAP = """
 CREATE SCHEMA IF NOT EXISTS waymark;
@@ -31,6 +41,13 @@ CREATE TABLE IF NOT EXISTS waymark.schema_migrations (
     checksum   text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
+"""
+REPEATABLES_TABLE = """
+CREATE TABLE IF NOT EXISTS waymark.schema_repeatables (
+    name       text PRIMARY KEY,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
 """
 
 
@@ -84,6 +101,7 @@ def migrate(url: str, sql_dir: Path = SQL_DIR) -> list[str]:
                     continue
                 _apply(conn, migration)
                 applied_now.append(migration.name)
+            applied_now += _apply_repeatables(conn, sql_dir)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return applied_now
@@ -94,7 +112,8 @@ def pending(url: str, sql_dir: Path = SQL_DIR) -> list[str]:
     with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
         row = conn.execute("SELECT to_regclass('waymark.schema_migrations') IS NOT NULL").fetchone()
         done = _applied(conn) if row and row[0] else {}
-    return [m.name for m in discover(sql_dir) if m.version not in done]
+        ordered = [m.name for m in discover(sql_dir) if m.version not in done]
+        return ordered + [r.name for r in _changed_repeatables(conn, sql_dir)]
 
 
 def _bootstrap(conn: psycopg.Connection[Any]) -> None:
@@ -122,3 +141,37 @@ def _apply(conn: psycopg.Connection[Any], migration: Migration) -> None:
             )
     except psycopg.Error as exc:
         raise MigrationError(f"migration {migration.name} failed: {exc}") from exc
+
+
+def discover_repeatables(sql_dir: Path = SQL_DIR) -> list[Migration]:
+    """The repeatable files (``sql/functions/*.sql``), in name order."""
+    return [Migration("", f"{REPEATABLE_DIR}/{path.stem}", path)
+            for path in sorted((sql_dir / REPEATABLE_DIR).glob("*.sql"))]
+
+
+def _changed_repeatables(conn: psycopg.Connection[Any], sql_dir: Path) -> list[Migration]:
+    exists = conn.execute("SELECT to_regclass('waymark.schema_repeatables') IS NOT NULL").fetchone()
+    recorded: dict[str, str] = {}
+    if exists and exists[0]:
+        recorded = dict(conn.execute(
+            "SELECT name, checksum FROM waymark.schema_repeatables").fetchall())
+    return [r for r in discover_repeatables(sql_dir) if recorded.get(r.name) != r.checksum]
+
+
+def _apply_repeatables(conn: psycopg.Connection[Any], sql_dir: Path) -> list[str]:
+    """Apply (and record) every repeatable file that is new or changed since it was applied."""
+    conn.execute(REPEATABLES_TABLE)
+    applied: list[str] = []
+    for repeatable in _changed_repeatables(conn, sql_dir):
+        log.info("applying repeatable %s", repeatable.name)
+        try:
+            with conn.transaction():
+                conn.execute(repeatable.sql.encode("utf-8"))
+                conn.execute(
+                    "INSERT INTO waymark.schema_repeatables (name, checksum) VALUES (%s, %s) "
+                    "ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, "
+                    "applied_at = now()", (repeatable.name, repeatable.checksum))
+        except psycopg.Error as exc:
+            raise MigrationError(f"repeatable {repeatable.name} failed: {exc}") from exc
+        applied.append(repeatable.name)
+    return applied

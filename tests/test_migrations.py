@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -37,8 +39,10 @@ def schema_fingerprint(url: str) -> list[tuple[Any, ...]]:
 
 def test_first_run_applies_all_in_order_and_records_them(empty_db_url: str) -> None:
     applied = migrations.migrate(empty_db_url)
-    assert applied == [m.name for m in migrations.discover()]
-    assert applied == sorted(applied)
+    ordered = [m.name for m in migrations.discover()]
+    repeatables = [r.name for r in migrations.discover_repeatables()]
+    assert applied == ordered + repeatables  # the functions' current definitions come last
+    assert ordered == sorted(ordered) and repeatables
     with psycopg.connect(empty_db_url) as conn:
         versions = [r[0] for r in conn.execute(
             "SELECT version FROM waymark.schema_migrations ORDER BY version")]
@@ -69,7 +73,8 @@ def test_concurrent_runs_do_not_fail(empty_db_url: str) -> None:
     for t in threads:
         t.join(60)
     assert errors == []
-    everything = [m.name for m in migrations.discover()]
+    everything = ([m.name for m in migrations.discover()]
+                  + [r.name for r in migrations.discover_repeatables()])
     assert sorted(results, key=len) == [[], [], everything]
 
 
@@ -138,7 +143,8 @@ def test_runs_unchanged_on_a_supabase_like_auth_schema(empty_db_url: str) -> Non
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         conn.execute(SUPABASE_AUTH_STANDIN)
     applied = migrations.migrate(empty_db_url)
-    assert applied == [m.name for m in migrations.discover()]
+    assert applied == ([m.name for m in migrations.discover()]
+                       + [r.name for r in migrations.discover_repeatables()])
     with psycopg.connect(empty_db_url) as conn:
         comment = conn.execute(
             "SELECT obj_description('auth.uid()'::regprocedure, 'pg_proc')").fetchone()
@@ -157,3 +163,45 @@ def test_a_broken_migration_is_reported_and_not_recorded(empty_db_url: str, tmp_
         broken = conn.execute("SELECT to_regclass('public.broken')").fetchone()
     assert versions == ["0001"]
     assert broken == (None,)
+
+
+def _function_defs(url: str) -> dict[str, str]:
+    with psycopg.connect(url) as conn:
+        return dict(conn.execute(
+            "SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid) FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'waymark'"
+        ).fetchall())
+
+
+def test_every_function_has_one_current_definition_and_the_database_has_it(
+        db_url: str) -> None:
+    defs = _function_defs(db_url)
+    files = {r.name: r.sql for r in migrations.discover_repeatables()}
+    assert sorted(f"functions/{name.split('(')[0]}" for name in defs) == sorted(files)
+    for name, definition in defs.items():
+        text = files[f"functions/{name.split('(')[0]}"]
+        assert definition.strip() in text  # exactly what the file says, nothing older
+
+
+def test_an_old_database_gets_the_repeatables_and_then_nothing_more(empty_db_url: str) -> None:
+    """A database migrated before repeatable files existed (no schema_repeatables table)."""
+    migrations.migrate(empty_db_url)
+    current = _function_defs(empty_db_url)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE waymark.schema_repeatables")
+        conn.execute("ALTER FUNCTION waymark.is_admin() PARALLEL UNSAFE")  # an older state
+    assert migrations.pending(empty_db_url) == [
+        r.name for r in migrations.discover_repeatables()]
+    assert migrations.migrate(empty_db_url) == [r.name for r in migrations.discover_repeatables()]
+    assert _function_defs(empty_db_url) == current
+    assert migrations.migrate(empty_db_url) == []
+
+
+def test_a_changed_repeatable_is_applied_again(empty_db_url: str, tmp_path: Path) -> None:
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(migrations.SQL_DIR, sql_dir)
+    migrations.migrate(empty_db_url, sql_dir)
+    path = sql_dir / "functions" / "waymark.scrub_text.sql"
+    path.write_text(path.read_text().replace("-- waymark.scrub_text:", "-- waymark.scrub_text (edited):"))
+    assert migrations.migrate(empty_db_url, sql_dir) == ["functions/waymark.scrub_text"]
+    assert migrations.migrate(empty_db_url, sql_dir) == []

@@ -20,6 +20,10 @@ def test_the_wheel_ships_every_migration_and_the_dashboard(tmp_path: Path) -> No
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = sorted(n.removeprefix("backend/sql/") for n in names
                      if n.startswith("backend/sql/") and n.endswith(".sql"))
-    assert shipped == [m.path.name for m in migrations.discover()]
+    assert shipped == sorted([m.path.name for m in migrations.discover()]
+                             + [f"functions/{r.path.name}" for r in migrations.discover_repeatables()])
+    assert {"backend/queries.sql", "backend/services/ingest/queries.sql",
+            "backend/services/privacy/queries.sql",
+            "backend/services/analytics/queries.sql"} <= names
     assert "backend/templates/dashboard.html" in names
     assert migrations.SQL_DIR.resolve() == (ROOT / "sql").resolve()

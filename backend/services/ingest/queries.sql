@@ -12,7 +12,7 @@
 
 -- begin_batch --
 -- The first round trip of every batch: begin, the forget contract's shared lock
--- (sql/0080_forget_contract.sql), the savepoint a duplicate event id rolls back to, and
+-- (sql/functions/waymark.lock_forget_*.sql, waymark.is_forgotten.sql), the savepoint a duplicate event id rolls back to, and
 -- whether any tombstone is alive (almost never: then nobody needs filtering).
 BEGIN;
 SELECT waymark.lock_forget_shared();

@@ -205,7 +205,7 @@ ON CONFLICT (user_id_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at;
 DELETE FROM waymark.forgotten_users WHERE expires_at <= now();
 
 -- lock_forget_exclusive --
--- forget's side of the contract with the writer (sql/0080_forget_contract.sql)
+-- forget's side of the contract with the writer (sql/functions/waymark.lock_forget_*.sql, waymark.is_forgotten.sql)
 SELECT waymark.lock_forget_exclusive();
 
 -- set_vacuum_lock_timeout --

@@ -7,7 +7,7 @@
    (``waymark.lock_forget_shared()``) and drops the rows of which
    ``waymark.is_forgotten(user_id)`` is true.
 
-The lock's key and the tombstone's hash are written once, in sql/0080_forget_contract.sql.
+The lock's key and the tombstone's hash are written once, in sql/functions/ (waymark.lock_forget_shared/exclusive, waymark.is_forgotten).
 
 An insert that began before the tombstone existed holds the shared lock, so the delete
 waits for it and removes its rows; an insert that begins after sees the tombstone.
