@@ -25,6 +25,8 @@ from typing import Any
 
 import psycopg
 
+from backend.queries import FOUNDATION
+
 log = logging.getLogger("waymark.migrations")
 
 #: ``backend/sql`` links to the top-level ``sql/``, so an installed package carries them too.
@@ -33,22 +35,6 @@ MIGRATION_LOCK_KEY = 0x57A1_0001  # arbitrary, constant: "waymark migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 REPEATABLE_DIR = "functions"
 
-BOOTSTRAP = """
-CREATE SCHEMA IF NOT EXISTS waymark;
-CREATE TABLE IF NOT EXISTS waymark.schema_migrations (
-    version    text PRIMARY KEY,
-    name       text NOT NULL,
-    checksum   text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-);
-"""
-REPEATABLES_TABLE = """
-CREATE TABLE IF NOT EXISTS waymark.schema_repeatables (
-    name       text PRIMARY KEY,
-    checksum   text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)
-"""
 
 
 class MigrationError(RuntimeError):
@@ -89,7 +75,7 @@ def migrate(url: str, sql_dir: Path = SQL_DIR) -> list[str]:
     """Apply every pending migration; returns the names applied (empty when up to date)."""
     applied_now: list[str] = []
     with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        conn.execute(FOUNDATION["migrations_lock"], {"key": MIGRATION_LOCK_KEY})
         try:
             _bootstrap(conn)
             done = _applied(conn)
@@ -103,14 +89,14 @@ def migrate(url: str, sql_dir: Path = SQL_DIR) -> list[str]:
                 applied_now.append(migration.name)
             applied_now += _apply_repeatables(conn, sql_dir)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+            conn.execute(FOUNDATION["migrations_unlock"], {"key": MIGRATION_LOCK_KEY})
     return applied_now
 
 
 def pending(url: str, sql_dir: Path = SQL_DIR) -> list[str]:
     """Names of migrations not yet applied to the database at ``url``."""
     with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
-        row = conn.execute("SELECT to_regclass('waymark.schema_migrations') IS NOT NULL").fetchone()
+        row = conn.execute(FOUNDATION["migrations_table_exists"]).fetchone()
         done = _applied(conn) if row and row[0] else {}
         ordered = [m.name for m in discover(sql_dir) if m.version not in done]
         return ordered + [r.name for r in _changed_repeatables(conn, sql_dir)]
@@ -118,14 +104,13 @@ def pending(url: str, sql_dir: Path = SQL_DIR) -> list[str]:
 
 def _bootstrap(conn: psycopg.Connection[Any]) -> None:
     with conn.transaction():
-        exists = conn.execute(
-            "SELECT to_regclass('waymark.schema_migrations') IS NOT NULL").fetchone()
+        exists = conn.execute(FOUNDATION["migrations_table_exists"]).fetchone()
         if not (exists and exists[0]):
-            conn.execute(BOOTSTRAP)
+            conn.execute(FOUNDATION["migrations_bootstrap"])
 
 
 def _applied(conn: psycopg.Connection[Any]) -> dict[str, str]:
-    rows = conn.execute("SELECT version, checksum FROM waymark.schema_migrations").fetchall()
+    rows = conn.execute(FOUNDATION["migrations_applied"]).fetchall()
     return {version: checksum for version, checksum in rows}
 
 
@@ -134,11 +119,9 @@ def _apply(conn: psycopg.Connection[Any], migration: Migration) -> None:
     try:
         with conn.transaction():
             conn.execute(migration.sql.encode("utf-8"))
-            conn.execute(
-                "INSERT INTO waymark.schema_migrations (version, name, checksum) "
-                "VALUES (%s, %s, %s)",
-                (migration.version, migration.name, migration.checksum),
-            )
+            conn.execute(FOUNDATION["migrations_record"], {"version": migration.version,
+                                                         "name": migration.name,
+                                                         "checksum": migration.checksum})
     except psycopg.Error as exc:
         raise MigrationError(f"migration {migration.name} failed: {exc}") from exc
 
@@ -150,27 +133,24 @@ def discover_repeatables(sql_dir: Path = SQL_DIR) -> list[Migration]:
 
 
 def _changed_repeatables(conn: psycopg.Connection[Any], sql_dir: Path) -> list[Migration]:
-    exists = conn.execute("SELECT to_regclass('waymark.schema_repeatables') IS NOT NULL").fetchone()
+    exists = conn.execute(FOUNDATION["repeatables_table_exists"]).fetchone()
     recorded: dict[str, str] = {}
     if exists and exists[0]:
-        recorded = dict(conn.execute(
-            "SELECT name, checksum FROM waymark.schema_repeatables").fetchall())
+        recorded = dict(conn.execute(FOUNDATION["repeatables_applied"]).fetchall())
     return [r for r in discover_repeatables(sql_dir) if recorded.get(r.name) != r.checksum]
 
 
 def _apply_repeatables(conn: psycopg.Connection[Any], sql_dir: Path) -> list[str]:
     """Apply (and record) every repeatable file that is new or changed since it was applied."""
-    conn.execute(REPEATABLES_TABLE)
+    conn.execute(FOUNDATION["repeatables_table"])
     applied: list[str] = []
     for repeatable in _changed_repeatables(conn, sql_dir):
         log.info("applying repeatable %s", repeatable.name)
         try:
             with conn.transaction():
                 conn.execute(repeatable.sql.encode("utf-8"))
-                conn.execute(
-                    "INSERT INTO waymark.schema_repeatables (name, checksum) VALUES (%s, %s) "
-                    "ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, "
-                    "applied_at = now()", (repeatable.name, repeatable.checksum))
+                conn.execute(FOUNDATION["repeatables_record"],
+                             {"name": repeatable.name, "checksum": repeatable.checksum})
         except psycopg.Error as exc:
             raise MigrationError(f"repeatable {repeatable.name} failed: {exc}") from exc
         applied.append(repeatable.name)

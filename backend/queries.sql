@@ -21,3 +21,47 @@ SELECT pg_advisory_unlock(%(namespace)s, %(key)s);
 -- auth.py, run as the caller: the database's own answer (waymark.is_guardian_of, the
 -- helper the policies use) to "is this parent linked to that student?".
 SELECT waymark.is_guardian_of(%(student_id)s) AS linked;
+
+-- migrations_lock --
+-- migrations.py: concurrent `waymark migrate` runs take turns.
+SELECT pg_advisory_lock(%(key)s);
+
+-- migrations_unlock --
+SELECT pg_advisory_unlock(%(key)s);
+
+-- migrations_table_exists --
+SELECT to_regclass('waymark.schema_migrations') IS NOT NULL;
+
+-- migrations_bootstrap --
+CREATE SCHEMA IF NOT EXISTS waymark;
+CREATE TABLE IF NOT EXISTS waymark.schema_migrations (
+    version    text PRIMARY KEY,
+    name       text NOT NULL,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- migrations_applied --
+SELECT version, checksum FROM waymark.schema_migrations;
+
+-- migrations_record --
+INSERT INTO waymark.schema_migrations (version, name, checksum)
+VALUES (%(version)s, %(name)s, %(checksum)s);
+
+-- repeatables_table --
+-- the repeatable function files of sql/functions/ applied, with their checksums
+CREATE TABLE IF NOT EXISTS waymark.schema_repeatables (
+    name       text PRIMARY KEY,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- repeatables_table_exists --
+SELECT to_regclass('waymark.schema_repeatables') IS NOT NULL;
+
+-- repeatables_applied --
+SELECT name, checksum FROM waymark.schema_repeatables;
+
+-- repeatables_record --
+INSERT INTO waymark.schema_repeatables (name, checksum) VALUES (%(name)s, %(checksum)s)
+ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now();

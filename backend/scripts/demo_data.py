@@ -28,8 +28,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from backend.queries import Queries
 from backend.services.ingest.copy_payload import EVENT_COLUMNS  # the rows' order: the writer's
 from backend.taxonomy import category_of
+
+#: the generator's statements, by name (demo_data.sql beside this file)
+QUERIES = Queries.load("backend.scripts", "demo_data.sql")
 
 PILLARS = ("stem", "arts", "wellbeing", "community", "life_skills")
 QUESTS: tuple[tuple[str, str, str, int], ...] = tuple(
@@ -357,7 +361,7 @@ def load(conn: psycopg.Connection[Any], *, events: int, students: int, days: int
     with conn.cursor() as cur:
         # Sessions are drawn in random order; staging them and inserting in time order
         # gives the table the physical order real ingestion has (BRIN indexes rely on it).
-        cur.execute("DROP TABLE IF EXISTS pg_temp.demo_events")
+        cur.execute(QUERIES["drop_staging"])
         cur.execute(CREATE_STAGING_SQL)
         with cur.copy(sql.SQL("COPY pg_temp.demo_events ({}) FROM STDIN").format(columns)) as copy:
             for row in iter_events(factory, people, families, events):
@@ -365,7 +369,7 @@ def load(conn: psycopg.Connection[Any], *, events: int, students: int, days: int
                 summary.events += 1
         cur.execute(sql.SQL("INSERT INTO public.user_activity_events ({}) SELECT {} "
                             "FROM pg_temp.demo_events ORDER BY occurred_at").format(columns, columns))
-        cur.execute("DROP TABLE pg_temp.demo_events")
+        cur.execute(QUERIES["drop_staging"])
         cur.execute(SUMMARIZE_BRIN_SQL)
         summary.errors = _write_errors(cur, factory.errors, now)
         summary.guardian_links = _write_links(cur, families)
@@ -379,35 +383,13 @@ def load(conn: psycopg.Connection[Any], *, events: int, students: int, days: int
 
 #: Summarize the new block ranges of the events table's BRIN indexes now: until then
 #: (autovacuum, later) every range-restricted query would read the whole table.
-SUMMARIZE_BRIN_SQL = """
-SELECT brin_summarize_new_values(c.oid)
-FROM pg_index i
-JOIN pg_class c ON c.oid = i.indexrelid
-JOIN pg_am a ON a.oid = c.relam
-WHERE i.indrelid = 'public.user_activity_events'::regclass AND a.amname = 'brin'
-"""
+SUMMARIZE_BRIN_SQL = QUERIES["summarize_brin"]
 
-CREATE_STAGING_SQL = """
-CREATE TEMP TABLE demo_events (LIKE public.user_activity_events INCLUDING DEFAULTS)
-"""
+CREATE_STAGING_SQL = QUERIES["create_staging"]
 
-INSERT_GROUP = """
-INSERT INTO public.error_groups (fingerprint, error_type, message, component_name,
-                                 api_endpoint, first_seen, last_seen)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (fingerprint) DO UPDATE SET last_seen = EXCLUDED.last_seen
-RETURNING group_id
-"""
+INSERT_GROUP = QUERIES["insert_group"]
 
-REFRESH_GROUPS = """
-UPDATE public.error_groups g
-   SET occurrences = s.n, users_affected = s.users, first_seen = s.first_seen,
-       last_seen = s.last_seen
-  FROM (SELECT group_id, count(*) AS n, count(DISTINCT user_id) AS users,
-               min(occurred_at) AS first_seen, max(occurred_at) AS last_seen
-          FROM public.error_events GROUP BY group_id) s
- WHERE g.group_id = s.group_id
-"""
+REFRESH_GROUPS = QUERIES["refresh_groups"]
 
 
 def _write_errors(cur: psycopg.Cursor[Any], errors: list[tuple[Any, ...]], now: datetime) -> int:

@@ -1,0 +1,30 @@
+-- The demo generator's statements (backend/scripts/demo_data.py), by name.
+
+-- summarize_brin --
+SELECT brin_summarize_new_values(c.oid)
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_am a ON a.oid = c.relam
+WHERE i.indrelid = 'public.user_activity_events'::regclass AND a.amname = 'brin';
+
+-- create_staging --
+CREATE TEMP TABLE demo_events (LIKE public.user_activity_events INCLUDING DEFAULTS);
+
+-- insert_group --
+INSERT INTO public.error_groups (fingerprint, error_type, message, component_name,
+                                 api_endpoint, first_seen, last_seen)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (fingerprint) DO UPDATE SET last_seen = EXCLUDED.last_seen
+RETURNING group_id;
+
+-- refresh_groups --
+UPDATE public.error_groups g
+   SET occurrences = s.n, users_affected = s.users, first_seen = s.first_seen,
+       last_seen = s.last_seen
+  FROM (SELECT group_id, count(*) AS n, count(DISTINCT user_id) AS users,
+               min(occurred_at) AS first_seen, max(occurred_at) AS last_seen
+          FROM public.error_events GROUP BY group_id) s
+ WHERE g.group_id = s.group_id;
+
+-- drop_staging --
+DROP TABLE IF EXISTS pg_temp.demo_events;
