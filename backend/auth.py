@@ -284,9 +284,13 @@ def current_caller(optional: bool = False) -> Caller | None:
     return cast(Caller, cached)
 
 
-def known_caller() -> Caller | None:
-    """The caller this request already verified, if any (the middleware's user; never verifies)."""
-    cached: object = g.get(_G_KEY, None)
+def known_caller(request_globals: Any = None) -> Caller | None:
+    """The caller this request already verified, if any (the middleware's user; never verifies).
+
+    ``request_globals`` is ``g``'s real object when the caller already holds it: the
+    middleware's hot path skips the proxy lookup.
+    """
+    cached: object = (request_globals if request_globals is not None else g).get(_G_KEY, None)
     return cached if isinstance(cached, Caller) else None
 
 

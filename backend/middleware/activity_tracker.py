@@ -127,7 +127,7 @@ class ActivityTracker:
             duration_ms=int((time.perf_counter() - started) * 1000))
         self._submit({"kind": "event", "row": row, "received_at": received_at,
                       "client": client_of(req, self.state.settings),
-                      "user_id": self._caller_id()})
+                      "user_id": self._caller_id(ctx_g)})
         return response
 
     @guard()
@@ -153,9 +153,9 @@ class ActivityTracker:
                       "user_id": self._caller_id()})
 
     @staticmethod
-    def _caller_id() -> Any:
+    def _caller_id(request_globals: Any = None) -> Any:
         """The user already verified by this request's own auth (else the writer checks)."""
-        caller = known_caller()
+        caller = known_caller(request_globals)
         return caller.user_id if caller is not None else None
 
     def _submit(self, item: dict[str, Any]) -> None:
