@@ -32,11 +32,13 @@ from backend.services.analytics.risk.params import (
     DEFAULT_PARAMS,
     LEVELS,
     PRESETS,
+    RISK_LEVELS,
     RiskParams,
     RiskParamsError,
     level_for,
     params_from_settings,
     preset,
+    risk_level_for,
 )
 from backend.services.analytics.risk.storage import (
     risk_history,
@@ -47,7 +49,8 @@ from backend.services.analytics.risk.storage import (
 
 __all__ = [
     "CALIBRATED_PARAMS", "DEFAULT_PARAMS", "LEVELS", "NON_ACTIVITY_TYPES", "PRESETS",
-    "Factor", "RiskAssessment", "RiskParams", "RiskParamsError", "assess", "fetch_inputs",
-    "level_for", "params_from_settings", "preset", "rank", "risk_history", "score_students",
+    "RISK_LEVELS", "Factor", "RiskAssessment", "RiskParams", "RiskParamsError", "assess",
+    "fetch_inputs", "level_for", "params_from_settings", "preset", "rank", "risk_history",
+    "risk_level_for", "score_students",
     "store_assessments", "stored_flagged", "stored_summary",
 ]

@@ -201,3 +201,13 @@ def level_for(score: float) -> str:
     if score <= 0.8:
         return "low"
     return "at_risk"
+
+
+#: The risk levels, from least to most at risk: the same cut points as :data:`LEVELS`,
+#: named for the risk rather than the engagement, so "high" never reads as "fine".
+RISK_LEVELS = ("low", "medium", "high", "critical")
+
+
+def risk_level_for(score: float) -> str:
+    """The risk level of a score: low < 0.3 ≤ medium ≤ 0.6 < high ≤ 0.8 < critical."""
+    return RISK_LEVELS[LEVELS.index(level_for(score))]
