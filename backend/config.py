@@ -32,6 +32,8 @@ class Settings:
     anonymize_after_days: int = 90
     delete_after_days: int = 730
     collect_retention_days: int = 30
+    #: Class aggregates describing fewer students than this are suppressed for teachers.
+    min_group_size: int = 5
     allowed_origins: tuple[str, ...] = ()
     trusted_proxies: int = 0
     queue_size: int = 10_000
@@ -82,6 +84,8 @@ class Settings:
             supabase_url=_str_or_none(get("SUPABASE_URL", "SUPABASE_URL")),
             salt_period=salt_period,
             anonymize_after_days=anonymize,
+            min_group_size=_int(get("MIN_GROUP_SIZE"), "WAYMARK_MIN_GROUP_SIZE",
+                                defaults.min_group_size, minimum=1),
             delete_after_days=delete,
             collect_retention_days=_int(get("COLLECT_RETENTION_DAYS"),
                                         "WAYMARK_COLLECT_RETENTION_DAYS",

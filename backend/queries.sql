@@ -17,10 +17,10 @@ SELECT pg_try_advisory_lock(%(namespace)s, %(key)s);
 -- release_job_lock --
 SELECT pg_advisory_unlock(%(namespace)s, %(key)s);
 
--- is_guardian_of --
--- auth.py, run as the caller: the database's own answer (waymark.is_guardian_of, the
--- helper the policies use) to "is this parent linked to that student?".
-SELECT waymark.is_guardian_of(%(student_id)s) AS linked;
+-- may_see_student --
+-- auth.py, run as the caller: the database's own answer (waymark.visible_students, the
+-- helper the policies use) to "may this parent or teacher see that student?".
+SELECT %(student_id)s::uuid = ANY (waymark.visible_students()) AS visible;
 
 -- migrations_lock --
 -- migrations.py: concurrent `waymark migrate` runs take turns.

@@ -18,7 +18,8 @@ BLUEPRINT = Path(__file__).resolve().parent.parent / "render.yaml"
 #: The CLI's cron subcommands (README "Command line"): what runs on a schedule.
 CRON_COMMANDS = {"rotate-salts", "anonymize", "purge", "rollup", "score"}
 #: the subcommands people run by hand; a new command must be added to one of the two sets.
-MANUAL_COMMANDS = {"serve", "migrate", "forget", "export", "demo", "dev-token", "milestones"}
+MANUAL_COMMANDS = {"serve", "migrate", "forget", "export", "demo", "dev-token", "milestones",
+                   "classes"}
 CRON_FIELD = r"(\*|\d+(-\d+)?(,\d+(-\d+)?)*)(/\d+)?"
 
 

@@ -29,15 +29,24 @@ PB = uuid.UUID("bbbbbbbb-0000-4000-8000-0000000000fb")
 ADMIN = uuid.UUID("adadadad-0000-4000-8000-0000000000ad")
 ANON_SIGNIN = uuid.UUID("cccccccc-0000-4000-8000-00000000000c")
 META = uuid.UUID("dddddddd-0000-4000-8000-00000000000d")
+T1 = uuid.UUID("eeeeeeee-0000-4000-8000-0000000000e1")  # teaches class C1 (A's)
+T2 = uuid.UUID("eeeeeeee-0000-4000-8000-0000000000e2")  # teaches class C2 (B's)
+META_T = uuid.UUID("dddddddd-0000-4000-8000-0000000000de")
+C1 = uuid.UUID("c1c1c1c1-0000-4000-8000-0000000000c1")
+C2 = uuid.UUID("c2c2c2c2-0000-4000-8000-0000000000c2")
 NOBODY = None  # rows with no user (visitors, anonymized rows)
 
 USER_TABLES = ("user_activity_events", "user_sessions", "learning_journey_events",
                "error_events")
 ADMIN_TABLES = ("page_view_analytics", "error_groups")
 HIDDEN_TABLES = ("tracking_salts", "privacy_audit")
-ALL_TABLES = (*USER_TABLES, *ADMIN_TABLES, "guardian_links", *HIDDEN_TABLES)
-OWNERS: tuple[uuid.UUID | None, ...] = (A, B, PA, PB, ADMIN, ANON_SIGNIN, META, NOBODY)
+CLASS_TABLES = ("classes", "class_memberships")
+ALL_TABLES = (*USER_TABLES, *ADMIN_TABLES, "guardian_links", *CLASS_TABLES, *HIDDEN_TABLES)
+OWNERS: tuple[uuid.UUID | None, ...] = (A, B, PA, PB, ADMIN, ANON_SIGNIN, META, T1, T2, META_T,
+                                        NOBODY)
 LINKS = {(PA, A), (PB, B)}
+#: (class, user, member_role)
+MEMBERSHIPS = {(C1, A, "student"), (C1, T1, "teacher"), (C2, B, "student"), (C2, T2, "teacher")}
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 _tokens = AuthTokens()
@@ -58,6 +67,10 @@ IDENTITIES: dict[str, dict[str, Any] | None] = {
     "anonymous sign-in": _claims(ANON_SIGNIN, None, is_anonymous=True),
     "student with user_metadata.role admin": _claims(META, None,
                                                      user_metadata={"role": "admin"}),
+    "teacher of A's class": _claims(T1, "teacher"),
+    "teacher of another class": _claims(T2, "teacher"),
+    "student with user_metadata.role teacher": _claims(META_T, None,
+                                                       user_metadata={"role": "teacher"}),
 }
 
 
@@ -68,13 +81,22 @@ def expected_rows(identity: str, table: str) -> set[Any] | None:
         return None
     me = uuid.UUID(claims["sub"])
     admin = identity == "admin"
+    role = claims.get("app_metadata", {}).get("role", "student")
+    if claims.get("is_anonymous"):
+        role = "student"
+    children = {s for p, s in LINKS if p == me} if role == "parent" else set()
+    taught = {c for c, u, r in MEMBERSHIPS if u == me and r == "teacher"}
+    class_students = {u for c, u, r in MEMBERSHIPS if c in taught and r == "student"}
     if table in USER_TABLES:
-        if admin:
-            return set(OWNERS)
-        students = {s for p, s in LINKS if p == me} if identity.startswith("parent") else set()
-        return {me} | students
+        return set(OWNERS) if admin else {me} | children | class_students
     if table in ADMIN_TABLES:
         return {"row"} if admin else set()
+    if table == "classes":
+        attended = {c for c, u, r in MEMBERSHIPS if r == "student" and (u == me or u in children)}
+        return {C1, C2} if admin else taught | attended
+    if table == "class_memberships":
+        return set(MEMBERSHIPS) if admin else {m for m in MEMBERSHIPS if m[0] in taught
+                                               or m[1] == me or m[1] in children}
     assert table == "guardian_links"
     return set(LINKS) if admin else {link for link in LINKS if me in link}
 
@@ -86,6 +108,10 @@ INSERT INTO error_groups (fingerprint, error_type, first_seen, last_seen)
 INSERT INTO page_view_analytics (day, page_path, total_views) VALUES (%(now)s::date, '/', 3);
 INSERT INTO tracking_salts (period_start, salt) VALUES (%(now)s, decode(repeat('ab', 32), 'hex'));
 INSERT INTO privacy_audit (action, details) VALUES ('purge', '{"rows": 0}');
+INSERT INTO classes (class_id, name) VALUES (%(c1)s, 'Year 7 maths'), (%(c2)s, 'Year 8 art');
+INSERT INTO class_memberships (class_id, user_id, member_role)
+    VALUES (%(c1)s, %(a)s, 'student'), (%(c1)s, %(t1)s, 'teacher'),
+           (%(c2)s, %(b)s, 'student'), (%(c2)s, %(t2)s, 'teacher');
 """
 SEED_PER_OWNER = """
 INSERT INTO user_activity_events (occurred_at, user_id, event_type)
@@ -102,6 +128,8 @@ ROW_KEY = {
     "error_groups": "SELECT 'row' FROM error_groups",
     "tracking_salts": "SELECT 'row' FROM tracking_salts",
     "privacy_audit": "SELECT 'row' FROM privacy_audit",
+    "classes": "SELECT class_id FROM classes",
+    "class_memberships": "SELECT class_id, user_id, member_role FROM class_memberships",
 }
 #: One write of each kind per table; the UPDATE/DELETE target every row.
 WRITES = {
@@ -114,7 +142,7 @@ SOME_COLUMN = {
     "learning_journey_events": "details", "error_events": "message",
     "page_view_analytics": "total_views", "error_groups": "status",
     "guardian_links": "created_at", "tracking_salts": "created_at",
-    "privacy_audit": "details",
+    "privacy_audit": "details", "classes": "name", "class_memberships": "created_at",
 }
 
 
@@ -135,7 +163,8 @@ def seeded_url(pg_server_url: str, template_db: str) -> Iterator[str]:
     """One migrated database with rows for every owner, shared by the read-only matrix."""
     for url in _scratch_database(pg_server_url, template=template_db):
         with psycopg.connect(url, autocommit=True) as conn:
-            _run(conn, SEED, {"a": A, "b": B, "pa": PA, "pb": PB, "now": NOW})
+            _run(conn, SEED, {"a": A, "b": B, "pa": PA, "pb": PB, "now": NOW,
+                              "c1": C1, "c2": C2, "t1": T1, "t2": T2})
             for owner in OWNERS:
                 _run(conn, SEED_PER_OWNER, {"u": owner, "now": NOW})
         yield url
@@ -361,9 +390,13 @@ def test_no_view_or_function_bypasses_rls(conn: psycopg.Connection[Any]) -> None
                OR has_function_privilege('authenticated', p.oid, 'EXECUTE'))""").fetchall()
     # only the RLS helpers run with their owner's rights, and they only read the caller's
     # own role and guardian links
-    assert {d[0] for d in definers} == {"waymark.app_role()", "waymark.is_admin()",
-                                        "waymark.is_guardian_of(uuid)",
-                                        "waymark.linked_students()"}
+    assert {d[0] for d in definers} == {f"waymark.{name}" for name in (
+        "app_role()", "is_admin()", "is_guardian_of(uuid)", "linked_students()",
+        "visible_students()", "visible_classes()", "taught_classes()")}
+
+
+HELPERS = ("app_role", "is_admin", "is_guardian_of", "linked_students", "visible_students",
+           "visible_classes", "taught_classes")
 
 
 def test_helpers_are_security_definer_with_an_empty_search_path(
@@ -372,9 +405,8 @@ def test_helpers_are_security_definer_with_an_empty_search_path(
         SELECT p.proname, p.prosecdef, p.proconfig, n.nspname,
                has_function_privilege('anon', p.oid, 'EXECUTE')
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE p.proname IN ('app_role', 'is_admin', 'is_guardian_of', 'linked_students')
-        """).fetchall()
-    assert {r[0] for r in rows} == {"app_role", "is_admin", "is_guardian_of", "linked_students"}
+        WHERE p.proname = ANY (%s)""", (list(HELPERS),)).fetchall()
+    assert {r[0] for r in rows} == set(HELPERS)
     for name, definer, config, schema, anon_may in rows:
         assert (schema, definer, anon_may) == ("waymark", True, False), name
         assert config is not None and any(re.fullmatch(r'search_path=("")?', c) for c in config)
@@ -477,7 +509,9 @@ def _reads_uid(node: dict[str, Any]) -> bool:
     (_claims(A, None), "student"),
     (_claims(A, "parent"), "parent"),
     (_claims(A, "admin"), "admin"),
-    (_claims(A, "teacher"), None),
+    (_claims(A, "teacher"), "teacher"),
+    (_claims(A, "teacher", is_anonymous=True), "student"),
+    (_claims(A, "principal"), None),
     (_claims(A, None, user_metadata={"role": "admin"}), "student"),
     (_claims(A, "admin", is_anonymous=True), "student"),
     ({**_claims(A, "admin"), "role": "service_role"}, None),
@@ -561,3 +595,118 @@ def test_queries_under_rls_can_run_in_parallel(db: Database, identity: str) -> N
         rows = {r[0] for r in conn.execute("SELECT user_id FROM user_activity_events")}
     assert "Gather" in plan and "Workers Launched" in plan, plan
     assert rows == expected_rows(identity, "user_activity_events")
+
+
+# ------------------------------------------------------------ teachers and classes
+
+
+@pytest.mark.parametrize(("identity", "students", "classes", "taught"), [
+    ("student A", [A], [C1], []),
+    ("parent of A", [A], [C1], []),
+    ("teacher of A's class", [A], [C1], [C1]),
+    ("teacher of another class", [B], [C2], [C2]),
+    ("admin", [], [], []),  # policies test is_admin() instead of listing everyone
+    ("student with user_metadata.role teacher", [META_T], [], []),
+    ("anon", [], [], []),
+])
+def test_visible_students_in_the_database(db: Database, identity: str, students: list[Any],
+                                          classes: list[Any], taught: list[Any]) -> None:
+    with db.connection() as conn, conn.transaction():
+        claims = IDENTITIES[identity]
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)",
+                     (json.dumps(claims) if claims else "",))
+        conn.execute("SET LOCAL ROLE authenticated")
+        row = conn.execute("SELECT waymark.visible_students(), waymark.visible_classes(), "
+                           "waymark.taught_classes()").fetchone()
+    assert row == (students, classes, taught)
+
+
+def test_a_teacher_removed_from_a_class_loses_access_at_once(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        _run(conn, SEED, {"a": A, "b": B, "pa": PA, "pb": PB, "now": NOW,
+                          "c1": C1, "c2": C2, "t1": T1, "t2": T2})
+        for owner in (A, B, T1):
+            _run(conn, SEED_PER_OWNER, {"u": owner, "now": NOW})
+    database = Database(db_url, min_size=1, max_size=1)
+    database.open(wait=True)
+    teacher = IDENTITIES["teacher of A's class"]
+    try:
+        # one pooled connection throughout: nothing may be cached per session
+        assert read(database, teacher, "user_activity_events") == {T1, A}
+        assert read(database, teacher, "classes") == {C1}
+        database.execute("DELETE FROM class_memberships WHERE class_id = %(c)s AND "
+                         "user_id = %(t)s", {"c": C1, "t": T1})
+        for table in USER_TABLES:
+            assert read(database, teacher, table) == {T1}, table
+        assert read(database, teacher, "classes") == set()
+        assert read(database, teacher, "class_memberships") == set()
+        # and back: re-adding restores access just as fast
+        database.execute("INSERT INTO class_memberships (class_id, user_id, member_role) "
+                         "VALUES (%(c)s, %(t)s, 'teacher')", {"c": C1, "t": T1})
+        assert read(database, teacher, "learning_journey_events") == {T1, A}
+        # a student moved out of the class disappears from the teacher's view too
+        database.execute("DELETE FROM class_memberships WHERE class_id = %(c)s AND "
+                         "user_id = %(a)s", {"c": C1, "a": A})
+        assert read(database, teacher, "error_events") == {T1}
+    finally:
+        database.close()
+
+
+#: A teacher's class query: the class's events by category over 30 days (also measured by
+#: bench/rls_query.py against the same query as admin).
+CLASS_LAST_30_DAYS = """
+SELECT event_category, count(*) AS events
+FROM public.user_activity_events
+WHERE user_id IN (SELECT m.user_id FROM public.class_memberships m
+                  WHERE m.class_id = %(class_id)s AND m.member_role = 'student')
+  AND occurred_at >= %(since)s
+GROUP BY event_category
+ORDER BY event_category
+"""
+
+
+def test_teacher_class_query_plan_uses_initplans_and_indexes(
+        conn: psycopg.Connection[Any]) -> None:
+    teacher = uuid.UUID("eeeeeeee-0000-4000-8000-000000000099")
+    klass = uuid.UUID("c3c3c3c3-0000-4000-8000-0000000000c3")
+    conn.execute("""
+        INSERT INTO user_activity_events (occurred_at, user_id, event_type)
+        SELECT %(now)s - (i %% 60) * interval '1 day',
+               ('00000000-0000-4000-8000-' || lpad((i %% 200)::text, 12, '0'))::uuid,
+               'page_view'
+        FROM generate_series(1, 20000) i""", {"now": NOW})
+    conn.execute("INSERT INTO classes (class_id, name) VALUES (%s, 'Year 9')", (klass,))
+    conn.execute("""
+        INSERT INTO class_memberships (class_id, user_id, member_role)
+        SELECT %(c)s, ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'student'
+        FROM generate_series(0, 24) i
+        UNION ALL SELECT %(c)s, %(t)s, 'teacher'""", {"c": klass, "t": teacher})
+    conn.execute("ANALYZE user_activity_events")
+    conn.execute("ANALYZE class_memberships")
+    with conn.transaction():
+        conn.execute("SET LOCAL enable_seqscan = off")
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)",
+                     (json.dumps(_claims(teacher, "teacher")),))
+        conn.execute("SET LOCAL ROLE authenticated")
+        explain = conn.execute(
+            "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) " + CLASS_LAST_30_DAYS,
+            {"class_id": klass, "since": NOW - timedelta(days=30)}).fetchone()
+        answer = conn.execute(CLASS_LAST_30_DAYS, {"class_id": klass,
+                                                   "since": NOW - timedelta(days=30)}).fetchall()
+    assert explain is not None
+    nodes = list(_nodes(explain[0][0]["Plan"]))
+    initplans = [n for n in nodes if n.get("Parent Relationship") == "InitPlan"]
+    helper_plans = [n for n in initplans if "visible_students" in " ".join(n.get("Output", []))]
+    assert len(helper_plans) == 1 and helper_plans[0]["Actual Loops"] == 1
+    events = [n for n in nodes if n.get("Relation Name") == "user_activity_events"]
+    assert events and all(n["Node Type"] != "Seq Scan" for n in events)
+    indexes = {n.get("Index Name") for n in nodes}
+    assert "user_activity_events_user_time" in indexes
+    members = [n for n in nodes if n.get("Relation Name") == "class_memberships"]
+    assert members and all(n["Node Type"] != "Seq Scan" for n in members)
+    expected = conn.execute(
+        "SELECT count(*) FROM user_activity_events WHERE occurred_at >= %s AND user_id IN "
+        "(SELECT user_id FROM class_memberships WHERE class_id = %s AND member_role = "
+        "'student')", (NOW - timedelta(days=30), klass)).fetchone()
+    assert expected is not None and expected[0] > 0
+    assert [events for _, events in answer] == [expected[0]]

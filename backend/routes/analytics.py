@@ -35,7 +35,7 @@ from backend.services.analytics.attribution import attribution as attribution_su
 from backend.services.analytics.engagement import engagement as engagement_of
 from backend.services.analytics.errors import error_summary
 from backend.services.analytics.event_counts import event_counts as counts_by_category
-from backend.services.analytics.event_counts import linked_students
+from backend.services.analytics.event_counts import visible_students
 from backend.services.analytics.journey import journey as journey_of
 from backend.services.analytics.pages import page_views as page_view_summary
 from backend.services.analytics.quests import popular_quests as quest_popularity
@@ -88,7 +88,7 @@ def journey(user_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/at-risk-students")
-@require_caller("admin")
+@require_caller("admin", "teacher")
 def at_risk_students() -> ResponseReturnValue:
     """Students whose risk is at least ``threshold``, highest first, each with factors."""
     days = _days()
@@ -133,8 +133,8 @@ def errors() -> ResponseReturnValue:
 @bp.get("/event-counts")
 @require_caller()
 def event_counts() -> ResponseReturnValue:
-    """Events by category over the last N UTC days: a student's own, a parent's own and their
-    linked students', an admin's all (closed days from the rollup)."""
+    """Events by category over the last N UTC days: a student's own, a parent's or teacher's
+    own and their students', an admin's all (closed days from the rollup)."""
     days = _days()
     caller = current_caller()
     now = datetime.now(UTC)
@@ -143,8 +143,8 @@ def event_counts() -> ResponseReturnValue:
         if caller.is_admin:
             return counts_by_category(conn, now=now, days=days, use_rollup=True)
         users = [caller.user_id]
-        if caller.role == "parent":
-            users += linked_students(conn, caller.user_id)
+        if caller.role in ("parent", "teacher"):
+            users += visible_students(conn)
         return counts_by_category(conn, now=now, days=days, user_ids=users)
 
     return _as_caller(work)

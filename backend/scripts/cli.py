@@ -63,7 +63,7 @@ def serve(host: str, port: int, workers: int, threads: int, no_access_log: bool)
 
 @main.command("dev-token")
 @click.argument("user_id", required=False)
-@click.option("--role", type=click.Choice(["student", "parent", "admin"]), default="admin",
+@click.option("--role", type=click.Choice(["student", "parent", "teacher", "admin"]), default="admin",
               show_default=True)
 @click.option("--hours", type=click.IntRange(1, 24 * 30), default=12, show_default=True)
 def dev_token(user_id: str | None, role: str, hours: int) -> None:

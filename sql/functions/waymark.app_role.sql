@@ -16,9 +16,9 @@ BEGIN
         RETURN NULL;                         -- no signed-in user
     END IF;
     IF claims -> 'is_anonymous' = 'true'::jsonb THEN
-        RETURN 'student';                    -- anonymous sign-ins are never parent/admin
+        RETURN 'student';                    -- anonymous sign-ins are never parent/teacher/admin
     END IF;
-    IF requested IN ('student', 'parent', 'admin') THEN
+    IF requested IN ('student', 'parent', 'teacher', 'admin') THEN
         RETURN requested;                    -- app_metadata only, never user_metadata
     END IF;
     RETURN NULL;

@@ -34,10 +34,10 @@ def count_live(conn: psycopg.Connection[Any], lo: datetime, hi: datetime, now: d
     return counts
 
 
-def linked_students(conn: psycopg.Connection[Any], parent_id: uuid.UUID) -> list[uuid.UUID]:
-    """The students a parent is linked to in ``guardian_links``."""
-    return [row["student_id"] for row in fetch_all(conn, QUERIES["linked_students"],
-                                                   {"parent_id": parent_id})]
+def visible_students(conn: psycopg.Connection[Any]) -> list[uuid.UUID]:
+    """The students the caller may see besides themself: a parent's linked children, a
+    teacher's class students (the RLS policies' own helper, so answers match the rows)."""
+    return [row["user_id"] for row in fetch_all(conn, QUERIES["visible_students"], {})]
 
 
 def event_counts(conn: psycopg.Connection[Any], *, now: datetime, days: int,
@@ -45,8 +45,8 @@ def event_counts(conn: psycopg.Connection[Any], *, now: datetime, days: int,
                  use_rollup: bool = False) -> dict[str, Any]:
     """Counts by category over the last ``days`` UTC days (zeros included) and the total.
 
-    ``user_ids`` limits the count to those users (a student: themselves; a parent:
-    themselves and their linked students); ``use_rollup`` is for callers who see every
+    ``user_ids`` limits the count to those users (a student: themselves; a parent or a
+    teacher: themselves and the students they may see); ``use_rollup`` is for callers who see every
     row (admins), as the rollup counts everyone.
     """
     period = calendar_days(now, days)

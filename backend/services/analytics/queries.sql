@@ -106,7 +106,7 @@ ids AS (
 
 -- students --
 -- Who is a student (docs/risk.md, "Who is scored"): a user with at least one event at or
--- before %(now)s who is not a parent in guardian_links. The risk score, the score job and
+-- before %(now)s who is neither a parent in guardian_links nor a teacher of a class. The risk score, the score job and
 -- the milestone job cover exactly these.
 -- Reads student_candidates (user_id); yields students (user_id, first_at), first_at being
 -- their first event at or before now.
@@ -118,6 +118,8 @@ students AS (
           FROM student_candidates c) c
     WHERE c.first_at IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM public.guardian_links g WHERE g.parent_id = c.user_id)
+      AND NOT EXISTS (SELECT 1 FROM public.class_memberships m
+                      WHERE m.user_id = c.user_id AND m.member_role = 'teacher')
 )
 
 
@@ -433,10 +435,10 @@ FROM public.event_category_hourly
 WHERE hour = ANY (%(hours)s::timestamptz[])
 GROUP BY event_category
 
--- linked_students --
--- The caller's own linked students (RLS shows a parent the links naming them).
-SELECT student_id FROM public.guardian_links WHERE parent_id = %(parent_id)s
-ORDER BY student_id
+-- visible_students --
+-- The students the caller may see besides themself (a parent's children, a teacher's class
+-- students): the policies' own helper, so the answer and RLS cannot disagree.
+SELECT unnest(waymark.visible_students()) AS user_id
 
 -- rolled_counts --
 SELECT event_category AS category, sum(events) AS events
@@ -929,3 +931,155 @@ DELETE FROM public.quest_hourly WHERE hour < %(today_start)s
 
 -- forget_past_hours --
 DELETE FROM public.rollup_hours WHERE hour < %(today_start)s
+
+
+-- ======================================================================================
+-- Students and classes (students.py, classes.py)
+-- ======================================================================================
+
+-- latest_assessment --
+-- LATERAL join: the newest stored risk assessment of s.user_id at or before %(now)s (the
+-- (user_id, occurred_at) index, read backwards); columns a.risk_score, a.engagement_level,
+-- a.assessed_at, a.factors, a.params.
+LEFT JOIN LATERAL (
+    SELECT l.risk_score, l.engagement_level, l.occurred_at AS assessed_at,
+           l.details -> 'factors' AS factors, l.details -> 'params' AS params
+    FROM public.learning_journey_events l
+    WHERE l.user_id = s.user_id AND l.milestone = 'risk_assessment'
+      AND l.occurred_at <= %(now)s
+    ORDER BY l.occurred_at DESC
+    LIMIT 1
+) a ON true
+
+-- roster --
+-- The students the caller may see (RLS applies to every table read): an admin every student
+-- (who has events, attends a class or is linked to a parent), anyone else the policies'
+-- helper waymark.visible_students(). Yields roster (user_id); use after WITH RECURSIVE.
+{{every_user_id}}, student_candidates AS (
+    SELECT user_id FROM ids WHERE user_id IS NOT NULL AND (SELECT waymark.is_admin())
+), {{students}}, roster AS (
+    SELECT user_id FROM students
+    UNION
+    SELECT m.user_id FROM public.class_memberships m
+    WHERE m.member_role = 'student' AND (SELECT waymark.is_admin())
+    UNION
+    SELECT g.student_id FROM public.guardian_links g WHERE (SELECT waymark.is_admin())
+    UNION
+    SELECT unnest(waymark.visible_students())
+)
+
+-- students_page --
+-- One page of the caller's students, most at risk first (unscored last), with the total
+-- before paging. %(class_id)s, %(prefix)s (of the id's text) and %(level)s (an engagement
+-- level) filter when not NULL. An empty page still yields one row carrying the total.
+WITH RECURSIVE {{roster}}, chosen AS (
+    SELECT r.user_id FROM roster r
+    WHERE (%(class_id)s::uuid IS NULL OR EXISTS (
+              SELECT 1 FROM public.class_memberships m
+              WHERE m.class_id = %(class_id)s::uuid AND m.member_role = 'student'
+                AND m.user_id = r.user_id))
+      AND (%(prefix)s::text IS NULL OR r.user_id::text LIKE %(prefix)s::text || '%%')
+), assessed AS (
+    SELECT s.user_id, a.risk_score, a.engagement_level, a.assessed_at,
+           (SELECT w.risk_score FROM public.learning_journey_events w
+            WHERE w.user_id = s.user_id AND w.milestone = 'risk_assessment'
+              AND w.occurred_at <= %(week_ago)s
+            ORDER BY w.occurred_at DESC LIMIT 1) AS risk_score_7d_ago
+    FROM chosen s
+    {{latest_assessment}}
+    WHERE %(level)s::text IS NULL OR a.engagement_level = %(level)s::text
+), page AS (
+    SELECT * FROM assessed
+    ORDER BY risk_score DESC NULLS LAST, user_id
+    LIMIT %(limit)s OFFSET %(offset)s
+)
+SELECT (SELECT count(*) FROM assessed) AS total, p.user_id, p.risk_score, p.engagement_level,
+       p.assessed_at, p.risk_score_7d_ago,
+       (SELECT max(e.occurred_at) FROM public.user_activity_events e
+        WHERE e.user_id = p.user_id AND e.occurred_at <= %(now)s) AS last_active_at,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('class_id', k.class_id, 'name', k.name)
+                                  ORDER BY k.name, k.class_id), '[]'::jsonb)
+        FROM public.class_memberships m JOIN public.classes k USING (class_id)
+        WHERE m.user_id = p.user_id AND m.member_role = 'student') AS classes
+FROM (SELECT 1) one
+LEFT JOIN page p ON true
+ORDER BY p.risk_score DESC NULLS LAST, p.user_id
+
+-- classes --
+-- The classes the caller may read (RLS: a teacher those they teach, a student or parent
+-- those attended, an admin all), with the members the caller may read counted.
+SELECT k.class_id, k.name, k.created_at,
+       count(m.user_id) FILTER (WHERE m.member_role = 'student') AS student_count,
+       count(m.user_id) FILTER (WHERE m.member_role = 'teacher') AS teacher_count
+FROM public.classes k
+LEFT JOIN public.class_memberships m ON m.class_id = k.class_id
+GROUP BY k.class_id
+ORDER BY k.name, k.class_id
+
+-- teaches_class --
+-- Whether the caller teaches this class (the same helper the policies use).
+SELECT %(class_id)s::uuid = ANY (waymark.taught_classes()) AS teaches
+
+-- class_roster --
+-- One class as the caller may read it, with its students' ids (none if RLS hides it).
+SELECT k.class_id, k.name,
+       coalesce(array_agg(m.user_id ORDER BY m.user_id)
+                FILTER (WHERE m.user_id IS NOT NULL), '{}') AS students
+FROM public.classes k
+LEFT JOIN public.class_memberships m
+       ON m.class_id = k.class_id AND m.member_role = 'student'
+WHERE k.class_id = %(class_id)s
+GROUP BY k.class_id
+
+-- class_daily --
+-- Per UTC day of (since, now]: how many of the class's students were active, and events.
+SELECT (e.occurred_at AT TIME ZONE 'UTC')::date AS day,
+       count(DISTINCT e.user_id) AS active_students, count(*) AS events
+FROM public.user_activity_events e
+WHERE e.user_id = ANY (%(students)s::uuid[])
+  AND e.occurred_at > %(since)s AND e.occurred_at <= %(now)s
+GROUP BY 1
+ORDER BY 1
+
+-- class_categories --
+-- Events by category in (since, now] for the class's students, with how many students
+-- each count describes; the last row (category NULL) is every category together.
+SELECT e.event_category::text AS category, count(*) AS events,
+       count(DISTINCT e.user_id) AS students
+FROM public.user_activity_events e
+WHERE e.user_id = ANY (%(students)s::uuid[])
+  AND e.occurred_at > %(since)s AND e.occurred_at <= %(now)s
+GROUP BY ROLLUP (e.event_category)
+ORDER BY e.event_category NULLS LAST
+
+-- class_quests --
+-- Per quest in (since, now], the class's students' views, starts and completions (the
+-- popularity figures of popular-quests), and how many students each row describes.
+SELECT e.event_data ->> 'quest_id' AS quest_id,
+       max(e.event_data ->> 'quest_title') AS quest_title,
+       count(*) FILTER (WHERE e.event_type = 'quest_viewed') AS views,
+       count(*) FILTER (WHERE e.event_type = 'quest_started') AS starts,
+       count(*) FILTER (WHERE e.event_type = 'quest_completed') AS completions,
+       count(DISTINCT e.user_id) AS students
+FROM public.user_activity_events e
+WHERE e.user_id = ANY (%(students)s::uuid[])
+  AND e.event_type IN ('quest_viewed', 'quest_started', 'quest_completed')
+  AND e.occurred_at > %(since)s AND e.occurred_at <= %(now)s
+  AND e.event_data ? 'quest_id'
+GROUP BY 1
+
+-- class_quest_students --
+-- How many of the class's students started a quest, and completed one, in (since, now].
+SELECT count(DISTINCT e.user_id) FILTER (WHERE e.event_type = 'quest_started') AS started,
+       count(DISTINCT e.user_id) FILTER (WHERE e.event_type = 'quest_completed') AS completed
+FROM public.user_activity_events e
+WHERE e.user_id = ANY (%(students)s::uuid[])
+  AND e.event_type IN ('quest_started', 'quest_completed')
+  AND e.occurred_at > %(since)s AND e.occurred_at <= %(now)s
+
+-- class_assessments --
+-- Each of the class's students with their newest stored assessment (NULLs if unscored).
+SELECT s.user_id, a.risk_score, a.engagement_level, a.assessed_at, a.factors
+FROM unnest(%(students)s::uuid[]) AS s(user_id)
+{{latest_assessment}}
+ORDER BY a.risk_score DESC NULLS LAST, s.user_id

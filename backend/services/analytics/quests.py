@@ -38,7 +38,7 @@ def popular_quests(conn: psycopg.Connection[Any], *, now: datetime, days: int, l
         for part_lo, part_hi in live:
             rows.extend(fetch_all(conn, QUERIES["daily_quest_stats"],
                                   {"lo": part_lo, "hi": part_hi, "now": period.now}))
-    quests = [_figures(quest_id, totals) for quest_id, totals in _sum_by_quest(rows).items()]
+    quests = [quest_figures(quest_id, totals) for quest_id, totals in _sum_by_quest(rows).items()]
     quests.sort(key=lambda q: (-q["popularity"], q["quest_id"]))
     return {**period.describe(), "days_from_rollup": len(rolled),
             "hours_from_rollup": hours_used, "limit": limit,
@@ -58,7 +58,7 @@ def _sum_by_quest(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return totals
 
 
-def _figures(quest_id: str, t: dict[str, Any]) -> dict[str, Any]:
+def quest_figures(quest_id: str, t: dict[str, Any]) -> dict[str, Any]:
     views, starts, completions = t["views"], t["starts"], t["completions"]
     return {"quest_id": quest_id, "quest_title": t["quest_title"], "views": views,
             "starts": starts, "completions": completions,
