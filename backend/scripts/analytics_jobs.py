@@ -163,9 +163,13 @@ def demo_command(students: int, days: int, events: int, seed: int, if_empty: boo
         click.echo(f"admin ids (any uuid works as admin): {', '.join(loaded.admin_ids)}")
         click.echo(f"student ids: {', '.join(loaded.sample_student_ids)}")
         click.echo(f"parent ids: {', '.join(loaded.sample_parent_ids)}")
-        click.echo("try: waymark dev-token --role admin, then GET /api/analytics/at-risk-students")
+        click.echo(f"teacher ids: {', '.join(loaded.sample_teacher_ids)}")
+        click.echo("try: waymark dev-token --role admin, then GET /api/analytics/at-risk-students;"
+                   " or waymark dev-token <teacher id> --role teacher, then GET "
+                   "/api/analytics/students")
         runtime.summary("demo", events=loaded.events, errors=loaded.errors,
-                        students=loaded.students, parents=loaded.parents, rollup_pages=pages,
+                        students=loaded.students, parents=loaded.parents,
+                        classes=loaded.classes, rollup_pages=pages,
                         at_risk=scored["at_risk"], milestones=added,
                         seconds=f"{time.monotonic() - started:.1f}")
 

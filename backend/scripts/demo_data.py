@@ -103,6 +103,8 @@ class DemoSummary:
     admin_ids: list[str] = field(default_factory=list)
     sample_student_ids: list[str] = field(default_factory=list)
     sample_parent_ids: list[str] = field(default_factory=list)
+    classes: int = 0
+    sample_teacher_ids: list[str] = field(default_factory=list)
     personas: dict[str, int] = field(default_factory=dict)
 
 
@@ -145,6 +147,40 @@ def build_parents(rng: random.Random, students: list[Person]) -> list[tuple[Pers
         children = [students[i]] + ([students[i + 1]] if rng.random() < 0.3 else [])
         families.append((parent, children))
     return families
+
+
+#: Class names for the demo school; a class holds about CLASS_SIZE students.
+CLASS_NAMES = ("Year 7 Maths", "Year 7 Science", "Year 8 English", "Year 8 History",
+               "Year 9 Computing", "Year 9 Art", "Year 10 Biology", "Year 10 Geography")
+CLASS_SIZE = 24
+#: A club of 4 students: fewer than the default minimum group size, so its teacher sees
+#: its aggregates suppressed (docs/access.md, "Small groups").
+CLUB = ("Robotics club", 4)
+
+
+@dataclass
+class DemoClass:
+    """One class of the demo school: its teacher and students."""
+
+    class_id: uuid.UUID
+    name: str
+    teacher_id: uuid.UUID
+    students: list[uuid.UUID]
+
+
+def build_classes(rng: random.Random, students: list[Person]) -> list[DemoClass]:
+    """Consecutive groups of about CLASS_SIZE students, one teacher each, and a small club
+    taught by the first class's teacher (so one teacher has two classes)."""
+    classes: list[DemoClass] = []
+    for n, start in enumerate(range(0, len(students), CLASS_SIZE)):
+        name = CLASS_NAMES[n % len(CLASS_NAMES)] + ("" if n < len(CLASS_NAMES)
+                                                      else f" ({n // len(CLASS_NAMES) + 1})")
+        members = [p.user_id for p in students[start:start + CLASS_SIZE]]
+        classes.append(DemoClass(_uuid(rng), name, _uuid(rng), members))
+    if classes and len(students) >= CLUB[1]:
+        club = rng.sample([p.user_id for p in students], CLUB[1])
+        classes.append(DemoClass(_uuid(rng), CLUB[0], classes[0].teacher_id, club))
+    return classes
 
 
 def _hash16(*parts: str) -> bytes:
@@ -373,9 +409,12 @@ def load(conn: psycopg.Connection[Any], *, events: int, students: int, days: int
         cur.execute(SUMMARIZE_BRIN_SQL)
         summary.errors = _write_errors(cur, factory.errors, now)
         summary.guardian_links = _write_links(cur, families)
+        classes = build_classes(rng, people)
+        summary.classes = _write_classes(cur, classes)
     summary.admin_ids = [str(_uuid(rng)) for _ in range(2)]
     summary.sample_student_ids = [str(p.user_id) for p in people[:3]]
     summary.sample_parent_ids = [str(p.user_id) for p, _ in families[:2]]
+    summary.sample_teacher_ids = list(dict.fromkeys(str(c.teacher_id) for c in classes))[:2]
     for person in people:
         summary.personas[person.persona] = summary.personas.get(person.persona, 0) + 1
     return summary
@@ -411,6 +450,13 @@ def _write_errors(cur: psycopg.Cursor[Any], errors: list[tuple[Any, ...]], now: 
 def _write_links(cur: psycopg.Cursor[Any], families: list[tuple[Person, list[Person]]]) -> int:
     rows = [(str(parent.user_id), str(child.user_id)) for parent, children in families
             for child in children]
-    cur.executemany("INSERT INTO public.guardian_links (parent_id, student_id) VALUES (%s, %s) "
-                    "ON CONFLICT DO NOTHING", rows)
+    cur.executemany(QUERIES["insert_link"], rows)
     return len(rows)
+
+
+def _write_classes(cur: psycopg.Cursor[Any], classes: list[DemoClass]) -> int:
+    cur.executemany(QUERIES["insert_class"], [(c.class_id, c.name) for c in classes])
+    cur.executemany(QUERIES["insert_membership"],
+                    [(c.class_id, c.teacher_id, "teacher") for c in classes]
+                    + [(c.class_id, s, "student") for c in classes for s in c.students])
+    return len(classes)

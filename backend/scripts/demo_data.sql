@@ -28,3 +28,15 @@ UPDATE public.error_groups g
 
 -- drop_staging --
 DROP TABLE IF EXISTS pg_temp.demo_events;
+
+-- insert_link --
+INSERT INTO public.guardian_links (parent_id, student_id) VALUES (%s, %s)
+ON CONFLICT DO NOTHING;
+
+-- insert_class --
+INSERT INTO public.classes (class_id, name) VALUES (%s, %s)
+ON CONFLICT DO NOTHING;
+
+-- insert_membership --
+INSERT INTO public.class_memberships (class_id, user_id, member_role) VALUES (%s, %s, %s)
+ON CONFLICT DO NOTHING;

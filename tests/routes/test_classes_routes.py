@@ -19,6 +19,7 @@ from freezegun import freeze_time
 
 from backend import create_app
 from backend.services.analytics.risk import score_students, store_assessments
+from backend.services.privacy import retention
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -322,3 +323,21 @@ def test_class_writes_are_admin_only_and_checked(client: FlaskClient, auth: Any,
     missing = client.put(f"/api/analytics/classes/{uuid.uuid4()}/members/{LONER}",
                          json={"member_role": "student"}, headers=admin)
     assert missing.status_code == 404
+
+
+def test_anonymize_leaves_classes_and_their_summaries_intact(
+        client: FlaskClient, auth: Any, school: None, conn: psycopg.Connection[Any],
+        db: Any) -> None:
+    """Anonymizing events older than the window changes neither the memberships nor a class
+    summary within the window; it removes the people from the old events only."""
+    for student in MATHS_STUDENTS:
+        add_event(conn, "login_success", NOW - timedelta(days=120), user_id=student)
+    path = f"/api/analytics/classes/{MATHS}/summary?days=30"
+    before = get(client, auth, path, T_MATHS, "teacher").get_json()
+    memberships = conn.execute("SELECT count(*) FROM class_memberships").fetchone()
+    stats = retention.anonymize(db, now=NOW, older_than_days=90, pii_keys=("email",))
+    assert sum(stats.rows.values()) >= len(MATHS_STUDENTS)
+    assert conn.execute("SELECT count(*) FROM user_activity_events WHERE occurred_at < %s AND "
+                        "user_id IS NOT NULL", (NOW - timedelta(days=90),)).fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM class_memberships").fetchone() == memberships
+    assert get(client, auth, path, T_MATHS, "teacher").get_json() == before

@@ -70,3 +70,24 @@ def test_campaign_visits_carry_source_medium_and_campaign(conn: psycopg.Connecti
     assert ("instagram", "social", "spring_launch") in rows
     assert (None, None, None) in rows
     assert rows <= set(demo_data.CAMPAIGNS)
+
+
+def test_the_demo_school_has_classes_with_teachers(conn: psycopg.Connection[Any]) -> None:
+    summary = demo_data.load(conn, events=3000, students=60, days=20, seed=2, now=NOW)
+    classes = conn.execute("""
+        SELECT k.name, count(*) FILTER (WHERE m.member_role = 'teacher'),
+               count(*) FILTER (WHERE m.member_role = 'student')
+        FROM classes k JOIN class_memberships m USING (class_id)
+        GROUP BY k.name ORDER BY k.name""").fetchall()
+    assert summary.classes == len(classes) == 4  # 24 + 24 + 12 students, and the club
+    assert {name: (teachers, students) for name, teachers, students in classes} == {
+        "Year 7 Maths": (1, 24), "Year 7 Science": (1, 24), "Year 8 English": (1, 12),
+        "Robotics club": (1, demo_data.CLUB[1])}
+    teachers = {row[0] for row in conn.execute(
+        "SELECT user_id FROM class_memberships WHERE member_role = 'teacher'")}
+    assert len(teachers) == 3 and set(summary.sample_teacher_ids) <= {str(t) for t in teachers}
+    active = {row[0] for row in conn.execute("SELECT DISTINCT user_id FROM user_activity_events")}
+    assert not teachers & active
+    in_classes = {row[0] for row in conn.execute(
+        "SELECT user_id FROM class_memberships WHERE member_role = 'student'")}
+    assert len(in_classes) == 60 and len(in_classes & active) >= 50  # some never came back

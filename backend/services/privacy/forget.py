@@ -45,7 +45,7 @@ from backend.services.privacy.tombstones import ADD_TOMBSTONE, LOCK_EXCLUSIVE, T
 REDACTED = "[forgotten]"
 PRIVATE_SCHEMA = "waymark"
 PRIVATE_KEEP = ("forgotten_users", "schema_migrations")
-NOT_A_PERSON = ("session_id",)
+NOT_A_PERSON = ("session_id", "class_id")
 HASH_LOOKBACK = timedelta(hours=1)
 
 #: every user column of every base table in public and in the private schema.

@@ -18,6 +18,7 @@ from backend.services.privacy.salts import get_or_create_salt, period_start
 A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
 B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")
 PARENT = uuid.UUID("c0000000-0000-4000-8000-00000000000c")
+CLASS = uuid.UUID("d0000000-0000-4000-8000-00000000000d")
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
@@ -37,6 +38,9 @@ def seed(db: Database, conn: psycopg.Connection[Any], events_of_a: int = 3) -> b
                  "VALUES (%s, now(), 'badge_earned')", (A,))
     conn.execute("INSERT INTO guardian_links (parent_id, student_id) VALUES (%s, %s), (%s, %s)",
                  (PARENT, A, PARENT, B))
+    conn.execute("INSERT INTO classes (class_id, name) VALUES (%s, 'Year 7')", (CLASS,))
+    conn.execute("INSERT INTO class_memberships (class_id, user_id, member_role) "
+                 "VALUES (%s, %s, 'student'), (%s, %s, 'student')", (CLASS, A, CLASS, B))
     return visitor_a
 
 
@@ -58,6 +62,8 @@ def test_export_holds_every_row_about_the_user_and_nobody_else(
     assert tables["guardian_links"] == [
         {"parent_id": str(PARENT), "student_id": str(A),
          "created_at": tables["guardian_links"][0]["created_at"]}]
+    assert [(m["class_id"], m["user_id"], m["member_role"])
+            for m in tables["class_memberships"]] == [(str(CLASS), str(A), "student")]
     assert str(B) not in json.dumps(document)
     assert document["counts"]["user_activity_events"] == 4
 
@@ -80,7 +86,7 @@ def test_export_is_audited_with_counts_only(db: Database,
     "".join(export.export_user(db, A, now=NOW))
     row = conn.execute("SELECT details FROM privacy_audit WHERE action = 'export'").fetchone()
     assert row is not None
-    assert row[0]["rows"]["user_activity_events"] == 4 and row[0]["total"] == 7
+    assert row[0]["rows"]["user_activity_events"] == 4 and row[0]["total"] == 8
     assert str(A) not in json.dumps(row[0])
 
 

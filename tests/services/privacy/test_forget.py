@@ -20,6 +20,7 @@ from backend.services.privacy.salts import get_or_create_salt, period_start
 A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
 B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")
 PARENT = uuid.UUID("c0000000-0000-4000-8000-00000000000c")
+CLASS = uuid.UUID("d0000000-0000-4000-8000-00000000000d")
 
 
 def now() -> datetime:
@@ -74,6 +75,10 @@ def seed(db: Database, conn: psycopg.Connection[Any]) -> dict[str, Any]:
                  (A, f"score:{A}:1", B, f"score:{B}:1", Jsonb({"peer": str(A)})))
     conn.execute("INSERT INTO guardian_links (parent_id, student_id) VALUES (%s, %s), (%s, %s)",
                  (PARENT, A, PARENT, B))
+    conn.execute("INSERT INTO classes (class_id, name) VALUES (%s, 'Year 7')", (CLASS,))
+    conn.execute("INSERT INTO class_memberships (class_id, user_id, member_role) "
+                 "VALUES (%s, %s, 'student'), (%s, %s, 'student'), (%s, %s, 'teacher')",
+                 (CLASS, A, CLASS, B, CLASS, PARENT))
     conn.execute("""INSERT INTO waymark.dead_letters (kind, error, payload)
                     VALUES ('event', 'bad row', %s), ('event', 'bad row', %s)""",
                  (Jsonb({"user_id": str(A)}), Jsonb({"user_id": str(B)})))
@@ -123,7 +128,7 @@ def test_forget_leaves_no_trace_in_any_column_of_any_table(
     removed = {k: v for k, v in receipt.rows_removed.items() if v}
     assert removed == {"user_activity_events": 5, "user_sessions": 2, "error_events": 2,
                        "learning_journey_events": 1, "guardian_links": 1,
-                       "waymark.dead_letters": 1}
+                       "class_memberships": 1, "waymark.dead_letters": 1}
     assert receipt.mentions_redacted == {"user_activity_events": 1,
                                          "learning_journey_events": 1}
 
@@ -155,14 +160,14 @@ def test_forget_is_idempotent_and_audited_without_the_id(
 
     second = forget_user(db, A, now=now())
 
-    assert first.total_removed == 12
+    assert first.total_removed == 13
     assert second.total_removed == 0 and second.mentions_redacted == {}
     assert conn.execute(
         "SELECT (SELECT count(*) FROM user_activity_events), (SELECT count(*) FROM "
         "user_sessions), (SELECT sum(occurrences) FROM error_groups)").fetchone() == state
     audits = conn.execute("SELECT details FROM privacy_audit WHERE action = 'forget' "
                           "ORDER BY id").fetchall()
-    assert [a[0]["total_rows_removed"] for a in audits] == [12, 0]
+    assert [a[0]["total_rows_removed"] for a in audits] == [13, 0]
     assert str(A) not in str(audits) and str(A).replace("-", "") not in str(audits)
 
 
