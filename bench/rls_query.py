@@ -8,6 +8,9 @@ set-up, query, commit. It also shows the plan (auth.uid() as a once-only InitPla
 index scan on (user_id, occurred_at)) and the same student query *without* the explicit
 ``user_id`` filter, which is why Waymark's queries always add it.
 
+A teacher's class query (``CLASS_LAST_30_DAYS``: one class's events by category) runs the
+same way as the class's teacher and as an admin; the goal is teacher ≤ 1.5× admin.
+
 ``python -m bench.rls_query [--events 1000000] [--rounds 300] [--keep]``
 """
 
@@ -47,6 +50,27 @@ FROM public.user_activity_events
 WHERE occurred_at >= %(since)s
 GROUP BY event_category
 ORDER BY event_category
+"""
+#: A teacher's class query: the class's events by category over 30 days (tests/test_rls.py
+#: has it too). The same text runs as the class's teacher and as an admin.
+CLASS_LAST_30_DAYS = """
+SELECT event_category, count(*) AS events
+FROM public.user_activity_events
+WHERE user_id IN (SELECT m.user_id FROM public.class_memberships m
+                  WHERE m.class_id = %(class_id)s AND m.member_role = 'student')
+  AND occurred_at >= %(since)s
+GROUP BY event_category
+ORDER BY event_category
+"""
+#: The teacher of the largest class (the demo data's classes hold about 24 students).
+A_CLASS = """
+SELECT t.class_id, t.user_id AS teacher, count(s.user_id) AS students
+FROM public.class_memberships t
+JOIN public.class_memberships s ON s.class_id = t.class_id AND s.member_role = 'student'
+WHERE t.member_role = 'teacher'
+GROUP BY t.class_id, t.user_id
+ORDER BY count(s.user_id) DESC, t.class_id
+LIMIT 1
 """
 TYPICAL_STUDENT = """
 SELECT user_id, n FROM (
@@ -221,6 +245,37 @@ def report(db: Database, rounds: int) -> None:
     figure("ratio admin (RLS) / service connection, whole-table scan",
            statistics.median(admin_scan["admin (RLS)"])
            / statistics.median(admin_scan["service connection"]))
+    teacher_report(db, rounds)
+
+
+def teacher_report(db: Database, rounds: int) -> None:
+    """The class query as its teacher and as an admin, interleaved: plan, timings, ratio."""
+    row = db.fetch_one(A_CLASS)
+    if row is None:
+        print("  no classes in this database (made before classes existed?): run without "
+              "--keep to regenerate", flush=True)
+        return
+    params = {"class_id": row["class_id"], "since": datetime.now(UTC) - timedelta(days=30)}
+    who = {"teacher (RLS)": claims(row["teacher"], "teacher"),
+           "admin (RLS)": claims(uuid.uuid4(), "admin")}
+    figure("the class's students", row["students"])
+    answers = {name: run_as(db, claims_, CLASS_LAST_30_DAYS, params)
+               for name, claims_ in who.items()}
+    assert answers["teacher (RLS)"] == answers["admin (RLS)"], answers
+    figure("the class's events, last 30 days", sum(n for _, n in answers["admin (RLS)"]))
+    plan = explain_as(db, who["teacher (RLS)"], CLASS_LAST_30_DAYS, params)
+    print("  plan as the teacher:\n    " + plan.replace("\n", "\n    "), flush=True)
+    samples: dict[str, list[float]] = {name: [] for name in who}
+    names = list(who)
+    for i in range(rounds):
+        for name in (names if i % 2 else names[::-1]):
+            samples[name].append(timed(lambda n=name: run_as(db, who[n], CLASS_LAST_30_DAYS,
+                                                              params)))
+    for name, values in samples.items():
+        figure(f"class query, {name} p50", statistics.median(values), "ms")
+        figure(f"class query, {name} p95", percentile(values, 95), "ms")
+    figure("ratio teacher / admin, class query (p50; goal <= 1.5)",
+           statistics.median(samples["teacher (RLS)"]) / statistics.median(samples["admin (RLS)"]))
 
 
 if __name__ == "__main__":
