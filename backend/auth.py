@@ -328,7 +328,7 @@ def require_access_to(user_id: uuid.UUID) -> Caller:
     if caller.user_id == user_id or caller.is_admin:
         return caller
     if caller.role in ("parent", "teacher"):
-        with get_state().db.as_user(caller.claims) as conn:
+        with get_state().reads.as_user(caller.claims) as conn:
             row = conn.execute(FOUNDATION["may_see_student"], {"student_id": user_id}).fetchone()
         if row is not None and row[0]:
             return caller

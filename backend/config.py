@@ -32,6 +32,8 @@ class Settings:
     anonymize_after_days: int = 90
     delete_after_days: int = 730
     collect_retention_days: int = 30
+    #: A streaming replica for the analytics reads (None: read from the primary).
+    read_database_url: str | None = None
     #: Class aggregates describing fewer students than this are suppressed for teachers.
     min_group_size: int = 5
     allowed_origins: tuple[str, ...] = ()
@@ -84,6 +86,7 @@ class Settings:
             supabase_url=_str_or_none(get("SUPABASE_URL", "SUPABASE_URL")),
             salt_period=salt_period,
             anonymize_after_days=anonymize,
+            read_database_url=_str_or_none(get("READ_DATABASE_URL")),
             min_group_size=_int(get("MIN_GROUP_SIZE"), "WAYMARK_MIN_GROUP_SIZE",
                                 defaults.min_group_size, minimum=1),
             delete_after_days=delete,

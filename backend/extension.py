@@ -56,7 +56,13 @@ class Waymark:
         db.open(wait=False)
         writer = EventWriter(db.url, settings, before_store=self.before_store,
                              verify=auth.token_verifier(settings))
-        state = WaymarkState(settings=settings, db=db, risk_params=risk_params, writer=writer)
+        replica = None
+        if settings.read_database_url:
+            replica = Database(settings.read_database_url, min_size=settings.pool_min_size,
+                               max_size=settings.pool_max_size, name="waymark-replica")
+            replica.open(wait=False)
+        state = WaymarkState(settings=settings, db=db, risk_params=risk_params, writer=writer,
+                             replica=replica)
         app.extensions[EXTENSION_KEY] = state
 
         routes.register_api(app)

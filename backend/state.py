@@ -33,10 +33,18 @@ class WaymarkState:
     db: Database
     risk_params: RiskParams
     writer: EventWriter
+    #: the pool analytics reads use: a streaming replica (WAYMARK_READ_DATABASE_URL), or
+    #: None to read from the primary. Writes, jobs and forget always use ``db``.
+    replica: Database | None = None
     closed: bool = False
 
     #: the open states of this process, so ``track()`` works outside an app context.
     _live: ClassVar[list[weakref.ref[WaymarkState]]] = []
+
+    @property
+    def reads(self) -> Database:
+        """Where analytics read as the caller: the replica when one is configured."""
+        return self.replica if self.replica is not None else self.db
 
     def register(self) -> None:
         """Make this state findable by ``track()`` outside an app context."""
@@ -57,6 +65,8 @@ class WaymarkState:
             self.writer.close(timeout)
         except Exception:
             log.exception("waymark: closing the writer failed")  # shutdown must go on
+        if self.replica is not None:
+            self.replica.close()
         self.db.close()
 
 

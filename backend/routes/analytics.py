@@ -1,6 +1,7 @@
 """The analytics endpoints (docs/analytics.md): parse and check, run the service as the caller.
 
-Every query runs inside ``state.db.as_user(caller.claims)`` so row-level security
+Every query runs inside ``state.reads.as_user(caller.claims)`` (a streaming replica when
+WAYMARK_READ_DATABASE_URL is set, else the primary) so row-level security
 chooses the rows; the web layer also refuses (403, no data) what the caller may not
 see: admin-only endpoints, and another user's engagement or journey unless the caller
 is that user, their linked parent or an admin.
@@ -57,7 +58,7 @@ def _risk_params() -> risk.RiskParams:
 def _as_caller(work: Callable[[Any], dict[str, Any]]) -> ResponseReturnValue:
     """Run ``work(conn)`` on a connection carrying the caller's identity; answer JSON."""
     caller = current_caller()
-    with get_state().db.as_user(caller.claims) as conn:
+    with get_state().reads.as_user(caller.claims) as conn:
         body = work(conn)
     response = jsonify(body)
     response.headers["Cache-Control"] = "private, no-store"

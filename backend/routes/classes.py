@@ -45,7 +45,7 @@ PREFIX_CHARS = "0123456789abcdef-"
 
 
 def _as_caller(work: Callable[[Any], dict[str, Any] | None]) -> dict[str, Any] | None:
-    with get_state().db.as_user(current_caller().claims) as conn:
+    with get_state().reads.as_user(current_caller().claims) as conn:
         return work(conn)
 
 
