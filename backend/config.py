@@ -32,6 +32,11 @@ class Settings:
     anonymize_after_days: int = 90
     delete_after_days: int = 730
     collect_retention_days: int = 30
+    #: "commit": ingestion answers 202 once its events are committed (a crash loses
+    #: nothing); "queued": once they are in the in-process queue (at-most-once under crash).
+    ack: str = "commit"
+    #: How long an ingestion request waits for its commit before answering 503.
+    ack_timeout: float = 5.0
     #: A streaming replica for the analytics reads (None: read from the primary).
     read_database_url: str | None = None
     #: Class aggregates describing fewer students than this are suppressed for teachers.
@@ -64,6 +69,9 @@ class Settings:
 
         defaults = cls()
         salt_period = str(get("SALT_PERIOD") or defaults.salt_period).lower()
+        ack = str(get("ACK") or defaults.ack).lower()
+        if ack not in ("commit", "queued"):
+            raise ConfigError(f"WAYMARK_ACK must be 'commit' or 'queued', not {ack!r}")
         if salt_period not in ("day", "month"):
             raise ConfigError(
                 f"WAYMARK_SALT_PERIOD must be 'day' or 'month', not {salt_period!r}"
@@ -87,6 +95,9 @@ class Settings:
             salt_period=salt_period,
             anonymize_after_days=anonymize,
             read_database_url=_str_or_none(get("READ_DATABASE_URL")),
+            ack=ack,
+            ack_timeout=max(0.1, _float(get("ACK_TIMEOUT"), "WAYMARK_ACK_TIMEOUT",
+                                        defaults.ack_timeout)),
             min_group_size=_int(get("MIN_GROUP_SIZE"), "WAYMARK_MIN_GROUP_SIZE",
                                 defaults.min_group_size, minimum=1),
             delete_after_days=delete,

@@ -4,7 +4,13 @@ Bodies are ``application/json`` or ``text/plain`` JSON (``navigator.sendBeacon``
 of an event comes only from a valid ``Authorization: Bearer`` token, checked by the writer;
 an invalid or expired token is ignored and the event is stored anonymously (a page-exit
 beacon often carries a token that just expired; refusing it would lose the event). Body
-fields such as ``user_id`` or ``role`` are ignored. A full queue answers 503 + Retry-After.
+fields such as ``user_id`` or ``role`` are ignored.
+
+202 means stored: with ``WAYMARK_ACK=commit`` (the default) a request waits until the
+writer has committed its events (``Receipt``), at most ``WAYMARK_ACK_TIMEOUT`` seconds;
+a full queue, a database that cannot take them in time or a writer shutting down answers
+503 + Retry-After instead, and the client keeps the events. ``WAYMARK_ACK=queued`` answers
+as soon as they are queued (faster, at-most-once if the process crashes).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from flask.typing import ResponseReturnValue
 
 from backend.clock import now_utc
 from backend.services.ingest import items
+from backend.services.ingest.receipts import Receipt
 from backend.services.ingest.validation import (
     MAX_BATCH,
     MAX_BODY_BYTES,
@@ -73,15 +80,31 @@ def _body() -> Any:
     return parse_json(request.stream.read(MAX_BODY_BYTES + 1))  # chunked: read at most the limit
 
 
-def _queue_full() -> ResponseReturnValue:
-    response = jsonify(error="the event queue is full; retry after a moment")
+def _unavailable(reason: str) -> ResponseReturnValue:
+    response = jsonify(error=f"{reason}; nothing was accepted, retry after a moment")
     response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response, 503
 
 
+def _store(state: WaymarkState, queued: list[dict[str, Any]]) -> ResponseReturnValue | None:
+    """Queue ``queued`` and, in commit mode, wait until they are stored; None when they are
+    (answer 202), else the 503 to answer."""
+    writer = state.writer
+    if state.settings.ack != "commit":
+        return None if writer.submit_all(queued) else _unavailable("the event queue is full")
+    receipt = Receipt(len(queued))
+    if not writer.submit_all(queued, receipt):
+        return _unavailable("the event queue is full")
+    if receipt.wait(state.settings.ack_timeout):
+        return None
+    writer.withdraw(queued)
+    return _unavailable("the events could not be stored in time")
+
+
 def _submit_one(state: WaymarkState, item: dict[str, Any]) -> ResponseReturnValue:
-    if not state.writer.submit(item):
-        return _queue_full()
+    refused = _store(state, [item])
+    if refused is not None:
+        return refused
     return Response(ACCEPTED_ONE, status=202, mimetype="application/json")
 
 
@@ -115,8 +138,9 @@ def batch() -> ResponseReturnValue:
         valid.append(items.track_item(event, now, client))
     if not valid and rejected:
         return jsonify(error=rejected[0]["error"], accepted=0, rejected=rejected), 400
-    if not state.writer.submit_all(valid):
-        return _queue_full()  # nothing of this batch was queued: the client resends all of it
+    refused = _store(state, valid)
+    if refused is not None:
+        return refused  # not known to be stored: the client resends the whole batch
     return jsonify(accepted=len(valid), rejected=rejected), 202
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -153,9 +154,17 @@ def test_visitor_hash_uses_the_period_salt_and_the_trusted_client_address(
         application.extensions["waymark"].close()
 
 
+def queued_ack(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WAYMARK_ACK=queued for this app: 202 once queued (tests/routes/test_durable_ack.py
+    covers the default, 202 once committed)."""
+    state = app.extensions["waymark"]
+    monkeypatch.setattr(state, "settings", replace(state.settings, ack="queued"))
+
+
 def test_queue_full_answers_503_with_retry_after(client: FlaskClient, app: Flask,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     writer = writer_of(app)
+    queued_ack(app, monkeypatch)  # what is tested here is the queue, not the commit wait
     monkeypatch.setattr(writer, "autostart", False)  # no thread: nothing drains the queue
     monkeypatch.setattr(writer, "_items", BoundedQueue(2))
     statuses = [client.post(TRACK, json={"event_type": "page_view"}, headers=BROWSER).status_code
@@ -170,6 +179,7 @@ def test_queue_full_answers_503_with_retry_after(client: FlaskClient, app: Flask
 def test_a_batch_is_queued_whole_or_not_at_all(client: FlaskClient, app: Flask,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     writer = writer_of(app)
+    queued_ack(app, monkeypatch)  # what is tested here is the queue, not the commit wait
     monkeypatch.setattr(writer, "autostart", False)  # no thread: nothing drains the queue
     monkeypatch.setattr(writer, "_items", BoundedQueue(3))
     assert client.post(TRACK, json={"event_type": "page_view"}, headers=BROWSER).status_code == 202

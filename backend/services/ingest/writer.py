@@ -3,9 +3,15 @@
 Request threads only call :meth:`EventWriter.submit` (a ``put_nowait``). The first thread,
 started lazily and re-created after ``fork``, takes batches by size or time and prepares them
 (``prepare``: privacy step, session segments and their open sessions, the whole binary COPY
-payload); the second writes each prepared batch in one transaction (``store``). "Accepted"
-means "in the queue", and an accepted event is written unless the process dies before
-:meth:`flush` could finish.
+payload); the second writes each prepared batch in one transaction (``store``).
+
+Two kinds of callers. The ingestion endpoints queue with a :class:`~.receipts.Receipt` and
+wait for it: the writer settles it once the batch holding those events has committed, and
+does not wait out its flush interval while someone is waiting (group commit: requests that
+arrive while a batch is being written share the next transaction). So 202 means stored,
+and a crash after it loses nothing (docs/ingestion.md). The middleware, ``track()`` and
+``request_event()`` queue without a receipt and never wait (fire-and-forget: what they
+queued is written unless the process dies before :meth:`flush` could finish).
 
 Failures: a row PostgreSQL refuses as data is the store's to handle (split, dead letter; see
 ``store.is_data_error``). Anything else that fails a stage keeps the batch in memory and
@@ -37,11 +43,12 @@ import psycopg
 from backend.config import Settings
 from backend.db import is_transient
 from backend.services.ingest.batch import PreparedBatch, Row
-from backend.services.ingest.bounded_queue import BoundedQueue, Empty, Full
+from backend.services.ingest.bounded_queue import BoundedQueue, Empty
 from backend.services.ingest.copy_payload import EVENT_COLUMNS, EVENT_TYPES_SQL
 from backend.services.ingest.pacing import Contention
 from backend.services.ingest.prepare import BatchPreparer, BeforeStore
 from backend.services.ingest.privacy_step import PrivacyStep, Verifier
+from backend.services.ingest.receipts import Claims, Receipt, fail_all, settle_all
 from backend.services.ingest.store import Store
 
 log = logging.getLogger("waymark.writer")
@@ -55,8 +62,9 @@ IDLE_POLL = 0.1
 BACKLOG_FACTOR = 8
 HURRY_POLL = 0.05  # how soon a waiting batch notices flush()
 
-#: a prepared batch on its way to the database stage: (number, queue items, its batches)
-Job = tuple[int, int, list[PreparedBatch]]
+#: a prepared batch on its way to the database stage: (number, queue items, its batches,
+#: the receipts of its items and how many items each)
+Job = tuple[int, int, list[PreparedBatch], Counter[Receipt]]
 
 T = TypeVar("T")
 
@@ -99,6 +107,11 @@ class EventWriter:
         self._salt_conn: psycopg.Connection[Any] | None = None
         self._stop = threading.Event()
         self._hurry = threading.Event()
+        #: someone waits for a receipt: the batch being gathered goes now
+        self._waiting = threading.Event()
+        #: wakes the gathering thread (a waiter, or flush)
+        self._wake = threading.Event()
+        self._claims = Claims()
         self._give_up_at: float | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -106,22 +119,12 @@ class EventWriter:
 
     # ---- the request-thread side -------------------------------------------------------
 
-    def submit(self, item: Row) -> bool:
-        """Queue one item without blocking; False (and counted) when full or closed."""
-        if self._thread is None and self.autostart:
-            self._start()
-        if self._closed:
-            self.dropped["closed"] += 1
-            return False
-        try:
-            self._items.put_nowait(item)
-        except Full:
-            self.dropped["queue_full"] += 1
-            return False
-        self.counters["accepted"] += 1
-        return True
+    def submit(self, item: Row, receipt: Receipt | None = None) -> bool:
+        """Queue one item without blocking; False (and counted) when full or closed.
+        With a ``receipt``, the writer settles it once the item is committed."""
+        return self.submit_all([item], receipt)
 
-    def submit_all(self, batch: list[Row]) -> bool:
+    def submit_all(self, batch: list[Row], receipt: Receipt | None = None) -> bool:
         """Queue every item of a batch, or none (False, counted) when they do not all fit:
         a client told 503 resends the whole batch, one told 202 can forget it."""
         if self._thread is None and self.autostart:
@@ -129,11 +132,27 @@ class EventWriter:
         if self._closed:
             self.dropped["closed"] += len(batch)
             return False
+        if receipt is not None:
+            self._claims.add(batch, receipt)
         if not self._items.put_all(batch):
+            self._claims.take(batch)
             self.dropped["queue_full"] += len(batch)
             return False
         self.counters["accepted"] += len(batch)
+        if receipt is not None:
+            self._waiting.set()
+            self._wake.set()
         return True
+
+    def withdraw(self, batch: list[Row]) -> int:
+        """Take back items still queued (a request that stopped waiting answers 503, so its
+        client resends them); returns how many were still queued. Items already taken by
+        the writer may still be written: an ``event_id`` makes the client's retry a no-op."""
+        ids = {id(item) for item in batch}
+        removed = self._items.remove_where(lambda item: id(item) in ids)
+        self._claims.take(batch)
+        self.counters["withdrawn"] += removed
+        return removed
 
     def start(self) -> None:
         """Start the threads now (``submit`` does it lazily unless ``autostart=False``)."""
@@ -153,6 +172,7 @@ class EventWriter:
     def flush(self, timeout: float = 5.0) -> int:
         """Write everything queued so far; returns how many items are still unwritten."""
         self._hurry.set()
+        self._wake.set()
         try:
             return self._items.wait_until_empty(
                 timeout, lambda: self._thread is not None and self._thread.is_alive())
@@ -185,8 +205,16 @@ class EventWriter:
     def drop_user(self, user_id: uuid.UUID | str) -> int:
         """Remove still-queued items that name ``user_id`` (forget runs this before deleting)."""
         target = str(user_id).lower()
-        removed = self._items.remove_where(
-            lambda item: str(item.get("user_id") or "").lower() == target)
+        hits: list[Row] = []
+
+        def names_user(item: Row) -> bool:
+            if str(item.get("user_id") or "").lower() != target:
+                return False
+            hits.append(item)
+            return True
+
+        removed = self._items.remove_where(names_user)
+        settle_all(self._claims.take(hits))  # dropped on purpose: nothing to store
         self.dropped["forgotten"] += removed
         return removed
 
@@ -200,7 +228,7 @@ class EventWriter:
             **{k: self.counters.get(k, 0) for k in (
                 "accepted", "written", "duplicates", "retried", "dead_lettered", "batches",
                 "errors_written", "sessions_touched", "skipped_by_hook", "conflict_fallbacks",
-                "writer_errors")},
+                "writer_errors", "withdrawn")},
             "invalid_tokens": self.privacy.invalid_tokens,
             "dropped": dict(self.dropped),
         }
@@ -216,16 +244,19 @@ class EventWriter:
                 return
             self._prepared_seq += 1
             seq = self._prepared_seq
+            receipts = self._claims.take(items)
             prepared = self._retrying(
                 "preparing", len(items),
                 partial(self._preparer.prepare, self._salt_connection, items, seq),
                 self._disconnect_salts)
             if prepared is None:  # given up at exit
+                fail_all(receipts)
                 self._finished(seq, len(items))
                 continue
             self.dropped.update(prepared.dropped)
             self.counters["skipped_by_hook"] += prepared.skipped_by_hook
-            self._handoff.put((seq, len(items), [prepared.batch]))  # waits while 2 behind
+            # waits while 2 behind
+            self._handoff.put((seq, len(items), [prepared.batch], receipts))
 
     def _run_db(self) -> None:
         """Stage 2: write prepared batches, in order, while stage 1 prepares the next one."""
@@ -233,22 +264,29 @@ class EventWriter:
             job = self._handoff.get()
             if job is None:
                 return
-            seq, count, pending = job
+            seq, count, pending, receipts = job
+            written = False
             try:
-                self._retrying("writing", count, partial(self._write, pending),
-                               self._disconnect)
+                written = bool(self._retrying("writing", count, partial(self._write, pending),
+                                              self._disconnect))
             finally:
+                (settle_all if written else fail_all)(receipts)
                 self._finished(seq, count)
 
-    def _write(self, pending: list[PreparedBatch]) -> None:
+    def _write(self, pending: list[PreparedBatch]) -> bool:
         self._store.write(self._connection(), pending)
+        return True
 
     def _finished(self, seq: int, count: int) -> None:
         self._preparer.finished(seq)
         self._items.done(count)
 
     def _collect(self) -> list[Row] | None:
-        """Block for the first item, then gather up to ``batch_size`` or until the interval."""
+        """Block for the first item, then gather up to ``batch_size`` or until the interval
+        (or until someone waits for a commit: the batch then goes at once)."""
+        # Cleared before the first item is taken: a waiter sets it after queueing, so its
+        # signal can only be seen, never cleared, by the batch that takes its items.
+        self._waiting.clear()
         while True:
             try:
                 first = self._items.get(timeout=IDLE_POLL)
@@ -268,11 +306,13 @@ class EventWriter:
                 batch.extend(more)
                 continue
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._hurry.is_set() or self._stop.is_set():
-                break
+            if remaining <= 0 or self._hurry.is_set() or self._stop.is_set() \
+                    or self._waiting.is_set():
+                break  # someone waits for a commit: this batch goes now (group commit)
             # then take what arrived meanwhile at once: waking for every item would take
             # the GIL from a busy host's requests once per item
-            self._hurry.wait(min(remaining, HURRY_POLL))
+            self._wake.wait(min(remaining, HURRY_POLL))
+            self._wake.clear()
         return batch
 
     def _retrying(self, stage: str, count: int, action: Callable[[], T],
