@@ -5,8 +5,12 @@ A fresh database, ``waymark serve`` in a subprocess, then a Python load generato
 first single events to ``/activity/track``, then 100-event batches to ``/activity/batch``.
 Printed: requests/s, events/s, p50/p99 latency, and — after a graceful shutdown (SIGTERM,
 which flushes every worker's writer) — the rows stored next to the events accepted.
+Each is run for both acknowledgement modes, interleaved: ``WAYMARK_ACK=commit`` (the
+default: 202 once committed) and ``queued`` (202 once in the in-process queue), and the
+durable/queued ratio of events/s is printed per endpoint.
 
-``python -m bench.http_ingestion [--seconds 10] [--processes 2] [--threads 8] [--workers 2]``
+``python -m bench.http_ingestion [--seconds 10] [--processes 2] [--threads 8] [--workers 2]
+[--acks commit,queued]``
 """
 
 from __future__ import annotations
@@ -114,9 +118,11 @@ def load(port: int, kind: str, seconds: float, processes: int, threads: int) -> 
             "accepted": sum(acc for _, acc, _ in results), "statuses": statuses}
 
 
-def serve(url: str, port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
+def serve(url: str, port: int, workers: int, threads: int,
+          ack: str = "commit") -> subprocess.Popen[bytes]:
     """``waymark serve`` on loopback, waiting until its health check answers."""
-    env = {**os.environ, "DATABASE_URL": url, "WAYMARK_JWT_SECRET": "h" * 40}
+    env = {**os.environ, "DATABASE_URL": url, "WAYMARK_JWT_SECRET": "h" * 40,
+           "WAYMARK_ACK": ack}
     waymark = str(Path(sys.executable).with_name("waymark"))
     proc = subprocess.Popen(
         [waymark, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
@@ -153,29 +159,45 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--server-threads", type=int, default=8)
+    parser.add_argument("--acks", default="commit,queued",
+                        help="acknowledgement modes to compare, in order")
     args = parser.parse_args(argv)
+    rates: dict[tuple[str, str], float] = {}
     for kind in ("track", "batch"):
-        with fresh_database("wm_bench_http") as url:
-            port = _free_port()
-            proc = serve(url, port, args.workers, args.server_threads)
-            try:
-                result = load(port, kind, args.seconds, args.processes, args.threads)
-            finally:
-                stop(proc)
-            with psycopg.connect(url) as conn:
-                row = conn.execute("SELECT count(*) FROM user_activity_events").fetchone()
-            stored = int(row[0]) if row else 0
-        requests = len(result["latencies"])
-        print(f"  /activity/{kind} ({args.processes}×{args.threads} client threads, "
-              f"{args.workers} gunicorn workers × {args.server_threads} threads)", flush=True)
-        figure(f"{kind}: requests/s", requests / result["seconds"])
-        figure(f"{kind}: events accepted/s", result["accepted"] / result["seconds"])
-        figure(f"{kind}: latency p50", percentile(result["latencies"], 50), "ms")
-        figure(f"{kind}: latency p99", percentile(result["latencies"], 99), "ms")
-        figure(f"{kind}: answers", ", ".join(f"{k}: {v:,}" for k, v in sorted(
-            result["statuses"].items(), key=str)))
-        figure(f"{kind}: stored / accepted", f"{stored:,} / {result['accepted']:,}"
-               + (" (equal)" if stored == result["accepted"] else " (DIFFERENT)"))
+        for ack in args.acks.split(","):
+            rates[(kind, ack)] = run_one(args, kind, ack)
+    for kind in ("track", "batch"):
+        if (kind, "commit") in rates and rates.get((kind, "queued")):
+            figure(f"{kind}: events/s durable (commit) / queued",
+                   rates[(kind, "commit")] / rates[(kind, "queued")])
+
+
+def run_one(args: argparse.Namespace, kind: str, ack: str) -> float:
+    """One endpoint in one mode on a fresh database; prints its figures, returns events/s."""
+    with fresh_database("wm_bench_http") as url:
+        port = _free_port()
+        proc = serve(url, port, args.workers, args.server_threads, ack)
+        try:
+            result = load(port, kind, args.seconds, args.processes, args.threads)
+        finally:
+            stop(proc)
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM user_activity_events").fetchone()
+        stored = int(row[0]) if row else 0
+    requests = len(result["latencies"])
+    print(f"  /activity/{kind}, WAYMARK_ACK={ack} ({args.processes}×{args.threads} client "
+          f"threads, {args.workers} gunicorn workers × {args.server_threads} threads)",
+          flush=True)
+    name = f"{kind} [{ack}]"
+    figure(f"{name}: requests/s", requests / result["seconds"])
+    figure(f"{name}: events accepted/s", result["accepted"] / result["seconds"])
+    figure(f"{name}: latency p50", percentile(result["latencies"], 50), "ms")
+    figure(f"{name}: latency p99", percentile(result["latencies"], 99), "ms")
+    figure(f"{name}: answers", ", ".join(f"{k}: {v:,}" for k, v in sorted(
+        result["statuses"].items(), key=str)))
+    figure(f"{name}: stored / accepted", f"{stored:,} / {result['accepted']:,}"
+           + (" (equal)" if stored == result["accepted"] else " (DIFFERENT)"))
+    return float(result["accepted"] / result["seconds"])
 
 
 if __name__ == "__main__":

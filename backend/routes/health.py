@@ -18,5 +18,6 @@ def health() -> ResponseReturnValue:
     state = get_state()
     db_ok = state.db.ping()
     body: dict[str, Any] = {"status": "ok" if db_ok else "degraded", "db": db_ok}
+    body["ingestion"] = {"mode": "in-process", "ack": state.settings.ack}
     body["writer"] = state.writer.stats()
     return jsonify(body), 200 if db_ok else 503
