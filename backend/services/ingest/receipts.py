@@ -71,6 +71,11 @@ class Claims:
                     taken[receipt] += 1
         return taken
 
+    def any_of(self, items: Iterable[Any]) -> bool:
+        """Whether someone waits for any of ``items`` (their batch should go now)."""
+        with self._lock:
+            return any(id(item) in self._by_item for item in items)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._by_item)

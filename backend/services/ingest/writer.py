@@ -107,8 +107,6 @@ class EventWriter:
         self._salt_conn: psycopg.Connection[Any] | None = None
         self._stop = threading.Event()
         self._hurry = threading.Event()
-        #: someone waits for a receipt: the batch being gathered goes now
-        self._waiting = threading.Event()
         #: wakes the gathering thread (a waiter, or flush)
         self._wake = threading.Event()
         self._claims = Claims()
@@ -140,8 +138,7 @@ class EventWriter:
             return False
         self.counters["accepted"] += len(batch)
         if receipt is not None:
-            self._waiting.set()
-            self._wake.set()
+            self._wake.set()  # its batch goes as soon as the gathering thread sees it
         return True
 
     def withdraw(self, batch: list[Row]) -> int:
@@ -284,9 +281,6 @@ class EventWriter:
     def _collect(self) -> list[Row] | None:
         """Block for the first item, then gather up to ``batch_size`` or until the interval
         (or until someone waits for a commit: the batch then goes at once)."""
-        # Cleared before the first item is taken: a waiter sets it after queueing, so its
-        # signal can only be seen, never cleared, by the batch that takes its items.
-        self._waiting.clear()
         while True:
             try:
                 first = self._items.get(timeout=IDLE_POLL)
@@ -296,6 +290,9 @@ class EventWriter:
                     return None
                 self.privacy.expire_salts(datetime.now(UTC))
         batch = [first]
+        # Someone waits for one of these items: send the batch now. Known from the items
+        # themselves (receipts are registered before queueing), so no signal can be missed.
+        urgent = self._claims.any_of(batch)
         deadline = time.monotonic() + self.settings.flush_interval
         size = self.settings.batch_size
         if self._items.qsize() >= size:  # a backlog: fewer, larger transactions catch up faster
@@ -304,11 +301,11 @@ class EventWriter:
             more = self._items.take(size - len(batch))
             if more:
                 batch.extend(more)
+                urgent = urgent or self._claims.any_of(more)
                 continue
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._hurry.is_set() or self._stop.is_set() \
-                    or self._waiting.is_set():
-                break  # someone waits for a commit: this batch goes now (group commit)
+            if remaining <= 0 or urgent or self._hurry.is_set() or self._stop.is_set():
+                break  # (urgent: someone waits for a commit — group commit)
             # then take what arrived meanwhile at once: waking for every item would take
             # the GIL from a busy host's requests once per item
             self._wake.wait(min(remaining, HURRY_POLL))
