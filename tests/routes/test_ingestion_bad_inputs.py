@@ -103,9 +103,19 @@ CASES: list[tuple[str, str, bytes, str, int, str]] = [
      _raw({"message": "m", "status_code": 99}), "application/json", 400, "status_code"),
     ("measure missing event", "/api/analytics/measure", _raw({"storefront": "x"}),
      "application/json", 400, "event"),
-    ("collect consent wrong type", "/api/analytics/collect", _raw({"consent": "maybe"}),
+    ("collect consent wrong type", "/api/analytics/collect",
+     _raw({"url": "https://x.example/", "consent": "maybe"}),
      "application/json", 400, "consent"),
     ("sessions array", "/api/analytics/sessions", b"[]", "text/plain", 400, "JSON object"),
+    # Accepted with 202 before, and stored as meaningless rows:
+    ("batch empty", BATCH, _raw({"events": []}), "application/json", 400, "events"),
+    ("error report empty", "/api/analytics/errors", _raw({}), "application/json", 400,
+     "needs a message"),
+    ("error report only context", "/api/analytics/errors", _raw({"page_path": "/q"}),
+     "application/json", 400, "needs a message"),
+    ("collect without url", "/api/analytics/collect", _raw({"utm_source": "x"}),
+     "application/json", 400, "url"),
+    ("collect empty", "/api/analytics/collect", _raw({}), "application/json", 400, "url"),
 ]
 
 

@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from backend.taxonomy import CATEGORIES, ERROR_TYPES
@@ -154,7 +155,7 @@ class TrackEvent(_Body):
 class Batch(_Body):
     """The envelope of ``/activity/batch``: the events are validated one by one."""
 
-    events: list[Any] = Field(max_length=MAX_BATCH)
+    events: list[Any] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class ErrorReport(_Body):
@@ -175,6 +176,14 @@ class ErrorReport(_Body):
     _time = field_validator("occurred_at")(_check_time)
     _data = field_validator("event_data")(_check_event_data)
 
+    @model_validator(mode="after")
+    def _says_something(self) -> ErrorReport:
+        """``{}`` is no report: a stored error needs a message, a stack or a stated type."""
+        if self.message is None and self.stack is None \
+                and "error_type" not in self.model_fields_set:
+            raise ValueError("an error report needs a message, a stack or an error_type")
+        return self
+
 
 class SessionPing(_Body):
     """An app-launch ping for ``/sessions``."""
@@ -192,7 +201,7 @@ class SessionPing(_Body):
 class Collect(_Body):
     """A landing visit for ``/collect``: the URL's path and UTM parameters, never its query."""
 
-    url: Text | None = None
+    url: Text  # the landing page: a visit without one says nothing
     referrer: Text | None = None
     utm_source: ShortText | None = None
     utm_medium: ShortText | None = None
