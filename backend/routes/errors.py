@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
-from flask.typing import ResponseReturnValue
+from collections.abc import Callable
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from flask.typing import ErrorHandlerCallable, ResponseReturnValue
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from backend.db import DatabaseUnavailable
 
@@ -18,3 +21,35 @@ def database_unavailable(exc: DatabaseUnavailable) -> ResponseReturnValue:
 def install(bp: Blueprint) -> None:
     """Give ``bp`` the shared JSON answers."""
     bp.register_error_handler(DatabaseUnavailable, database_unavailable)
+
+
+API_PREFIX = "/api/analytics/"
+
+
+def install_api_http_errors(app: Flask) -> None:
+    """Answer routing errors under ``/api/analytics/`` as JSON, as every other answer there is.
+
+    An unknown path or a wrong method never reaches a blueprint (routing fails first), so the
+    handler sits on the app. It takes only our paths: a handler the host app had already
+    registered for 404/405 still answers everything else, and Flask's page otherwise.
+    """
+    for exc_class in (NotFound, MethodNotAllowed):
+        code = exc_class.code
+        previous = app.error_handler_spec[None][code].get(exc_class)
+        app.register_error_handler(exc_class, _json_under_api(previous))
+
+
+def _json_under_api(previous: ErrorHandlerCallable | None
+                    ) -> Callable[[HTTPException], ResponseReturnValue]:
+    def handle(exc: HTTPException) -> ResponseReturnValue:
+        if not request.path.startswith(API_PREFIX):
+            if previous is None:
+                return exc.get_response()
+            return current_app.ensure_sync(previous)(exc)  # type: ignore[no-any-return]
+        if isinstance(exc, MethodNotAllowed):
+            allowed = ", ".join(sorted(exc.valid_methods or ()))
+            response = jsonify(error=f"{request.method} is not allowed here; use {allowed}")
+            response.headers["Allow"] = allowed
+            return response, 405
+        return jsonify(error=f"no such endpoint: {request.path}"), 404
+    return handle
