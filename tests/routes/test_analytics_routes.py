@@ -112,6 +112,17 @@ def test_journey_over_http(client: FlaskClient, auth: Any, data: None) -> None:
     assert body["first_quest_date"] == "2026-03-06"
 
 
+@pytest.mark.parametrize("kind", ["engagement", "journey"])
+def test_an_id_with_no_events_says_it_is_unknown(client: FlaskClient, auth: Any, data: None,
+                                                kind: str) -> None:
+    """Zeros for a mistyped id must not read as an idle student: "known" tells them apart."""
+    nobody = uuid.UUID("00000000-0000-4000-8000-00000000dead")
+    unknown = get(client, auth, f"/api/analytics/{kind}/{nobody}", ADMIN, "admin").get_json()
+    assert unknown["known"] is False
+    found = get(client, auth, f"/api/analytics/{kind}/{STUDENT_A}", ADMIN, "admin").get_json()
+    assert found["known"] is True
+
+
 def test_event_counts_student_sees_only_their_own(client: FlaskClient, auth: Any,
                                                   data: None) -> None:
     mine = get(client, auth, "/api/analytics/event-counts?days=7", STUDENT_A).get_json()

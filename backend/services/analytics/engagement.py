@@ -20,6 +20,7 @@ import psycopg
 from backend.db import fetch_one
 from backend.services.analytics import QUERIES, risk
 from backend.services.analytics.event_counts import count_live
+from backend.services.analytics.journey import known
 from backend.services.analytics.streaks import streaks
 from backend.services.analytics.window import ratio, window
 
@@ -38,6 +39,7 @@ def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: dateti
     last_active = row.get("last_active")
     return {
         "user_id": str(user_id),
+        "known": known(conn, user_id),
         **win.describe(),
         "events_by_category": by_category,
         "total_events": sum(by_category.values()),

@@ -31,6 +31,7 @@ def journey(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime,
     first = row.get("first_quest_at")
     return {
         "user_id": str(user_id),
+        "known": known(conn, user_id),
         "first_quest_date": first.astimezone(UTC).date().isoformat() if first else None,
         "total_quests_completed": int(row.get("total_quests_completed", 0)),
         **streaks(conn, user_id, now=now),
@@ -40,6 +41,12 @@ def journey(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime,
         "favorite_pillar": pillars[0]["pillar"] if pillars else None,
         "xp_by_pillar": {p["pillar"]: _number(p["xp"]) for p in pillars},
     }
+
+
+def known(conn: psycopg.Connection[Any], user_id: uuid.UUID) -> bool:
+    """Whether any event of the user is stored: an answer of zeros may be a wrong id."""
+    row = fetch_one(conn, QUERIES["user_known"], {"user_id": user_id})
+    return bool(row and row["known"])
 
 
 def _number(value: Any) -> int | float:

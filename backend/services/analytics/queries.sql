@@ -370,6 +370,11 @@ SELECT (SELECT count(*) FROM sessions) AS sessions,
        (SELECT max(occurred_at) FROM public.user_activity_events
          WHERE user_id = %(user_id)s AND occurred_at <= %(now)s) AS last_active
 
+-- user_known --
+-- Does Waymark hold any event of %(user_id)s (that the caller may see)? Engagement and
+-- journey say so as "known", so zeros for a mistyped id do not read as an idle student.
+SELECT EXISTS (SELECT 1 FROM public.user_activity_events WHERE user_id = %(user_id)s) AS known;
+
 -- journey --
 -- The journey answer's counts for %(user_id)s over their whole history up to %(now)s.
 WITH {{user_sessions}}, mine AS (
