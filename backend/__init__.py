@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 
 from backend.extension import Waymark
-from backend.routes import dashboard
+from backend.routes import dashboard, home
 from backend.state import get_state
 from backend.tracking import request_event, track
 
@@ -22,4 +22,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     Waymark(app)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(home.bp)
     return app
