@@ -118,6 +118,8 @@ class Settings:
             pool_max_size=_int(get("POOL_MAX_SIZE"), "WAYMARK_POOL_MAX_SIZE",
                                defaults.pool_max_size, minimum=1),
             pii_keys=_list(get("PII_KEYS")) or defaults.pii_keys,
+            # On for a local install with nothing configured (with_dev_secret), or by choice.
+            dev_mode=_flag(get("DEV_MODE")),
             # Set by `waymark serve` for its workers when it started the embedded server.
             embedded=bool(config.get("WAYMARK_EMBEDDED")) or database_url is None,
             extra=extra,
@@ -144,6 +146,11 @@ def with_dev_secret(settings: Settings) -> Settings:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
     return replace(settings, jwt_secret=path.read_text().strip(), dev_mode=True)
+
+
+def _flag(value: Any) -> bool:
+    """A yes/no setting: 1/true/yes/on (any case) is yes; unset or anything else is no."""
+    return str(value).strip().lower() in ("1", "true", "yes", "on") if value is not None else False
 
 
 def _str_or_none(value: Any) -> str | None:

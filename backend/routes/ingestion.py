@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from backend.clock import now_utc
@@ -65,6 +65,28 @@ def cors(response: Response) -> Response:
                 response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
                 response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
                 response.headers["Access-Control-Max-Age"] = "86400"
+    return response
+
+
+@bp.after_request
+def tell_the_developer(response: Response) -> Response:
+    """In development only, say why an accepted event will not be stored.
+
+    Crawlers are answered like everyone else and dropped by the privacy step, so a newcomer
+    testing with curl (whose user agent is on the crawler list) sees 202 and no rows. A
+    header and a log line explain it, only in development mode: in production the same
+    header would tell bots they were detected.
+    """
+    state = get_state()
+    if not state.settings.dev_mode or request.method != "POST" \
+            or response.status_code not in (202, 204):
+        return response
+    reason = state.writer.crawler_reason(request.environ.get("HTTP_USER_AGENT"))
+    if reason is not None:
+        response.headers["X-Waymark-Dropped"] = f"crawler ({reason}); development mode only"
+        current_app.logger.warning(
+            "waymark: %s accepted but will be dropped: the user agent is a crawler (%s); "
+            "send a browser User-Agent to see it stored", request.path, reason)
     return response
 
 

@@ -194,10 +194,14 @@ class EventWriter:
     def is_crawler(self, user_agent: str | None) -> bool:
         """Whether a request comes from a crawler (counted as dropped): app-launch pings
         answer 204 for crawlers at once instead of queueing what would be dropped anyway."""
-        if self.privacy.reduce(user_agent or "").bot_reason is None:
+        if self.crawler_reason(user_agent) is None:
             return False
         self.dropped["crawler:sessions"] += 1
         return True
+
+    def crawler_reason(self, user_agent: str | None) -> str | None:
+        """Why the privacy step will drop this user agent as a crawler, or None (no count)."""
+        return self.privacy.reduce(user_agent or "").bot_reason
 
     def drop_user(self, user_id: uuid.UUID | str) -> int:
         """Remove still-queued items that name ``user_id`` (forget runs this before deleting)."""
