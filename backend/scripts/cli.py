@@ -63,15 +63,22 @@ def serve(host: str, port: int, workers: int, threads: int, no_access_log: bool)
 
 @main.command("dev-token")
 @click.argument("user_id", required=False)
+@click.option("--user", "user_option", metavar="USER_ID",
+              help="The user the token is for (the same as the USER_ID argument).")
 @click.option("--role", type=click.Choice(["student", "parent", "teacher", "admin"]), default="admin",
               show_default=True)
 @click.option("--hours", type=click.IntRange(1, 24 * 30), default=12, show_default=True)
-def dev_token(user_id: str | None, role: str, hours: int) -> None:
+def dev_token(user_id: str | None, user_option: str | None, role: str, hours: int) -> None:
     """Print an HS256 access token signed with the configured (or local) JWT secret.
 
-    For trying the API and the dashboard locally, and for operators testing a
-    deployment; in production your users' tokens come from Supabase Auth.
+    Without USER_ID (or --user) each call is a new random user: pass the id to act as the
+    same person again, e.g. a demo student `waymark demo` printed. For trying the API and
+    the dashboard locally, and for operators testing a deployment; in production your
+    users' tokens come from Supabase Auth.
     """
+    if user_id and user_option and user_id != user_option:
+        raise click.BadParameter("give the user once: USER_ID or --user", param_hint="--user")
+    user_id = user_id or user_option
     settings = with_dev_secret(runtime.load_settings())
     if not settings.jwt_secret:
         raise click.ClickException("no JWT secret: set WAYMARK_JWT_SECRET (or SUPABASE_JWT_SECRET)")

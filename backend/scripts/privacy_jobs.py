@@ -45,8 +45,10 @@ class _Progress:
 
 def _print_run(job: str, stats: retention.RunStats) -> None:
     counts = {SHORT_NAMES.get(t, t): n for t, n in stats.rows.items()}
-    runtime.summary(job, status="done", cutoff=stats.cutoff.date().isoformat(),
-                    rows=stats.total, **counts, batches=stats.batches,
+    cutoffs = {"cutoff": stats.cutoff.date().isoformat()}
+    if stats.collect_cutoff is not None:
+        cutoffs["collect_cutoff"] = stats.collect_cutoff.date().isoformat()
+    runtime.summary(job, status="done", **cutoffs, rows=stats.total, **counts, batches=stats.batches,
                     seconds=f"{stats.seconds:.1f}",
                     longest_batch=f"{stats.longest_batch_seconds:.2f}s")
 

@@ -1,4 +1,4 @@
-/** Event names of the Waymark taxonomy (DESIGN §8), grouped by category. */
+/** Event names of the Waymark taxonomy (backend/taxonomy.py in the Waymark repository), grouped by category. */
 export type NavigationEvent = 'page_view' | 'route_change' | 'page_exit'
 export type QuestEvent =
   | 'quest_viewed'
@@ -33,7 +33,7 @@ export type EventType = KnownEventType | (string & {})
 
 export type EventData = Record<string, unknown>
 
-/** Keys the analytics read for some known events (DESIGN §8). */
+/** Keys the analytics read for some known events (backend/taxonomy.py in the Waymark repository). */
 export interface KnownEventData {
   quest_viewed: { quest_id: string; quest_title?: string }
   quest_started: { quest_id: string; quest_title?: string }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import uuid
 from pathlib import Path
 
 import jwt
@@ -43,6 +44,23 @@ def test_dev_token_is_a_supabase_style_token() -> None:
     assert claims["role"] == "authenticated"
     assert claims["app_metadata"] == {"role": "parent"}
     assert claims["exp"] - claims["iat"] == 12 * 3600
+
+
+def test_dev_token_user_option_and_random_users() -> None:
+    """--user names the same person every time; without it each call is a new user."""
+    env = {"WAYMARK_JWT_SECRET": "s" * 40, "DATABASE_URL": "postgresql://x"}
+    user = "6f1c2c7e-7f57-4b7a-9d0b-1f6d2a3c4b5e"
+
+    def subject(*args: str) -> str:
+        result = CliRunner().invoke(main, ["dev-token", *args], env=env)
+        assert result.exit_code == 0, result.output
+        return str(jwt.decode(result.output.strip(), "s" * 40, algorithms=["HS256"],
+                              audience="authenticated")["sub"])
+
+    assert subject("--user", user) == user == subject(user, "--user", user)
+    assert subject() != subject()
+    clash = CliRunner().invoke(main, ["dev-token", user, "--user", str(uuid.uuid4())], env=env)
+    assert clash.exit_code == 2 and "give the user once" in clash.output
 
 
 def test_dev_token_refuses_a_bad_user_id() -> None:

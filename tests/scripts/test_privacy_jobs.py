@@ -86,7 +86,8 @@ def test_purge_command_at_frozen_time(db_url: str, conn: psycopg.Connection[Any]
     add_event(conn, 31, "conversion", None)
     with frozen(NOW):
         result = invoke(db_url, "purge")
-    assert "waymark purge: status=done cutoff=2024-06-01 rows=2 events=2" in result.output
+    assert ("waymark purge: status=done cutoff=2024-06-01 collect_cutoff=2026-05-02 rows=2 "
+            "events=2") in result.output
     assert all_ages(conn) == [29, 729]
 
 

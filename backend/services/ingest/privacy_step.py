@@ -1,4 +1,4 @@
-"""The privacy step (DESIGN §4), run by the writer thread before anything is kept.
+"""The privacy step (docs/privacy.md), run by the writer thread before anything is kept.
 
 It turns a queued item's raw client facts (IP, user agent, origin, bearer token) into what
 may be stored — a keyed visitor hash, a network hash where asked, browser/OS/device families
@@ -169,7 +169,7 @@ def canonical_ref(raw: str) -> str:
 
 
 class PrivacyStep:
-    """Applies DESIGN §4 to queued items: hash, reduce, verify, drop the raw facts."""
+    """Applies the privacy rules (docs/privacy.md) to queued items: hash, reduce, verify, drop the raw facts."""
 
     def __init__(self, settings: Settings,
                  verify: Verifier | None = None) -> None:

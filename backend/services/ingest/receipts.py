@@ -1,8 +1,8 @@
 """Receipts: how an ingestion request learns that its events are committed.
 
-DESIGN's promise is that 202 means stored: an ingestion endpoint queues its events with a
-:class:`Receipt` and waits on it; the writer settles the receipt once the transaction that
-holds those events has committed (or the events were dropped on purpose: a crawler, a
+Our promise (docs/ingestion.md) is that 202 means stored: an ingestion endpoint queues its
+events with a :class:`Receipt` and waits on it; the writer settles the receipt once the
+transaction that holds those events has committed (or the events were dropped on purpose: a crawler, a
 forgotten user, the host's ``before_store`` hook), and fails it when it gives them up at
 exit. A bounded wait that runs out means "not known to be stored" and is answered 503, so
 the client keeps the event and retries (an ``event_id`` makes the retry idempotent).

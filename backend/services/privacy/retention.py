@@ -101,6 +101,8 @@ class RunStats:
 
     action: str
     cutoff: datetime
+    #: purge only: the earlier cut-off of /collect and /measure rows (WAYMARK_COLLECT_RETENTION_DAYS)
+    collect_cutoff: datetime | None = None
     rows: dict[str, int] = field(default_factory=dict)
     batches: int = 0
     blocks: int = 0
@@ -116,6 +118,7 @@ class RunStats:
         """The audit row's details: counts and timings only, nothing about anyone."""
         return {
             "cutoff": self.cutoff.isoformat(),
+            **({"collect_cutoff": self.collect_cutoff.isoformat()} if self.collect_cutoff else {}),
             "rows": self.rows,
             "total": self.total,
             "batches": self.batches,
@@ -244,6 +247,7 @@ def purge(db: Database, *, now: datetime, older_than_days: int, collect_retentio
     stats = _run(db, "purge", [*PURGE_STEPS, *daily_rollup_steps(db)], params, cutoff,
                  target_seconds=target_seconds, first_blocks=first_blocks,
                  progress=progress, on_start=on_start)
+    stats.collect_cutoff = params["collect_cutoff"]
     db.execute(DELETE_EXPIRED)
     record_audit(db, stats)
     return stats
