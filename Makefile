@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PORT   ?= 5000
 
 .PHONY: install run test lint typecheck pytest hook e2e-deps bench clean
 
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/waymark migrate
 	$(BIN)/waymark demo --if-empty
-	$(BIN)/waymark serve --host 127.0.0.1 --port 5000
+	$(BIN)/waymark serve --host 127.0.0.1 --port $(PORT)
 
 test: install lint typecheck hook e2e-deps pytest
 
