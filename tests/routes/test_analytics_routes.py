@@ -99,7 +99,9 @@ def test_engagement_numbers_over_http(client: FlaskClient, auth: Any, data: None
     assert body["quest_completion_rate"] == 1.0
     assert body["sessions"] == 5
     assert body["avg_session_minutes"] == 20.0
-    assert body["risk"]["level"] in ("high", "medium", "low", "at_risk")
+    assert body["risk"]["engagement_level"] in ("high", "medium", "low", "at_risk")
+    assert body["risk"]["risk_level"] in ("low", "medium", "high", "critical")
+    assert "level" not in body["risk"]  # the old name read backwards (high = low risk)
     assert [f["name"] for f in body["risk"]["factors"]] == [
         "inactivity", "low_login_frequency", "low_quest_completion", "short_sessions",
         "broken_streak"]
@@ -143,7 +145,8 @@ def test_at_risk_students_threshold_and_order(client: FlaskClient, auth: Any, da
     assert scores == sorted(scores, reverse=True)
     flagged = get(client, auth, "/api/analytics/at-risk-students", ADMIN, "admin").get_json()
     assert [s["user_id"] for s in flagged["students"]] == [str(STUDENT_B)]
-    assert flagged["students"][0]["level"] == "at_risk"
+    assert flagged["students"][0]["engagement_level"] == "at_risk"
+    assert flagged["students"][0]["risk_level"] == "critical"  # the same score, read as risk
     assert flagged["threshold"] == 0.7 and flagged["students_scored"] == 2
 
 
@@ -156,8 +159,9 @@ def test_at_risk_students_use_todays_stored_assessments(
     stored = get(client, auth, "/api/analytics/at-risk-students?threshold=0", ADMIN,
                  "admin").get_json()
     assert stored["source"] == "stored" and stored["computed_at"] == NOW.isoformat()
-    assert [(s["user_id"], s["score"], s["level"], s["factors"]) for s in stored["students"]] \
-        == [(s["user_id"], s["score"], s["level"], s["factors"]) for s in live["students"]]
+    keys = ("user_id", "score", "risk_level", "engagement_level", "factors")
+    assert [tuple(s[k] for k in keys) for s in stored["students"]] \
+        == [tuple(s[k] for k in keys) for s in live["students"]]
     forced = get(client, auth, "/api/analytics/at-risk-students?threshold=0&live=true", ADMIN,
                  "admin").get_json()
     assert forced["source"] == "live"

@@ -151,7 +151,8 @@ def test_engagement_lists_stored_risk_history(conn: psycopg.Connection[Any]) -> 
             (A, at(day), score, level))
     result = engagement(conn, A, now=at("2026-03-15"), days=7)
     assert result["risk_history"] == [
-        {"at": at("2026-03-12").isoformat(), "score": 0.65, "level": "low"}]
+        {"at": at("2026-03-12").isoformat(), "score": 0.65, "risk_level": "high",
+         "engagement_level": "low"}]
 
 
 def test_journey(conn: psycopg.Connection[Any]) -> None:

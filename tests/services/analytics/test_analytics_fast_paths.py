@@ -138,7 +138,7 @@ def test_stored_assessments_found_by_params_key_as_by_params(
             "today": day_start(NOW.date()), "now": NOW, "threshold": threshold,
             "limit": limit, "params": json.dumps(params.as_dict())})
         assert got["source"] == "stored"
-        assert [(s["user_id"], s["score"], s["level"], s["factors"], s["computed_at"])
+        assert [(s["user_id"], s["score"], s["engagement_level"], s["factors"], s["computed_at"])
                 for s in got["students"]] == [
             (str(r["user_id"]), r["risk_score"], r["engagement_level"], r["factors"],
              r["occurred_at"].isoformat()) for r in old]

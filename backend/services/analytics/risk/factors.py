@@ -67,7 +67,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from backend.db import Row
-from backend.services.analytics.risk.params import DEFAULT_PARAMS, RiskParams, level_for
+from backend.services.analytics.risk.params import (
+    DEFAULT_PARAMS,
+    RiskParams,
+    level_for,
+    risk_level_for,
+)
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,8 @@ class RiskAssessment:
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view (user id as text, time as ISO 8601)."""
         return {"user_id": str(self.user_id), "score": round(self.score, 4),
-                "level": self.level, "factors": [f.as_dict() for f in self.factors],
+                "risk_level": risk_level_for(self.score), "engagement_level": self.level,
+                "factors": [f.as_dict() for f in self.factors],
                 "computed_at": self.computed_at.isoformat()}
 
 

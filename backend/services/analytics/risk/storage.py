@@ -24,7 +24,7 @@ import psycopg
 from backend.db import Row, fetch_all, fetch_one
 from backend.services.analytics import QUERIES
 from backend.services.analytics.risk.factors import RiskAssessment
-from backend.services.analytics.risk.params import DEFAULT_PARAMS, RiskParams
+from backend.services.analytics.risk.params import DEFAULT_PARAMS, RiskParams, risk_level_for
 from backend.services.analytics.window import day_start
 
 
@@ -54,7 +54,7 @@ def store_assessments(conn: psycopg.Connection[Any], assessments: Sequence[RiskA
 
 def _details(assessment: RiskAssessment, params: RiskParams) -> dict[str, Any]:
     data = assessment.as_dict()
-    return {"score": data["score"], "level": data["level"], "factors": data["factors"],
+    return {"score": data["score"], "level": data["engagement_level"], "factors": data["factors"],
             "params": params.as_dict()}
 
 
@@ -89,4 +89,5 @@ def risk_history(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, since: da
     rows = fetch_all(conn, QUERIES["risk_history"],
                      {"user_id": user_id, "since": since, "now": now})
     return [{"at": r["occurred_at"].isoformat(), "score": r["risk_score"],
-             "level": r["engagement_level"]} for r in rows]
+             "risk_level": risk_level_for(float(r["risk_score"])),
+             "engagement_level": r["engagement_level"]} for r in rows]
