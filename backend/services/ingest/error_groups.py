@@ -20,9 +20,16 @@ from backend.services.ingest.statements import QUERIES, with_columns
 from backend.taxonomy import SESSION_GAP
 
 TOP_FRAMES = 3
+MESSAGE_HEAD = 600  # characters of a message that grouping reads (it keeps 500)
+STACK_HEAD = 4000  # characters of a stack, and at most STACK_LINES lines, searched for frames
+STACK_LINES = 40
+FRAME_HEAD = 300  # characters of one frame line (a real frame is well under 200)
 
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
+# Every pattern here runs on client text inside the writer, so each must be linear in its
+# input: a scheme is at most 20 characters (an unbounded one made "a-a-a-…" cost O(n²)
+# as every word start scanned to the end of the message looking for "://").
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]{0,19}://\S+", re.I)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`")
 _HEX = re.compile(r"\b(?:0x)?[0-9a-f]{8,}\b", re.I)
 _NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")
@@ -52,10 +59,14 @@ INSERT_ERRORS = QUERIES["insert_errors"]
 
 
 def normalise_message(message: str | None) -> str:
-    """A message with its variable parts replaced, so one bug gives one group."""
+    """A message with its variable parts replaced, so one bug gives one group.
+
+    Only the head of the message is read: the result keeps 500 characters anyway, and a
+    bounded input bounds the work a hostile client can make the writer do per report.
+    """
     if not message:
         return ""
-    text = _URL.sub("<url>", message)
+    text = _URL.sub("<url>", message[:MESSAGE_HEAD])
     text = _UUID.sub("<uuid>", text)
     text = _QUOTED.sub("<str>", text)
     text = _HEX.sub("<hex>", text)
@@ -68,10 +79,10 @@ def top_frames(stack: str | None, count: int = TOP_FRAMES) -> list[str]:
     if not stack:
         return []
     frames = []
-    for line in stack.splitlines():
+    for line in stack[:STACK_HEAD].splitlines()[:STACK_LINES]:
         if not _FRAME.match(line):
             continue
-        frame = _QUERY.sub("", line.strip())
+        frame = _QUERY.sub("", line.strip()[:FRAME_HEAD])
         frame = _LINE_COL.sub("", frame)
         frames.append(_BUILD_HASH.sub("", frame))
         if len(frames) == count:

@@ -37,6 +37,25 @@ def test_top_frames_drop_line_numbers_queries_and_build_hashes() -> None:
                       "at mountComponent (https://app.example/static/js/vendor.js)"]
 
 
+def test_grouping_reads_a_bounded_head_of_client_text() -> None:
+    """What bounds a hostile report's cost (bench.redos): grouping reads only the head of the
+    message, of the stack and of each frame, so text past it cannot change the result."""
+    head = "https://app.example/" + "x" * error_groups.MESSAGE_HEAD  # normalises to "<url>"
+    a = {"error_type": "javascript_error", "message": head + " first tail 1"}
+    b = {"error_type": "javascript_error", "message": head + " another tail 2"}
+    assert error_groups.fingerprint(a) == error_groups.fingerprint(b)
+    noise = "noise line\n" * error_groups.STACK_LINES
+    assert error_groups.top_frames(noise + "    at late (x.js:1:1)") == []
+    long_frame = "    at f (https://app.example/" + "y" * error_groups.FRAME_HEAD + ")"
+    assert len(error_groups.top_frames(long_frame)[0]) <= error_groups.FRAME_HEAD
+
+
+def test_urls_are_found_by_their_scheme() -> None:
+    """The scheme is bounded (20 characters), which still covers the schemes stacks carry."""
+    for url in ("https://a.example/x", "chrome-extension://abc/d.js", "webpack-internal:///./x"):
+        assert error_groups.normalise_message(f"failed at {url} now") == "failed at <url> now"
+
+
 def test_api_errors_group_by_endpoint_shape() -> None:
     one = {"error_type": "api_error", "http_method": "POST", "status_code": 500,
            "api_endpoint": "/quests/17/start", "message": "HTTP 500"}

@@ -1,0 +1,104 @@
+"""``python -m bench.redos``: what the hostile error report costs the writer, against a normal one.
+
+Error grouping normalises client text (message, stack, API path) with regular expressions
+inside the writer. A pattern that backtracks lets one anonymous client stall ingestion for
+everyone. This benchmark times ``fingerprint`` (all of grouping's client-text work) on a
+realistic report at the maximum field lengths, then on reports whose message, stack or
+path is one short pattern repeated to the maximum length — every pattern of three
+characters over an alphabet of the characters the expressions care about — and prints
+the worst ones as a multiple of the normal report. ``--before REV`` times the
+``error_groups`` module of an older revision (read with ``git show``) side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from backend.services.ingest import error_groups
+
+MODULE_PATH = "backend/services/ingest/error_groups.py"
+ALPHABET = "a0-.:/ '\"`x@\n\tG9f?#)"
+#: the red-team finding's message: word starts that each scanned the rest for "://"
+FINDING = ("a-" * 1000)[:2000]
+LIMITS = {"message": 2000, "stack": 8000, "api_endpoint": 2000}  # the validation's bounds
+
+NORMAL: dict[str, Any] = {
+    "error_type": "api_error", "http_method": "GET", "status_code": 500,
+    "message": ("TypeError: Cannot read properties of undefined (reading 'id') at "
+                "https://app.example/q/12?x=1 user 6f1c2c7e-7f57-4b7a-9d0b-1f6d2a3c4b5e "
+                * 20)[:2000],
+    "stack": ("    at QuestCard (https://app.example/static/js/main.3f2a1b9c.js:2:12345)\n"
+              * 120)[:8000],
+    "api_endpoint": ("/api/quests/123/start?x=1" * 80)[:2000],
+}
+
+
+def cost(fingerprint: Callable[[dict[str, Any]], str], row: dict[str, Any],
+         repeats: int) -> float:
+    """The fastest of ``repeats`` calls, in seconds (the least disturbed by the machine)."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fingerprint(row)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def hostile_rows() -> list[tuple[str, str, dict[str, Any]]]:
+    rows = [("message", "finding: 'a-' × 1000", {**NORMAL, "message": FINDING})]
+    for combo in itertools.product(ALPHABET, repeat=3):
+        pattern = "".join(combo)
+        for field, limit in LIMITS.items():
+            rows.append((field, repr(pattern), {**NORMAL, field: (pattern * limit)[:limit]}))
+    return rows
+
+
+def module_at(rev: str) -> ModuleType:
+    """``error_groups`` as it was at ``rev``, imported under another name."""
+    source = subprocess.run(["git", "show", f"{rev}:{MODULE_PATH}"], check=True,
+                            capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "error_groups_before.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("error_groups_before", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def report(label: str, fingerprint: Callable[[dict[str, Any]], str], repeats: int,
+           top: int) -> None:
+    normal = cost(fingerprint, NORMAL, repeats * 4)
+    timed = sorted(((cost(fingerprint, row, repeats), field, name)
+                    for field, name, row in hostile_rows()), reverse=True)
+    finding = next(t for t, _, name in timed if name.startswith("finding"))
+    print(f"{label}: normal report {normal * 1e3:.3f} ms; the finding's message "
+          f"{finding * 1e3:.3f} ms ({finding / normal:.1f}×); worst {top} of {len(timed)}:")
+    for seconds, field, name in timed[:top]:
+        print(f"  {field:12s} {name:24s} {seconds * 1e3:8.3f} ms  {seconds / normal:6.1f}×")
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.redos", description=__doc__)
+    parser.add_argument("--before", metavar="REV", help="also time error_groups at REV")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--top", type=int, default=5)
+    args = parser.parse_args(argv)
+    if args.before:
+        report(f"before ({args.before})", module_at(args.before).fingerprint, args.repeats,
+               args.top)
+    report("this code", error_groups.fingerprint, args.repeats, args.top)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
