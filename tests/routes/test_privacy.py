@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from flask import Flask
 from flask.testing import FlaskClient
+from ingestion_support import BROWSER, count
 
 from backend.state import get_state
 
@@ -78,6 +79,27 @@ def test_a_user_can_forget_themselves(client: FlaskClient, auth: Any,
 
     again = client.delete(f"/api/analytics/users/{A}", headers=auth.header(A))
     assert again.status_code == 200 and again.get_json()["total_rows_removed"] == 0
+
+
+def test_nothing_recreates_a_forgotten_user(client: FlaskClient, auth: Any,
+                                            conn: psycopg.Connection[Any]) -> None:
+    """After a forget, the same token on every ingestion endpoint and on a host request
+    makes no row: each row the writer makes passes the tombstone (the app-launch ping
+    used to recreate the user's session)."""
+    seed(conn)
+    headers = {**auth.header(A), **BROWSER}
+    assert client.delete(f"/api/analytics/users/{A}", headers=headers).status_code == 200
+    api = "/api/analytics"
+    for path, body in ((f"{api}/sessions", {"page_path": "/home"}),
+                       (f"{api}/activity/track", {"event_type": "page_view"}),
+                       (f"{api}/activity/batch", {"events": [{"event_type": "logout"}]}),
+                       (f"{api}/errors", {"message": "boom"})):
+        assert client.post(path, json=body, headers=headers).status_code in (202, 204), path
+    client.get("/dashboard", headers=headers)  # a host request the middleware records
+    assert get_state(client.application).writer.flush(10) == 0
+    for table in ("user_activity_events", "user_sessions", "error_events"):
+        assert count(conn, table, "user_id = %s", (A,)) == 0, table
+    assert count_of(conn, B) == 1
 
 
 def test_only_self_or_admin_may_forget(client: FlaskClient, auth: Any,

@@ -123,15 +123,19 @@ class Store:
         RETURNING``. Either way only rows really inserted are counted in their sessions.
         """
         events = batch.events  # one row per event_id: the preparing step saw to that
+        pings = batch.pings
         segments, joined, payload = batch.segments, batch.joined, batch.payload
         with _transaction(conn, BEGIN_BATCH) as tombstones, conn.cursor() as cur:
-            if tombstones and events:
-                kept = self._not_forgotten(cur, events)
-                if len(kept) < len(events):
-                    events, segments, joined, payload = kept, None, None, None
-            assigned = sessions.assign_sessions(conn, events, batch.pings, segments,
+            if tombstones and (events or pings):
+                # every row the writer makes passes the tombstone: an app-launch ping
+                # must not recreate the session of someone forgotten a moment ago
+                kept, kept_pings = self._not_forgotten(cur, events), \
+                    self._not_forgotten(cur, pings)
+                if len(kept) < len(events) or len(kept_pings) < len(pings):
+                    events, pings, segments, joined, payload = kept, kept_pings, None, None, None
+            assigned = sessions.assign_sessions(conn, events, pings, segments,
                                                 joined=joined is not None)
-            inserted = self._insert_events(cur, events, bool(batch.pings), payload)
+            inserted = self._insert_events(cur, events, bool(pings), payload)
             written = len(events) if inserted is None else len(inserted)
             touched = sessions.upsert_sessions(
                 conn, assigned, None if written == len(events) else inserted, joined)
@@ -139,7 +143,7 @@ class Store:
         self.counters["written"] += written
         self.counters["duplicates"] += len(batch.events) - written
         self.counters["errors_written"] += errors
-        self.counters["sessions_touched"] += touched + len(batch.pings)
+        self.counters["sessions_touched"] += touched + len(pings)
         self.counters["batches"] += 1
 
     def _insert_events(self, cur: psycopg.Cursor[Any], events: list[Row], pings: bool,

@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 
@@ -209,7 +209,7 @@ class EventWriter:
         hits: list[Row] = []
 
         def names_user(item: Row) -> bool:
-            if str(item.get("user_id") or "").lower() != target:
+            if str(self._user_of(item) or "").lower() != target:
                 return False
             hits.append(item)
             return True
@@ -218,6 +218,15 @@ class EventWriter:
         settle_all(self._claims.take(hits))  # dropped on purpose: nothing to store
         self.dropped["forgotten"] += removed
         return removed
+
+    def _user_of(self, item: Row) -> uuid.UUID | str | None:
+        """Whose item this is: the user the server vouched for, else its token's (an HTTP
+        item's user is only known from its token, which the privacy step checks later)."""
+        user = item.get("user_id")
+        if user is not None:
+            return cast("uuid.UUID | str", user)
+        token = (item.get("client") or {}).get("token")
+        return self.privacy.tokens.user_for(token) if token else None
 
     def stats(self) -> dict[str, Any]:
         """Counters for ``/health``: accepted, written, retried, writer_errors, dropped by

@@ -129,6 +129,36 @@ def test_drop_user_removes_queued_items(db_url: str, conn: psycopg.Connection[An
         w.close(5)
 
 
+def test_drop_user_finds_queued_http_items_by_their_token(
+        db_url: str, conn: psycopg.Connection[Any]) -> None:
+    """An HTTP item's user is only in its bearer token (checked later by the privacy step);
+    forget must still find it in the queue, and leave a stranger's forged token alone."""
+    gone, other = uuid.uuid4(), uuid.uuid4()
+    tokens = {"token-of-gone": gone, "token-of-other": other}
+
+    def verify(token: str) -> tuple[uuid.UUID | None, float]:
+        return tokens.get(token), time.time() + 60
+
+    def http_event(token: str) -> dict[str, Any]:
+        item = event(client=True)
+        item["client"]["token"] = token
+        return item
+
+    w = EventWriter(db_url, _settings(), privacy=PrivacyStep(_settings(), verify),
+                    autostart=False)
+    try:
+        for token in ("token-of-gone", "token-of-other", "token-of-gone", "forged"):
+            w.submit(http_event(token))
+        assert w.drop_user(gone) == 2
+        w.start()
+        assert w.flush(10) == 0
+        assert count(conn, "user_activity_events", "user_id = %s", (gone,)) == 0
+        assert count(conn, "user_activity_events", "user_id = %s", (other,)) == 1
+        assert count(conn, "user_activity_events") == 2  # the forged token's event: anonymous
+    finally:
+        w.close(5)
+
+
 def test_before_store_can_change_or_drop_rows_and_its_errors_drop_one_event(
         db_url: str, conn: psycopg.Connection[Any]) -> None:
     def hook(row: dict[str, Any]) -> dict[str, Any] | None:
