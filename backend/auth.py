@@ -30,6 +30,7 @@ import jwt
 from flask import Flask, Response, g, jsonify, request
 
 from backend.config import Settings
+from backend.ids import canonical_uuid
 from backend.queries import FOUNDATION
 from backend.security import check_connection_role_soon
 from backend.services.ingest.privacy_step import Verifier
@@ -224,7 +225,7 @@ def caller_from_claims(claims: dict[str, Any]) -> Caller:
         raise AuthError(401, "only a signed-in user's access token is accepted "
                              "(not the anon or service-role key)")
     try:
-        user_id = uuid.UUID(str(claims["sub"]))
+        user_id = canonical_uuid(claims["sub"])
     except (KeyError, ValueError):
         raise AuthError(401, "the token's subject (sub) is not a user id") from None
     app_metadata = claims.get("app_metadata") or {}

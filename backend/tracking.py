@@ -74,6 +74,10 @@ def find_state(app: Flask | None = None) -> WaymarkState | None:
 
 
 def _split(data: dict[str, Any]) -> dict[str, Any]:
+    """Columns and event_data of a server event. Values often come straight from the
+    request (``quest_id`` from the URL), i.e. decoded client text: a NUL there is kept as
+    U+FFFD rather than failing the host's request with a ValueError."""
+    data = items.storable_data(data)
     body = {key: data.pop(key) for key in _TOP_LEVEL if key in data}
     body["event_data"] = data
     return body
@@ -89,7 +93,8 @@ def track(event_type: str, *, user_id: uuid.UUID | str | None = None, app: Flask
 
     ``user_id`` is trusted (it comes from your code, not from a client). Keys such as
     ``page_path`` or ``occurred_at`` fill their columns; the rest go to ``event_data``.
-    Raises ValueError (InvalidInput) for an invalid event type or data.
+    Raises ValueError (InvalidInput) for an invalid event type or data (a NUL in a string
+    is not an error: it is kept as U+FFFD, since such values are often decoded client text).
     """
     received_at = now_utc()
     body = _split(dict(data))
@@ -127,4 +132,4 @@ def request_event() -> RequestEvent:
         return RequestEvent(find_state(), None, None)
     state = find_state()
     client = client_of(request, state.settings) if state is not None else None
-    return RequestEvent(state, client, request.path)
+    return RequestEvent(state, client, items.storable(request.path))

@@ -72,6 +72,10 @@ BAD_TOKENS: dict[str, Any] = {
     "no sub": lambda a: jwt.encode({k: v for k, v in a.claims(STUDENT).items() if k != "sub"},
                                    TEST_JWT_SECRET, algorithm="HS256"),
     "non-uuid sub": lambda a: a.token("not-a-uuid"),
+    # forms Python's uuid.UUID accepts and PostgreSQL's auth.uid() does not (a 500 before)
+    "urn:uuid sub": lambda a: a.token(f"urn:uuid:{STUDENT}"),
+    "braced sub": lambda a: a.token(f"{{{STUDENT}}}"),
+    "hyphenless sub": lambda a: a.token(STUDENT.hex),
     "tampered payload": _tampered,
     "garbage": lambda a: "this.is.not-a-jwt",
     "oversize": lambda a: a.token(STUDENT, padding="x" * 9000),

@@ -119,11 +119,11 @@ class ActivityTracker:
             event_type = (self.rules.get((method, rule.rule))
                           or self.rules.get(("*", rule.rule)) or DEFAULT_EVENT_TYPE)
             if event_type != DEFAULT_EVENT_TYPE and req.view_args:
-                data.update({k: str(v)[:200] for k, v in req.view_args.items()})
+                data.update({k: items.storable(str(v)[:200]) for k, v in req.view_args.items()})
         received_at = now_utc()
         row = items.event_row(
             event_type, received_at, source="server", event_data=data,
-            page_path=req.path[:2000], status_code=status,
+            page_path=items.storable(req.path[:2000]), status_code=status,
             duration_ms=int((time.perf_counter() - started) * 1000))
         self._submit({"kind": "event", "row": row, "received_at": received_at,
                       "client": client_of(req, self.state.settings),
@@ -143,9 +143,12 @@ class ActivityTracker:
         row: dict[str, Any] = {
             "error_id": items.new_id(), "occurred_at": received_at, "received_at": received_at,
             "error_type": "api_error", "source": "server", "event_data": {},
-            "message": (f"{type(exc).__name__}: {exc}" if exc else f"HTTP {status}")[:2000],
-            "stack": "".join(traceback.format_exception(exc))[-8000:] if exc else None,
-            "page_path": req.path[:2000], "api_endpoint": req.path[:2000],
+            "message": items.storable(
+                (f"{type(exc).__name__}: {exc}" if exc else f"HTTP {status}")[:2000]),
+            "stack": items.storable("".join(traceback.format_exception(exc))[-8000:])
+            if exc else None,
+            "page_path": items.storable(req.path[:2000]),
+            "api_endpoint": items.storable(req.path[:2000]),
             "http_method": req.method, "status_code": status or 500,
         }
         self._submit({"kind": "error", "row": row, "received_at": received_at,

@@ -11,6 +11,8 @@ import math
 import uuid
 from collections.abc import Mapping
 
+from backend.ids import canonical_uuid
+
 #: Bounds of the analytics parameters (inclusive).
 DAYS_RANGE = (1, 365)
 LIMIT_RANGE = (1, 100)
@@ -74,6 +76,6 @@ def bool_arg(args: Mapping[str, str], name: str, default: bool) -> bool:
 def uuid_arg(value: str, name: str = "user_id") -> uuid.UUID:
     """A uuid path parameter."""
     try:
-        return uuid.UUID(value)
+        return canonical_uuid(value)
     except ValueError:
         raise ParamError(f"{name} must be a UUID, not {value[:64]!r}") from None

@@ -78,6 +78,22 @@ def test_requests_become_server_events_classified_by_url_rules(
     ]
 
 
+def test_a_percent_encoded_nul_in_a_host_path_is_stored_not_dead_lettered(
+        host: Flask, conn: psycopg.Connection[Any]) -> None:
+    """The host's path and arguments are decoded client text: %00 is a NUL PostgreSQL
+    refuses. The request must still be recorded (with U+FFFD), not poison a batch."""
+    client = host.test_client()
+    assert client.post("/quests/a%00b/start", headers=BROWSER).status_code == 200
+    client.get("/profile%00x", headers=BROWSER)  # a 404 with a NUL in its path
+    flush(host)
+    rows = conn.execute("SELECT page_path, event_data->>'quest_id' FROM user_activity_events "
+                        "WHERE event_type = 'quest_started'").fetchall()
+    assert rows == [("/quests/a\ufffdb/start", "a\ufffdb")]
+    assert conn.execute("SELECT count(*) FROM user_activity_events "
+                        "WHERE page_path = '/profile\ufffdx'").fetchone() == (1,)
+    assert conn.execute("SELECT count(*) FROM waymark.dead_letters").fetchone() == (0,)
+
+
 def test_static_health_and_waymark_routes_are_not_recorded(
         app_config: dict[str, Any], conn: psycopg.Connection[Any], tmp_path: Any) -> None:
     (tmp_path / "app.js").write_text("1")

@@ -202,6 +202,7 @@ NONSENSE = [
     "/api/analytics/at-risk-students?threshold=nan",
     "/api/analytics/at-risk-students?threshold=-0.1",
     "/api/analytics/engagement/not-a-uuid", "/api/analytics/journey/123",
+    f"/api/analytics/engagement/urn:uuid:{STUDENT_A}", f"/api/analytics/journey/{STUDENT_A.hex}",
     "/api/analytics/errors?days=-1", "/api/analytics/event-counts?days=99999999999999",
     "/api/analytics/at-risk-students?live=maybe", "/api/analytics/at-risk-students?limit=0",
 ]

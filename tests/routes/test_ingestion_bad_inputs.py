@@ -116,6 +116,17 @@ CASES: list[tuple[str, str, bytes, str, int, str]] = [
     ("collect without url", "/api/analytics/collect", _raw({"utm_source": "x"}),
      "application/json", 400, "url"),
     ("collect empty", "/api/analytics/collect", _raw({}), "application/json", 400, "url"),
+    # 500s before (urllib's ValueError), and a NUL that only appears after decoding:
+    ("collect malformed ipv6 host", "/api/analytics/collect",
+     _raw({"url": "http://[::1/landing?utm_source=a"}), "application/json", 400,
+     "url: not a valid URL"),
+    ("collect bracketed non-address", "/api/analytics/collect",
+     _raw({"url": "http://[zz]/x"}), "application/json", 400, "url: not a valid URL"),
+    ("collect port out of range", "/api/analytics/collect",
+     _raw({"url": "https://a.example:99999/x"}), "application/json", 400, "not a valid URL"),
+    ("collect NUL in a decoded utm value", "/api/analytics/collect",
+     _raw({"url": "https://a.example/?utm_source=a%00b"}), "application/json", 400,
+     "utm_source contains %00"),
 ]
 
 

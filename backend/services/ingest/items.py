@@ -13,7 +13,6 @@ import time
 import uuid
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from backend.services.ingest.copy_payload import EVENT_COLUMNS
 from backend.services.ingest.validation import (
@@ -22,6 +21,7 @@ from backend.services.ingest.validation import (
     Measure,
     SessionPing,
     TrackEvent,
+    landing_parts,
 )
 from backend.taxonomy import category_of
 
@@ -121,12 +121,22 @@ def session_item(ping: SessionPing, received_at: datetime, client_info: Client) 
     return _item("session", row, received_at, client_info)
 
 
-def _utm_from(url: str | None) -> dict[str, str]:
-    if not url:
-        return {}
-    query = parse_qs(urlsplit(url).query)
-    return {key: values[0][:200] for key in ("utm_source", "utm_medium", "utm_campaign")
-            if (values := query.get(key))}
+def storable(text: str) -> str:
+    """Text a server-side row may keep: PostgreSQL refuses NUL in text and jsonb, and a
+    host request's path and arguments are decoded client text (``%00``). The middleware
+    cannot refuse a host request, so it keeps U+FFFD in place of the NUL instead."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def storable_data(value: Any) -> Any:
+    """:func:`storable` through the strings, keys included, of nested dicts and lists."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return {storable_data(k): storable_data(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable_data(v) for v in value]
+    return value
 
 
 def collect_item(visit: Collect, received_at: datetime, client_info: Client) -> dict[str, Any]:
@@ -135,11 +145,11 @@ def collect_item(visit: Collect, received_at: datetime, client_info: Client) -> 
     Without consent (``consent: false``) no network hash is kept, so the visit cannot be
     linked to a later conversion.
     """
-    utm = _utm_from(visit.url)
+    path, utm = landing_parts(visit.url)  # checked by validation: a URL, storable when decoded
     row = event_row(
         "landing_visit", received_at, event_id=visit.event_id,
         event_data={"consent": visit.consent} if visit.consent is not None else {},
-        page_path=urlsplit(visit.url).path[:2000] if visit.url else None,
+        page_path=path,
         referrer=visit.referrer,
         utm_source=visit.utm_source or utm.get("utm_source"),
         utm_medium=visit.utm_medium or utm.get("utm_medium"),

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -198,6 +199,29 @@ class SessionPing(_Body):
     _time = field_validator("occurred_at")(_check_time)
 
 
+def landing_parts(url: str) -> tuple[str, dict[str, str]]:
+    """A landing URL's path and its UTM parameters, decoded (ValueError: not a URL)."""
+    parts = urlsplit(url)
+    parts.port  # noqa: B018 — raises ValueError for a malformed host or port, as we want
+    query = parse_qs(parts.query)
+    utm = {key: values[0][:200] for key in ("utm_source", "utm_medium", "utm_campaign")
+           if (values := query.get(key))}
+    return parts.path[:2000], utm
+
+
+def _check_landing_url(url: str) -> str:
+    """What is stored comes from the URL after decoding (``%00`` in a UTM value is a NUL):
+    check that, not only the text that was sent."""
+    try:
+        path, utm = landing_parts(url)
+    except ValueError:
+        raise ValueError("not a valid URL") from None
+    for key, value in {"path": path, **utm}.items():
+        if "\x00" in value:
+            raise ValueError(f"its {key} contains %00 (NUL), which cannot be stored")
+    return url
+
+
 class Collect(_Body):
     """A landing visit for ``/collect``: the URL's path and UTM parameters, never its query."""
 
@@ -208,6 +232,8 @@ class Collect(_Body):
     utm_campaign: ShortText | None = None
     consent: bool | None = None
     event_id: uuid.UUID | None = None
+
+    _url = field_validator("url")(_check_landing_url)
 
 
 class Measure(_Body):
