@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from backend.routes import analytics, classes, health, ingestion, privacy
+from backend.routes import analytics, classes, health, ingestion, interventions, privacy
 
 
 def register_api(app: Flask) -> None:
@@ -14,3 +14,4 @@ def register_api(app: Flask) -> None:
     app.register_blueprint(privacy.bp)
     app.register_blueprint(analytics.bp)
     app.register_blueprint(classes.bp)
+    app.register_blueprint(interventions.bp)
