@@ -71,3 +71,143 @@ SELECT action, count(*) AS students,
 FROM measured
 GROUP BY action
 ORDER BY action
+
+-- ======================================================================================
+-- Crossings (crossings.py); service connection
+-- ======================================================================================
+
+-- insert_crossings --
+-- Each student's newest stored assessment in (%(since)s, %(now)s] against the one before
+-- it: at or above %(threshold)s after below (or none) is "entered", below after at or above
+-- is "left". One row per student, direction and assessment day: a re-run, or a second run
+-- at the same time, inserts nothing (ON CONFLICT DO NOTHING), so each crossing is planned
+-- once. first_flagged_at is when the current run of flagged assessments began (lead time).
+WITH latest AS (
+    SELECT DISTINCT ON (l.user_id) l.user_id, l.occurred_at, l.risk_score,
+           coalesce(l.details -> 'factors', '[]'::jsonb) AS factors
+    FROM public.learning_journey_events l
+    WHERE l.milestone = 'risk_assessment' AND l.user_id IS NOT NULL
+      AND l.occurred_at > %(since)s AND l.occurred_at <= %(now)s
+    ORDER BY l.user_id, l.occurred_at DESC
+), judged AS (
+    SELECT t.*, p.risk_score AS previous_score,
+           (SELECT min(f.occurred_at) FROM public.learning_journey_events f
+            WHERE f.user_id = t.user_id AND f.milestone = 'risk_assessment'
+              AND f.occurred_at <= t.occurred_at
+              AND f.occurred_at > coalesce(
+                  (SELECT max(u.occurred_at) FROM public.learning_journey_events u
+                   WHERE u.user_id = t.user_id AND u.milestone = 'risk_assessment'
+                     AND u.occurred_at < t.occurred_at AND u.risk_score < %(threshold)s),
+                  '-infinity')) AS first_flagged_at
+    FROM latest t
+    LEFT JOIN LATERAL (
+        SELECT b.risk_score FROM public.learning_journey_events b
+        WHERE b.user_id = t.user_id AND b.milestone = 'risk_assessment'
+          AND b.occurred_at < t.occurred_at
+        ORDER BY b.occurred_at DESC LIMIT 1) p ON true
+)
+INSERT INTO public.alert_crossings (student_id, direction, assessed_on, risk_score,
+                                    previous_score, threshold, factors, first_flagged_at,
+                                    detected_at)
+SELECT j.user_id,
+       CASE WHEN j.risk_score >= %(threshold)s THEN 'entered' ELSE 'left' END,
+       (j.occurred_at AT TIME ZONE 'UTC')::date, j.risk_score, j.previous_score,
+       %(threshold)s, j.factors,
+       CASE WHEN j.risk_score >= %(threshold)s THEN j.first_flagged_at END, %(now)s
+FROM judged j
+WHERE NOT waymark.is_forgotten(j.user_id)
+  AND ((j.risk_score >= %(threshold)s AND coalesce(j.previous_score, 0) < %(threshold)s)
+       OR (j.risk_score < %(threshold)s AND j.previous_score >= %(threshold)s))
+ON CONFLICT (student_id, direction, assessed_on) DO NOTHING
+RETURNING crossing_id
+
+-- recipients --
+-- Who may see a student and so is told: the teachers of their classes, their linked
+-- parents, and the configured admins. Reads student_ids (crossing_id, student_id).
+recipients AS (
+    SELECT c.crossing_id, t.user_id AS recipient_id, 'teacher' AS recipient_role
+    FROM student_ids c
+    JOIN public.class_memberships s ON s.user_id = c.student_id AND s.member_role = 'student'
+    JOIN public.class_memberships t ON t.class_id = s.class_id AND t.member_role = 'teacher'
+    UNION
+    SELECT c.crossing_id, g.parent_id, 'parent'
+    FROM student_ids c JOIN public.guardian_links g ON g.student_id = c.student_id
+    UNION
+    SELECT c.crossing_id, a.admin_id, 'admin'
+    FROM student_ids c CROSS JOIN unnest(%(admins)s::uuid[]) AS a(admin_id)
+)
+
+-- plan_deliveries --
+-- One e-mail per recipient (when e-mail is on) and one webhook per crossing (when the
+-- webhook is on), for the crossings just inserted. A person who is both (say, teacher
+-- and admin) gets one e-mail: the unique key keeps the first.
+WITH student_ids AS (
+    SELECT crossing_id, student_id FROM public.alert_crossings
+    WHERE crossing_id = ANY (%(crossing_ids)s::uuid[])
+), {{recipients}}, planned AS (
+    SELECT crossing_id, 'email' AS channel, recipient_id, recipient_role
+    FROM recipients WHERE %(email)s
+    UNION ALL
+    SELECT crossing_id, 'webhook', NULL, NULL FROM student_ids WHERE %(webhook)s
+)
+INSERT INTO public.alert_deliveries (crossing_id, channel, recipient_id, recipient_role)
+SELECT crossing_id, channel, recipient_id, recipient_role FROM planned
+ORDER BY crossing_id, channel, recipient_role DESC, recipient_id
+ON CONFLICT DO NOTHING
+
+-- recipients_of_crossing --
+-- The people a crossing concerns, for the webhook body (ids and relation only).
+WITH student_ids AS (
+    SELECT crossing_id, student_id FROM public.alert_crossings
+    WHERE crossing_id = %(crossing_id)s
+), {{recipients}}
+SELECT recipient_id, recipient_role FROM recipients ORDER BY recipient_role, recipient_id
+
+-- ======================================================================================
+-- Deliveries (deliveries.py); service connection
+-- ======================================================================================
+
+-- claim_due --
+-- Take up to %(limit)s due deliveries for this run: pending ones whose time has come, and
+-- ones a crashed run left "sending" for longer than %(stale)s. FOR UPDATE SKIP LOCKED and
+-- the status change committed before sending: a concurrent run never takes the same row.
+-- A delivery whose student was forgotten meanwhile is gone (its crossing was deleted).
+UPDATE public.alert_deliveries d
+SET status = 'sending', claimed_at = %(now)s, attempts = d.attempts + 1
+FROM public.alert_crossings c
+WHERE c.crossing_id = d.crossing_id
+  AND d.delivery_id IN (
+      SELECT q.delivery_id FROM public.alert_deliveries q
+      WHERE (q.status = 'pending' AND q.next_attempt_at <= %(now)s)
+         OR (q.status = 'sending' AND q.claimed_at < %(stale)s)
+      ORDER BY q.next_attempt_at, q.delivery_id
+      LIMIT %(limit)s
+      FOR UPDATE SKIP LOCKED)
+  AND NOT waymark.is_forgotten(c.student_id)
+RETURNING d.delivery_id, d.crossing_id, d.channel, d.recipient_id, d.recipient_role,
+          d.attempts, c.student_id, c.direction, c.assessed_on, c.risk_score,
+          c.previous_score, c.threshold, c.factors, c.first_flagged_at
+
+-- mark_delivered --
+UPDATE public.alert_deliveries
+SET status = 'delivered', delivered_at = %(now)s, last_error = NULL
+WHERE delivery_id = %(delivery_id)s
+
+-- mark_retry --
+-- A transient failure: try again at %(next_attempt_at)s (the run may wait for it).
+UPDATE public.alert_deliveries
+SET status = 'pending', next_attempt_at = %(next_attempt_at)s, last_error = %(error)s
+WHERE delivery_id = %(delivery_id)s
+
+-- mark_final --
+-- Given up (failed) or nothing to send (skipped), with the reason.
+UPDATE public.alert_deliveries
+SET status = %(status)s, last_error = %(error)s
+WHERE delivery_id = %(delivery_id)s
+
+-- next_due --
+-- When the earliest pending delivery falls due (the run waits for it if soon enough).
+SELECT min(next_attempt_at) AS next_at FROM public.alert_deliveries WHERE status = 'pending'
+
+-- delivery_counts --
+SELECT status, count(*) AS n FROM public.alert_deliveries GROUP BY status
