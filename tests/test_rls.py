@@ -42,7 +42,7 @@ ADMIN_TABLES = ("page_view_analytics", "error_groups")
 HIDDEN_TABLES = ("tracking_salts", "privacy_audit")
 CLASS_TABLES = ("classes", "class_memberships")
 #: rows about students A and B (interventions, crossings) and alerts to T1, PA, PB
-ALERT_TABLES = ("interventions", "alert_crossings", "alert_deliveries")
+ALERT_TABLES = ("interventions", "alert_crossings", "alert_deliveries", "digest_deliveries")
 ALL_TABLES = (*USER_TABLES, *ADMIN_TABLES, "guardian_links", *CLASS_TABLES, *HIDDEN_TABLES,
               *ALERT_TABLES)
 OWNERS: tuple[uuid.UUID | None, ...] = (A, B, PA, PB, ADMIN, ANON_SIGNIN, META, T1, T2, META_T,
@@ -96,6 +96,8 @@ def expected_rows(identity: str, table: str) -> set[Any] | None:
         return {A, B} if admin else ({me} | children | class_students) & {A, B}
     if table == "alert_deliveries":
         return {T1, PA, PB} if admin else {me} & {T1, PA, PB}
+    if table == "digest_deliveries":
+        return {T1, PA} if admin else {me} & {T1, PA}
     if table in ADMIN_TABLES:
         return {"row"} if admin else set()
     if table == "classes":
@@ -127,6 +129,8 @@ INSERT INTO alert_crossings (crossing_id, student_id, direction, assessed_on, ri
 INSERT INTO alert_deliveries (crossing_id, channel, recipient_id, recipient_role)
     VALUES (%(c1)s, 'email', %(t1)s, 'teacher'), (%(c1)s, 'email', %(pa)s, 'parent'),
            (%(c2)s, 'email', %(pb)s, 'parent');
+INSERT INTO digest_deliveries (recipient_id, recipient_role, week_start)
+    VALUES (%(t1)s, 'teacher', %(now)s::date), (%(pa)s, 'parent', %(now)s::date);
 """
 SEED_PER_OWNER = """
 INSERT INTO user_activity_events (occurred_at, user_id, event_type)
@@ -148,6 +152,7 @@ ROW_KEY = {
     "interventions": "SELECT student_id FROM interventions",
     "alert_crossings": "SELECT student_id FROM alert_crossings",
     "alert_deliveries": "SELECT recipient_id FROM alert_deliveries",
+    "digest_deliveries": "SELECT recipient_id FROM digest_deliveries",
 }
 #: One write of each kind per table; the UPDATE/DELETE target every row.
 WRITES = {
@@ -162,6 +167,7 @@ SOME_COLUMN = {
     "guardian_links": "created_at", "tracking_salts": "created_at",
     "privacy_audit": "details", "classes": "name", "class_memberships": "created_at",
     "interventions": "note", "alert_crossings": "factors", "alert_deliveries": "status",
+    "digest_deliveries": "status",
 }
 
 

@@ -14,7 +14,7 @@ import click
 from backend.config import AlertSettings
 from backend.db import Database
 from backend.scripts import runtime
-from backend.services.alerts import crossings, deliveries
+from backend.services.alerts import crossings, deliveries, digest
 
 
 def _now() -> datetime:
@@ -43,4 +43,17 @@ def alerts_command(wait_seconds: float) -> None:
         runtime.summary("alerts", **counts, seconds=f"{time.monotonic() - started:.1f}")
 
 
-COMMANDS: list[click.Command] = [alerts_command]
+@click.command("digest")
+def digest_command() -> None:
+    """Send this week's digest to every teacher and parent (cron: weekly, Monday morning)."""
+    started = time.monotonic()
+    settings = runtime.load_settings()
+    with runtime.locked_database("digest") as db:
+        if db is None:
+            return
+        counts = digest.send_digests(db, settings.alerts, now=_now(),
+                                     min_group_size=settings.min_group_size)
+        runtime.summary("digest", **counts.as_dict(), seconds=f"{time.monotonic() - started:.1f}")
+
+
+COMMANDS: list[click.Command] = [alerts_command, digest_command]

@@ -211,3 +211,73 @@ SELECT min(next_attempt_at) AS next_at FROM public.alert_deliveries WHERE status
 
 -- delivery_counts --
 SELECT status, count(*) AS n FROM public.alert_deliveries GROUP BY status
+
+-- ======================================================================================
+-- Weekly digest (digest.py)
+-- ======================================================================================
+
+-- digest_recipients --
+-- Service connection: every teacher of a class and every linked parent.
+SELECT DISTINCT user_id AS recipient_id, 'teacher' AS recipient_role
+FROM public.class_memberships WHERE member_role = 'teacher'
+UNION
+SELECT DISTINCT parent_id, 'parent' FROM public.guardian_links
+ORDER BY 2, 1
+
+-- claim_digest --
+-- Service connection: this run owns the recipient's digest for the week when the row is
+-- new, or when an earlier attempt failed (and attempts remain); otherwise no row.
+INSERT INTO public.digest_deliveries AS d (recipient_id, recipient_role, week_start)
+VALUES (%(recipient_id)s, %(recipient_role)s, %(week_start)s)
+ON CONFLICT (recipient_id, week_start) DO UPDATE
+   SET status = 'sending', attempts = d.attempts + 1
+   WHERE d.status = 'failed' AND d.attempts < %(max_attempts)s
+RETURNING delivery_id
+
+-- finish_digest --
+UPDATE public.digest_deliveries
+SET status = %(status)s, last_error = %(error)s, students = %(students)s,
+    delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(now)s END
+WHERE delivery_id = %(delivery_id)s
+
+-- digest_students --
+-- Run AS THE RECIPIENT (RLS applies to every table read): the students they may see, with
+-- their risk now and a week ago, activity this week and actions recorded this week.
+WITH s AS (SELECT DISTINCT unnest(waymark.visible_students()) AS student_id)
+SELECT s.student_id,
+       (SELECT l.risk_score FROM public.learning_journey_events l
+        WHERE l.user_id = s.student_id AND l.milestone = 'risk_assessment'
+          AND l.occurred_at <= %(now)s ORDER BY l.occurred_at DESC LIMIT 1) AS risk_now,
+       (SELECT l.risk_score FROM public.learning_journey_events l
+        WHERE l.user_id = s.student_id AND l.milestone = 'risk_assessment'
+          AND l.occurred_at <= %(week_ago)s ORDER BY l.occurred_at DESC LIMIT 1) AS risk_before,
+       (SELECT count(DISTINCT (e.occurred_at AT TIME ZONE 'UTC')::date)
+        FROM public.user_activity_events e
+        WHERE e.user_id = s.student_id AND e.occurred_at > %(week_ago)s
+          AND e.occurred_at <= %(now)s) AS active_days,
+       (SELECT count(*) FROM public.interventions i
+        WHERE i.student_id = s.student_id AND i.created_at > %(week_ago)s
+          AND i.created_at <= %(now)s) AS actions
+FROM s
+WHERE s.student_id IS NOT NULL
+ORDER BY risk_now DESC NULLS LAST, s.student_id
+
+-- digest_classes --
+-- Run AS THE RECIPIENT: each class they teach, its students' count, how many are flagged
+-- and their mean risk now (small classes are suppressed by the caller).
+WITH taught AS (SELECT unnest(waymark.taught_classes()) AS class_id),
+members AS (
+    SELECT t.class_id, m.user_id,
+           (SELECT l.risk_score FROM public.learning_journey_events l
+            WHERE l.user_id = m.user_id AND l.milestone = 'risk_assessment'
+              AND l.occurred_at <= %(now)s ORDER BY l.occurred_at DESC LIMIT 1) AS risk
+    FROM taught t JOIN public.class_memberships m
+      ON m.class_id = t.class_id AND m.member_role = 'student'
+)
+SELECT k.class_id, k.name, count(m.user_id) AS students,
+       count(*) FILTER (WHERE m.risk >= %(threshold)s) AS flagged,
+       avg(m.risk) AS mean_risk
+FROM taught t JOIN public.classes k ON k.class_id = t.class_id
+LEFT JOIN members m ON m.class_id = t.class_id
+GROUP BY k.class_id, k.name
+ORDER BY k.name, k.class_id
