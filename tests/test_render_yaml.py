@@ -20,7 +20,7 @@ CRON_COMMANDS = {"rotate-salts", "anonymize", "purge", "rollup", "score", "alert
                  "digest"}
 #: the subcommands people run by hand; a new command must be added to one of the two sets.
 MANUAL_COMMANDS = {"serve", "migrate", "forget", "export", "demo", "dev-token", "milestones",
-                   "classes"}
+                   "classes", "risk-backtest"}
 CRON_FIELD = r"(\*|\d+(-\d+)?(,\d+(-\d+)?)*)(/\d+)?"
 
 
