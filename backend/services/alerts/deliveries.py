@@ -115,12 +115,18 @@ def deliver_due(db: Database, settings: AlertSettings, *, clock: Callable[[], da
                 ) -> RunCounts:
     """Send every due alert; wait for retries falling due within ``wait_seconds``."""
     counts = RunCounts()
+    tries: Counter[Any] = Counter()
     deadline = time.monotonic() + wait_seconds
     while True:
         now = clock()
         claimed = db.fetch_all(QUERIES["claim_due"], {
             "now": now, "stale": now - STALE_CLAIM, "limit": CLAIM_BATCH})
         for alert in claimed:
+            tries[alert["delivery_id"]] += 1
+            if tries[alert["delivery_id"]] > settings.max_attempts:
+                # a finished row came back: a bug in the claim, never a reason to resend
+                raise RuntimeError(f"delivery {alert['delivery_id']} claimed again after "
+                                   f"{settings.max_attempts} attempts in one run")
             _attempt(db, settings, dict(alert), counts, clock)
         if claimed:
             continue
