@@ -63,19 +63,24 @@ def compose(role: str, students: list[dict[str, Any]], classes: list[dict[str, A
             settings: AlertSettings, min_group_size: int, week: date) -> Message:
     """The digest e-mail: scores and class figures for a teacher, plain words for a parent."""
     subject = f"Waymark weekly digest, week of {week.isoformat()}"
-    lines: list[str] = []
+    entries = []  # (who, what, link)
     for s in students:
-        who = "Your child" if role == "parent" else f"Student {str(s['student_id'])[:8]}"
-        lines.append(f"{who}: {_student_line(s, role)} "
-                     f"({link_for(settings, s['student_id'])})")
+        short = str(s["student_id"])[:8]
+        who = (("Your child" if len(students) == 1 else f"Your child {short}")
+               if role == "parent" else f"Student {short}")
+        entries.append((who, _student_line(s, role), link_for(settings, s["student_id"])))
     class_lines = [_class_line(c, min_group_size) for c in classes]
     text_parts = ["This week, for the students you may see:", "",
-                  *[f"- {line}" for line in lines or ["no students to report"]]]
+                  *[f"- {who}: {what} ({link})" for who, what, link in entries]]
+    if not entries:
+        text_parts.append("- no students to report")
     if class_lines:
         text_parts += ["", "Your classes:", *[f"- {line}" for line in class_lines]]
     text = "\n".join(text_parts) + "\n"
     esc = html.escape
-    items = "".join(f"<li>{esc(line)}</li>" for line in lines or ["no students to report"])
+    items = "".join(f"<li><a href=\"{esc(link)}\" style=\"color:#0b57d0\">{esc(who)}</a>: "
+                    f"{esc(what)}</li>" for who, what, link in entries
+                    ) or "<li>no students to report</li>"
     klass = ("" if not class_lines else "<h2 style=\"font-size:16px\">Your classes</h2><ul>"
              + "".join(f"<li>{esc(line)}</li>" for line in class_lines) + "</ul>")
     body = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
@@ -102,7 +107,8 @@ def _student_line(s: dict[str, Any], role: str) -> str:
         return f"{trend}, {active}"
     score = "not scored" if now is None else f"risk {now:.2f}"
     change = "" if now is None or before is None else f" (a week ago {before:.2f})"
-    actions = f", {s['actions']} action(s) recorded" if s["actions"] else ""
+    count = s["actions"]
+    actions = f", {count} action{'s' if count != 1 else ''} recorded" if count else ""
     return f"{score}{change}, {active}{actions}"
 
 
