@@ -34,6 +34,7 @@ class AlertSettings:
     threshold: float = 0.8
     admins: tuple[str, ...] = ()
     address_view: str | None = None
+    address_url: str | None = None
     student_url: str = "http://127.0.0.1:5000/dashboard#student={student_id}"
     max_attempts: int = 5
     retry_base_seconds: float = 2.0
@@ -60,6 +61,7 @@ class AlertSettings:
             threshold=threshold,
             admins=_list(get("ALERT_ADMINS")),
             address_view=_str_or_none(get("ALERT_ADDRESS_VIEW")),
+            address_url=_str_or_none(get("ALERT_ADDRESS_URL")),
             student_url=_str_or_none(get("ALERT_STUDENT_URL")) or d.student_url,
             max_attempts=_int(get("ALERT_MAX_ATTEMPTS"), "WAYMARK_ALERT_MAX_ATTEMPTS",
                               d.max_attempts, minimum=1),

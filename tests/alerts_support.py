@@ -96,3 +96,37 @@ def webhook_receiver(fail_first: int = 0) -> Iterator[tuple[str, Receiver]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def address_server(addresses: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
+    """A local host-app address lookup: GET ?user_id= → {"email"}, 404 unknown, 401 unsigned."""
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            user_id = self.path.split("user_id=", 1)[-1]
+            asked.append(user_id)
+            expected = "sha256=" + hmac.new(SECRET.encode(), user_id.encode(),
+                                            hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(expected, self.headers.get("X-Waymark-Signature", "")):
+                status, body = 401, b""
+            elif user_id in addresses:
+                status, body = 200, json.dumps({"email": addresses[user_id]}).encode()
+            else:
+                status, body = 404, b""
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/addresses", asked
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -54,6 +54,32 @@ def post_webhook(url: str, secret: str, delivery_id: str, payload: dict[str, Any
         raise DeliveryError(f"webhook unreachable: {exc}", transient=True) from exc
 
 
+def lookup_address(url: str, secret: str | None, user_id: str, *, timeout: float) -> str | None:
+    """Ask the host app for a recipient's address: GET ``url?user_id=…`` → ``{"email": …}``.
+
+    Signed like the webhook (HMAC of the user id) so the host can refuse anyone else;
+    404 means "no address". Waymark keeps the answer only for the one send."""
+    if not url.startswith(("http://", "https://")):
+        raise DeliveryError("the address lookup URL must be http(s)", transient=False)
+    separator = "&" if "?" in url else "?"
+    headers = {"User-Agent": "waymark-alerts"}
+    if secret:
+        headers[SIGNATURE_HEADER] = signature(secret, user_id.encode())
+    request = urllib.request.Request(f"{url}{separator}user_id={user_id}",  # noqa: S310
+                                     headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+            found = json.loads(answer.read() or b"{}").get("email")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise DeliveryError(f"address lookup answered {exc.code}",
+                            transient=exc.code >= 500) from exc
+    except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError) as exc:
+        raise DeliveryError(f"address lookup failed: {exc}", transient=True) from exc
+    return str(found) if found else None
+
+
 @dataclass(frozen=True)
 class SmtpTarget:
     """Where mail goes, parsed from ``smtp://[user:pass@]host[:port]`` (``smtps://``: TLS)."""

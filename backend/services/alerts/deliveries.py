@@ -49,6 +49,16 @@ def backoff(settings: AlertSettings, attempts: int) -> float:
                      MAX_BACKOFF_SECONDS))
 
 
+def resolve_address(db: Database, settings: AlertSettings, user_id: Any) -> str | None:
+    """The recipient's address from the host: its lookup URL, else its view."""
+    if settings.address_url:
+        return channels.lookup_address(settings.address_url, settings.webhook_secret,
+                                       str(user_id), timeout=settings.timeout_seconds)
+    if settings.address_view:
+        return address_of(db, settings.address_view, user_id)
+    return None
+
+
 def address_of(db: Database, view: str, user_id: Any) -> str | None:
     """The recipient's address from the host's view (``schema.view``: user_id → email)."""
     parts = view.split(".")
@@ -97,9 +107,9 @@ def send_one(db: Database, settings: AlertSettings, alert: dict[str, Any]) -> st
         return None
     if settings.smtp_url is None:
         return "e-mail is not configured (WAYMARK_SMTP_URL)"
-    if settings.address_view is None:
-        return "no address lookup (WAYMARK_ALERT_ADDRESS_VIEW)"
-    address = address_of(db, settings.address_view, alert["recipient_id"])
+    if settings.address_view is None and settings.address_url is None:
+        return "no address lookup (WAYMARK_ALERT_ADDRESS_URL or _VIEW)"
+    address = resolve_address(db, settings, alert["recipient_id"])
     if address is None:
         return "no address for this recipient"
     message = messages.for_recipient(alert, alert["recipient_role"],

@@ -17,7 +17,7 @@ from typing import Any
 from backend.config import AlertSettings
 from backend.db import Database, fetch_all
 from backend.services.alerts import QUERIES, channels
-from backend.services.alerts.deliveries import address_of, link_for
+from backend.services.alerts.deliveries import link_for, resolve_address
 from backend.services.alerts.messages import Message
 
 CHANGE_STEP = 0.1
@@ -150,9 +150,13 @@ def _send(db: Database, settings: AlertSettings, rid: Any, role: str,
           min_group_size: int, delivery_id: str) -> tuple[str, str | None]:
     if not students:
         return "skipped", "no students to report"
-    if settings.smtp_url is None or settings.address_view is None:
-        return "skipped", "e-mail is not configured (WAYMARK_SMTP_URL, WAYMARK_ALERT_ADDRESS_VIEW)"
-    address = address_of(db, settings.address_view, rid)
+    if settings.smtp_url is None or (settings.address_view is None
+                                     and settings.address_url is None):
+        return "skipped", "e-mail is not configured (WAYMARK_SMTP_URL, an address lookup)"
+    try:
+        address = resolve_address(db, settings, rid)
+    except channels.DeliveryError as exc:
+        return "failed", str(exc)
     if address is None:
         return "skipped", "no address for this recipient"
     message = compose(role, students, classes, settings=settings,

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from alerts_support import SECRET, smtp_server, webhook_receiver
+from alerts_support import SECRET, address_server, smtp_server, webhook_receiver
 from psycopg.types.json import Jsonb
 
 from backend.config import AlertSettings
@@ -204,3 +204,15 @@ def test_recipients_without_an_address_are_skipped_not_retried(
     assert conn.execute("SELECT recipient_role, last_error FROM alert_deliveries "
                         "WHERE status = 'skipped'").fetchall() == [
         ("parent", "no address for this recipient")]
+
+
+def test_addresses_can_come_from_the_host_apps_signed_lookup(
+        db: Database, conn: psycopg.Connection[Any], school: None) -> None:
+    assess(conn, S1, 0.95, 0)      # teacher and P1; the lookup knows only the teacher
+    with smtp_server() as (smtp, inbox), address_server(
+            {str(TEACHER): "from-lookup@school.test"}) as (lookup, asked):
+        chosen = AlertSettings(smtp_url=smtp, address_url=lookup, webhook_secret=SECRET)
+        counts = run_alerts(db, chosen, wait_seconds=0)
+    assert sorted(asked) == sorted([str(TEACHER), str(P1)])
+    assert (counts["delivered"], counts["skipped"]) == (1, 1)
+    assert recipients(inbox) == Counter({"from-lookup@school.test": 1})
