@@ -20,6 +20,61 @@ class ConfigError(ValueError):
     """A setting has a value Waymark cannot work with; the message says which and why."""
 
 
+# ---- alerts and digests (docs/alerts.md) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where `waymark alerts` and `waymark digest` send, and when a score is a crossing."""
+
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    smtp_url: str | None = None
+    sender: str = "Waymark <waymark@localhost>"
+    threshold: float = 0.8
+    admins: tuple[str, ...] = ()
+    address_view: str | None = None
+    address_url: str | None = None
+    student_url: str = "http://127.0.0.1:5000/dashboard#student={student_id}"
+    max_attempts: int = 5
+    retry_base_seconds: float = 2.0
+    timeout_seconds: float = 10.0
+
+    @classmethod
+    def load(cls, get: Any) -> AlertSettings:
+        """Read the WAYMARK_ALERT_* settings and WAYMARK_SMTP_URL through ``get``."""
+        d = cls()
+        threshold = _float(get("ALERT_THRESHOLD"), "WAYMARK_ALERT_THRESHOLD", d.threshold)
+        if not 0.0 < threshold <= 1.0:
+            raise ConfigError("WAYMARK_ALERT_THRESHOLD must be in (0, 1]")
+        if get("ALERT_WEBHOOK_URL") and not get("ALERT_WEBHOOK_SECRET"):
+            raise ConfigError("WAYMARK_ALERT_WEBHOOK_URL needs WAYMARK_ALERT_WEBHOOK_SECRET "
+                              "(receivers verify the X-Waymark-Signature with it)")
+        webhook = _str_or_none(get("ALERT_WEBHOOK_URL"))
+        if webhook and not webhook.startswith(("http://", "https://")):
+            raise ConfigError("WAYMARK_ALERT_WEBHOOK_URL must be an http:// or https:// URL")
+        return cls(
+            webhook_url=webhook,
+            webhook_secret=_str_or_none(get("ALERT_WEBHOOK_SECRET")),
+            smtp_url=_str_or_none(get("SMTP_URL")),
+            sender=_str_or_none(get("ALERT_FROM")) or d.sender,
+            threshold=threshold,
+            admins=_list(get("ALERT_ADMINS")),
+            address_view=_str_or_none(get("ALERT_ADDRESS_VIEW")),
+            address_url=_str_or_none(get("ALERT_ADDRESS_URL")),
+            student_url=_str_or_none(get("ALERT_STUDENT_URL")) or d.student_url,
+            max_attempts=_int(get("ALERT_MAX_ATTEMPTS"), "WAYMARK_ALERT_MAX_ATTEMPTS",
+                              d.max_attempts, minimum=1),
+            retry_base_seconds=_float(get("ALERT_RETRY_SECONDS"), "WAYMARK_ALERT_RETRY_SECONDS",
+                                      d.retry_base_seconds),
+            timeout_seconds=_float(get("ALERT_TIMEOUT"), "WAYMARK_ALERT_TIMEOUT",
+                                   d.timeout_seconds),
+        )
+
+
+# ---- settings -------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Settings:
     """All of Waymark's configuration, validated; see README "Configuration"."""
@@ -52,6 +107,7 @@ class Settings:
     dev_mode: bool = False
     embedded: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @classmethod
     def load(cls, config: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
@@ -123,6 +179,7 @@ class Settings:
             # Set by `waymark serve` for its workers when it started the embedded server.
             embedded=bool(config.get("WAYMARK_EMBEDDED")) or database_url is None,
             extra=extra,
+            alerts=AlertSettings.load(get),
         )
 
 

@@ -16,10 +16,11 @@ from backend.scripts.cli import main
 BLUEPRINT = Path(__file__).resolve().parent.parent / "render.yaml"
 
 #: The CLI's cron subcommands (README "Command line"): what runs on a schedule.
-CRON_COMMANDS = {"rotate-salts", "anonymize", "purge", "rollup", "score"}
+CRON_COMMANDS = {"rotate-salts", "anonymize", "purge", "rollup", "score", "alerts",
+                 "digest"}
 #: the subcommands people run by hand; a new command must be added to one of the two sets.
 MANUAL_COMMANDS = {"serve", "migrate", "forget", "export", "demo", "dev-token", "milestones",
-                   "classes"}
+                   "classes", "risk-backtest"}
 CRON_FIELD = r"(\*|\d+(-\d+)?(,\d+(-\d+)?)*)(/\d+)?"
 
 

@@ -41,7 +41,10 @@ USER_TABLES = ("user_activity_events", "user_sessions", "learning_journey_events
 ADMIN_TABLES = ("page_view_analytics", "error_groups")
 HIDDEN_TABLES = ("tracking_salts", "privacy_audit")
 CLASS_TABLES = ("classes", "class_memberships")
-ALL_TABLES = (*USER_TABLES, *ADMIN_TABLES, "guardian_links", *CLASS_TABLES, *HIDDEN_TABLES)
+#: rows about students A and B (interventions, crossings) and alerts to T1, PA, PB
+ALERT_TABLES = ("interventions", "alert_crossings", "alert_deliveries", "digest_deliveries")
+ALL_TABLES = (*USER_TABLES, *ADMIN_TABLES, "guardian_links", *CLASS_TABLES, *HIDDEN_TABLES,
+              *ALERT_TABLES)
 OWNERS: tuple[uuid.UUID | None, ...] = (A, B, PA, PB, ADMIN, ANON_SIGNIN, META, T1, T2, META_T,
                                         NOBODY)
 LINKS = {(PA, A), (PB, B)}
@@ -89,6 +92,12 @@ def expected_rows(identity: str, table: str) -> set[Any] | None:
     class_students = {u for c, u, r in MEMBERSHIPS if c in taught and r == "student"}
     if table in USER_TABLES:
         return set(OWNERS) if admin else {me} | children | class_students
+    if table in ("interventions", "alert_crossings"):
+        return {A, B} if admin else ({me} | children | class_students) & {A, B}
+    if table == "alert_deliveries":
+        return {T1, PA, PB} if admin else {me} & {T1, PA, PB}
+    if table == "digest_deliveries":
+        return {T1, PA} if admin else {me} & {T1, PA}
     if table in ADMIN_TABLES:
         return {"row"} if admin else set()
     if table == "classes":
@@ -112,6 +121,16 @@ INSERT INTO classes (class_id, name) VALUES (%(c1)s, 'Year 7 maths'), (%(c2)s, '
 INSERT INTO class_memberships (class_id, user_id, member_role)
     VALUES (%(c1)s, %(a)s, 'student'), (%(c1)s, %(t1)s, 'teacher'),
            (%(c2)s, %(b)s, 'student'), (%(c2)s, %(t2)s, 'teacher');
+INSERT INTO interventions (student_id, actor_id, actor_role, action, note)
+    VALUES (%(a)s, %(t1)s, 'teacher', 'contacted', 'n'), (%(b)s, %(admin)s, 'admin', 'resolved', 'n');
+INSERT INTO alert_crossings (crossing_id, student_id, direction, assessed_on, risk_score, threshold)
+    VALUES (%(c1)s, %(a)s, 'entered', %(now)s::date, 0.9, 0.8),
+           (%(c2)s, %(b)s, 'entered', %(now)s::date, 0.9, 0.8);
+INSERT INTO alert_deliveries (crossing_id, channel, recipient_id, recipient_role)
+    VALUES (%(c1)s, 'email', %(t1)s, 'teacher'), (%(c1)s, 'email', %(pa)s, 'parent'),
+           (%(c2)s, 'email', %(pb)s, 'parent');
+INSERT INTO digest_deliveries (recipient_id, recipient_role, week_start)
+    VALUES (%(t1)s, 'teacher', %(now)s::date), (%(pa)s, 'parent', %(now)s::date);
 """
 SEED_PER_OWNER = """
 INSERT INTO user_activity_events (occurred_at, user_id, event_type)
@@ -130,6 +149,10 @@ ROW_KEY = {
     "privacy_audit": "SELECT 'row' FROM privacy_audit",
     "classes": "SELECT class_id FROM classes",
     "class_memberships": "SELECT class_id, user_id, member_role FROM class_memberships",
+    "interventions": "SELECT student_id FROM interventions",
+    "alert_crossings": "SELECT student_id FROM alert_crossings",
+    "alert_deliveries": "SELECT recipient_id FROM alert_deliveries",
+    "digest_deliveries": "SELECT recipient_id FROM digest_deliveries",
 }
 #: One write of each kind per table; the UPDATE/DELETE target every row.
 WRITES = {
@@ -143,6 +166,8 @@ SOME_COLUMN = {
     "page_view_analytics": "total_views", "error_groups": "status",
     "guardian_links": "created_at", "tracking_salts": "created_at",
     "privacy_audit": "details", "classes": "name", "class_memberships": "created_at",
+    "interventions": "note", "alert_crossings": "factors", "alert_deliveries": "status",
+    "digest_deliveries": "status",
 }
 
 
@@ -164,7 +189,7 @@ def seeded_url(pg_server_url: str, template_db: str) -> Iterator[str]:
     for url in _scratch_database(pg_server_url, template=template_db):
         with psycopg.connect(url, autocommit=True) as conn:
             _run(conn, SEED, {"a": A, "b": B, "pa": PA, "pb": PB, "now": NOW,
-                              "c1": C1, "c2": C2, "t1": T1, "t2": T2})
+                              "c1": C1, "c2": C2, "t1": T1, "t2": T2, "admin": ADMIN})
             for owner in OWNERS:
                 _run(conn, SEED_PER_OWNER, {"u": owner, "now": NOW})
         yield url
@@ -367,6 +392,9 @@ def test_api_roles_cannot_write_anything_and_anon_cannot_read(
         "SELECT tablename FROM pg_policies WHERE schemaname = 'public' AND cmd = 'SELECT'")}
     assert policed >= {f"public.{t}" for t in (*USER_TABLES, *ADMIN_TABLES, "guardian_links")}
     allowed = {(table, "authenticated", "SELECT") for table in policed}
+    # the one write an API role has: recording an intervention as themself (its policy
+    # checks whom about; tests/routes/test_interventions_routes.py per role)
+    allowed.add(("public.interventions", "authenticated", "INSERT"))
     assert set(rows) - allowed == set()
 
 
@@ -413,11 +441,13 @@ def test_helpers_are_security_definer_with_an_empty_search_path(
 
 
 def test_policies_evaluate_auth_uid_once(conn: psycopg.Connection[Any]) -> None:
-    rows = conn.execute("SELECT tablename, policyname, roles::text[], cmd, qual "
+    rows = conn.execute("SELECT tablename, policyname, roles::text[], cmd, "
+                        "coalesce(qual, with_check) "
                         "FROM pg_policies WHERE schemaname = 'public'").fetchall()
     assert {r[0] for r in rows} >= {*USER_TABLES, *ADMIN_TABLES, "guardian_links"}
     for table, name, roles, cmd, qual in rows:
-        assert roles == ["authenticated"] and cmd == "SELECT", name
+        allowed_cmds = ("SELECT", "INSERT") if table == "interventions" else ("SELECT",)
+        assert roles == ["authenticated"] and cmd in allowed_cmds, name
         bare = re.sub(r"\(\s*SELECT (auth\.uid|waymark\.\w+)\(\)[^)]*\)", "", qual)
         assert "auth.uid()" not in bare and "waymark." not in bare, (table, qual)
 
@@ -624,7 +654,7 @@ def test_visible_students_in_the_database(db: Database, identity: str, students:
 def test_a_teacher_removed_from_a_class_loses_access_at_once(db_url: str) -> None:
     with psycopg.connect(db_url, autocommit=True) as conn:
         _run(conn, SEED, {"a": A, "b": B, "pa": PA, "pb": PB, "now": NOW,
-                          "c1": C1, "c2": C2, "t1": T1, "t2": T2})
+                          "c1": C1, "c2": C2, "t1": T1, "t2": T2, "admin": ADMIN})
         for owner in (A, B, T1):
             _run(conn, SEED_PER_OWNER, {"u": owner, "now": NOW})
     database = Database(db_url, min_size=1, max_size=1)

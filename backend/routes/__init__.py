@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-from backend.routes import analytics, classes, errors, health, ingestion, privacy
+from backend.routes import (
+    analytics,
+    classes,
+    errors,
+    health,
+    ingestion,
+    interventions,
+    privacy,
+)
 
 
 def register_api(app: Flask) -> None:
@@ -14,4 +22,5 @@ def register_api(app: Flask) -> None:
     app.register_blueprint(privacy.bp)
     app.register_blueprint(analytics.bp)
     app.register_blueprint(classes.bp)
+    app.register_blueprint(interventions.bp)
     errors.install_api_http_errors(app)

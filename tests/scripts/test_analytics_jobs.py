@@ -113,3 +113,21 @@ def test_demo_loads_once_when_asked_if_empty(db_url: str, conn: psycopg.Connecti
     again = summary(waymark(db_url, "demo", "--if-empty"))
     assert again == {"status": "skipped", "reason": "database-has-events"}
     assert conn.execute("SELECT count(*) FROM user_activity_events").fetchone() == (3000,)
+
+
+def test_alerts_job_is_locked_idempotent_and_summarised(db_url: str,
+                                                        conn: psycopg.Connection[Any]) -> None:
+    """`waymark alerts` with no channel configured records the crossing and sends nothing."""
+    conn.execute("INSERT INTO learning_journey_events (user_id, occurred_at, milestone, "
+                 "risk_score) VALUES (%s, now(), 'risk_assessment', 0.95)", (A,))
+    first = summary(waymark(db_url, "alerts", "--wait", "0"))
+    assert (first["crossings"], first["planned"], first["delivered"]) == ("1", "0", "0")
+    assert summary(waymark(db_url, "alerts", "--wait", "0"))["crossings"] == "0"
+    database = Database(db_url, min_size=1, max_size=1)
+    database.open(wait=True)
+    try:
+        with job_lock(database, "alerts") as acquired:
+            assert acquired
+            assert summary(waymark(db_url, "alerts"))["status"] == "skipped"
+    finally:
+        database.close()

@@ -1002,6 +1002,10 @@ SELECT (SELECT count(*) FROM assessed) AS total, p.user_id, p.risk_score, p.enga
        p.assessed_at, p.risk_score_7d_ago,
        (SELECT max(e.occurred_at) FROM public.user_activity_events e
         WHERE e.user_id = p.user_id AND e.occurred_at <= %(now)s) AS last_active_at,
+       (SELECT jsonb_build_object('action', i.action, 'actor_role', i.actor_role,
+                                  'created_at', i.created_at)
+        FROM public.interventions i WHERE i.student_id = p.user_id
+        ORDER BY i.created_at DESC LIMIT 1) AS last_intervention,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('class_id', k.class_id, 'name', k.name)
                                   ORDER BY k.name, k.class_id), '[]'::jsonb)
         FROM public.class_memberships m JOIN public.classes k USING (class_id)

@@ -81,6 +81,7 @@ def _student(row: dict[str, Any]) -> dict[str, Any]:
         "risk_score_7d_ago": week_ago,
         "trend": trend(score, week_ago),
         "last_active_at": _iso(row["last_active_at"]),
+        "last_intervention": row["last_intervention"],  # the newest the caller may read
     }
 
 

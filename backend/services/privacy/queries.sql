@@ -91,6 +91,29 @@ SET user_id = NULL,
 WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
   AND occurred_at < %(cutoff)s AND anonymized_at IS NULL;
 
+-- anonymize_interventions --
+-- used by retention.py: an old intervention keeps its action and time (the outcome
+-- figures' history) but loses both people and its note, free text that cannot be scrubbed
+-- field by field.
+UPDATE public.interventions
+SET student_id = NULL, actor_id = NULL, note = NULL, anonymized_at = %(now)s
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+  AND created_at < %(cutoff)s AND anonymized_at IS NULL;
+
+-- anonymize_alert_crossings --
+-- used by retention.py: an old crossing keeps its dates (lead-time history), not the student.
+UPDATE public.alert_crossings
+SET student_id = NULL, anonymized_at = %(now)s
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+  AND detected_at < %(cutoff)s AND anonymized_at IS NULL;
+
+-- anonymize_alert_deliveries --
+-- used by retention.py: the delivery log keeps status and attempts, not the recipient.
+UPDATE public.alert_deliveries
+SET recipient_id = NULL, anonymized_at = %(now)s
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+  AND created_at < %(cutoff)s AND anonymized_at IS NULL;
+
 -- delete_old_dead_letters --
 -- used by retention.py
 DELETE FROM waymark.dead_letters

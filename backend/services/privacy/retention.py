@@ -51,6 +51,13 @@ ANONYMIZE_ERRORS = QUERIES["anonymize_errors"]
 
 ANONYMIZE_JOURNEY = QUERIES["anonymize_journey"]
 
+#: interventions lose both people and their free-text note; alert rows lose the people.
+ANONYMIZE_INTERVENTIONS = QUERIES["anonymize_interventions"]
+
+ANONYMIZE_ALERT_CROSSINGS = QUERIES["anonymize_alert_crossings"]
+
+ANONYMIZE_ALERT_DELIVERIES = QUERIES["anonymize_alert_deliveries"]
+
 #: rows the writer could not store keep their payload (user id included) as it came:
 #: they cannot be anonymized field by field, so they go when their age passes N days.
 DELETE_OLD_DEAD_LETTERS = QUERIES["delete_old_dead_letters"]
@@ -81,6 +88,9 @@ ANONYMIZE_STEPS: tuple[tuple[str, str], ...] = (
     ("user_sessions", ANONYMIZE_SESSIONS),
     ("error_events", ANONYMIZE_ERRORS),
     ("learning_journey_events", ANONYMIZE_JOURNEY),
+    ("interventions", ANONYMIZE_INTERVENTIONS),
+    ("alert_crossings", ANONYMIZE_ALERT_CROSSINGS),
+    ("alert_deliveries", ANONYMIZE_ALERT_DELIVERIES),
     ("waymark.dead_letters", DELETE_OLD_DEAD_LETTERS),
 )
 
