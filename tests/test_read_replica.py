@@ -9,23 +9,17 @@ replay: what the API answers then is what the replica holds, not the primary.
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from analytics_support import add_event
 from conftest import TEST_JWT_SECRET, AuthTokens
+from pg_cluster import Cluster, bin_dir, scratch_root, server_user
 
 from backend import create_app, migrations
 
@@ -34,78 +28,23 @@ OTHER = uuid.UUID("00000000-0000-4000-8000-0000000000b2")
 ADMIN = uuid.UUID("00000000-0000-4000-8000-0000000000ad")
 
 
-def _bin_dir() -> Path:
-    import pgserver  # the embedded server's package ships initdb, pg_ctl, pg_basebackup
-
-    return Path(pgserver.__file__).parent / "pginstall" / "bin"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Cluster:
-    """One PostgreSQL data directory and its server on a loopback port."""
-
-    def __init__(self, root: Path, name: str, user: str | None) -> None:
-        self.data = root / name
-        self.port = _free_port()
-        self.user = user
-
-    def run(self, tool: str, *args: str) -> None:
-        command = [str(_bin_dir() / tool), *args]
-        if self.user:
-            command = ["runuser", "-u", self.user, "--", *command]
-        subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
-
-    def start(self) -> None:
-        self.run("pg_ctl", "-D", str(self.data), "-l", str(self.data / "server.log"), "-w",
-                 "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data}", "start")
-
-    def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            self.run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-
-    def url(self, dbname: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
-
-
 @pytest.fixture(scope="module")
 def primary_and_replica() -> Iterator[tuple[Cluster, Cluster]]:
-    if not (_bin_dir() / "pg_basebackup").exists():
+    if not (bin_dir() / "pg_basebackup").exists():
         pytest.skip("no PostgreSQL server binaries to start a replica with")
-    user = None
-    if os.geteuid() == 0:  # the server refuses to run as root
-        user = "postgres" if _user_exists("postgres") else None
-        if user is None:
-            pytest.skip("running as root with no 'postgres' system user to run a server as")
-    root = Path(tempfile.mkdtemp(prefix="wm-replica-"))
-    os.chmod(root, 0o777)  # a throwaway directory the server user must write into
-    primary, replica = Cluster(root, "primary", user), Cluster(root, "replica", user)
-    try:
-        primary.run("initdb", "-D", str(primary.data), "-U", "postgres", "--auth=trust",
-                    "--encoding=utf8")
-        with (primary.data / "postgresql.conf").open("a") as conf:
-            conf.write("wal_level = replica\nmax_wal_senders = 4\nfsync = off\n")
-        primary.start()
-        replica.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U",
-                    "postgres", "-D", str(replica.data), "-R", "-X", "stream")
-        replica.start()
-        yield primary, replica
-    finally:
-        replica.stop()
-        primary.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
+    user = server_user()
+    with scratch_root("wm-replica-") as root:
+        primary, replica = Cluster(root, "primary", user), Cluster(root, "replica", user)
+        try:
+            primary.init("wal_level = replica", "max_wal_senders = 4")
+            primary.start()
+            replica.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U",
+                        "postgres", "-D", str(replica.data), "-R", "-X", "stream")
+            replica.start()
+            yield primary, replica
+        finally:
+            replica.stop()
+            primary.stop()
 
 
 def _caught_up(primary: Cluster, replica: Cluster, dbname: str) -> None:
