@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import click
 
-from backend.scripts import alert_jobs, analytics_jobs, backtest, class_jobs, privacy_jobs
+from backend.scripts import (
+    alert_jobs,
+    analytics_jobs,
+    backtest,
+    class_jobs,
+    export_jobs,
+    privacy_jobs,
+)
 
 ALL: list[click.Command] = [*analytics_jobs.COMMANDS, *privacy_jobs.COMMANDS,
                              *class_jobs.COMMANDS, *alert_jobs.COMMANDS,
-                             *backtest.COMMANDS]
+                             *backtest.COMMANDS, *export_jobs.COMMANDS]

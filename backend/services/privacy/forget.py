@@ -59,6 +59,7 @@ DELETE_USER_ERRORS = QUERIES["delete_user_errors"]
 UNCOUNT_ERROR_GROUPS = QUERIES["uncount_error_groups"]
 
 INSERT_AUDIT = QUERIES["insert_audit"]
+LOG_FORGET = QUERIES["log_forget"]
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ def forget_user(db: Database, user_id: uuid.UUID, *, now: datetime,
     receipt = ForgetReceipt(forgotten_at=now)
     with db.connection() as conn:
         conn.execute(ADD_TOMBSTONE, {"user_id": user_id, "ttl": TOMBSTONE_TTL})
+        conn.execute(LOG_FORGET, {"user_id": user_id})  # so the deletion follows exports
     if drop_queued is not None:
         receipt.queued_events_dropped = drop_queued(user_id)
     with db.connection() as conn:

@@ -234,3 +234,18 @@ SELECT waymark.lock_forget_exclusive();
 -- set_vacuum_lock_timeout --
 -- VACUUM FULL of the salts waits at most this long for its lock, then the plain VACUUM runs
 SET lock_timeout = '3s';
+
+-- log_forget --
+-- A forget, for the warehouse exports to send on (docs/exports.md): the user as the hex
+-- SHA-256 of their id in lower-case text, the form a warehouse can compute from its rows.
+INSERT INTO waymark.deletion_log (action, user_ref)
+VALUES ('forget', encode(sha256(convert_to(lower(%(user_id)s::text), 'UTF8')), 'hex'));
+
+-- log_retention --
+-- An anonymize or purge run, as the rule a warehouse applies to its copy.
+INSERT INTO waymark.deletion_log (action, cutoff, collect_cutoff)
+VALUES (%(action)s, %(cutoff)s, %(collect_cutoff)s);
+
+-- purge_deletion_log --
+-- The log is kept 400 days: an export that has not run for longer re-exports from scratch.
+DELETE FROM waymark.deletion_log WHERE logged_at < %(now)s - interval '400 days';

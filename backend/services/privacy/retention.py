@@ -43,6 +43,8 @@ COLLECT_EVENT_TYPES = ("landing_visit", "conversion")
 #: every batched statement works on one block range: ``ctid`` in [(lo,0), (hi,0)).
 #: JSON documents are only run through the recursive scrub when the cheap hint matches.
 
+LOG_RETENTION = QUERIES["log_retention"]
+PURGE_DELETION_LOG = QUERIES["purge_deletion_log"]
 ANONYMIZE_EVENTS = QUERIES["anonymize_events"]
 
 ANONYMIZE_SESSIONS = QUERIES["anonymize_sessions"]
@@ -259,6 +261,7 @@ def purge(db: Database, *, now: datetime, older_than_days: int, collect_retentio
                  progress=progress, on_start=on_start)
     stats.collect_cutoff = params["collect_cutoff"]
     db.execute(DELETE_EXPIRED)
+    db.execute(PURGE_DELETION_LOG, {"now": now})
     record_audit(db, stats)
     return stats
 
@@ -273,5 +276,8 @@ def daily_rollup_steps(db: Database) -> list[tuple[str, Statement]]:
 
 
 def record_audit(db: Database, stats: RunStats) -> None:
-    """Write the run's audit row (counts only)."""
+    """Write the run's audit row (counts only) and its rule in the deletion log, which the
+    warehouse exports send on so a copy is anonymized and purged like the tables."""
     db.execute(INSERT_AUDIT, {"action": stats.action, "details": Jsonb(stats.audit_details())})
+    db.execute(LOG_RETENTION, {"action": stats.action, "cutoff": stats.cutoff,
+                               "collect_cutoff": stats.collect_cutoff})

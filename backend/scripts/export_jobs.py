@@ -1,0 +1,41 @@
+"""``waymark warehouse-export``: what is new since the last run, to a warehouse's landing folder.
+
+A cron job like the others: it holds its advisory lock for the run (a second run at the same
+time says so and exits 0), reads in one snapshot with a server-side cursor (flat memory) and
+prints one summary line. What it writes and how a warehouse loads it: docs/exports.md.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from backend.clock import now_utc
+from backend.scripts import runtime
+from backend.services.exports import warehouse
+
+
+@click.command("warehouse-export")
+@click.option("--to", "target", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The directory the warehouse loads from (created if missing).")
+@click.option("--format", "fmt", type=click.Choice(warehouse.FORMATS), default="parquet",
+              show_default=True)
+@click.option("--settle-minutes", type=click.IntRange(0, 24 * 60), default=5, show_default=True,
+              help="Leave rows received in the last N minutes for the next run (they may "
+                   "still be committing).")
+def warehouse_export(target: Path, fmt: str, settle_minutes: int) -> None:
+    """Export new events and errors (day-partitioned) and the deletions since the last run."""
+    with runtime.locked_database("warehouse-export") as db:
+        if db is None:
+            return
+        with db.connection() as conn:
+            stats = warehouse.export(conn, target, fmt=fmt, now=now_utc(),
+                                     settle=timedelta(minutes=settle_minutes))
+    runtime.summary("warehouse-export", status="done", format=fmt,
+                    **{f"rows_{t}": n for t, n in stats.rows.items()},
+                    deletions=stats.deletions, files=len(stats.files))
+
+
+COMMANDS: list[click.Command] = [warehouse_export]
