@@ -17,10 +17,10 @@ SET received_before = EXCLUDED.received_before, last_deletion = EXCLUDED.last_de
 
 -- new_rows --
 -- Rows received in [%(after)s, %(before)s): stored, with the privacy step already applied
--- (there never was a raw IP or user agent to export). Day order, for the day partitions.
+-- (there never was a raw IP or user agent to export). Read as COPY … TO STDOUT (CSV); the
+-- day files are split in Arrow, so no sort is asked of the server.
 SELECT {columns} FROM public.{table}
 WHERE received_at >= %(after)s AND received_at < %(before)s
-ORDER BY occurred_at;
 
 -- new_deletions --
 -- Forgets, anonymizations and purges logged after the target's last export.

@@ -59,12 +59,25 @@ def test_parquet_holds_the_tables_rows_and_columns_by_day(
     assert exported.columns == [*names, "day"]  # + the partition column
     got = sorted(exported.select("event_id, user_id, visitor_hash, event_data").fetchall())
     want = sorted(conn.execute(
-        "SELECT event_id::text, user_id::text, visitor_hash, event_data::text "
+        "SELECT event_id::text, user_id::text, encode(visitor_hash, 'hex'), event_data::text "
         "FROM user_activity_events").fetchall())
     assert got == want
     errors = duckdb.sql("SELECT count(*) FROM read_parquet(?)",
                         params=[f"{tmp_path}/error_events/*/*"])
     assert errors.fetchall() == [(1,)]
+
+
+def test_text_survives_the_csv_stream_exactly(conn: psycopg.Connection[Any],
+                                               tmp_path: Path) -> None:
+    """Empty is not NULL, and commas, quotes, newlines and non-ASCII come out as they went in."""
+    tricky = 'a,"b"\nc — ü \\ end'
+    conn.execute("INSERT INTO user_activity_events (event_type, occurred_at, page_title, "
+                 "referrer, page_path, event_data) VALUES ('page_view', %s, '', NULL, %s, "
+                 "jsonb_build_object('k', %s::text))", (DAY1, tricky, tricky))
+    run(conn, tmp_path)
+    rows = events_in(tmp_path).select("page_title, referrer, page_path, event_data").fetchall()
+    assert len(rows) == 1 and rows[0][:3] == ("", None, tricky)
+    assert json.loads(rows[0][3]) == {"k": tricky}
 
 
 def test_the_column_list_is_every_column_of_the_tables(conn: psycopg.Connection[Any]) -> None:
@@ -116,10 +129,10 @@ def test_ndjson_and_the_schema_files(conn: psycopg.Connection[Any], tmp_path: Pa
     assert events_in(tmp_path, "ndjson").count("*").fetchall() == [(3,)]
     line = json.loads(next((tmp_path / "user_activity_events").glob("*/*.ndjson"))
                       .read_text().splitlines()[0])
-    assert line["visitor_hash"] == "AQI="  # BYTES as base64, as bq load expects
+    assert line["visitor_hash"] == "0102"  # keyed hashes as hex text
     bq = json.loads((tmp_path / "_schema/user_activity_events.bigquery.json").read_text())
     assert [c["name"] for c in bq] == [n for n, _ in warehouse.TABLES["user_activity_events"]]
-    assert {c["type"] for c in bq} <= {"STRING", "TIMESTAMP", "BYTES", "INT64"}
+    assert {c["type"] for c in bq} <= {"STRING", "TIMESTAMP", "INT64"}
 
 
 APPLY_MANIFEST = (Path(__file__).resolve().parents[3] / "docs" / "exports.md")
