@@ -49,6 +49,9 @@ HMAC_ALGORITHMS = ("HS256",)
 JWKS_ALGORITHMS = ("RS256", "ES256")
 #: Clock skew tolerated on exp/nbf/iat, in seconds.
 LEEWAY_SECONDS = 10
+#: The longest a token may still be valid for. Supabase's last an hour and `waymark
+#: dev-token`'s at most 30 days; a token valid for years is a forged or leaked one.
+MAX_LIFETIME_SECONDS = 31 * 24 * 3600
 #: Longest token (and Authorization header) accepted; Supabase tokens are ~1 KiB.
 MAX_TOKEN_BYTES = 8 * 1024
 #: How long fetched signing keys are trusted before they are fetched again.
@@ -216,6 +219,17 @@ def _decode(token: str, key: Any, algorithm: str, settings: Settings) -> dict[st
         raise AuthError(401, "the access token has expired; refresh the session") from None
     except jwt.InvalidTokenError as exc:
         raise AuthError(401, f"invalid access token: {exc}") from None
+    return _checked_times(claims)
+
+
+def _checked_times(claims: dict[str, Any]) -> dict[str, Any]:
+    """What PyJWT lets through: ``exp`` as a string (``"1796474507"``) and an expiry
+    centuries away. NumericDate is a number (RFC 7519), and no session lasts a year."""
+    exp = claims["exp"]
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise AuthError(401, "invalid access token: exp must be a number of seconds")
+    if exp > time.time() + MAX_LIFETIME_SECONDS:
+        raise AuthError(401, "invalid access token: it expires more than 31 days from now")
     return claims
 
 

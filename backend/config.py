@@ -140,13 +140,18 @@ class Settings:
             raise ConfigError(
                 "WAYMARK_DELETE_AFTER_DAYS must not be shorter than WAYMARK_ANONYMIZE_AFTER_DAYS"
             )
+        jwt_secret = _str_or_none(get("JWT_SECRET", "SUPABASE_JWT_SECRET"))
+        if jwt_secret is not None and len(jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"WAYMARK_JWT_SECRET / SUPABASE_JWT_SECRET must be at least {MIN_SECRET_BYTES} "
+                "bytes (HS256 with a shorter key can be brute-forced); Supabase's is longer")
         database_url = get("DATABASE_URL", "DATABASE_URL")
         extra = {**{k: v for k, v in environ.items() if k.startswith("WAYMARK_RISK_")},
                  **{k: v for k, v in config.items() if str(k).startswith("WAYMARK_")}}
         return cls(
             database_url=str(database_url) if database_url else None,
             data_dir=Path(get("DATA_DIR") or defaults.data_dir),
-            jwt_secret=_str_or_none(get("JWT_SECRET", "SUPABASE_JWT_SECRET")),
+            jwt_secret=jwt_secret,
             supabase_url=_str_or_none(get("SUPABASE_URL", "SUPABASE_URL")),
             salt_period=salt_period,
             anonymize_after_days=anonymize,
@@ -184,6 +189,7 @@ class Settings:
 
 
 DEV_SECRET_FILE = "dev-jwt-secret"
+MIN_SECRET_BYTES = 32
 
 
 def with_dev_secret(settings: Settings) -> Settings:

@@ -86,6 +86,9 @@ BAD_TOKENS: dict[str, Any] = {
     "unknown app role": lambda a: a.token(STUDENT, "superuser"),
     "anonymous sign-in claiming admin": lambda a: a.token(STUDENT, "admin", is_anonymous=True),
     "not yet valid": lambda a: a.token(STUDENT, nbf=int(time.time()) + 3600),
+    # accepted by PyJWT, refused by us (a NumericDate is a number; no session lasts years)
+    "exp as a string": lambda a: a.token(STUDENT, exp=str(int(time.time()) + 600)),
+    "exp a century away": lambda a: a.token(STUDENT, exp=int(time.time()) + 100 * 365 * 86400),
 }
 
 
@@ -96,6 +99,14 @@ def test_bad_tokens_are_refused(kind: str, auth: AuthTokens) -> None:
         authmod.verify_token(token, SETTINGS)
     assert caught.value.status == 401
     assert caught.value.message
+
+
+def test_aud_as_a_list_naming_authenticated_is_accepted(auth: AuthTokens) -> None:
+    """RFC 7519 lets aud be a list; a token for "authenticated" among others is one for us."""
+    caller = authmod.verify_token(auth.token(STUDENT, aud=["authenticated", "other"]), SETTINGS)
+    assert caller.user_id == STUDENT
+    with pytest.raises(AuthError):
+        authmod.verify_token(auth.token(STUDENT, aud=["anon", "other"]), SETTINGS)
 
 
 def test_a_good_token_gives_the_caller(auth: AuthTokens) -> None:

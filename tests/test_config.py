@@ -27,11 +27,11 @@ def test_app_config_wins_over_environment() -> None:
 
 def test_environment_names_and_aliases() -> None:
     settings = Settings.load({}, {
-        "DATABASE_URL": "postgresql://env", "SUPABASE_JWT_SECRET": "s3cret",
+        "DATABASE_URL": "postgresql://env", "SUPABASE_JWT_SECRET": "s3cret" * 6,
         "WAYMARK_ALLOWED_ORIGINS": "https://a.example, https://b.example",
         "WAYMARK_TRUSTED_PROXIES": "1"})
     assert settings.database_url == "postgresql://env"
-    assert settings.jwt_secret == "s3cret"
+    assert settings.jwt_secret == "s3cret" * 6
     assert settings.allowed_origins == ("https://a.example", "https://b.example")
     assert settings.trusted_proxies == 1
 
@@ -41,6 +41,9 @@ def test_environment_names_and_aliases() -> None:
     ({"WAYMARK_ANONYMIZE_AFTER_DAYS": "soon"}, "whole number"),
     ({"WAYMARK_DELETE_AFTER_DAYS": "30"}, "must not be shorter"),
     ({"WAYMARK_TRUSTED_PROXIES": "-1"}, "at least 0"),
+    # an HS256 key this short can be brute-forced from one token (accepted before)
+    ({"WAYMARK_JWT_SECRET": "x" * 31}, "at least 32 bytes"),
+    ({"SUPABASE_JWT_SECRET": "secret"}, "at least 32 bytes"),
 ])
 def test_bad_values_are_refused_with_a_clear_message(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
