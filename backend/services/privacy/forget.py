@@ -60,6 +60,8 @@ UNCOUNT_ERROR_GROUPS = QUERIES["uncount_error_groups"]
 
 INSERT_AUDIT = QUERIES["insert_audit"]
 LOG_FORGET = QUERIES["log_forget"]
+FORGET_COMPLETED = QUERIES["forget_completed"]
+ALREADY_FORGOTTEN = QUERIES["already_forgotten"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class ForgetReceipt:
     queued_events_dropped: int = 0
     lock_held_seconds: float = 0.0
     seconds: float = 0.0
+    already_forgotten: bool = False
 
     @property
     def total_removed(self) -> int:
@@ -116,6 +119,7 @@ class ForgetReceipt:
             "queued_events_dropped": self.queued_events_dropped,
             "writers_blocked_ms": round(self.lock_held_seconds * 1000, 1),
             "seconds": round(self.seconds, 3),
+            "already_forgotten": self.already_forgotten,
         }
 
 
@@ -164,6 +168,14 @@ def forget_user(db: Database, user_id: uuid.UUID, *, now: datetime,
     """Remove the user from every table (idempotent) and record a receipt without their id."""
     started = time.perf_counter()
     receipt = ForgetReceipt(forgotten_at=now)
+    done = db.fetch_one(ALREADY_FORGOTTEN, {"user_id": user_id})
+    if done and done["done"]:
+        receipt.already_forgotten = True  # no lock, no scan: a loop of forgets costs nothing
+        if drop_queued is not None:
+            receipt.queued_events_dropped = drop_queued(user_id)
+        receipt.seconds = time.perf_counter() - started
+        db.execute(INSERT_AUDIT, {"action": "forget", "details": Jsonb(receipt.as_dict())})
+        return receipt
     with db.connection() as conn:
         conn.execute(ADD_TOMBSTONE, {"user_id": user_id, "ttl": TOMBSTONE_TTL})
         conn.execute(LOG_FORGET, {"user_id": user_id})  # so the deletion follows exports
@@ -180,6 +192,7 @@ def forget_user(db: Database, user_id: uuid.UUID, *, now: datetime,
     receipt.mentions_redacted = redact_mentions(db, traces, columns)
     receipt.seconds = time.perf_counter() - started
     db.execute(INSERT_AUDIT, {"action": "forget", "details": Jsonb(receipt.as_dict())})
+    db.execute(FORGET_COMPLETED, {"user_id": user_id})
     return receipt
 
 

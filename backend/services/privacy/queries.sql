@@ -221,7 +221,20 @@ VALUES ('salt_created', jsonb_build_object('period_start', %(period_start)s::tim
 -- used by tombstones.py
 INSERT INTO waymark.forgotten_users (user_id_hash, expires_at)
 VALUES (sha256(convert_to(lower(%(user_id)s::text), 'UTF8')), now() + %(ttl)s)
-ON CONFLICT (user_id_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at;
+ON CONFLICT (user_id_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at, completed_at = NULL;
+
+-- forget_completed --
+-- The forget of %(user_id)s ran to the end: until the tombstone expires, a repeat is a no-op.
+UPDATE waymark.forgotten_users SET completed_at = now()
+WHERE user_id_hash = sha256(convert_to(lower(%(user_id)s::text), 'UTF8'));
+
+-- already_forgotten --
+-- A finished forget of %(user_id)s whose tombstone still lives (the writer drops their
+-- events meanwhile, so nothing new can have been stored).
+SELECT EXISTS (
+    SELECT 1 FROM waymark.forgotten_users
+    WHERE user_id_hash = sha256(convert_to(lower(%(user_id)s::text), 'UTF8'))
+      AND expires_at > now() AND completed_at IS NOT NULL) AS done;
 
 -- delete_expired --
 -- used by tombstones.py

@@ -160,8 +160,10 @@ def test_forget_is_idempotent_and_audited_without_the_id(
 
     second = forget_user(db, A, now=now())
 
-    assert first.total_removed == 13
+    assert first.total_removed == 13 and not first.already_forgotten
     assert second.total_removed == 0 and second.mentions_redacted == {}
+    # answered from the finished forget's tombstone: the writers were never blocked
+    assert second.already_forgotten and second.lock_held_seconds == 0
     assert conn.execute(
         "SELECT (SELECT count(*) FROM user_activity_events), (SELECT count(*) FROM "
         "user_sessions), (SELECT sum(occurrences) FROM error_groups)").fetchone() == state
@@ -169,6 +171,18 @@ def test_forget_is_idempotent_and_audited_without_the_id(
                           "ORDER BY id").fetchall()
     assert [a[0]["total_rows_removed"] for a in audits] == [13, 0]
     assert str(A) not in str(audits) and str(A).replace("-", "") not in str(audits)
+
+
+def test_a_forget_that_died_half_way_is_run_in_full_by_the_next(
+        db: Database, conn: psycopg.Connection[Any]) -> None:
+    """Only a finished forget makes a repeat a no-op: a tombstone without the mark (the
+    process died between the tombstone and the deletion) does not."""
+    seed(db, conn)
+    conn.execute("INSERT INTO waymark.forgotten_users (user_id_hash, expires_at) "
+                 "VALUES (sha256(convert_to(lower(%s::text), 'UTF8')), now() + interval "
+                 "'15 minutes')", (A,))
+    receipt = forget_user(db, A, now=now())
+    assert not receipt.already_forgotten and receipt.total_removed == 13
 
 
 def test_the_writer_cannot_resurrect_a_forgotten_user(
