@@ -215,8 +215,9 @@ def test_cors_only_for_allowed_origins(app_config: dict[str, Any]) -> None:
         application.extensions["waymark"].close()
 
 
-def test_health_shows_the_writer_counters(client: FlaskClient, app: Flask) -> None:
+def test_health_shows_the_writer_counters(client: FlaskClient, app: Flask, auth: Any) -> None:
     client.post(TRACK, json={"event_type": "page_view"}, headers=BROWSER)
     flush(app)
-    writer = client.get("/api/analytics/health").get_json()["writer"]
+    writer = client.get("/api/analytics/health",
+                        headers=auth.header(uuid.uuid4(), "admin")).get_json()["writer"]
     assert writer["accepted"] == 1 and writer["written"] == 1 and writer["queue_depth"] == 0
