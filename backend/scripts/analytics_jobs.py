@@ -15,6 +15,7 @@ import click
 from backend.db import Database
 from backend.scripts import demo_data, runtime
 from backend.services.analytics import milestones, page_prefix, risk, rollup
+from backend.services.analytics.risk import parameter_sets
 
 
 def roll_up(db: Database, *, now: datetime, lookback_days: int) -> tuple[int, int]:
@@ -116,7 +117,9 @@ def score_command(batch_size: int, with_milestones: bool) -> None:
         if db is None:
             return
         now = datetime.now(UTC)
-        params = risk.params_from_settings(runtime.load_settings())  # WAYMARK_RISK_*
+        with db.connection() as conn:  # the set risk-calibrate adopted, else WAYMARK_RISK_*
+            active = parameter_sets.active_set(conn)
+        params = active.params if active else risk.params_from_settings(runtime.load_settings())
         counts = score_all(db, now=now, batch_size=batch_size, params=params)
         added = write_milestones(db, now=now, batch_size=batch_size)[1] if with_milestones else 0
         runtime.summary("score", **counts, milestones=added,

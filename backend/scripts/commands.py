@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from backend.scripts import analytics_jobs, class_jobs, privacy_jobs
+from backend.scripts import analytics_jobs, class_jobs, privacy_jobs, risk_jobs
 
 ALL: list[click.Command] = [*analytics_jobs.COMMANDS, *privacy_jobs.COMMANDS,
-                             *class_jobs.COMMANDS]
+                             *class_jobs.COMMANDS, *risk_jobs.COMMANDS]

@@ -115,7 +115,8 @@ class RiskParams:
     def with_weights(self, weights: Mapping[str, float]) -> RiskParams:
         """The same horizons with other weights (by factor name, as :meth:`weights`)."""
         field_of = dict(zip(self.weights(), WEIGHT_FIELDS, strict=True))
-        return replace(self, **{field_of[name]: float(w) for name, w in weights.items()})
+        return RiskParams.from_mapping({field_of[n]: float(w) for n, w in weights.items()},
+                                       base=self)
 
     @property
     def session_gap(self) -> timedelta:
