@@ -3,8 +3,8 @@
 -- on which data window it was fitted, its held-out figures against the set it replaced.
 -- At most one row is active; `waymark score` scores with it (falling back to
 -- WAYMARK_RISK_* when none is), and a roll back makes the previous set active again.
--- Only jobs (the service role) read or write it: answers carry the set's id, fitted_at
--- and validation AUC inside each stored assessment, so no API role needs the table.
+-- Only jobs (the service role) write it; answers name the active set (id, fitted_at,
+-- validation AUC), so signed-in roles may read it (see the policy below).
 
 CREATE TABLE IF NOT EXISTS public.risk_parameter_sets (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -23,6 +23,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS risk_parameter_sets_one_active
     ON public.risk_parameter_sets (active) WHERE active;
 
 ALTER TABLE public.risk_parameter_sets ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.risk_parameter_sets FORCE ROW LEVEL SECURITY;
 REVOKE ALL ON public.risk_parameter_sets FROM PUBLIC;
 DO $$
 BEGIN
@@ -30,3 +31,11 @@ BEGIN
         REVOKE ALL ON public.risk_parameter_sets FROM anon, authenticated;
     END IF;
 END $$;
+
+-- Answers name the set that scored them (id, fitted_at, validation AUC), read with the
+-- caller's connection: the sets hold no personal data, so every signed-in role may read
+-- them; only the service role writes.
+GRANT SELECT ON public.risk_parameter_sets TO authenticated;
+DROP POLICY IF EXISTS "Signed-in users read the risk parameter sets" ON public.risk_parameter_sets;
+CREATE POLICY "Signed-in users read the risk parameter sets" ON public.risk_parameter_sets
+    FOR SELECT TO authenticated USING (true);

@@ -71,3 +71,17 @@ def roll_back(conn: psycopg.Connection[Any], *, now: datetime) -> tuple[int | No
         cur.execute(QUERIES["risk_set_activate_before"], {"id": retired[0]})
         active = cur.fetchone()
         return int(retired[0]), int(active[0]) if active else None
+
+
+def effective(conn: psycopg.Connection[Any],
+              fallback: RiskParams) -> tuple[RiskParams, dict[str, Any]]:
+    """The parameters answers score with, and the label they name them by.
+
+    The active set wins over the settings (``waymark score`` stores with it too, so the
+    stored assessments are found); none active → ``fallback`` (``WAYMARK_RISK_*``).
+    """
+    active = active_set(conn)
+    if active is None:
+        return fallback, {"id": None, "source": "settings", "fitted_at": None,
+                          "validation_auc": None}
+    return active.params, {**active.label(), "source": "risk-calibrate"}
