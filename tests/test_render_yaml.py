@@ -19,7 +19,7 @@ BLUEPRINT = Path(__file__).resolve().parent.parent / "render.yaml"
 CRON_COMMANDS = {"rotate-salts", "anonymize", "purge", "rollup", "score"}
 #: the subcommands people run by hand; a new command must be added to one of the two sets.
 MANUAL_COMMANDS = {"serve", "migrate", "forget", "export", "demo", "dev-token", "milestones",
-                   "classes"}
+                   "classes", "risk-calibrate"}
 CRON_FIELD = r"(\*|\d+(-\d+)?(,\d+(-\d+)?)*)(/\d+)?"
 
 
