@@ -15,6 +15,7 @@ import click
 from backend.db import Database
 from backend.scripts import demo_data, runtime
 from backend.services.analytics import milestones, page_prefix, risk, rollup
+from backend.services.analytics.risk import parameter_sets
 
 
 def roll_up(db: Database, *, now: datetime, lookback_days: int) -> tuple[int, int]:
@@ -53,12 +54,17 @@ def score_all(db: Database, *, now: datetime, batch_size: int,
     """Score every student in batches and store today's assessment; returns counts by level."""
     with db.connection() as conn:
         students = milestones.student_ids(conn, now=now)
+        # The cohort-relative factors compare with every student, not with one batch.
+        uses_cohort = params.cohort_activity_weight > 0 or params.cohort_score_weight > 0
+        cohort = risk.cohort_of(risk.fetch_inputs(conn, now=now, params=params)) \
+            if uses_cohort else None
     levels = dict.fromkeys(risk.LEVELS, 0)
     written = 0
     with runtime.progress(len(students), "scoring students") as bar:
         for batch in runtime.chunks(students, batch_size):
             with db.connection() as conn:
-                assessments = risk.score_students(conn, now=now, params=params, user_ids=batch)
+                assessments = risk.score_students(conn, now=now, params=params, user_ids=batch,
+                                                   cohort=cohort)
                 written += risk.store_assessments(conn, assessments, now=now, params=params)
             for assessment in assessments:
                 levels[assessment.level] += 1
@@ -111,7 +117,9 @@ def score_command(batch_size: int, with_milestones: bool) -> None:
         if db is None:
             return
         now = datetime.now(UTC)
-        params = risk.params_from_settings(runtime.load_settings())  # WAYMARK_RISK_*
+        with db.connection() as conn:  # the set risk-calibrate adopted, else WAYMARK_RISK_*
+            active = parameter_sets.active_set(conn)
+        params = active.params if active else risk.params_from_settings(runtime.load_settings())
         counts = score_all(db, now=now, batch_size=batch_size, params=params)
         added = write_milestones(db, now=now, batch_size=batch_size)[1] if with_milestones else 0
         runtime.summary("score", **counts, milestones=added,

@@ -14,8 +14,9 @@ from backend.scripts import (
     class_jobs,
     export_jobs,
     privacy_jobs,
+    risk_jobs,
 )
 
 ALL: list[click.Command] = [*analytics_jobs.COMMANDS, *privacy_jobs.COMMANDS,
                              *class_jobs.COMMANDS, *alert_jobs.COMMANDS,
-                             *backtest.COMMANDS, *export_jobs.COMMANDS]
+                             *backtest.COMMANDS, *export_jobs.COMMANDS, *risk_jobs.COMMANDS]

@@ -213,3 +213,25 @@ def test_nonsense_parameters_get_400(client: FlaskClient, auth: Any) -> None:
         answer = get(client, auth, query, ADMIN, "admin")
         assert answer.status_code == 400, query
         assert answer.get_json()["error"]
+
+
+def test_answers_name_the_risk_parameter_set(client: FlaskClient, auth: Any, data: None,
+                                             conn: psycopg.Connection[Any]) -> None:
+    before = get(client, auth, "/api/analytics/at-risk-students", ADMIN, "admin").get_json()
+    assert before["parameter_set"] == {"id": None, "source": "settings", "fitted_at": None,
+                                       "validation_auc": None}
+    weights = {"inactivity_weight": 0.0, "login_weight": 0.0, "quest_weight": 0.0,
+               "session_weight": 0.0, "streak_weight": 1.0}
+    set_id = conn.execute(
+        "INSERT INTO risk_parameter_sets (params, fitted_at, outcome, fit_at, validate_at,"
+        " validated_until, validation, active) VALUES (%s, now(), 'course_withdrawn', now(),"
+        " now(), now(), '{\"auc\": 0.71}', true) RETURNING id",
+        (psycopg.types.json.Jsonb(weights),)).fetchone()[0]
+    after = get(client, auth, "/api/analytics/at-risk-students?threshold=0", ADMIN,
+                "admin").get_json()
+    assert after["parameter_set"]["id"] == set_id
+    assert after["parameter_set"]["validation_auc"] == 0.71
+    assert {f["name"] for s in after["students"] for f in s["factors"]} == {"broken_streak"}
+    engagement = get(client, auth, f"/api/analytics/engagement/{STUDENT_A}", ADMIN,
+                     "admin").get_json()
+    assert engagement["risk_parameter_set"]["id"] == set_id

@@ -17,12 +17,14 @@ from typing import Any
 import psycopg
 
 from backend.services.analytics import risk
+from backend.services.analytics.risk import parameter_sets
 
 
 def at_risk_students(conn: psycopg.Connection[Any], *, now: datetime, threshold: float,
                      limit: int, params: risk.RiskParams = risk.DEFAULT_PARAMS,
                      live: bool = False) -> dict[str, Any]:
     """Students with risk ≥ ``threshold`` (at most ``limit``), highest first, with factors."""
+    params, parameter_set = parameter_sets.effective(conn, params)
     summary = None if live else risk.stored_summary(conn, now=now, threshold=threshold,
                                                     params=params)
     if summary and summary["scored"]:
@@ -38,7 +40,7 @@ def at_risk_students(conn: psycopg.Connection[Any], *, now: datetime, threshold:
         source, computed_at = "live", now.isoformat()
         scored, flagged = len(assessments), len(above)
     return {"days": params.window_days, "threshold": threshold, "limit": limit,
-            "source": source, "computed_at": computed_at, "students_scored": scored,
+            "source": source, "computed_at": computed_at, "parameter_set": parameter_set, "students_scored": scored,
             "count": flagged, "students": students}
 
 

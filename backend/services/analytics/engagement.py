@@ -21,6 +21,7 @@ from backend.db import fetch_one
 from backend.services.analytics import QUERIES, risk
 from backend.services.analytics.event_counts import count_live
 from backend.services.analytics.journey import known
+from backend.services.analytics.risk import parameter_sets
 from backend.services.analytics.streaks import streaks
 from backend.services.analytics.window import ratio, window
 
@@ -35,6 +36,7 @@ def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: dateti
     tick = timedelta(microseconds=1)
     by_category = count_live(conn, win.since + tick, win.now + tick, win.now, [user_id])
     avg_seconds = row.get("avg_session_seconds")
+    params, parameter_set = parameter_sets.effective(conn, params)
     assessment = _risk(conn, user_id, win.now, replace(params, window_days=days))
     last_active = row.get("last_active")
     return {
@@ -57,6 +59,7 @@ def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: dateti
         **streaks(conn, user_id, now=win.now),
         "last_active": last_active.isoformat() if last_active else None,
         "risk": assessment.as_dict() if assessment else None,
+        "risk_parameter_set": parameter_set,
         "risk_history": risk.risk_history(conn, user_id, since=win.since, now=win.now),
     }
 

@@ -1092,3 +1092,38 @@ SELECT s.user_id, a.risk_score, a.engagement_level, a.assessed_at, a.factors
 FROM unnest(%(students)s::uuid[]) AS s(user_id)
 {{latest_assessment}}
 ORDER BY a.risk_score DESC NULLS LAST, s.user_id
+
+
+-- ======================================================================================
+-- Risk self-calibration (risk/calibrate.py, risk/parameter_sets.py; migration 0140)
+-- ======================================================================================
+
+-- risk_outcomes --
+-- Each user's first outcome event (e.g. course_withdrawn) at or before %(until)s: the
+-- labels of a calibration. Nothing after %(until)s is read.
+SELECT user_id, min(occurred_at) AS outcome_at
+FROM public.user_activity_events
+WHERE event_type = %(outcome)s AND occurred_at <= %(until)s
+GROUP BY user_id
+
+-- risk_set_active --
+-- The active parameter set, if any.
+SELECT id, params, fitted_at, outcome, fit_at, validate_at, validated_until, validation
+FROM public.risk_parameter_sets WHERE active
+
+-- risk_set_retire_active --
+UPDATE public.risk_parameter_sets SET active = false, retired_at = %(now)s
+WHERE active RETURNING id
+
+-- risk_set_insert --
+INSERT INTO public.risk_parameter_sets
+    (params, fitted_at, outcome, fit_at, validate_at, validated_until, validation, active)
+VALUES (%(params)s, %(now)s, %(outcome)s, %(fit_at)s, %(validate_at)s, %(validated_until)s,
+        %(validation)s, true)
+RETURNING id
+
+-- risk_set_activate_before --
+-- Roll back: the newest set older than %(id)s becomes active again.
+UPDATE public.risk_parameter_sets SET active = true, retired_at = NULL
+WHERE id = (SELECT max(id) FROM public.risk_parameter_sets WHERE id < %(id)s)
+RETURNING id

@@ -17,9 +17,11 @@ risk`` and ``risk.score_students(...)`` read as before the split.
 from __future__ import annotations
 
 from backend.services.analytics.risk.factors import (
+    Cohort,
     Factor,
     RiskAssessment,
     assess,
+    cohort_of,
     rank,
 )
 from backend.services.analytics.risk.inputs import (
@@ -48,7 +50,7 @@ from backend.services.analytics.risk.storage import (
 )
 
 __all__ = [
-    "CALIBRATED_PARAMS", "DEFAULT_PARAMS", "LEVELS", "NON_ACTIVITY_TYPES", "PRESETS",
+    "CALIBRATED_PARAMS", "Cohort", "DEFAULT_PARAMS", "cohort_of", "LEVELS", "NON_ACTIVITY_TYPES", "PRESETS",
     "RISK_LEVELS", "Factor", "RiskAssessment", "RiskParams", "RiskParamsError", "assess",
     "fetch_inputs", "level_for", "params_from_settings", "preset", "rank", "risk_history",
     "risk_level_for", "score_students",

@@ -51,6 +51,16 @@ Normalisations (each factor is clamped to 0–1; ``p`` is a :class:`RiskParams`)
   compared with their own earlier weeks, not with anyone else. No earlier active day
   (or no earlier part, e.g. ``trend_days ≥ window_days``) → 0; more active than before → 0.
 
+* ``below_cohort_activity`` (weight 0 in the seed) = 1 − active days / the cohort's
+  median active days over the same window, where the cohort is every student scored
+  with them (the whole visible student population; a class when the caller scores a
+  class's students). At or above the median → 0; no active day → 1; a cohort whose
+  median is 0 (most students idle) → 0: nobody is behind an idle class.
+* ``below_cohort_scores`` (weight 0 in the seed) = (cohort median of mean ``xp`` −
+  the student's mean ``xp``) / that median, over the same quests as ``low_quest_scores``
+  (students without a scored quest are left out of the median). At or above the median
+  → 0; ``xp`` 0 → 1; no scored quest of their own, or no cohort median above 0 → 0.
+
 Activity: every event of the student counts as activity except ``quest_assigned``,
 which the app records *for* the student (it may be the only event of a student who
 never showed up: they are scored, with inactivity 1.0). Factors with weight 0 are
@@ -61,7 +71,9 @@ The score is rounded to 6 decimals before its level is chosen, so 0.4 + 0.2 is 0
 
 from __future__ import annotations
 
+import statistics
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -113,15 +125,41 @@ class RiskAssessment:
                 "computed_at": self.computed_at.isoformat()}
 
 
+@dataclass(frozen=True)
+class Cohort:
+    """The cohort medians the cohort-relative factors compare a student with (None: no one)."""
+
+    median_active_days: float | None = None
+    median_xp: float | None = None
+
+
+def cohort_of(rows: Sequence[Row]) -> Cohort:
+    """The medians of the students in ``rows`` (a class, or every student scored together)."""
+    active = [float(r["active_days"]) for r in rows]
+    scored = [float(r["mean_xp"]) for r in rows
+              if int(r["scored_quests"]) and r["mean_xp"] is not None]
+    return Cohort(median_active_days=statistics.median(active) if active else None,
+                  median_xp=statistics.median(scored) if scored else None)
+
+
 def rank(assessments: list[RiskAssessment]) -> list[RiskAssessment]:
     """Highest risk first; ties in user id order so the answer is stable."""
     return sorted(assessments, key=lambda a: (-a.score, str(a.user_id)))
 
 
-def assess(row: Row, *, now: datetime, params: RiskParams = DEFAULT_PARAMS) -> RiskAssessment:
+def assess(row: Row, *, now: datetime, params: RiskParams = DEFAULT_PARAMS,
+           cohort: Cohort | None = None) -> RiskAssessment:
     """Turn one student's raw numbers (a row of ``fetch_inputs``) into a scored assessment."""
     now = as_utc(now)
-    factors = [
+    factors = all_factors(row, now=now, params=params, cohort=cohort or Cohort())
+    score = round(min(1.0, max(0.0, sum(f.contribution for f in factors))), 6)
+    return RiskAssessment(user_id=row["user_id"], score=score, level=level_for(score),
+                          factors=[f for f in factors if f.weight > 0], computed_at=now)
+
+
+def all_factors(row: Row, *, now: datetime, params: RiskParams, cohort: Cohort) -> list[Factor]:
+    """Every factor, weight 0 included (a calibration reads their values once)."""
+    return [
         inactivity_factor(row, now, params),
         login_factor(row, now, params),
         quest_factor(row, params),
@@ -131,10 +169,9 @@ def assess(row: Row, *, now: datetime, params: RiskParams = DEFAULT_PARAMS) -> R
         late_factor(row, params),
         score_factor(row, params),
         trend_factor(row, now, params),
+        cohort_activity_factor(row, cohort, params),
+        cohort_score_factor(row, cohort, params),
     ]
-    score = round(min(1.0, max(0.0, sum(f.contribution for f in factors))), 6)
-    return RiskAssessment(user_id=row["user_id"], score=score, level=level_for(score),
-                          factors=[f for f in factors if f.weight > 0], computed_at=now)
 
 
 def as_utc(now: datetime) -> datetime:
@@ -284,3 +321,23 @@ def trend_factor(row: Row, now: datetime, params: RiskParams) -> Factor:
                    "earlier_days": round(max(0.0, earlier_span), 2),
                    "recent_per_week": round(7 * recent_rate, 2),
                    "earlier_per_week": round(7 * earlier_rate, 2)})
+
+
+def cohort_activity_factor(row: Row, cohort: Cohort, params: RiskParams) -> Factor:
+    """How far the student's active days fall below the cohort median over the same days."""
+    active = float(row["active_days"])
+    median = cohort.median_active_days
+    value = _clamp(1.0 - active / median) if median else 0.0
+    return Factor("below_cohort_activity", value, params.cohort_activity_weight,
+                  {"active_days": int(active), "cohort_median_active_days": median})
+
+
+def cohort_score_factor(row: Row, cohort: Cohort, params: RiskParams) -> Factor:
+    """How far the student's mean ``xp`` falls below the cohort median (nothing to judge: 0)."""
+    scored = int(row["scored_quests"])
+    mean = float(row["mean_xp"]) if scored and row["mean_xp"] is not None else None
+    median = cohort.median_xp
+    value = _clamp((median - mean) / median) if mean is not None and median else 0.0
+    return Factor("below_cohort_scores", value, params.cohort_score_weight,
+                  {"mean_xp": round(mean, 2) if mean is not None else None,
+                   "cohort_median_xp": median})

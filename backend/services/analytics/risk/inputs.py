@@ -19,7 +19,14 @@ import psycopg
 
 from backend.db import Row, fetch_all
 from backend.services.analytics import QUERIES
-from backend.services.analytics.risk.factors import RiskAssessment, as_utc, assess, rank
+from backend.services.analytics.risk.factors import (
+    Cohort,
+    RiskAssessment,
+    as_utc,
+    assess,
+    cohort_of,
+    rank,
+)
 from backend.services.analytics.risk.params import DEFAULT_PARAMS, RiskParams
 
 #: Event types the app records *for* a student; they do not show the student active.
@@ -28,15 +35,19 @@ NON_ACTIVITY_TYPES: tuple[str, ...] = ("quest_assigned",)
 
 def score_students(conn: psycopg.Connection[Any], *, now: datetime,
                    params: RiskParams = DEFAULT_PARAMS,
-                   user_ids: Sequence[uuid.UUID] | None = None) -> list[RiskAssessment]:
+                   user_ids: Sequence[uuid.UUID] | None = None,
+                   cohort: Cohort | None = None) -> list[RiskAssessment]:
     """Score every student the connection may see (or only ``user_ids``), highest risk first.
 
     One set-based query for all students; ``now`` is a parameter, never the database
-    clock, so the past can be scored (tests, the OULAD replay, back-fills).
+    clock, so the past can be scored (tests, the OULAD replay, back-fills). The cohort
+    of the cohort-relative factors is ``cohort`` when given (e.g. of every student, for
+    a caller scoring in batches), otherwise the students scored here.
     """
     now = as_utc(now)
     rows = fetch_inputs(conn, now=now, params=params, user_ids=user_ids)
-    return rank([assess(row, now=now, params=params) for row in rows])
+    cohort = cohort or cohort_of(rows)
+    return rank([assess(row, now=now, params=params, cohort=cohort) for row in rows])
 
 
 def fetch_inputs(conn: psycopg.Connection[Any], *, now: datetime,

@@ -30,6 +30,12 @@ ZERO_ALLOWED = frozenset({"xp_floor", "missed_at_floor"})
 SWITCHES = frozenset({"missed_at_floor"})
 
 
+#: The weight fields of :class:`RiskParams`, in the order of ``RiskParams.weights()``.
+WEIGHT_FIELDS = ("inactivity_weight", "login_weight", "quest_weight", "session_weight",
+                 "streak_weight", "deadline_weight", "late_weight", "score_weight",
+                 "trend_weight", "cohort_activity_weight", "cohort_score_weight")
+
+
 @dataclass(frozen=True)
 class RiskParams:
     """Weights and normalisation horizons of the risk score (the seed of docs/risk.md by default).
@@ -47,6 +53,8 @@ class RiskParams:
     late_weight: float = 0.0
     score_weight: float = 0.0
     trend_weight: float = 0.0
+    cohort_activity_weight: float = 0.0
+    cohort_score_weight: float = 0.0
     window_days: int = 30
     inactivity_days: float = 14.0
     expected_days_per_week: float = 3.0
@@ -100,7 +108,15 @@ class RiskParams:
             "late_completions": self.late_weight,
             "low_quest_scores": self.score_weight,
             "declining_activity": self.trend_weight,
+            "below_cohort_activity": self.cohort_activity_weight,
+            "below_cohort_scores": self.cohort_score_weight,
         }
+
+    def with_weights(self, weights: Mapping[str, float]) -> RiskParams:
+        """The same horizons with other weights (by factor name, as :meth:`weights`)."""
+        field_of = dict(zip(self.weights(), WEIGHT_FIELDS, strict=True))
+        return RiskParams.from_mapping({field_of[n]: float(w) for n, w in weights.items()},
+                                       base=self)
 
     @property
     def session_gap(self) -> timedelta:

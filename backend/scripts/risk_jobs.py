@@ -1,0 +1,65 @@
+"""``waymark risk-calibrate``: fit the risk weights on this deployment's own history.
+
+Prints the held-out figures of the current and the candidate set; stores the candidate
+only if it is better there; ``--roll-back`` makes the previous set active again.
+Method and figures: docs/risk.md, "Self-calibration".
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import click
+
+from backend.scripts import runtime
+from backend.services.analytics import risk
+from backend.services.analytics.risk import calibrate, parameter_sets
+
+
+@click.command("risk-calibrate")
+@click.option("--outcome", default="course_withdrawn", show_default=True,
+              help="Event type that marks the outcome (e.g. course_withdrawn).")
+@click.option("--fit-at", type=click.DateTime(), help="Snapshot of the fit period (UTC).")
+@click.option("--validate-at", type=click.DateTime(),
+              help="Snapshot of the held-out period (UTC); fit labels end here.")
+@click.option("--until", type=click.DateTime(), help="End of the held-out labels (default now).")
+@click.option("--threshold", default=0.7, show_default=True, type=float)
+@click.option("--dry-run", is_flag=True, help="Print the figures, store nothing.")
+@click.option("--roll-back", is_flag=True, help="Retire the active set, reactivate the previous.")
+def risk_calibrate_command(outcome: str, fit_at: datetime | None, validate_at: datetime | None,
+                           until: datetime | None, threshold: float, dry_run: bool,
+                           roll_back: bool) -> None:
+    """Fit the risk weights on earlier periods, adopt them only if better on the latest."""
+    started = time.monotonic()
+    now = datetime.now(UTC)
+    with runtime.locked_database("risk-calibrate") as db:
+        if db is None:
+            return
+        with db.connection() as conn:
+            if roll_back:
+                retired, active = parameter_sets.roll_back(conn, now=now)
+                runtime.summary("risk-calibrate", rolled_back=retired, active=active)
+                return
+            if fit_at is None or validate_at is None:
+                raise click.UsageError("--fit-at and --validate-at are required")
+            current_set = parameter_sets.active_set(conn)
+            current = current_set.params if current_set else \
+                risk.params_from_settings(runtime.load_settings())
+            result = calibrate.calibrate(
+                conn, current=current, outcome=outcome, fit_at=fit_at.replace(tzinfo=UTC),
+                validate_at=validate_at.replace(tzinfo=UTC),
+                until=(until.replace(tzinfo=UTC) if until else now), threshold=threshold)
+            for name, fig in (("current", result.current_figures),
+                              ("candidate", result.candidate_figures)):
+                click.echo(f"{name}: held-out auc={fig.auc:.4f} precision@{threshold:g}="
+                           f"{fig.precision:.4f} recall@{threshold:g}={fig.recall:.4f} "
+                           f"students={fig.students} outcomes={fig.positives}")
+            weights = {k: v for k, v in result.candidate.weights().items() if v}
+            click.echo("candidate weights: " + ", ".join(f"{k}={v:g}" for k, v in weights.items()))
+            adopted = None if dry_run else parameter_sets.adopt(conn, result, now=now)
+        runtime.summary("risk-calibrate", better=result.better, adopted=adopted,
+                        seconds=f"{time.monotonic() - started:.1f}")
+
+
+COMMANDS: list[click.Command] = [risk_calibrate_command]

@@ -1,0 +1,201 @@
+"""Self-calibration: fit the weights of the readable score on the deployment's own history.
+
+Time-ordered, never random (docs/risk.md, "Self-calibration"): the students are scored
+as they stood at ``fit_at`` (events up to then) and labelled by an outcome event (e.g.
+``course_withdrawn``) in ``(fit_at, validate_at]``; the candidate weights are fitted on
+that alone. They are then judged, against the current parameters, on the latest period:
+students as they stood at ``validate_at``, labelled by outcomes in ``(validate_at,
+until]``. Students whose outcome came before the snapshot are left out (already gone).
+
+The search is small and deterministic: weights live on a grid of 1/20, start at the
+current weights, and each step moves one twentieth from one factor to another, taking
+the move that raises the fit AUC most (ties: the first in factor order), until no move
+helps. Weights stay non-negative, add up to 1, and at most :data:`MAX_FACTORS` are
+non-zero, so the score stays a readable sum. Horizons are kept as they are. Factor
+values are computed once per student, so each step costs sorting the scores only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from backend.db import Row, fetch_all
+from backend.services.analytics import QUERIES
+from backend.services.analytics.risk.factors import all_factors, as_utc, cohort_of
+from backend.services.analytics.risk.inputs import fetch_inputs
+from backend.services.analytics.risk.params import RiskParams
+
+#: Weight grid: weights are multiples of 1 / STEPS.
+STEPS = 20
+#: At most this many factors with a non-zero weight.
+MAX_FACTORS = 8
+#: Safety bound on search steps (each step moves 1 / STEPS of weight).
+MAX_ITERATIONS = 200
+
+
+@dataclass(frozen=True)
+class Figures:
+    """How well a parameter set separates the students with the outcome from the rest."""
+
+    auc: float
+    precision: float
+    recall: float
+    students: int
+    positives: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"auc": round(self.auc, 4), "precision": round(self.precision, 4),
+                "recall": round(self.recall, 4), "students": self.students,
+                "positives": self.positives}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A candidate set, the figures of both sets on the held-out period, and the window."""
+
+    candidate: RiskParams
+    current_figures: Figures
+    candidate_figures: Figures
+    fit_figures: Figures
+    outcome: str
+    fit_at: datetime
+    validate_at: datetime
+    until: datetime
+    threshold: float
+
+    @property
+    def better(self) -> bool:
+        """Adopt only when the candidate beats the current set on the held-out AUC."""
+        return self.candidate_figures.auc > self.current_figures.auc + 1e-9
+
+    def validation(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "auc": round(self.candidate_figures.auc, 4),
+                "candidate": self.candidate_figures.as_dict(),
+                "previous": self.current_figures.as_dict(), "fit": self.fit_figures.as_dict()}
+
+
+Sample = tuple[list[dict[str, float]], list[bool]]
+
+
+def auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """Area under the ROC curve (Mann–Whitney, ties counted half); 0.5 without both classes."""
+    positives = sum(labels)
+    negatives = len(labels) - positives
+    if not positives or not negatives:
+        return 0.5
+    order = sorted(range(len(scores)), key=scores.__getitem__)
+    rank_sum, i = 0.0, 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        mid = (i + j) / 2 + 1  # average 1-based rank of the tie group
+        rank_sum += mid * sum(1 for k in range(i, j + 1) if labels[order[k]])
+        i = j + 1
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+def figures(scores: Sequence[float], labels: Sequence[bool], threshold: float) -> Figures:
+    """AUC, and precision/recall of flagging scores ≥ ``threshold``."""
+    flagged = [y for s, y in zip(scores, labels, strict=True) if s >= threshold]
+    hits, positives = sum(flagged), sum(labels)
+    return Figures(auc=auc(scores, labels), precision=hits / len(flagged) if flagged else 0.0,
+                   recall=hits / positives if positives else 0.0, students=len(labels),
+                   positives=positives)
+
+
+def scores_of(values: Sequence[Mapping[str, float]], weights: Mapping[str, float]) -> list[float]:
+    """The readable score of each student: the weighted sum of their factor values."""
+    return [min(1.0, sum(w * v[name] for name, w in weights.items() if w)) for v in values]
+
+
+def fit(values: Sequence[Mapping[str, float]], labels: Sequence[bool],
+        start: Mapping[str, float]) -> dict[str, float]:
+    """The weights the grid search reaches from ``start`` (see the module docstring)."""
+    names = list(start)
+    units = _units(start)
+
+    def score(u: list[int]) -> float:
+        return auc(scores_of(values, {n: k / STEPS for n, k in zip(names, u, strict=True)}),
+                   labels)
+
+    best = score(units)
+    for _ in range(MAX_ITERATIONS):
+        move: list[int] | None = None
+        for i in range(len(names)):
+            for j in range(len(names)):
+                if i == j or units[j] == 0:
+                    continue
+                trial = units.copy()
+                trial[i] += 1
+                trial[j] -= 1
+                if sum(1 for k in trial if k) > MAX_FACTORS:
+                    continue
+                value = score(trial)
+                if value > best + 1e-9:
+                    best, move = value, trial
+        if move is None:
+            break
+        units = move
+    return {n: k / STEPS for n, k in zip(names, units, strict=True)}
+
+
+def _units(weights: Mapping[str, float]) -> list[int]:
+    """Weights on the grid, adding up to STEPS (the rounding error goes to the largest)."""
+    units = [round(w * STEPS) for w in weights.values()]
+    units[units.index(max(units))] += STEPS - sum(units)
+    return units
+
+
+def sample(rows: Sequence[Row], outcomes: Mapping[Any, datetime], *, at: datetime,
+           until: datetime, params: RiskParams) -> Sample:
+    """Factor values of the students as they stood ``at``, labelled by outcomes in (at, until].
+
+    Students whose outcome came at or before ``at`` are left out: they had already left.
+    """
+    cohort = cohort_of(rows)
+    values, labels = [], []
+    for row in sorted(rows, key=lambda r: str(r["user_id"])):
+        outcome_at = outcomes.get(row["user_id"])
+        if outcome_at is not None and outcome_at <= at:
+            continue
+        factors = all_factors(row, now=at, params=params, cohort=cohort)
+        values.append({f.name: f.value for f in factors})
+        labels.append(outcome_at is not None and outcome_at <= until)
+    return values, labels
+
+
+def outcome_times(conn: psycopg.Connection[Any], outcome: str,
+                  until: datetime) -> dict[Any, datetime]:
+    """Each user's first ``outcome`` event at or before ``until``."""
+    rows = fetch_all(conn, QUERIES["risk_outcomes"], {"outcome": outcome, "until": until})
+    return {r["user_id"]: r["outcome_at"] for r in rows}
+
+
+def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: str,
+              fit_at: datetime, validate_at: datetime, until: datetime,
+              threshold: float = 0.7) -> Calibration:
+    """Fit on the earlier period, judge both sets on the latest one (nothing is stored)."""
+    fit_at, validate_at, until = as_utc(fit_at), as_utc(validate_at), as_utc(until)
+    if not fit_at < validate_at < until:
+        raise ValueError("calibration needs fit_at < validate_at < until (time-ordered split)")
+    fit_outcomes = outcome_times(conn, outcome, validate_at)  # nothing after validate_at
+    fit_values, fit_labels = sample(fetch_inputs(conn, now=fit_at, params=current),
+                                    fit_outcomes, at=fit_at, until=validate_at, params=current)
+    weights = fit(fit_values, fit_labels, current.weights())
+    candidate = current.with_weights(weights)
+    val_values, val_labels = sample(fetch_inputs(conn, now=validate_at, params=current),
+                                    outcome_times(conn, outcome, until), at=validate_at,
+                                    until=until, params=current)
+    return Calibration(
+        candidate=candidate,
+        current_figures=figures(scores_of(val_values, current.weights()), val_labels, threshold),
+        candidate_figures=figures(scores_of(val_values, weights), val_labels, threshold),
+        fit_figures=figures(scores_of(fit_values, weights), fit_labels, threshold),
+        outcome=outcome, fit_at=fit_at, validate_at=validate_at, until=until,
+        threshold=threshold)

@@ -1,0 +1,87 @@
+"""Versioned risk parameter sets (``risk_parameter_sets``, migration 0140).
+
+``waymark risk-calibrate`` stores a set only when it beat the current one on the held-out
+period; the newest adopted set is active and ``waymark score`` scores with it; a roll
+back retires it and makes the one before active again (none left: ``WAYMARK_RISK_*``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from backend.db import fetch_one
+from backend.services.analytics import QUERIES
+from backend.services.analytics.risk.calibrate import Calibration
+from backend.services.analytics.risk.params import RiskParams
+
+
+@dataclass(frozen=True)
+class ParameterSet:
+    """An adopted set: its id, parameters, when it was fitted and its held-out AUC."""
+
+    id: int
+    params: RiskParams
+    fitted_at: datetime
+    validation_auc: float
+
+    def label(self) -> dict[str, Any]:
+        """What answers show so a teacher can judge how far to trust a score."""
+        return {"id": self.id, "fitted_at": self.fitted_at.isoformat(),
+                "validation_auc": self.validation_auc}
+
+
+def active_set(conn: psycopg.Connection[Any]) -> ParameterSet | None:
+    """The active parameter set, or None (score with the settings' parameters)."""
+    row = fetch_one(conn, QUERIES["risk_set_active"])
+    if row is None:
+        return None
+    return ParameterSet(id=int(row["id"]), params=RiskParams.from_mapping(row["params"]),
+                        fitted_at=row["fitted_at"],
+                        validation_auc=float(row["validation"]["auc"]))
+
+
+def adopt(conn: psycopg.Connection[Any], result: Calibration, *, now: datetime) -> int | None:
+    """Store and activate the candidate if it is better on the held-out period; its id."""
+    if not result.better:
+        return None
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(QUERIES["risk_set_retire_active"], {"now": now})
+        cur.execute(QUERIES["risk_set_insert"], {
+            "params": json.dumps(result.candidate.as_dict()), "now": now,
+            "outcome": result.outcome, "fit_at": result.fit_at,
+            "validate_at": result.validate_at, "validated_until": result.until,
+            "validation": json.dumps(result.validation())})
+        row = cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def roll_back(conn: psycopg.Connection[Any], *, now: datetime) -> tuple[int | None, int | None]:
+    """Retire the active set and reactivate the one before it: (retired id, active id)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(QUERIES["risk_set_retire_active"], {"now": now})
+        retired = cur.fetchone()
+        if retired is None:
+            return None, None
+        cur.execute(QUERIES["risk_set_activate_before"], {"id": retired[0]})
+        active = cur.fetchone()
+        return int(retired[0]), int(active[0]) if active else None
+
+
+def effective(conn: psycopg.Connection[Any],
+              fallback: RiskParams) -> tuple[RiskParams, dict[str, Any]]:
+    """The parameters answers score with, and the label they name them by.
+
+    The active set wins over the settings (``waymark score`` stores with it too, so the
+    stored assessments are found); none active → ``fallback`` (``WAYMARK_RISK_*``).
+    """
+    active = active_set(conn)
+    if active is None:
+        return fallback, {"id": None, "source": "settings", "fitted_at": None,
+                          "validation_auc": None}
+    return active.params, {**active.label(), "source": "risk-calibrate"}

@@ -1,0 +1,66 @@
+"""``waymark risk-calibrate``: prints both sets' held-out figures, adopts, rolls back; score uses it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from click.testing import CliRunner, Result
+
+from backend.scripts.cli import main
+from backend.taxonomy import category_of
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+T0, T1 = NOW - timedelta(days=14), NOW - timedelta(days=7)
+
+
+def waymark(db_url: str, *args: str) -> Result:
+    result = CliRunner().invoke(main, list(args), env={"DATABASE_URL": db_url},
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def students(conn: psycopg.Connection[Any], snapshot: datetime) -> None:
+    """Leavers hand in work scored 20, stayers 90; equally active before ``snapshot``."""
+    for leaves, xp in ((True, 20), (False, 90)):
+        for _ in range(3):
+            user = uuid.uuid4()
+            for back in range(1, 5):
+                at = snapshot - timedelta(days=back)
+                for event_type, data in (("login_success", {}),
+                                         ("quest_completed", {"quest_id": f"q{back}", "xp": xp})):
+                    conn.execute("INSERT INTO user_activity_events (user_id, occurred_at,"
+                                 " event_type, event_category, event_data)"
+                                 " VALUES (%s, %s, %s, %s, %s)",
+                                 (user, at, event_type, category_of(event_type),
+                                  json.dumps(data)))
+            if leaves:
+                conn.execute("INSERT INTO user_activity_events (user_id, occurred_at,"
+                             " event_type, event_category) VALUES (%s, %s, 'course_withdrawn',"
+                             " 'custom')", (user, snapshot + timedelta(days=2)))
+
+
+def test_calibrate_adopts_then_rolls_back(db_url: str, conn: psycopg.Connection[Any]) -> None:
+    students(conn, T0)
+    students(conn, T1)
+    args = ("risk-calibrate", "--fit-at", T0.strftime("%Y-%m-%d %H:%M:%S"),
+            "--validate-at", T1.strftime("%Y-%m-%d %H:%M:%S"))
+    dry = waymark(db_url, *args, "--dry-run").output
+    assert "current: held-out auc=" in dry and "candidate: held-out auc=" in dry
+    assert "adopted=None" in dry
+    assert conn.execute("SELECT count(*) FROM risk_parameter_sets").fetchone() == (0,)
+    out = waymark(db_url, *args).output
+    assert "better=True" in out
+    (set_id, params), = conn.execute("SELECT id, params FROM risk_parameter_sets WHERE active")
+    assert params["score_weight"] > 0 and f"adopted={set_id} " in out
+    waymark(db_url, "score", "--no-milestones")
+    stored = conn.execute("SELECT DISTINCT details -> 'params' -> 'score_weight' FROM"
+                          " learning_journey_events WHERE milestone = 'risk_assessment'")
+    assert [r[0] for r in stored] == [params["score_weight"]]
+    back = waymark(db_url, "risk-calibrate", "--roll-back").output
+    assert f"rolled_back={set_id} active=None" in back
+    assert conn.execute("SELECT count(*) FROM risk_parameter_sets WHERE active").fetchone() == (0,)

@@ -1,0 +1,79 @@
+"""Cohort-relative risk factors: their normalisation at the edges, hand-computed."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from backend.services.analytics import risk
+from backend.services.analytics.risk import Cohort, RiskParams, cohort_of
+from backend.services.analytics.risk.factors import cohort_activity_factor, cohort_score_factor
+
+NOW = datetime(2026, 3, 15, 9, 10, tzinfo=UTC)
+COHORT_ONLY = RiskParams(inactivity_weight=0.0, login_weight=0.0, quest_weight=0.0,
+                         session_weight=0.0, streak_weight=0.0,
+                         cohort_activity_weight=0.5, cohort_score_weight=0.5)
+
+
+def row(active_days: int, mean_xp: float | None = None) -> dict[str, Any]:
+    return {"user_id": uuid.uuid4(), "active_days": active_days,
+            "scored_quests": 0 if mean_xp is None else 2, "mean_xp": mean_xp}
+
+
+def test_cohort_medians_leave_out_students_without_scores() -> None:
+    cohort = cohort_of([row(2, 50.0), row(4), row(10, 70.0), row(6, 90.0)])
+    assert cohort == Cohort(median_active_days=5.0, median_xp=70.0)
+    assert cohort_of([]) == Cohort(None, None)
+
+
+@pytest.mark.parametrize(("active", "median", "expected"), [
+    (0, 8.0, 1.0),      # no active day against an active cohort: full sign
+    (2, 8.0, 0.75),     # 1 - 2/8
+    (8, 8.0, 0.0),      # at the median
+    (20, 8.0, 0.0),     # above it: clamped, never negative
+    (0, 0.0, 0.0),      # an idle cohort: nobody is behind
+    (3, None, 0.0),     # no cohort at all
+])
+def test_below_cohort_activity_edges(active: int, median: float | None, expected: float) -> None:
+    factor = cohort_activity_factor(row(active), Cohort(median_active_days=median), COHORT_ONLY)
+    assert factor.value == pytest.approx(expected)
+    assert factor.detail["cohort_median_active_days"] == median
+
+
+@pytest.mark.parametrize(("mean", "median", "expected"), [
+    (0.0, 80.0, 1.0),     # scored nothing on work handed in
+    (60.0, 80.0, 0.25),   # (80 - 60) / 80
+    (80.0, 80.0, 0.0),
+    (100.0, 80.0, 0.0),   # clamped
+    (None, 80.0, 0.0),    # nothing of their own to judge
+    (50.0, None, 0.0),    # no one in the cohort was scored
+    (50.0, 0.0, 0.0),     # a cohort median of 0 cannot be fallen below
+])
+def test_below_cohort_scores_edges(mean: float | None, median: float | None,
+                                   expected: float) -> None:
+    factor = cohort_score_factor(row(5, mean), Cohort(median_xp=median), COHORT_ONLY)
+    assert factor.value == pytest.approx(expected)
+
+
+def test_seed_defaults_leave_cohort_factors_out() -> None:
+    assessment = risk.assess({**row(0, 10.0), "last_at": NOW, "first_at": NOW,
+                              "login_events": 0, "quests_started": 0, "quests_completed": 0,
+                              "sessions": 0, "avg_session_minutes": None, "longest_streak": 0,
+                              "current_streak": 0, "quests_due": 0, "quests_missed": 0,
+                              "quests_late": 0, "recent_active_days": 0},
+                             now=NOW, cohort=Cohort(8.0, 80.0))
+    names = {f.name for f in assessment.factors}
+    assert "below_cohort_activity" not in names and "below_cohort_scores" not in names
+
+
+def test_cohort_weights_make_the_score() -> None:
+    base = {"last_at": NOW, "first_at": NOW, "login_events": 0, "quests_started": 0,
+            "quests_completed": 0, "sessions": 0, "avg_session_minutes": None,
+            "longest_streak": 0, "current_streak": 0, "quests_due": 0, "quests_missed": 0,
+            "quests_late": 0, "recent_active_days": 0}
+    assessment = risk.assess({**row(2, 60.0), **base}, now=NOW, params=COHORT_ONLY,
+                             cohort=Cohort(8.0, 80.0))
+    assert assessment.score == pytest.approx(0.5 * 0.75 + 0.5 * 0.25)
