@@ -99,6 +99,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     trusted_proxies: int = 0
     queue_size: int = 10_000
+    dead_letter_cap: int = 10_000
     batch_size: int = 500
     flush_interval: float = 0.5
     pool_min_size: int = 1
@@ -170,6 +171,8 @@ class Settings:
                                  defaults.trusted_proxies, minimum=0),
             queue_size=_int(get("QUEUE_SIZE"), "WAYMARK_QUEUE_SIZE", defaults.queue_size,
                             minimum=1),
+            dead_letter_cap=_int(get("DEAD_LETTER_CAP"), "WAYMARK_DEAD_LETTER_CAP",
+                                 defaults.dead_letter_cap, minimum=0),
             batch_size=_int(get("BATCH_SIZE"), "WAYMARK_BATCH_SIZE", defaults.batch_size,
                             minimum=1),
             flush_interval=_float(get("FLUSH_INTERVAL"), "WAYMARK_FLUSH_INTERVAL",

@@ -53,8 +53,11 @@ RETURNING event_id
 -- dead_letter --
 -- One row PostgreSQL refused as data (SQLSTATE class 22/23), or that could not be encoded
 -- for it (sqlstate NULL), kept with the row after the privacy step.
+-- At most %(cap)s rows are kept (WAYMARK_DEAD_LETTER_CAP): a flood of bad rows is counted,
+-- not stored without bound; `waymark purge` deletes old ones.
 INSERT INTO waymark.dead_letters (kind, sqlstate, error, payload)
-VALUES (%(kind)s, %(sqlstate)s, %(error)s, %(payload)s::jsonb)
+SELECT %(kind)s, %(sqlstate)s, %(error)s, %(payload)s::jsonb
+WHERE (SELECT count(*) FROM waymark.dead_letters) < %(cap)s
 
 
 -- ======================================================================================

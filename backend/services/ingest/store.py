@@ -85,9 +85,11 @@ def _jsonable(value: Any) -> Any:
 class Store:
     """Writes prepared batches on the connection it is given; counts into ``counters``."""
 
-    def __init__(self, counters: Counter[str], contention: Contention) -> None:
+    def __init__(self, counters: Counter[str], contention: Contention,
+                 dead_letter_cap: int = 10_000) -> None:
         self.counters = counters
         self.contention = contention
+        self.dead_letter_cap = dead_letter_cap
 
     def write(self, conn: psycopg.Connection[Any], pending: list[PreparedBatch]) -> None:
         """Write every batch of ``pending`` (a stack: the last is written first), popping each
@@ -196,16 +198,21 @@ class Store:
         except (TypeError, ValueError):
             payload = None
         params = {"kind": kind, "sqlstate": sqlstate, "error": str(exc)[:2000],
-                  "payload": payload}
+                  "payload": payload, "cap": self.dead_letter_cap}
         try:
             with conn.transaction():
-                conn.execute(DEAD_LETTER, params)
+                kept = conn.execute(DEAD_LETTER, params).rowcount
         except psycopg.Error as dl_exc:
             if not is_data_error(dl_exc):  # the payload itself may be refused as jsonb
                 raise
             params["payload"] = None
             with conn.transaction():
-                conn.execute(DEAD_LETTER, params)
+                kept = conn.execute(DEAD_LETTER, params).rowcount
+        if not kept:  # the table is full: a flood of bad rows must not fill the disk
+            self.counters["dead_letters_over_cap"] += 1
+            log.error("waymark writer: a refused %s row was dropped: waymark.dead_letters "
+                      "holds WAYMARK_DEAD_LETTER_CAP (%d) rows", kind, self.dead_letter_cap)
+            return
         self.counters["dead_lettered"] += 1
         log.error("waymark writer: a %s row was refused (SQLSTATE %s: %s); "
                   "see waymark.dead_letters", kind, sqlstate, exc)

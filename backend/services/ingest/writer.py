@@ -102,7 +102,7 @@ class EventWriter:
         contention = Contention()
         self._preparer = BatchPreparer(self.settings, self.privacy, self.before_store,
                                        contention)
-        self._store = Store(self.counters, contention)
+        self._store = Store(self.counters, contention, self.settings.dead_letter_cap)
         self._conn: psycopg.Connection[Any] | None = None
         self._salt_conn: psycopg.Connection[Any] | None = None
         self._stop = threading.Event()
@@ -236,7 +236,8 @@ class EventWriter:
             "queue_size": self._items.maxsize,
             "running": bool(self._thread and self._thread.is_alive()),
             **{k: self.counters.get(k, 0) for k in (
-                "accepted", "written", "duplicates", "retried", "dead_lettered", "batches",
+                "accepted", "written", "duplicates", "retried", "dead_lettered",
+                "dead_letters_over_cap", "batches",
                 "errors_written", "sessions_touched", "skipped_by_hook", "conflict_fallbacks",
                 "writer_errors", "withdrawn")},
             "invalid_tokens": self.privacy.invalid_tokens,

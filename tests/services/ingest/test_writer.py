@@ -71,6 +71,27 @@ def test_a_poison_row_leaves_the_other_499_stored(writer: EventWriter,
     assert writer.stats()["dead_lettered"] == 1 and writer.stats()["written"] == 499
 
 
+def test_dead_letters_stop_at_their_cap_and_are_counted(db_url: str,
+                                                        conn: psycopg.Connection[Any]) -> None:
+    """A flood of bad rows must not fill the disk: past WAYMARK_DEAD_LETTER_CAP they are
+    counted (dead_letters_over_cap), not stored; the good rows are stored as ever."""
+    w = EventWriter(db_url, _settings(dead_letter_cap=2),
+                    privacy=PrivacyStep(_settings(), _no_tokens))
+    try:
+        batch = [event(page_path=f"/p{i}") for i in range(20)]
+        for i in (3, 7, 11, 15):
+            batch[i]["row"]["status_code"] = 999  # violates the table's CHECK
+        for item in batch:
+            assert w.submit(item)
+        assert w.flush(30) == 0
+        assert count(conn, "user_activity_events") == 16
+        assert count(conn, "waymark.dead_letters") == 2
+        stats = w.stats()
+        assert (stats["dead_lettered"], stats["dead_letters_over_cap"]) == (2, 2)
+    finally:
+        w.close(5)
+
+
 def test_connections_killed_mid_stream_lose_and_duplicate_nothing(
         writer: EventWriter, conn: psycopg.Connection[Any]) -> None:
     user = uuid.uuid4()
