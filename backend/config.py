@@ -100,6 +100,7 @@ class Settings:
     trusted_proxies: int = 0
     queue_size: int = 10_000
     dead_letter_cap: int = 10_000
+    queue_bytes: int = 64 * 1024 * 1024
     batch_size: int = 500
     flush_interval: float = 0.5
     pool_min_size: int = 1
@@ -171,6 +172,8 @@ class Settings:
                                  defaults.trusted_proxies, minimum=0),
             queue_size=_int(get("QUEUE_SIZE"), "WAYMARK_QUEUE_SIZE", defaults.queue_size,
                             minimum=1),
+            queue_bytes=_int(get("QUEUE_BYTES"), "WAYMARK_QUEUE_BYTES", defaults.queue_bytes,
+                             minimum=0),
             dead_letter_cap=_int(get("DEAD_LETTER_CAP"), "WAYMARK_DEAD_LETTER_CAP",
                                  defaults.dead_letter_cap, minimum=0),
             batch_size=_int(get("BATCH_SIZE"), "WAYMARK_BATCH_SIZE", defaults.batch_size,

@@ -21,10 +21,20 @@ Empty = queue.Empty
 
 
 class BoundedQueue(queue.Queue[T]):
-    """A FIFO of at most ``maxsize`` items with all-or-nothing puts and batch takes."""
+    """A FIFO of at most ``maxsize`` items and ``max_cost`` estimated bytes, with
+    all-or-nothing puts and batch takes.
 
-    def __init__(self, maxsize: int) -> None:
+    A count alone does not bound memory: one item of many tiny JSON objects costs a
+    hundred times another. ``cost`` estimates an item's bytes once, when it is put.
+    """
+
+    def __init__(self, maxsize: int, *, max_cost: int = 0,
+                 cost: Callable[[T], int] | None = None) -> None:
         super().__init__(maxsize=maxsize)
+        self.max_cost = max_cost
+        self.cost = cost
+        self.costs: dict[int, int] = {}  # id(item) → its cost, while queued
+        self.total_cost = 0
 
     def put_all(self, items: Sequence[T]) -> bool:
         """Queue every item, or none (False) when they do not all fit; never waits.
@@ -32,9 +42,15 @@ class BoundedQueue(queue.Queue[T]):
         All-or-nothing under one lock, so a client told 503 resends the whole batch and one
         told 202 can forget it: no batch is ever half accepted.
         """
+        costs = [self.cost(item) for item in items] if self.cost is not None else []
         with self.not_full:
             if self.maxsize > 0 and self.maxsize - self._qsize() < len(items):
                 return False
+            if self.max_cost > 0 and self.total_cost + sum(costs) > self.max_cost:
+                return False
+            for item, cost in zip(items, costs, strict=False):
+                self.costs[id(item)] = cost
+            self.total_cost += sum(costs)
             for item in items:
                 self._put(item)
             self.unfinished_tasks += len(items)
@@ -48,8 +64,20 @@ class BoundedQueue(queue.Queue[T]):
             if not count:
                 return []
             taken = [self._get() for _ in range(count)]
+            self._release(taken)
             self.not_full.notify(count)
         return taken
+
+    def get(self, block: bool = True, timeout: float | None = None) -> T:
+        item = super().get(block, timeout)
+        with self.mutex:
+            self._release([item])
+        return item
+
+    def _release(self, items: Sequence[T]) -> None:
+        """Forget the cost of items leaving the queue (under the mutex)."""
+        if self.costs:
+            self.total_cost -= sum(self.costs.pop(id(item), 0) for item in items)
 
     def done(self, count: int) -> None:
         """``task_done`` for ``count`` items at once."""
@@ -85,9 +113,13 @@ class BoundedQueue(queue.Queue[T]):
     def remove_where(self, predicate: Callable[[T], bool]) -> int:
         """Remove the queued items ``predicate`` holds for (marked done); returns how many."""
         with self.mutex:
-            kept = [item for item in self.queue if not predicate(item)]
-            removed = len(self.queue) - len(kept)
+            gone: list[T] = []
+            kept: list[T] = []
+            for item in self.queue:  # one call per item: predicates may record what they saw
+                (gone if predicate(item) else kept).append(item)
+            removed = len(gone)
             if removed:
+                self._release(gone)
                 self.queue.clear()
                 self.queue.extend(kept)
                 self.unfinished_tasks -= removed

@@ -45,6 +45,7 @@ from backend.db import is_transient
 from backend.services.ingest.batch import PreparedBatch, Row
 from backend.services.ingest.bounded_queue import BoundedQueue, Empty
 from backend.services.ingest.copy_payload import EVENT_COLUMNS, EVENT_TYPES_SQL
+from backend.services.ingest.items import estimated_bytes
 from backend.services.ingest.pacing import Contention
 from backend.services.ingest.prepare import BatchPreparer, BeforeStore
 from backend.services.ingest.privacy_step import PrivacyStep, Verifier
@@ -93,7 +94,9 @@ class EventWriter:
 
     def _reset_process_state(self) -> None:
         """Fresh queue, threads, parts and connections: at start, and in a forked child."""
-        self._items = BoundedQueue[Row](self.settings.queue_size)
+        self._items = BoundedQueue[Row](self.settings.queue_size,
+                                        max_cost=self.settings.queue_bytes,
+                                        cost=estimated_bytes)
         self._thread: threading.Thread | None = None
         self._db_thread: threading.Thread | None = None
         #: prepared batches waiting for the database stage (at most two: memory stays bounded)
@@ -234,6 +237,8 @@ class EventWriter:
         return {
             "queue_depth": self._items.qsize(),
             "queue_size": self._items.maxsize,
+            "queue_bytes": self._items.total_cost,
+            "queue_bytes_max": self._items.max_cost,
             "running": bool(self._thread and self._thread.is_alive()),
             **{k: self.counters.get(k, 0) for k in (
                 "accepted", "written", "duplicates", "retried", "dead_lettered",

@@ -92,6 +92,23 @@ def test_dead_letters_stop_at_their_cap_and_are_counted(db_url: str,
         w.close(5)
 
 
+def test_the_queue_refuses_by_bytes_before_memory_runs_out(db_url: str) -> None:
+    """WAYMARK_QUEUE_BYTES: an item of many tiny JSON objects counts for what it holds; the
+    batch that would pass the bound is refused whole (503 at the endpoint), and counted."""
+    w = EventWriter(db_url, _settings(queue_bytes=300_000),
+                    privacy=PrivacyStep(_settings(), _no_tokens), autostart=False)
+    try:
+        heavy = {"l": [{"a": 1} for _ in range(1000)]}
+        assert w.submit(event(page_path="/one", event_data=heavy))
+        assert not w.submit(event(page_path="/two", event_data=heavy))
+        assert w.submit(event(page_path="/small"))
+        stats = w.stats()
+        assert stats["dropped"]["queue_full"] == 1 and stats["queue_depth"] == 2
+        assert 200_000 < stats["queue_bytes"] <= stats["queue_bytes_max"] == 300_000
+    finally:
+        w.close(5)
+
+
 def test_connections_killed_mid_stream_lose_and_duplicate_nothing(
         writer: EventWriter, conn: psycopg.Connection[Any]) -> None:
     user = uuid.uuid4()
