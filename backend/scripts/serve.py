@@ -6,15 +6,69 @@ string: Waymark does not keep raw IPs or user agents, and neither does its log.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from backend import create_app
 
 #: time, method, path (no query string), status, bytes, duration — no IP, no UA.
 ACCESS_LOG_FORMAT = '%(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+
+
+#: a user id or a number as a path segment: masked, so a forgotten user's id does not stay
+#: in the logs (/users/<id>, /engagement/<id>)
+_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                   r"[0-9a-fA-F]{12}")
+_NUMBER_SEGMENT = re.compile(r"/\d+(?=/|$)")
+_PEER = re.compile(r"\bip=\S+?(?=:|\s|$)")
+
+
+def logged_path(raw_uri: str) -> str:
+    """The path as the client sent it (still percent-encoded, so ``%0A`` cannot forge a log
+    line), without the query string, ids masked."""
+    path = raw_uri.split("?", 1)[0].split("#", 1)[0]
+    path = "".join(c if c.isprintable() and c != " " else f"%{ord(c):02X}" for c in path)
+    return _NUMBER_SEGMENT.sub("/<id>", _UUID.sub("<id>", path))
+
+
+class PrivateLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, minus what Waymark promises not to keep: the client's address
+    (gunicorn writes ``Invalid request from ip=…`` for a malformed request), the decoded
+    path (``%0A`` became a line break) and user ids in paths."""
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any],
+              request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        atoms["U"] = logged_path(str(environ.get("RAW_URI") or environ.get("PATH_INFO") or ""))
+        for key in ("h", "r", "q", "a", "f"):  # address, request line, query, UA, referrer
+            atoms[key] = "-"
+        return atoms
+
+    def _private(self, msg: object, args: tuple[Any, ...]) -> str:
+        text = str(msg) % args if args else str(msg)
+        return _PEER.sub("ip=-", text)
+
+    def critical(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        super().critical(self._private(msg, args), **kwargs)
+
+    def error(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        super().error(self._private(msg, args), **kwargs)
+
+    def warning(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        super().warning(self._private(msg, args), **kwargs)
+
+    def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        super().info(self._private(msg, args), **kwargs)
+
+    def debug(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        super().debug(self._private(msg, args), **kwargs)
+
+    def exception(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        super().exception(self._private(msg, args), **kwargs)
 
 
 class WaymarkServer(BaseApplication):  # type: ignore[misc]
@@ -44,6 +98,7 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int,
         "worker_class": "gthread",
         "accesslog": "-" if access_log else None,
         "access_log_format": ACCESS_LOG_FORMAT,
+        "logger_class": PrivateLogger,
         "errorlog": "-",
         "graceful_timeout": 15,
         "timeout": 60,
