@@ -221,3 +221,27 @@ def test_health_shows_the_writer_counters(client: FlaskClient, app: Flask, auth:
     writer = client.get("/api/analytics/health",
                         headers=auth.header(uuid.uuid4(), "admin")).get_json()["writer"]
     assert writer["accepted"] == 1 and writer["written"] == 1 and writer["queue_depth"] == 0
+
+
+def test_query_strings_and_fragments_are_never_stored(client: FlaskClient,
+                                                      conn: psycopg.Connection[Any]) -> None:
+    """Where e-mail addresses and tokens travel: page paths, referrers and API endpoints keep
+    their path only, so neither the rows nor the rollups copied from them carry the query."""
+    api = "/api/analytics"
+    secret = "?email=kid%40example.com&token=abc#section"
+    assert client.post(f"{api}/activity/track", headers=BROWSER, json={
+        "event_type": "page_view", "page_path": f"/quests{secret}",
+        "referrer": f"https://search.example/results{secret}"}).status_code == 202
+    assert client.post(f"{api}/errors", headers=BROWSER, json={
+        "message": "boom", "page_path": f"/quests{secret}",
+        "api_endpoint": f"/api/quests/1{secret}"}).status_code == 202
+    assert client.post(f"{api}/sessions", headers=BROWSER, json={
+        "page_path": f"/home{secret}", "referrer": f"https://a.example/{secret}"}
+                       ).status_code == 202
+    rows = conn.execute("SELECT page_path, referrer FROM user_activity_events "
+                        "WHERE event_type = 'page_view'").fetchall()
+    assert rows == [("/quests", "https://search.example/results")]
+    assert conn.execute("SELECT page_path, api_endpoint FROM error_events").fetchall() == [
+        ("/quests", "/api/quests/1")]
+    assert sorted(conn.execute("SELECT entry_page FROM user_sessions").fetchall()) == [
+        ("/home",), ("/quests",)]

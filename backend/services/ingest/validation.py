@@ -127,6 +127,15 @@ def _check_time(value: datetime | None, info: ValidationInfo) -> datetime | None
     return value
 
 
+def _without_query(value: str | None) -> str | None:
+    """A page path or referrer without its query string and fragment: that is where e-mail
+    addresses, tokens and search terms travel, and what the rollups would copy for years.
+    (UTM parameters have their own columns; /collect reads them before this.)"""
+    if value is None:
+        return None
+    return value.split("#", 1)[0].split("?", 1)[0]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False, allow_inf_nan=False,
                               frozen=True)
@@ -151,6 +160,7 @@ class TrackEvent(_Body):
 
     _time = field_validator("occurred_at")(_check_time)
     _data = field_validator("event_data")(_check_event_data)
+    _paths = field_validator("page_path", "referrer")(_without_query)
 
 
 class Batch(_Body):
@@ -176,6 +186,7 @@ class ErrorReport(_Body):
 
     _time = field_validator("occurred_at")(_check_time)
     _data = field_validator("event_data")(_check_event_data)
+    _paths = field_validator("page_path", "api_endpoint")(_without_query)
 
     @model_validator(mode="after")
     def _says_something(self) -> ErrorReport:
@@ -197,6 +208,7 @@ class SessionPing(_Body):
     occurred_at: datetime | None = None
 
     _time = field_validator("occurred_at")(_check_time)
+    _paths = field_validator("page_path", "referrer")(_without_query)
 
 
 def landing_parts(url: str) -> tuple[str, dict[str, str]]:
@@ -234,6 +246,7 @@ class Collect(_Body):
     event_id: uuid.UUID | None = None
 
     _url = field_validator("url")(_check_landing_url)
+    _referrer = field_validator("referrer")(_without_query)
 
 
 class Measure(_Body):

@@ -50,6 +50,9 @@ SET user_id = NULL, visitor_hash = NULL, network_hash = NULL, session_id = NULL,
     page_title = waymark.scrub_text(page_title),
     page_path = waymark.scrub_emails(page_path),
     referrer = waymark.scrub_emails(referrer),
+    utm_source = waymark.scrub_emails(utm_source),
+    utm_medium = waymark.scrub_emails(utm_medium),
+    utm_campaign = waymark.scrub_emails(utm_campaign),
     anonymized_at = %(now)s
 WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
   AND occurred_at < %(cutoff)s AND anonymized_at IS NULL;

@@ -46,9 +46,9 @@ def add_event(conn: psycopg.Connection[Any], days: float, *, event_type: str = "
     row = conn.execute(
         """INSERT INTO user_activity_events (occurred_at, received_at, user_id, visitor_hash,
                network_hash, session_id, event_type, event_category, page_path, page_title,
-               referrer, duration_ms, event_data)
+               referrer, duration_ms, utm_campaign, event_data)
            VALUES (%s, %s, %s, %s, %s, %s, %s, 'quest', '/quests/42', 'Quest for ann@x.org',
-                   'https://mail.example/?to=ann@x.org', 1500, %s)
+                   'https://mail.example/?to=ann@x.org', 1500, 'invite-ann@x.org', %s)
            RETURNING event_id""",
         (ago(days), ago(days), USER, b"v" * 16, b"n" * 16, uuid.uuid4(), event_type,
          Jsonb(EVENT_DATA if data is None else data))).fetchone()
@@ -123,10 +123,11 @@ def test_event_at_89_days_is_untouched_and_at_91_days_anonymized(
     assert after == before
     row = conn.execute(
         """SELECT user_id, visitor_hash, network_hash, session_id, event_data, event_type,
-                  page_path, duration_ms, page_title, referrer, anonymized_at
+                  page_path, duration_ms, page_title, referrer, anonymized_at, utm_campaign
            FROM user_activity_events WHERE event_id = %s""", (old,)).fetchone()
     assert row == (None, None, None, None, SCRUBBED, "quest_completed", "/quests/42", 1500,
-                   "Quest for [email]", "https://mail.example/?to=[email]", NOW)
+                   "Quest for [email]", "https://mail.example/?to=[email]", NOW,
+                   "[email]")  # an e-mail in a UTM value survived anonymization before
     assert stats.rows["user_activity_events"] == 1
 
 
