@@ -24,7 +24,6 @@ from backend.routes.params import (
     DAYS_RANGE,
     LIMIT_RANGE,
     THRESHOLD_RANGE,
-    ParamError,
     bool_arg,
     float_arg,
     int_arg,
@@ -162,8 +161,4 @@ def attribution() -> ResponseReturnValue:
                                                        salt_period=period))
 
 
-@bp.errorhandler(ParamError)
-def bad_parameter(exc: ParamError) -> ResponseReturnValue:
-    """A parameter out of range or malformed: 400 naming it."""
-    return jsonify({"error": exc.message}), 400
 

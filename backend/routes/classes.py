@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 
 from backend.auth import AuthError, current_caller, require_caller
 from backend.routes import errors as shared_answers
+from backend.routes.errors import private_json
 from backend.routes.params import (
     DAYS_RANGE,
     THRESHOLD_RANGE,
@@ -49,13 +50,6 @@ def _as_caller(work: Callable[[Any], dict[str, Any] | None]) -> dict[str, Any] |
         return work(conn)
 
 
-def _json(body: dict[str, Any], status: int = 200) -> ResponseReturnValue:
-    response = jsonify(body)
-    response.status_code = status
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
-
-
 # ------------------------------------------------------------------------ reads
 
 
@@ -68,7 +62,7 @@ def list_students() -> ResponseReturnValue:
         limit=int_arg(request.args, "limit", 50, STUDENTS_LIMIT_RANGE),
         offset=int_arg(request.args, "offset", 0, OFFSET_RANGE))
     now = datetime.now(UTC)
-    return _json(_as_caller(lambda conn: students(conn, now=now, chosen=chosen)) or {})
+    return private_json(_as_caller(lambda conn: students(conn, now=now, chosen=chosen)) or {})
 
 
 @bp.get("/classes")
@@ -76,7 +70,7 @@ def list_students() -> ResponseReturnValue:
 def list_classes() -> ResponseReturnValue:
     """The classes the caller may read (member counts for admins and teachers)."""
     with_counts = current_caller().role in ("admin", "teacher")
-    return _json(_as_caller(lambda conn: class_list(conn, with_counts=with_counts)) or {})
+    return private_json(_as_caller(lambda conn: class_list(conn, with_counts=with_counts)) or {})
 
 
 @bp.get("/classes/<class_id>/summary")
@@ -98,8 +92,8 @@ def summary(class_id: str) -> ResponseReturnValue:
 
     body = _as_caller(work)
     if body is None:
-        return _json({"error": f"no class {target}"}, 404)
-    return _json(body)
+        return private_json({"error": f"no class {target}"}, 404)
+    return private_json(body)
 
 
 # ----------------------------------------------------------------- admin writes
@@ -112,7 +106,7 @@ def create_class() -> ResponseReturnValue:
     name = _body_field("name")
     with get_state().db.connection() as conn:
         created = manage.create_class(conn, name)
-    return _json(created, 201)
+    return private_json(created, 201)
 
 
 @bp.patch("/classes/<class_id>")
@@ -122,7 +116,7 @@ def rename_class(class_id: str) -> ResponseReturnValue:
     target = uuid_arg(class_id, "class_id")
     name = _body_field("name")
     with get_state().db.connection() as conn:
-        return _json(manage.rename_class(conn, target, name))
+        return private_json(manage.rename_class(conn, target, name))
 
 
 @bp.delete("/classes/<class_id>")
@@ -141,7 +135,7 @@ def class_members(class_id: str) -> ResponseReturnValue:
     """The class's teachers and students."""
     target = uuid_arg(class_id, "class_id")
     with get_state().db.connection() as conn:
-        return _json({"class_id": str(target), "members": manage.members(conn, target)})
+        return private_json({"class_id": str(target), "members": manage.members(conn, target)})
 
 
 @bp.put("/classes/<class_id>/members/<user_id>")
@@ -152,7 +146,7 @@ def add_member(class_id: str, user_id: str) -> ResponseReturnValue:
     role = _body_field("member_role")
     with get_state().db.connection() as conn:
         added = manage.add_member(conn, target, member, role)
-    return _json({"class_id": str(target), "user_id": str(member), "member_role": role,
+    return private_json({"class_id": str(target), "user_id": str(member), "member_role": role,
                   "added": added}, 201 if added else 200)
 
 
@@ -164,17 +158,13 @@ def remove_member(class_id: str, user_id: str) -> ResponseReturnValue:
     with get_state().db.connection() as conn:
         removed = manage.remove_member(conn, target, member, request.args.get("member_role"))
     if not removed:
-        return _json({"error": f"{member} is not a member of class {target}"}, 404)
-    return _json({"class_id": str(target), "user_id": str(member), "removed": removed})
+        return private_json({"error": f"{member} is not a member of class {target}"}, 404)
+    return private_json({"class_id": str(target), "user_id": str(member), "removed": removed})
 
 
 # ---------------------------------------------------------------------- answers
 
 
-@bp.errorhandler(ParamError)
-def bad_parameter(exc: ParamError) -> ResponseReturnValue:
-    """A parameter out of range or malformed: 400 naming it."""
-    return jsonify({"error": exc.message}), 400
 
 
 @bp.errorhandler(manage.RosterError)

@@ -9,6 +9,7 @@ from flask.typing import ErrorHandlerCallable, ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from backend.db import DatabaseUnavailable
+from backend.routes.params import ParamError
 
 
 def database_unavailable(exc: DatabaseUnavailable) -> ResponseReturnValue:
@@ -18,9 +19,23 @@ def database_unavailable(exc: DatabaseUnavailable) -> ResponseReturnValue:
     return response, 503
 
 
+def bad_parameter(exc: ParamError) -> ResponseReturnValue:
+    """A parameter or field missing, malformed or out of range: 400 naming it."""
+    return private_json({"error": exc.message}, 400)
+
+
+def private_json(body: object, status: int = 200) -> ResponseReturnValue:
+    """A JSON answer about people: never stored by a shared cache."""
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
 def install(bp: Blueprint) -> None:
     """Give ``bp`` the shared JSON answers."""
     bp.register_error_handler(DatabaseUnavailable, database_unavailable)
+    bp.register_error_handler(ParamError, bad_parameter)
 
 
 API_PREFIX = "/api/analytics/"

@@ -9,13 +9,13 @@ never ask and 400s that name the bad field.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from backend.auth import AuthError, current_caller, require_access_to, require_caller
 from backend.routes import errors as shared_answers
+from backend.routes.errors import private_json
 from backend.routes.params import (
     THRESHOLD_RANGE,
     ParamError,
@@ -34,17 +34,6 @@ LIST_LIMIT_RANGE = (1, 500)
 BODY_KEYS = {"student_id", "action", "note"}
 
 
-def _json(body: Any, status: int = 200) -> ResponseReturnValue:
-    response = jsonify(body)
-    response.status_code = status
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
-
-
-@bp.errorhandler(ParamError)
-def bad_parameter(exc: ParamError) -> ResponseReturnValue:
-    """A bad field or parameter: 400 naming it."""
-    return _json({"error": str(exc)}, 400)
 
 
 @bp.post("/interventions")
@@ -72,7 +61,7 @@ def record_intervention() -> ResponseReturnValue:
                                        note=note or None, now=datetime.now(UTC))
     except interventions.NotAllowed as exc:
         raise AuthError(403, str(exc)) from exc
-    return _json(row, 201)
+    return private_json(row, 201)
 
 
 @bp.get("/interventions")
@@ -87,7 +76,7 @@ def list_interventions() -> ResponseReturnValue:
     limit = int_arg(request.args, "limit", 50, LIST_LIMIT_RANGE)
     with get_state().reads.as_user(current_caller().claims) as conn:
         rows = interventions.of_student(conn, student_id, limit=limit)
-    return _json({"student_id": str(student_id), "interventions": rows})
+    return private_json({"student_id": str(student_id), "interventions": rows})
 
 
 @bp.get("/interventions/outcomes")
@@ -99,4 +88,4 @@ def intervention_outcomes() -> ResponseReturnValue:
     with get_state().reads.as_user(current_caller().claims) as conn:
         body = interventions.outcomes(conn, now=datetime.now(UTC), days=days,
                                       threshold=threshold)
-    return _json(body)
+    return private_json(body)
