@@ -30,7 +30,7 @@
     }
     return node;
   }
-  const numberFmt = new Intl.NumberFormat(undefined);
+  const numberFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
   const pctFmt = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 });
   const fmt = {
     n: (v) => (v === null || v === undefined ? "–" : numberFmt.format(v)),
@@ -112,7 +112,7 @@
     $("main").append(section);
     return {
       section,
-      fill(...nodes) { body.replaceChildren(...nodes); body.removeAttribute("aria-busy"); },
+      fill(...nodes) { body.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined)); body.removeAttribute("aria-busy"); },
       fail(error) { body.removeAttribute("aria-busy"); alertIn(body, error); },
     };
   }
@@ -141,7 +141,7 @@
   }
 
   /** A table: columns [{key,label,num,opt,format}], sortable headers, optional paging and row links. */
-  function table(caption, columns, rows, { pageSize = 0, href = null, sortKey = null, sortDir = -1 } = {}) {
+  function table(caption, columns, rows, { pageSize = 0, href = null, sortKey = null, sortDir = -1, unit = "rows" } = {}) {
     const wrap = el("div", { class: "table-wrap" });
     let page = 0;
     let sort = { key: sortKey, dir: sortDir };
@@ -182,7 +182,7 @@
         const pages = Math.ceil(all.length / pageSize);
         parts.push(el("div", { class: "pager" },
           el("button", { type: "button", disabled: page === 0, onclick: () => { page -= 1; draw(); } }, "Previous"),
-          el("span", { text: `Page ${page + 1} of ${pages} (${all.length} students)` }),
+          el("span", { text: `Page ${page + 1} of ${pages} (${all.length} ${unit})` }),
           el("button", { type: "button", disabled: page >= pages - 1, onclick: () => { page += 1; draw(); } }, "Next")));
       }
       wrap.replaceChildren(...parts);
@@ -218,7 +218,7 @@
       case "low_login_frequency":
         return `active on ${numberFmt.format(d.active_days_per_week ?? 0)} days a week (about ${numberFmt.format(d.expected_days_per_week ?? 3)} expected)`;
       case "low_quest_completion":
-        return d.quests_started ? `completed ${d.quests_completed} of ${d.quests_started} quests started` : "no quest started lately";
+        return d.quests_started ? `completed ${d.quests_completed} of ${d.quests_started} quests started in the last ${state.days} days` : `no quest started in the last ${state.days} days`;
       case "short_sessions":
         return d.sessions ? `sessions last ${numberFmt.format(d.avg_session_minutes)} min on average (target ${numberFmt.format(d.target_minutes)} min)` : "no sessions lately";
       case "broken_streak":
@@ -249,7 +249,7 @@
   }
 
   // ------------------------------------------------------------------ one learner
-  async function learnerCard(userId, title, { wide = false } = {}) {
+  async function learnerCard(userId, title, { wide = false, withRhythm = true } = {}) {
     const c = card(title, { wide });
     c.section.classList.add("learner");
     c.section.dataset.userId = userId;
@@ -260,7 +260,7 @@
       const pillars = Object.entries(journey.xp_by_pillar || {}).sort((a, b) => b[1] - a[1]);
       const completions = recent.activity.filter((a) => a.event_type === "quest_completed").slice(0, 5);
       c.fill(
-        rhythmBlock(engagement.risk),
+        withRhythm ? rhythmBlock(engagement.risk) : null,
         el("dl", { class: "facts" },
           fact("Streak", `${journey.current_streak ?? 0} day${journey.current_streak === 1 ? "" : "s"} (longest ${journey.longest_streak ?? 0})`),
           fact("Time on platform", fmt.hours(journey.time_on_platform_hours)),
@@ -278,7 +278,7 @@
         completions.length ? el("ul", { class: "plain recent" }, completions.map((a) => el("li", {},
           `${a.quest_title || a.quest_id} `, el("span", { class: "sub", text: `${fmt.date(a.occurred_at)}${a.xp ? ` · ${a.xp} XP` : ""}` }))))
           : empty("No quest completed yet."),
-        el("p", {}, el("a", { href: studentLink(userId) }, "Details: risk over time and its factors")));
+        withRhythm ? el("p", {}, el("a", { href: studentLink(userId) }, "Details: risk over time and its factors")) : null);
     } catch (e) { c.fail(e); }
   }
   const fact = (label, value) => el("div", {}, el("dt", { text: label }), el("dd", { text: value }));
@@ -286,14 +286,16 @@
   // ------------------------------------------------------------------ views
   async function adminView() {
     const days = state.days;
-    await Promise.all([activityCard(days), pagesCard(days), quests(days), sources(days),
-                       errorsCard(days), riskOverTime(days), atRisk(days)]);
+    // Cards are placed in call order (each makes its card before its first await).
+    await Promise.all([activityCard(days), riskOverTime(days), pagesCard(days), quests(days),
+                       sources(days), errorsCard(days), atRisk(days)]);
     startLive();
   }
 
   async function activityCard(days) {
     const c = card("Activity over time", { wide: true, csv: [`/activity?days=${days}`, "activity"],
       sub: `Daily visitors, sessions and page views, last ${days} days` });
+    const d = card("Devices", { sub: "Sessions by device type" });
     try {
       const a = await getJSON(`/activity?days=${days}`);
       const tiles = el("div", { class: "tiles" }, [["Visitors", "visitors"], ["Sessions", "sessions"], ["Page views", "page_views"]]
@@ -311,13 +313,12 @@
       { size: "tall", summary: `Activity per day: ${fmt.n(a.current.visitors)} visitors, ${fmt.n(a.current.sessions)} sessions, ${fmt.n(a.current.page_views)} page views` })
         : empty(`No activity in the last ${days} days. Events appear here once the tracking snippet or the middleware sends them.`));
       const devices = a.devices;
-      const d = card("Devices", { sub: "Sessions by device type" });
       d.fill(devices.length ? chart("devices", "doughnut", {
         labels: devices.map((x) => fmt.words(x.device_type)),
         datasets: [{ label: "Sessions", data: devices.map((x) => x.sessions), backgroundColor: [COLORS.blue, COLORS.orange, COLORS.teal, COLORS.grey] }],
       }, {}, { size: "short", summary: devices.map((x) => `${x.device_type}: ${x.sessions} sessions`).join(", ") })
         : empty("No sessions in this period."));
-    } catch (e) { c.fail(e); }
+    } catch (e) { c.fail(e); d.fail(e); }
   }
 
   async function pagesCard(days) {
@@ -327,11 +328,11 @@
       c.fill(p.pages.length ? table(`Pages by views, last ${days} days`, [
         { key: "page_path", label: "Page", cls: "path" },
         { key: "views", label: "Views", num: true },
-        { key: "unique_visitors", label: "Visitors", num: true },
+        { key: "unique_visitors", label: "Visitors", num: true, opt: true },
         { key: "bounce_rate", label: "Bounce", num: true, format: fmt.pct },
         { key: "avg_load_time_ms", label: "Load time", num: true, opt: true, format: fmt.ms },
         { key: "avg_time_on_page_ms", label: "Time on page", num: true, opt: true, format: fmt.ms },
-      ], p.pages, { pageSize: PAGE_SIZE, sortKey: "views" }) : empty(`No page views in the last ${days} days.`));
+      ], p.pages, { pageSize: PAGE_SIZE, sortKey: "views", unit: "pages" }) : empty(`No page views in the last ${days} days.`));
     } catch (e) { c.fail(e); }
   }
 
@@ -361,7 +362,7 @@
         { key: "source", label: "Source" },
         { key: "campaign", label: "Campaign", opt: true },
         { key: "visits", label: "Visits", num: true },
-        { key: "conversions", label: "Conversions", num: true },
+        { key: "conversions", label: "Conversions", num: true, opt: true },
         { key: "conversion_rate", label: "Rate", num: true, format: fmt.pct },
       ], a.campaigns, { sortKey: "visits" }) : empty("No landing visits in this period."));
     } catch (e) { c.fail(e); }
@@ -369,7 +370,7 @@
 
   async function errorsCard(days) {
     const span = Math.min(days, 90);
-    const c = card("Errors", { csv: [`/errors?days=${span}`, "error-groups"], sub: `Grouped, last ${span} days` });
+    const c = card("Errors", { wide: true, csv: [`/errors?days=${span}`, "error-groups"], sub: `Grouped, last ${span} days` });
     try {
       const e = await getJSON(`/errors?days=${span}`);
       const types = Object.entries(e.error_counts_by_type || {});
@@ -393,7 +394,7 @@
       const r = await getJSON(`/risk-distribution?days=${days}`);
       c.fill(r.series.length ? chart("risk", "bar", {
         labels: r.series.map((d) => fmt.day(d.day)),
-        datasets: r.levels.map((level) => ({ label: fmt.words(level), data: r.series.map((d) => d[level]), backgroundColor: LEVEL_COLORS[level] })),
+        datasets: r.levels.map((level) => ({ label: fmt.words(level), data: r.series.map((d) => d[level]), backgroundColor: LEVEL_COLORS[level], maxBarThickness: 48 })),
       }, { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
       { summary: `Students per risk level on ${r.series.length} days` })
         : empty("No stored risk scores in this period: `waymark score` stores them nightly."));
@@ -411,7 +412,7 @@
         { key: "score", label: "Risk", num: true, format: (v) => el("span", {}, meter(v), v.toFixed(2)) },
         { key: "risk_level", label: "Level", format: levelText },
         { key: "reason", label: "Main reason", opt: true },
-      ], rows, { pageSize: PAGE_SIZE, href: (row) => studentLink(row.user_id), sortKey: "score" })
+      ], rows, { pageSize: PAGE_SIZE, href: (row) => studentLink(row.user_id), sortKey: "score", unit: "students" })
         : empty("No student is at risk in this period."));
     } catch (e) { c.fail(e); }
   }
@@ -442,7 +443,8 @@
         parts.push(el("p", { class: "notice suppression" }, hiddenMark(`fewer than ${s.min_group_size} students`),
           ` ${hiddenDays} of ${s.daily.length} days are hidden to protect privacy: a figure about fewer than ${s.min_group_size} students is not shown.`));
       }
-      parts.push(el("h3", { text: "Active students per day" }), chart(`class-${k.class_id}`, "line", {
+      const allHidden = s.daily.length > 0 && hiddenDays === s.daily.length;
+      parts.push(el("h3", { text: "Active students per day" }), allHidden ? hiddenMark(`fewer than ${s.min_group_size} students`) : chart(`class-${k.class_id}`, "line", {
         labels: s.daily.map((d) => fmt.day(d.day)),
         datasets: [{ label: "Active students", data: s.daily.map((d) => (d.suppressed || isHidden(d.active_students) ? null : d.active_students)),
           borderColor: COLORS.blue, backgroundColor: COLORS.blue, spanGaps: false, tension: 0.25 }],
@@ -452,7 +454,7 @@
         : chart(`class-risk-${k.class_id}`, "bar", {
           labels: ["low", "medium", "high", "critical"],
           datasets: [{ label: "Students", data: ["low", "medium", "high", "critical"].map((l) => (isHidden(dist[l]) ? null : dist[l])),
-            backgroundColor: ["low", "medium", "high", "critical"].map((l) => LEVEL_COLORS[l]) }],
+            backgroundColor: ["low", "medium", "high", "critical"].map((l) => LEVEL_COLORS[l]), maxBarThickness: 64 }],
         }, { plugins: { legend: { display: false } } }, { size: "short", summary: `Risk levels: ${Object.entries(dist).map(([l, n]) => `${l} ${isHidden(n) ? "hidden" : n}`).join(", ")}` }));
       const qc = s.quest_completion;
       parts.push(el("h3", { text: "Quest completion" }), isHidden(qc) || isHidden(qc.completion_rate)
@@ -499,7 +501,7 @@
     head.section.id = "detail";
     let engagement;
     try {
-      [engagement] = await Promise.all([getJSON(`/engagement/${userId}?days=90`)]);
+      engagement = await getJSON(`/engagement/${userId}?days=${state.days}`);
     } catch (e) {
       if (e instanceof ApiError && e.status === 403) {
         head.section.classList.add("denied");
@@ -514,13 +516,14 @@
     const risk = engagement.risk;
     const factors = (risk && risk.factors ? risk.factors : []).slice().sort((a, b) => b.contribution - a.contribution);
     head.fill(rhythmBlock(risk),
-      el("h3", { text: "Risk over time" }),
+      el("h3", { text: `Risk over time, last ${state.days} days` }),
       history.length ? chart("risk-history", "line", {
         labels: history.map((h) => fmt.date(h.at)),
         datasets: [{ label: "Risk score", data: history.map((h) => h.score), borderColor: COLORS.red, backgroundColor: COLORS.red, tension: 0.2 }],
       }, { scales: { y: { min: 0, max: 1 } }, plugins: { legend: { display: false } } },
       { size: "short", summary: `Risk score on ${history.length} assessments, latest ${history[history.length - 1].score.toFixed(2)}` })
         : empty("No stored assessment yet: `waymark score` stores one each night."),
+      history.length === 1 ? el("p", { class: "sub", text: "One stored assessment so far: the line grows by one point each night `waymark score` runs." }) : null,
       el("h3", { text: "What the score is made of" }),
       factors.length ? el("ul", { class: "plain factors" }, factors.map((f) => {
         const bar = el("span", { class: "bar", "aria-hidden": "true" });
@@ -528,7 +531,7 @@
         return el("li", { class: "factor" }, el("strong", { text: `${fmt.words(f.name)}: ` }), factorWords(f),
           el("span", { class: "sub", text: ` — adds ${f.contribution.toFixed(2)} (weight ${f.weight}, value ${f.value.toFixed(2)})` }), bar);
       })) : empty("No factors: this student has not been scored."));
-    await learnerCard(userId, "Journey and recent activity", { wide: true });
+    await learnerCard(userId, "Journey and recent activity", { wide: true, withRhythm: false });
   }
 
   // ------------------------------------------------------------------ live counter
