@@ -135,6 +135,7 @@
       state.charts.push(made);
       window.waymarkCharts[name] = { type, labels: data.labels.slice(),
         datasets: data.datasets.map((d) => ({ label: d.label, data: d.data.slice() })) };
+      performance.mark(`waymark:chart:${name}`);  // bench/dashboard_paint.py reads these
       document.dispatchEvent(new CustomEvent("waymark:chart", { detail: name }));
     });
     return box;
@@ -587,6 +588,7 @@
     } finally {
       await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
       document.body.dataset.ready = "true";
+      performance.mark("waymark:ready");
       document.dispatchEvent(new CustomEvent("waymark:ready"));
     }
   }
