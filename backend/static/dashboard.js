@@ -204,6 +204,9 @@
     inner.style.width = `${Math.round((score || 0) * 100)}%`;  // CSSOM: allowed by the CSP
     return el("span", { class: "meter", "aria-hidden": "true" }, inner);
   }
+  const TREND_WORDS = { new: "new", rising: "↑ rising", falling: "↓ falling", steady: "→ steady" };
+  const trendText = (trend, previous) => el("span", { class: `trend trend-${trend}`,
+    title: `${fmt.n(previous)} in the ${state.days > 90 ? 90 : state.days} days before`, text: TREND_WORDS[trend] || trend });
   const levelText = (level) => el("span", { class: `level level-${level}`, text: level ? fmt.words(level) : "not scored" });
   const studentLink = (id) => `#/student/${id}`;
 
@@ -383,6 +386,7 @@
           { key: "message", label: "Error" },
           { key: "errors", label: "Count", num: true },
           { key: "users_affected", label: "People", num: true, opt: true },
+          { key: "trend", label: "Trend", format: (v, row) => trendText(v, row.previous_errors) },
           { key: "last_seen", label: "Last seen", opt: true, format: fmt.when },
         ], e.top_groups, { sortKey: "errors" })) : empty(`No errors in the last ${span} days.`));
     } catch (err) { c.fail(err); }
@@ -411,8 +415,8 @@
       c.fill(rows.length ? table(`${rows.length} students at risk`, [
         { key: "user_id", label: "Student", format: (v) => fmt.student(v) },
         { key: "score", label: "Risk", num: true, format: (v) => el("span", {}, meter(v), v.toFixed(2)) },
-        { key: "risk_level", label: "Level", format: levelText },
-        { key: "reason", label: "Main reason", opt: true },
+        { key: "risk_level", label: "Level", opt: true, format: levelText },
+        { key: "reason", label: "Main reason" },
       ], rows, { pageSize: PAGE_SIZE, href: (row) => studentLink(row.user_id), sortKey: "score", unit: "students" })
         : empty("No student is at risk in this period."));
     } catch (e) { c.fail(e); }
@@ -464,7 +468,7 @@
       parts.push(el("h3", { text: "Students at risk" }), s.at_risk.length ? table(`Students at risk in ${k.name}`, [
         { key: "user_id", label: "Student", format: (v) => fmt.student(v) },
         { key: "risk_score", label: "Risk", num: true, format: (v) => el("span", {}, meter(v), v.toFixed(2)) },
-        { key: "reason", label: "Main reason", opt: true },
+        { key: "reason", label: "Main reason" },
       ], s.at_risk.map((x) => ({ ...x, reason: mainFactor(x.factors) ? factorWords(mainFactor(x.factors)) : "" })),
       { href: (row) => studentLink(row.user_id), sortKey: "risk_score" }) : empty("No student of this class is at risk."));
       c.fill(...parts);

@@ -703,13 +703,19 @@ WHERE occurred_at > %(since)s AND occurred_at <= %(now)s
 GROUP BY error_type
 
 -- top_error_groups --
--- Groups by occurrences in the window (not all-time), with their all-time facts beside.
+-- Groups by occurrences in the window (not all-time), with their all-time facts beside,
+-- and the group's occurrences in the window of the same length before it
+-- (%(previous_since)s, %(since)s]: the trend a person reads ("rising since last week").
 SELECT g.group_id, g.fingerprint, g.error_type, g.message, g.component_name, g.api_endpoint,
-       g.status, g.first_seen, g.last_seen, w.errors, w.users_affected
-FROM (SELECT group_id, count(*) AS errors, count(DISTINCT user_id) AS users_affected
+       g.status, g.first_seen, g.last_seen, w.errors, w.previous_errors, w.users_affected
+FROM (SELECT group_id,
+             count(*) FILTER (WHERE occurred_at > %(since)s) AS errors,
+             count(*) FILTER (WHERE occurred_at <= %(since)s) AS previous_errors,
+             count(DISTINCT user_id) FILTER (WHERE occurred_at > %(since)s) AS users_affected
       FROM public.error_events
-      WHERE occurred_at > %(since)s AND occurred_at <= %(now)s AND group_id IS NOT NULL
-      GROUP BY group_id) w
+      WHERE occurred_at > %(previous_since)s AND occurred_at <= %(now)s AND group_id IS NOT NULL
+      GROUP BY group_id
+      HAVING count(*) FILTER (WHERE occurred_at > %(since)s) > 0) w
 JOIN public.error_groups g ON g.group_id = w.group_id
 ORDER BY w.errors DESC, g.group_id
 LIMIT %(limit)s
