@@ -402,7 +402,7 @@
         datasets: r.levels.map((level) => ({ label: fmt.words(level), data: r.series.map((d) => d[level]), backgroundColor: LEVEL_COLORS[level], maxBarThickness: 48 })),
       }, { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
       { summary: `Students per risk level on ${r.series.length} days` })
-        : empty("No stored risk scores in this period: `waymark score` stores them nightly."));
+        : empty("No stored risk scores in this period: the nightly score job stores them."));
     } catch (e) { c.fail(e); }
   }
 
@@ -426,7 +426,7 @@
     try {
       const classes = (await getJSON("/classes")).classes;
       if (!classes.length) {
-        $("main").append(el("p", { class: "notice", text: "You teach no class yet: an admin adds you with `waymark classes add-member`." }));
+        $("main").append(el("p", { class: "notice", text: "You teach no class yet: an admin adds you to a class (waymark classes)." }));
         return;
       }
       await Promise.all(classes.map(classCard));
@@ -527,8 +527,8 @@
         datasets: [{ label: "Risk score", data: history.map((h) => h.score), borderColor: COLORS.red, backgroundColor: COLORS.red, tension: 0.2 }],
       }, { scales: { y: { min: 0, max: 1 } }, plugins: { legend: { display: false } } },
       { size: "short", summary: `Risk score on ${history.length} assessments, latest ${history[history.length - 1].score.toFixed(2)}` })
-        : empty("No stored assessment yet: `waymark score` stores one each night."),
-      history.length === 1 ? el("p", { class: "sub", text: "One stored assessment so far: the line grows by one point each night `waymark score` runs." }) : null,
+        : empty("No stored assessment yet: the nightly score job stores one a day."),
+      history.length === 1 ? el("p", { class: "sub", text: "One stored assessment so far: the line grows by one point each night the score job runs." }) : null,
       el("h3", { text: "What the score is made of" }),
       factors.length ? el("ul", { class: "plain factors" }, factors.map((f) => {
         const bar = el("span", { class: "bar", "aria-hidden": "true" });
