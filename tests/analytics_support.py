@@ -13,7 +13,7 @@ from backend.taxonomy import category_of
 
 EVENT_COLUMNS = ("user_id", "visitor_hash", "network_hash", "session_id", "page_path",
                  "referrer", "utm_source", "utm_medium", "utm_campaign", "duration_ms",
-                 "load_time_ms", "status_code", "source")
+                 "load_time_ms", "status_code", "source", "device_type")
 
 
 def add_event(conn: psycopg.Connection[Any], event_type: str, at: datetime, *,

@@ -26,4 +26,8 @@ def test_the_wheel_ships_every_migration_and_the_dashboard(tmp_path: Path) -> No
             "backend/services/privacy/queries.sql",
             "backend/services/analytics/queries.sql", "backend/scripts/demo_data.sql"} <= names
     assert "backend/templates/dashboard.html" in names
+    assert {"backend/static/dashboard.js", "backend/static/dashboard.css",
+            "backend/static/vendor/chartjs/chart.umd.min.js",
+            "backend/static/vendor/chartjs/LICENSE.md",
+            "backend/static/vendor/chartjs/VERSION"} <= names  # the dashboard works installed
     assert migrations.SQL_DIR.resolve() == (ROOT / "sql").resolve()

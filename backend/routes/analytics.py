@@ -19,6 +19,7 @@ from flask.typing import ResponseReturnValue
 
 from backend.auth import current_caller, require_access_to, require_caller
 from backend.routes import errors as shared_answers
+from backend.routes import tables
 from backend.routes.params import (
     AT_RISK_LIMIT_RANGE,
     DAYS_RANGE,
@@ -37,6 +38,12 @@ from backend.services.analytics.errors import error_summary
 from backend.services.analytics.event_counts import event_counts as counts_by_category
 from backend.services.analytics.event_counts import visible_students
 from backend.services.analytics.journey import journey as journey_of
+from backend.services.analytics.overview import (
+    activity_over_time,
+    live_events,
+    recent_activity,
+    risk_distribution,
+)
 from backend.services.analytics.pages import page_views as page_view_summary
 from backend.services.analytics.quests import popular_quests as quest_popularity
 from backend.state import get_state
@@ -54,11 +61,17 @@ def _risk_params() -> risk.RiskParams:
     return get_state().risk_params
 
 
-def _as_caller(work: Callable[[Any], dict[str, Any]]) -> ResponseReturnValue:
-    """Run ``work(conn)`` on a connection carrying the caller's identity; answer JSON."""
+def _as_caller(work: Callable[[Any], dict[str, Any]],
+               table: tuple[str, str] | None = None) -> ResponseReturnValue:
+    """Run ``work(conn)`` on a connection carrying the caller's identity; answer JSON, or
+    with ``table=(list key, file name)`` that list as CSV when ``?format=csv`` asks."""
     caller = current_caller()
+    if table is not None:
+        tables.wants_csv()  # a bad format is a 400 before any query runs
     with get_state().reads.as_user(caller.claims) as conn:
         body = work(conn)
+    if table is not None:
+        return tables.answer(body, *table)
     response = jsonify(body)
     response.headers["Cache-Control"] = "private, no-store"
     return response
@@ -98,7 +111,8 @@ def at_risk_students() -> ResponseReturnValue:
     params = replace(_risk_params(), window_days=days)
     now = datetime.now(UTC)
     return _as_caller(lambda conn: flag_students(conn, now=now, threshold=threshold,
-                                                 limit=limit, params=params, live=live))
+                                                 limit=limit, params=params, live=live),
+                      table=("students", "at-risk-students"))
 
 
 @bp.get("/page-views")
@@ -107,7 +121,8 @@ def page_views() -> ResponseReturnValue:
     """Per page: views, unique visitors, bounce rate, load time, time on page."""
     days = _days()
     now = datetime.now(UTC)
-    return _as_caller(lambda conn: page_view_summary(conn, now=now, days=days))
+    return _as_caller(lambda conn: page_view_summary(conn, now=now, days=days),
+                      table=("pages", "page-views"))
 
 
 @bp.get("/popular-quests")
@@ -118,7 +133,8 @@ def popular_quests() -> ResponseReturnValue:
     limit = int_arg(request.args, "limit", 10, LIMIT_RANGE)
     now = datetime.now(UTC)
     return _as_caller(lambda conn: quest_popularity(conn, now=now, days=days, limit=limit,
-                                                    use_rollup=True))
+                                                    use_rollup=True),
+                      table=("quests", "popular-quests"))
 
 
 @bp.get("/errors")
@@ -127,7 +143,8 @@ def errors() -> ResponseReturnValue:
     """Total errors, counts by type, top groups and the 10 most recent errors."""
     days = _days(7)
     now = datetime.now(UTC)
-    return _as_caller(lambda conn: error_summary(conn, now=now, days=days))
+    return _as_caller(lambda conn: error_summary(conn, now=now, days=days),
+                      table=("top_groups", "error-groups"))
 
 
 @bp.get("/event-counts")
@@ -158,7 +175,48 @@ def attribution() -> ResponseReturnValue:
     period = get_state().settings.salt_period
     now = datetime.now(UTC)
     return _as_caller(lambda conn: attribution_summary(conn, now=now, days=days,
-                                                       salt_period=period))
+                                                       salt_period=period),
+                      table=("campaigns", "campaigns"))
 
 
 
+
+
+@bp.get("/activity")
+@require_caller("admin")
+def activity() -> ResponseReturnValue:
+    """Visitors, sessions and page views per day, against the previous period; devices."""
+    days = _days()
+    now = datetime.now(UTC)
+    return _as_caller(lambda conn: activity_over_time(conn, now=now, days=days),
+                      table=("series", "activity"))
+
+
+@bp.get("/live")
+@require_caller("admin")
+def live() -> ResponseReturnValue:
+    """Events in the last 5 minutes: the dashboard's live counter polls this."""
+    now = datetime.now(UTC)
+    return _as_caller(lambda conn: live_events(conn, now=now))
+
+
+@bp.get("/risk-distribution")
+@require_caller("admin")
+def risk_over_time() -> ResponseReturnValue:
+    """Students per risk level per day, from the stored assessments."""
+    days = _days()
+    now = datetime.now(UTC)
+    return _as_caller(lambda conn: risk_distribution(conn, now=now, days=days),
+                      table=("series", "risk-distribution"))
+
+
+@bp.get("/recent/<user_id>")
+@require_caller()
+def recent(user_id: str) -> ResponseReturnValue:
+    """A learner's latest quest starts, completions and badges (self, parent, teacher, admin)."""
+    target = uuid_arg(user_id)
+    limit = int_arg(request.args, "limit", 10, LIMIT_RANGE)
+    require_access_to(target)
+    now = datetime.now(UTC)
+    return _as_caller(lambda conn: recent_activity(conn, target, now=now, limit=limit),
+                      table=("activity", "recent-activity"))

@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 
 from backend.auth import AuthError, current_caller, require_caller
 from backend.routes import errors as shared_answers
+from backend.routes import tables
 from backend.routes.errors import private_json
 from backend.routes.params import (
     DAYS_RANGE,
@@ -62,7 +63,9 @@ def list_students() -> ResponseReturnValue:
         limit=int_arg(request.args, "limit", 50, STUDENTS_LIMIT_RANGE),
         offset=int_arg(request.args, "offset", 0, OFFSET_RANGE))
     now = datetime.now(UTC)
-    return private_json(_as_caller(lambda conn: students(conn, now=now, chosen=chosen)) or {})
+    tables.wants_csv()
+    body = _as_caller(lambda conn: students(conn, now=now, chosen=chosen)) or {}
+    return tables.answer(body, "students", "students")
 
 
 @bp.get("/classes")

@@ -703,13 +703,19 @@ WHERE occurred_at > %(since)s AND occurred_at <= %(now)s
 GROUP BY error_type
 
 -- top_error_groups --
--- Groups by occurrences in the window (not all-time), with their all-time facts beside.
+-- Groups by occurrences in the window (not all-time), with their all-time facts beside,
+-- and the group's occurrences in the window of the same length before it
+-- (%(previous_since)s, %(since)s]: the trend a person reads ("rising since last week").
 SELECT g.group_id, g.fingerprint, g.error_type, g.message, g.component_name, g.api_endpoint,
-       g.status, g.first_seen, g.last_seen, w.errors, w.users_affected
-FROM (SELECT group_id, count(*) AS errors, count(DISTINCT user_id) AS users_affected
+       g.status, g.first_seen, g.last_seen, w.errors, w.previous_errors, w.users_affected
+FROM (SELECT group_id,
+             count(*) FILTER (WHERE occurred_at > %(since)s) AS errors,
+             count(*) FILTER (WHERE occurred_at <= %(since)s) AS previous_errors,
+             count(DISTINCT user_id) FILTER (WHERE occurred_at > %(since)s) AS users_affected
       FROM public.error_events
-      WHERE occurred_at > %(since)s AND occurred_at <= %(now)s AND group_id IS NOT NULL
-      GROUP BY group_id) w
+      WHERE occurred_at > %(previous_since)s AND occurred_at <= %(now)s AND group_id IS NOT NULL
+      GROUP BY group_id
+      HAVING count(*) FILTER (WHERE occurred_at > %(since)s) > 0) w
 JOIN public.error_groups g ON g.group_id = w.group_id
 ORDER BY w.errors DESC, g.group_id
 LIMIT %(limit)s
@@ -1127,3 +1133,75 @@ RETURNING id
 UPDATE public.risk_parameter_sets SET active = true, retired_at = NULL
 WHERE id = (SELECT max(id) FROM public.risk_parameter_sets WHERE id < %(id)s)
 RETURNING id
+
+
+-- ======================================================================================
+-- Dashboard overview (overview.py)
+-- ======================================================================================
+
+-- activity_daily --
+-- Visitors, sessions and page views per UTC day from %(first_day)s to %(today)s: a visitor
+-- is a signed-in user or, anonymously, a visitor hash; a session is the session id the
+-- writer gave the event; a page view is a page_view event. Days without an event are
+-- listed with zeros so a chart's x axis has no holes.
+WITH days AS (
+    SELECT d::date AS day FROM generate_series(%(first_day)s::date, %(today)s::date,
+                                               interval '1 day') AS d
+), per_day AS (
+    SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day,
+           count(DISTINCT coalesce(user_id::text, encode(visitor_hash, 'hex'))) AS visitors,
+           count(DISTINCT session_id) AS sessions,
+           count(*) FILTER (WHERE event_type = 'page_view') AS page_views
+    FROM public.user_activity_events
+    WHERE occurred_at >= %(lo)s AND occurred_at <= %(now)s
+    GROUP BY 1
+)
+SELECT days.day, coalesce(visitors, 0) AS visitors, coalesce(sessions, 0) AS sessions,
+       coalesce(page_views, 0) AS page_views
+FROM days LEFT JOIN per_day USING (day)
+ORDER BY days.day
+
+-- activity_period --
+-- The same figures for one whole period [%(lo)s, %(hi)s): a visitor counts once however
+-- many days they came (anonymous visitors once per salt period), so this is not the sum
+-- of the days.
+SELECT count(DISTINCT coalesce(user_id::text, encode(visitor_hash, 'hex'))) AS visitors,
+       count(DISTINCT session_id) AS sessions,
+       count(*) FILTER (WHERE event_type = 'page_view') AS page_views
+FROM public.user_activity_events
+WHERE occurred_at >= %(lo)s AND occurred_at < %(hi)s
+
+-- sessions_by_device --
+-- Sessions per device type in [%(lo)s, %(now)s], most first.
+SELECT coalesce(device_type::text, 'unknown') AS device_type, count(DISTINCT session_id) AS sessions
+FROM public.user_activity_events
+WHERE occurred_at >= %(lo)s AND occurred_at <= %(now)s
+GROUP BY 1 ORDER BY 2 DESC, 1
+
+-- live_events --
+-- Events in (%(since)s, %(now)s]: the dashboard's live counter (a short range of the
+-- occurred_at index, so it stays cheap however many events there are).
+SELECT count(*) AS events,
+       count(DISTINCT coalesce(user_id::text, encode(visitor_hash, 'hex'))) AS visitors
+FROM public.user_activity_events
+WHERE occurred_at > %(since)s AND occurred_at <= %(now)s
+
+-- risk_distribution_daily --
+-- How many stored assessments fell in each engagement level per UTC day in
+-- [%(lo)s, %(now)s] (`waymark score` stores one per student and day).
+SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, engagement_level, count(*) AS students
+FROM public.learning_journey_events
+WHERE milestone = 'risk_assessment' AND occurred_at >= %(lo)s AND occurred_at <= %(now)s
+GROUP BY 1, 2 ORDER BY 1, 2
+
+-- recent_activity --
+-- One user's latest learning events (quests, badges) up to %(now)s, newest first, with the
+-- quest's title and pillar as the event carried them.
+SELECT occurred_at, event_type, event_data ->> 'quest_id' AS quest_id,
+       event_data ->> 'quest_title' AS quest_title, event_data ->> 'pillar' AS pillar,
+       event_data ->> 'badge_id' AS badge_id, (event_data ->> 'xp') AS xp
+FROM public.user_activity_events
+WHERE user_id = %(user_id)s AND occurred_at <= %(now)s
+  AND event_type IN ('quest_started', 'quest_completed', 'badge_earned')
+ORDER BY occurred_at DESC
+LIMIT %(limit)s

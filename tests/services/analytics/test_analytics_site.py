@@ -222,6 +222,21 @@ def test_error_summary(conn: psycopg.Connection[Any]) -> None:
     assert "user_id" not in result["recent_errors"][0]
 
 
+def test_error_groups_carry_their_trend_against_the_window_before(
+        conn: psycopg.Connection[Any]) -> None:
+    now = at("2026-05-10", 12)
+    for hour in (1, 2, 3):  # f1: 3 now, 1 the week before → rising
+        add_error(conn, "javascript_error", at("2026-05-09", hour), fingerprint="f1")
+    add_error(conn, "javascript_error", at("2026-05-01", 1), fingerprint="f1")
+    add_error(conn, "api_error", at("2026-05-09", 4), fingerprint="f2")  # only now → new
+    for day in ("2026-05-09", "2026-05-01", "2026-04-30"):  # f3: 1 now, 2 before → falling
+        add_error(conn, "network_error", at(day, 5), fingerprint="f3")
+    add_error(conn, "network_error", at("2026-05-01", 6), fingerprint="f4")  # only before
+    groups = error_summary(conn, now=now, days=7)["top_groups"]
+    assert [(g["fingerprint"], g["errors"], g["previous_errors"], g["trend"]) for g in groups] \
+        == [("f1", 3, 1, "rising"), ("f2", 1, 0, "new"), ("f3", 1, 2, "falling")]
+
+
 def _visit(conn: psycopg.Connection[Any], network: bytes, when: datetime,
            campaign: str | None = None, source: str | None = None) -> None:
     add_event(conn, "landing_visit", when, network_hash=network, utm_campaign=campaign,

@@ -1,0 +1,272 @@
+"""The dashboard's four views in Debian's headless Chromium, against `waymark demo` data.
+
+One database per module is loaded by the real `waymark demo` command (150k events, classes,
+parents, scores); the real app serves the page and the API on a free port. Each role's view
+is opened at 1440 and 390 px; every time: the charts were given the API's data (read back
+from ``window.waymarkCharts``, what the page passed to Chart.js), no console error (a CSP
+violation is one), no horizontal overflow, and axe-core finds no serious or critical
+violation. A screenshot of each view and width is written to ``e2e-screenshots/`` (or
+``WAYMARK_E2E_SCREENSHOTS``) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from backend import create_app
+from tests.conftest import TEST_JWT_SECRET, AuthTokens, _scratch_database
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("WAYMARK_E2E_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-quic", "--disable-sync"]
+SHOTS = Path(os.environ.get("WAYMARK_E2E_SCREENSHOTS", ROOT / "e2e-screenshots"))
+WIDTHS = (1440, 390)
+AXE_BLOCKING = ("serious", "critical")
+
+
+def _axe_source() -> str:
+    import axe_playwright_python
+
+    return (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text()
+
+
+@dataclass
+class Demo:
+    """The served app and the demo's people, found in the database."""
+
+    base: str
+    db_url: str
+    parent: str
+    children: set[str]
+    student: str
+    foreign_student: str
+    teacher: str  # teaches the 4-student club (suppressed figures) and a full class
+    admin: str = "213af208-3f51-4bb8-a94f-8248c6a36d33"
+    auth: AuthTokens = field(default_factory=AuthTokens)
+
+
+def _one(db_url: str, query: str) -> Any:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(query).fetchone()
+    assert row is not None, query
+    return row
+
+
+@pytest.fixture(scope="module")
+def demo(pg_server_url: str, template_db: str) -> Iterator[Demo]:
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        pytest.skip(f"{CHROMIUM} not found: run `make e2e-deps`")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    pytest.importorskip("axe_playwright_python", reason="axe-playwright-python (axe-core) missing")
+    for db_url in _scratch_database(pg_server_url, template_db):
+        env = {**os.environ, "DATABASE_URL": db_url, "WAYMARK_JWT_SECRET": TEST_JWT_SECRET}
+        subprocess.run([str(Path(sys.executable).parent / "waymark"), "demo"], env=env,
+                       check=True, capture_output=True, cwd=ROOT)
+        parent, children = _one(db_url, """
+            SELECT parent_id::text, array_agg(student_id::text) FROM guardian_links
+            GROUP BY parent_id HAVING count(*) >= 2 ORDER BY parent_id LIMIT 1""")
+        student, foreign = _one(db_url, """
+            SELECT min(student_id::text), max(student_id::text) FROM guardian_links""")
+        (teacher,) = _one(db_url, """
+            SELECT m.user_id::text FROM class_memberships m JOIN classes c USING (class_id)
+            WHERE m.member_role = 'teacher' AND c.name = 'Robotics club' LIMIT 1""")
+        app: Flask = create_app({"WAYMARK_DATABASE_URL": db_url,
+                                 "WAYMARK_JWT_SECRET": TEST_JWT_SECRET,
+                                 "WAYMARK_POOL_MAX_SIZE": 6})
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield Demo(f"http://127.0.0.1:{server.server_port}", db_url, parent, set(children),
+                       student, foreign, teacher)
+        finally:
+            server.shutdown()
+            app.extensions["waymark"].close()
+
+
+@dataclass
+class Visit:
+    page: Any
+    console_errors: list[str]
+    responses: list[tuple[str, int]]
+
+
+@pytest.fixture(scope="module")
+def browser(demo: Demo) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def open_view(browser: Any, demo: Demo, token: str, width: int, view: str = "") -> Visit:
+    """The dashboard with the token passed in the fragment (as a host app would), ready."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    visit = Visit(page, [], [])
+    page.on("console", lambda m: visit.console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: visit.console_errors.append(str(e)))
+    page.on("response", lambda r: visit.responses.append((r.url, r.status)))
+    fragment = f"#token={token}" + (f"&view={view}" if view else "")
+    page.goto(f"{demo.base}/dashboard{fragment}")
+    page.wait_for_selector("body[data-ready=true]", state="attached", timeout=30000)
+    assert token not in page.url, "the token must leave the address bar at once"
+    return visit
+
+
+def check_page(visit: Visit, name: str, width: int) -> None:
+    """Screenshot, no overflow, no console error, axe-core: no serious/critical violation."""
+    page = visit.page
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"{name} at {width}px overflows sideways by {overflow}px"
+    page.evaluate(_axe_source())
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    blocking = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+                for v in result["violations"] if v["impact"] in AXE_BLOCKING]
+    assert not blocking, f"{name} at {width}px: axe-core violations {json.dumps(blocking)}"
+    assert not visit.console_errors, f"{name} at {width}px: console errors {visit.console_errors}"
+
+
+def charts(page: Any) -> dict[str, Any]:
+    """What the page gave Chart.js, by chart name."""
+    return page.evaluate("window.waymarkCharts")  # type: ignore[no-any-return]
+
+
+def api(demo: Demo, token: str, path: str) -> Any:
+    # Our own server on 127.0.0.1 (http): no other scheme can reach this call.
+    request = urllib.request.Request(f"{demo.base}/api/analytics{path}",  # noqa: S310
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def test_admin_view_charts_tables_live_counter_and_student_detail(browser: Any, demo: Demo) -> None:
+    token = demo.auth.token(demo.admin, "admin")
+    activity = api(demo, token, "/activity?days=30")
+    quests = api(demo, token, "/popular-quests?days=30&limit=8")["quests"]
+    for width in WIDTHS:
+        visit = open_view(browser, demo, token, width)
+        page = visit.page
+        drawn = charts(page)
+        # The activity chart was given the API's daily figures, and they are not all zero.
+        lines = {d["label"]: d["data"] for d in drawn["activity"]["datasets"]}
+        assert lines["Visitors"] == [d["visitors"] for d in activity["series"]]
+        assert lines["Page views"] == [d["page_views"] for d in activity["series"]]
+        assert sum(lines["Sessions"]) > 0
+        funnel = {d["label"]: d["data"] for d in drawn["quests"]["datasets"]}
+        assert funnel["Completed"] == [q["completions"] for q in quests]
+        assert all(v >= s >= c for v, s, c in zip(funnel["Viewed"], funnel["Started"],
+                                                 funnel["Completed"], strict=True))
+        assert sum(sum(d["data"]) for d in drawn["risk"]["datasets"]) > 0
+        assert sum(drawn["devices"]["datasets"][0]["data"]) > 0
+        pages = page.inner_text("section[aria-label='Top pages'] table")
+        assert "/quests" in pages and "/leaderboard" in pages  # page names, not ids
+        assert "Page 1 of" in page.inner_text("section[aria-label='Students at risk']")
+        page.wait_for_selector("#live-count")
+        check_page(visit, "admin", width)
+        page.close()
+
+    # Sorting, paging and a click through to one student's detail.
+    visit = open_view(browser, demo, token, 1440)
+    page = visit.page
+    at_risk = page.locator("section[aria-label='Students at risk']")
+    first = at_risk.locator("tbody tr th").first.inner_text()
+    at_risk.locator("th button", has_text="Risk").click()  # ascending now
+    assert at_risk.locator("tbody tr th").first.inner_text() != first
+    with page.expect_response(lambda r: "/api/analytics/live" in r.url, timeout=15000):
+        pass  # the live counter polls again without a reload
+    at_risk.locator("tbody tr th a").first.click()
+    page.wait_for_selector("body[data-ready=true] #detail", state="attached")
+    assert page.locator("#detail .factors li").count() >= 3
+    assert "risk-history" in charts(page)
+    check_page(visit, "admin-student-detail", 1440)
+    page.close()
+
+
+def test_teacher_sees_their_class_with_suppression_markers(browser: Any, demo: Demo) -> None:
+    token = demo.auth.token(demo.teacher, "teacher")
+    for width in WIDTHS:
+        visit = open_view(browser, demo, token, width)
+        page = visit.page
+        mine = api(demo, token, "/classes")["classes"]
+        names = page.eval_on_selector_all("section.class h2", "s => s.map(e => e.textContent)")
+        assert sorted(names) == sorted(k["name"] for k in mine) and "Robotics club" in names
+        club = next(k for k in mine if k["name"] == "Robotics club")
+        full = next(k for k in mine if k["name"] != "Robotics club")
+        # 4 students < 5: the club's aggregates are hidden and say so, instead of numbers.
+        club_card = page.locator("section.class", has_text="Robotics club")
+        assert "hidden" in club_card.locator(".suppressed").first.inner_text()
+        drawn = charts(page)
+        assert f"class-{club['class_id']}" not in drawn  # every day hidden: no chart at all
+        assert club_card.locator("canvas").count() == 0
+        assert club_card.locator(".suppressed").count() >= 3  # activity, risk, quests
+        summary = api(demo, token, f"/classes/{full['class_id']}/summary?days=30")
+        assert drawn[f"class-{full['class_id']}"]["datasets"][0]["data"] == [
+            d["active_students"] for d in summary["daily"]]
+        check_page(visit, "teacher", width)
+        page.close()
+
+
+def test_parent_sees_exactly_their_children_with_rhythm_light(browser: Any, demo: Demo) -> None:
+    token = demo.auth.token(demo.parent, "parent")
+    for width in WIDTHS:
+        visit = open_view(browser, demo, token, width)
+        page = visit.page
+        shown = set(page.eval_on_selector_all("section.learner", "s => s.map(e => e.dataset.userId)"))
+        assert shown == demo.children
+        lights = page.eval_on_selector_all(".rhythm .light", "s => s.map(e => e.className)")
+        assert len(lights) == len(demo.children)
+        assert all(any(c in cls for c in ("green", "yellow", "red")) for cls in lights)
+        reasons = page.eval_on_selector_all(".rhythm .reason", "s => s.map(e => e.textContent)")
+        assert all(len(r) > 10 for r in reasons), reasons
+        drawn = charts(page)
+        for child in demo.children:
+            journey = api(demo, token, f"/journey/{child}")
+            if journey["xp_by_pillar"]:
+                assert sum(drawn[f"xp-{child}"]["datasets"][0]["data"]) == \
+                    sum(journey["xp_by_pillar"].values())
+        check_page(visit, "parent", width)
+        page.close()
+
+
+def test_student_sees_only_themself_and_is_refused_another_students_detail(
+        browser: Any, demo: Demo) -> None:
+    token = demo.auth.token(demo.student, "student")
+    for width in WIDTHS:
+        visit = open_view(browser, demo, token, width)
+        page = visit.page
+        shown = page.eval_on_selector_all("section.learner", "s => s.map(e => e.dataset.userId)")
+        assert shown == [demo.student]
+        assert "Students at risk" not in page.inner_text("main")
+        assert sum(charts(page)["my-activity"]["datasets"][0]["data"]) > 0
+        check_page(visit, "student", width)
+        page.close()
+
+        visit = open_view(browser, demo, token, width, view=f"/student/{demo.foreign_student}")
+        page = visit.page
+        refused = [s for url, s in visit.responses if f"/engagement/{demo.foreign_student}" in url]
+        assert refused == [403]
+        assert "Access denied" in page.inner_text("#detail")
+        visit.console_errors = [e for e in visit.console_errors if "403" not in e]  # the fetch's own log line
+        check_page(visit, "student-foreign-detail", width)
+        page.close()
