@@ -21,7 +21,6 @@ from backend.services.ingest.validation import (
     Measure,
     SessionPing,
     TrackEvent,
-    landing_parts,
 )
 from backend.taxonomy import category_of
 
@@ -172,7 +171,7 @@ def collect_item(visit: Collect, received_at: datetime, client_info: Client) -> 
     Without consent (``consent: false``) no network hash is kept, so the visit cannot be
     linked to a later conversion.
     """
-    path, utm = landing_parts(visit.url)  # checked by validation: a URL, storable when decoded
+    path, utm = visit.landing_path, visit.landing_utm  # decoded and checked by validation
     row = event_row(
         "landing_visit", received_at, event_id=visit.event_id,
         event_data={"consent": visit.consent} if visit.consent is not None else {},

@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -221,19 +222,6 @@ def landing_parts(url: str) -> tuple[str, dict[str, str]]:
     return parts.path[:2000], utm
 
 
-def _check_landing_url(url: str) -> str:
-    """What is stored comes from the URL after decoding (``%00`` in a UTM value is a NUL):
-    check that, not only the text that was sent."""
-    try:
-        path, utm = landing_parts(url)
-    except ValueError:
-        raise ValueError("not a valid URL") from None
-    for key, value in {"path": path, **utm}.items():
-        if "\x00" in value:
-            raise ValueError(f"its {key} contains %00 (NUL), which cannot be stored")
-    return url
-
-
 class Collect(_Body):
     """A landing visit for ``/collect``: the URL's path and UTM parameters, never its query."""
 
@@ -245,8 +233,32 @@ class Collect(_Body):
     consent: bool | None = None
     event_id: uuid.UUID | None = None
 
-    _url = field_validator("url")(_check_landing_url)
     _referrer = field_validator("referrer")(_without_query)
+    #: the URL's path and UTM parameters, decoded once here and stored from here
+    _path: str = PrivateAttr(default="")
+    _utm: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _landing_parts(self) -> Collect:
+        """What is stored comes from the URL after decoding (``%00`` in a UTM value is a
+        NUL): check that, not only the text that was sent, and keep it for the row."""
+        try:
+            path, utm = landing_parts(self.url)
+        except ValueError:
+            raise ValueError("url: not a valid URL") from None
+        for key, value in {"path": path, **utm}.items():
+            if "\x00" in value:
+                raise ValueError(f"url: its {key} contains %00 (NUL), which cannot be stored")
+        self._path, self._utm = path, utm
+        return self
+
+    @property
+    def landing_path(self) -> str:
+        return self._path
+
+    @property
+    def landing_utm(self) -> dict[str, str]:
+        return self._utm
 
 
 class Measure(_Body):
