@@ -110,6 +110,11 @@ class BoundedQueue(queue.Queue[T]):
                 self.all_tasks_done.wait(min(remaining, 0.1))
             return self.unfinished_tasks
 
+    def snapshot(self) -> list[T]:
+        """The queued items at this moment (a copy: look at them without holding the lock)."""
+        with self.mutex:
+            return list(self.queue)
+
     def remove_where(self, predicate: Callable[[T], bool]) -> int:
         """Remove the queued items ``predicate`` holds for (marked done); returns how many."""
         with self.mutex:

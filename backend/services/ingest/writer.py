@@ -209,15 +209,19 @@ class EventWriter:
     def drop_user(self, user_id: uuid.UUID | str) -> int:
         """Remove still-queued items that name ``user_id`` (forget runs this before deleting)."""
         target = str(user_id).lower()
+        # Whose items they are is worked out on a snapshot, outside the queue's lock: it may
+        # verify tokens, and request threads must never wait on that to enqueue.
+        theirs = {id(item) for item in self._items.snapshot()
+                  if str(self._user_of(item) or "").lower() == target}
         hits: list[Row] = []
 
         def names_user(item: Row) -> bool:
-            if str(self._user_of(item) or "").lower() != target:
+            if id(item) not in theirs:
                 return False
             hits.append(item)
             return True
 
-        removed = self._items.remove_where(names_user)
+        removed = self._items.remove_where(names_user) if theirs else 0
         settle_all(self._claims.take(hits))  # dropped on purpose: nothing to store
         self.dropped["forgotten"] += removed
         return removed
