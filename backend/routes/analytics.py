@@ -179,9 +179,6 @@ def attribution() -> ResponseReturnValue:
                       table=("campaigns", "campaigns"))
 
 
-
-
-
 @bp.get("/activity")
 @require_caller("admin")
 def activity() -> ResponseReturnValue:
