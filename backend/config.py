@@ -9,6 +9,7 @@ value means the documented default below.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -101,6 +102,15 @@ class Settings:
     queue_size: int = 10_000
     dead_letter_cap: int = 10_000
     queue_bytes: int = 64 * 1024 * 1024
+    #: The JetStream mode's servers (WAYMARK_QUEUE_URL=nats://a:4222,nats://b:4222); empty:
+    #: the in-process queue (docs/ingestion.md "Two modes").
+    queue_urls: tuple[str, ...] = ()
+    #: The stream's name and bounds: a full stream answers 503 (discard new), never drops
+    #: what it holds; what is older than max_age is removed by the server (docs/ingestion.md).
+    stream_name: str = "WAYMARK_EVENTS"
+    stream_max_bytes: int = 1024 * 1024 * 1024
+    stream_max_age_hours: float = 7 * 24
+    stream_replicas: int = 1
     batch_size: int = 500
     flush_interval: float = 0.5
     pool_min_size: int = 1
@@ -174,6 +184,15 @@ class Settings:
                             minimum=1),
             queue_bytes=_int(get("QUEUE_BYTES"), "WAYMARK_QUEUE_BYTES", defaults.queue_bytes,
                              minimum=0),
+            queue_urls=_queue_urls(get("QUEUE_URL")),
+            stream_name=_stream_name(get("STREAM_NAME") or defaults.stream_name),
+            stream_max_bytes=_int(get("STREAM_MAX_BYTES"), "WAYMARK_STREAM_MAX_BYTES",
+                                  defaults.stream_max_bytes, minimum=1024 * 1024),
+            stream_max_age_hours=_float(get("STREAM_MAX_AGE_HOURS"),
+                                        "WAYMARK_STREAM_MAX_AGE_HOURS",
+                                        defaults.stream_max_age_hours),
+            stream_replicas=_int(get("STREAM_REPLICAS"), "WAYMARK_STREAM_REPLICAS",
+                                 defaults.stream_replicas, minimum=1),
             dead_letter_cap=_int(get("DEAD_LETTER_CAP"), "WAYMARK_DEAD_LETTER_CAP",
                                  defaults.dead_letter_cap, minimum=0),
             batch_size=_int(get("BATCH_SIZE"), "WAYMARK_BATCH_SIZE", defaults.batch_size,
@@ -192,6 +211,24 @@ class Settings:
             extra=extra,
             alerts=AlertSettings.load(get),
         )
+
+
+def _queue_urls(value: Any) -> tuple[str, ...]:
+    """``nats://host:4222[,host2:4222,…]``: every server of one cluster, each a nats:// URL."""
+    urls = []
+    for part in _list(value):
+        url = part if "://" in part else f"nats://{part}"
+        if not url.startswith(("nats://", "tls://")):
+            raise ConfigError(f"WAYMARK_QUEUE_URL: {part!r} is not a nats:// URL")
+        urls.append(url)
+    return tuple(urls)
+
+
+def _stream_name(value: Any) -> str:
+    name = str(value)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        raise ConfigError("WAYMARK_STREAM_NAME: letters, digits, '_' and '-' only (≤ 64)")
+    return name
 
 
 DEV_SECRET_FILE = "dev-jwt-secret"

@@ -24,6 +24,7 @@ from backend.config import Settings, with_dev_secret
 from backend.db import Database, resolve_database_url
 from backend.middleware.activity_tracker import DEFAULT_SKIP_PATHS, ActivityTracker
 from backend.services.analytics import risk
+from backend.services.ingest.stream import StreamPublisher
 from backend.services.ingest.writer import BeforeStore, EventWriter
 from backend.state import EXTENSION_KEY, WaymarkState
 
@@ -54,8 +55,13 @@ class Waymark:
         db = Database(resolve_database_url(settings), min_size=settings.pool_min_size,
                       max_size=settings.pool_max_size)
         db.open(wait=False)
-        writer = EventWriter(db.url, settings, before_store=self.before_store,
-                             verify=auth.token_verifier(settings))
+        writer: EventWriter | StreamPublisher
+        if settings.queue_urls:  # the JetStream mode (docs/ingestion.md "Two modes")
+            writer = StreamPublisher(db.url, settings, before_store=self.before_store,
+                                     verify=auth.token_verifier(settings))
+        else:
+            writer = EventWriter(db.url, settings, before_store=self.before_store,
+                                 verify=auth.token_verifier(settings))
         replica = None
         if settings.read_database_url:
             replica = Database(settings.read_database_url, min_size=settings.pool_min_size,

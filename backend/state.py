@@ -18,6 +18,7 @@ from flask import Flask, current_app
 from backend.config import Settings
 from backend.db import Database
 from backend.services.analytics.risk import RiskParams
+from backend.services.ingest.stream import StreamPublisher
 from backend.services.ingest.writer import EventWriter
 
 log = logging.getLogger("waymark")
@@ -32,7 +33,8 @@ class WaymarkState:
     settings: Settings
     db: Database
     risk_params: RiskParams
-    writer: EventWriter
+    #: the in-process writer, or in the JetStream mode the publisher (the same calls)
+    writer: EventWriter | StreamPublisher
     #: the pool analytics reads use: a streaming replica (WAYMARK_READ_DATABASE_URL), or
     #: None to read from the primary. Writes, jobs and forget always use ``db``.
     replica: Database | None = None

@@ -23,7 +23,10 @@ MANUAL_COMMANDS = {"serve", "migrate", "forget", "export", "demo", "dev-token", 
                    "classes", "risk-backtest", "risk-calibrate",
                    # scheduled by a deployment with its own --to (a Render cron's disk is
                    # ephemeral, so render.yaml cannot hold a useful target)
-                   "warehouse-export"}
+                   "warehouse-export",
+                   # a long-running worker of the JetStream mode (render.yaml: a background
+                   # worker, commented out by default)
+                   "writer"}
 CRON_FIELD = r"(\*|\d+(-\d+)?(,\d+(-\d+)?)*)(/\d+)?"
 
 

@@ -13,10 +13,12 @@ from backend.scripts import (
     backtest,
     class_jobs,
     export_jobs,
+    ingest_jobs,
     privacy_jobs,
     risk_jobs,
 )
 
 ALL: list[click.Command] = [*analytics_jobs.COMMANDS, *privacy_jobs.COMMANDS,
                              *class_jobs.COMMANDS, *alert_jobs.COMMANDS,
-                             *backtest.COMMANDS, *export_jobs.COMMANDS, *risk_jobs.COMMANDS]
+                             *backtest.COMMANDS, *export_jobs.COMMANDS, *risk_jobs.COMMANDS,
+                             *ingest_jobs.COMMANDS]

@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 import uuid
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import click
 
 from backend.scripts import runtime
+from backend.services.ingest import counters
 from backend.services.privacy import export as export_service
 from backend.services.privacy import retention, salt_rotation
 from backend.services.privacy.forget import forget_user
+
+#: counter rows of ingestion processes silent this long are deleted by purge
+QUIET_PROCESSES_KEPT = timedelta(days=1)
 
 SHORT_NAMES = {"user_activity_events": "events", "user_sessions": "sessions",
                "error_events": "errors", "error_groups": "error_groups",
@@ -109,6 +113,8 @@ def purge(older_than_days: int | None, collect_retention_days: int | None,
                                 collect_retention_days=collect_days,
                                 target_seconds=batch_seconds, progress=bar.update,
                                 on_start=bar.start)
+        with db.connection() as conn:  # the counter rows of ingestion processes long gone
+            counters.forget_quiet(conn, QUIET_PROCESSES_KEPT)
     _print_run("purge", stats)
 
 

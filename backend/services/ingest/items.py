@@ -141,7 +141,8 @@ def error_item(report: ErrorReport, received_at: datetime, client_info: Client |
 
 def session_item(ping: SessionPing, received_at: datetime, client_info: Client) -> dict[str, Any]:
     """An item for an app-launch ping."""
-    row = {"occurred_at": ping.occurred_at or received_at, "page_path": ping.page_path,
+    row = {"session_id": new_id(),  # its id from the start: a redelivery finds it stored
+           "occurred_at": ping.occurred_at or received_at, "page_path": ping.page_path,
            "referrer": ping.referrer, "utm_source": ping.utm_source,
            "utm_medium": ping.utm_medium, "utm_campaign": ping.utm_campaign, "source": "client"}
     return _item("session", row, received_at, client_info)

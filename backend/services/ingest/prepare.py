@@ -80,31 +80,19 @@ class BatchPreparer:
         batch = PreparedBatch()
         by_kind = {"event": batch.events, "error": batch.errors, "session": batch.pings}
         dropped: Counter[str] = Counter()
-        hooked_out = 0
         pause = Pacer(self.contention,
                       backlog=len(items) >= DEEP_BACKLOG * self.settings.batch_size)
         for index, item in enumerate(items):
             if not index % PACE_EVERY:
                 pause()
-            result = self.privacy.apply(connect, item)
-            if isinstance(result, str):
-                dropped[f"crawler:{result}"] += 1
+            result = screen(self.privacy, self.before_store, connect, item, dropped)
+            if result is None:
                 continue
-            if self.before_store is not None:
-                try:
-                    hooked = self.before_store(result)
-                except Exception:
-                    log.exception("waymark: before_store raised; the event is dropped")
-                    dropped["before_store_error"] += 1
-                    continue
-                if hooked is None:
-                    hooked_out += 1
-                    continue
-                result = hooked
             by_kind[item.get("kind", "event")].append(result)
         batch.events = _unique(batch.events)
         pause()
         self._sessions(connect, batch, seq, pause)
+        hooked_out = dropped.pop(SKIPPED_BY_HOOK, 0)
         return Prepared(batch, dropped, hooked_out)
 
     def _sessions(self, connect: Callable[[], psycopg.Connection[Any]], batch: PreparedBatch,
@@ -141,6 +129,36 @@ class BatchPreparer:
             except UnencodableRow as exc:
                 log.debug("waymark writer: a row cannot be encoded (%s); the database "
                           "thread will set it aside", exc)
+
+
+#: the key under which :func:`screen` counts rows the host's hook returned None for
+SKIPPED_BY_HOOK = "skipped_by_hook"
+
+
+def screen(privacy: PrivacyStep, before_store: BeforeStore | None,
+           connect: Callable[[], psycopg.Connection[Any]], item: Row,
+           dropped: Counter[str]) -> Row | None:
+    """The privacy step, then the host's ``before_store`` hook: the row to store, or None
+    with the reason counted in ``dropped`` (a crawler, the hook raised, the hook said no).
+
+    In-process the writer's preparing thread runs it; in the JetStream mode the app node,
+    before anything is published.
+    """
+    result = privacy.apply(connect, item)
+    if isinstance(result, str):
+        dropped[f"crawler:{result}"] += 1
+        return None
+    if before_store is None:
+        return result
+    try:
+        hooked = before_store(result)
+    except Exception:
+        log.exception("waymark: before_store raised; the event is dropped")
+        dropped["before_store_error"] += 1
+        return None
+    if hooked is None:
+        dropped[SKIPPED_BY_HOOK] += 1
+    return hooked
 
 
 def _unique(events: list[Row]) -> list[Row]:

@@ -225,3 +225,24 @@ WITH inserted AS (
 UPDATE public.user_sessions us SET has_error = true
 FROM (SELECT DISTINCT session_id FROM inserted WHERE session_id IS NOT NULL) AS i
 WHERE us.session_id = i.session_id AND NOT us.has_error
+
+
+-- ======================================================================================
+-- Process counters (counters.py)
+-- ======================================================================================
+
+-- beat_process --
+-- One process's counters, upserted every few seconds (sql/0160_ingest_processes.sql).
+INSERT INTO waymark.ingest_processes (process, role, counters, started_at, updated_at)
+VALUES (%(process)s, %(role)s, %(counters)s::jsonb, %(started_at)s, now())
+ON CONFLICT (process) DO UPDATE SET counters = EXCLUDED.counters, updated_at = now()
+
+-- live_processes --
+-- The counters of every process heard from within %(fresh)s (a process gone quiet longer
+-- is taken as gone).
+SELECT process, role, counters, updated_at FROM waymark.ingest_processes
+WHERE updated_at > now() - %(fresh)s
+ORDER BY process
+
+-- forget_quiet_processes --
+DELETE FROM waymark.ingest_processes WHERE updated_at < now() - %(older_than)s

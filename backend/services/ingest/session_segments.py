@@ -150,6 +150,8 @@ def launch_segments(pings: list[dict[str, Any]]) -> list[Segment]:
         if session_key(ping) is None:
             continue
         segment = _open_segment(ping, first=False)
+        # the id made when the ping was received: a redelivered ping (JetStream) is known
+        segment.session_id = ping.get("session_id") or segment.session_id
         segment.is_app_launch = True
         segment.entry_page = segment.exit_page = ping.get("page_path")
         segments.append(segment)

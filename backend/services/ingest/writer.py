@@ -45,6 +45,7 @@ from backend.db import is_transient
 from backend.services.ingest.batch import PreparedBatch, Row
 from backend.services.ingest.bounded_queue import BoundedQueue, Empty
 from backend.services.ingest.copy_payload import EVENT_COLUMNS, EVENT_TYPES_SQL
+from backend.services.ingest.counters import Heartbeat
 from backend.services.ingest.items import estimated_bytes
 from backend.services.ingest.pacing import Contention
 from backend.services.ingest.prepare import BatchPreparer, BeforeStore
@@ -88,6 +89,7 @@ class EventWriter:
         self.backlog_factor = max(1, backlog_factor)
         self.counters: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
+        self.heartbeat = Heartbeat("in-process", self.stats)
         self._reset_process_state()
         os.register_at_fork(after_in_child=partial(_call_if_alive,
                                                    weakref.WeakMethod(self._after_fork)))
@@ -277,6 +279,7 @@ class EventWriter:
             self.counters["skipped_by_hook"] += prepared.skipped_by_hook
             # waits while 2 behind
             self._handoff.put((seq, len(items), [prepared.batch], receipts))
+            self._beat()
 
     def _run_db(self) -> None:
         """Stage 2: write prepared batches, in order, while stage 1 prepares the next one."""
@@ -312,6 +315,7 @@ class EventWriter:
                 if self._stop.is_set():
                     return None
                 self.privacy.expire_salts(datetime.now(UTC))
+                self._beat()
         batch = [first]
         # Someone waits for one of these items: send the batch now. Known from the items
         # themselves (receipts are registered before queueing), so no signal can be missed.
@@ -366,6 +370,16 @@ class EventWriter:
             attempt += 1
             time.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311 - backoff jitter, not a secret
 
+    def _beat(self) -> None:
+        """This process's counters for ``/health``'s sum (on the preparing thread's
+        connection, every few seconds; a failure waits for the next beat)."""
+        if not self.heartbeat.due():
+            return
+        try:
+            self.heartbeat.beat(self._salt_connection())
+        except (psycopg.Error, OSError):
+            self._disconnect_salts()
+
     # ---- connections (one per stage) ------------------------------------------------
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -393,6 +407,7 @@ class EventWriter:
         self._reset_process_state()
         self.counters.clear()
         self.dropped.clear()
+        self.heartbeat = Heartbeat("in-process", self.stats)  # this process's own row
 
 
 def _connect(url: str) -> psycopg.Connection[Any]:
