@@ -41,13 +41,21 @@ hook:
 		echo "SKIP hook: npm or frontend-hook/package.json missing"; \
 	fi
 
-# Debian's Chromium for the end-to-end browser test (installed only when missing and root).
+# Debian's Chromium for the end-to-end browser tests and nats-server for the JetStream
+# tests and cluster drill (each installed only when missing and root).
 e2e-deps:
 	@if ! command -v chromium >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 			apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 		else \
 			echo "SKIP e2e-deps: chromium missing and cannot apt-get install it"; \
+		fi; \
+	fi
+	@if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then \
+		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; \
+		else \
+			echo "SKIP e2e-deps: nats-server missing and cannot apt-get install it"; \
 		fi; \
 	fi
 
