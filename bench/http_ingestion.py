@@ -118,11 +118,11 @@ def load(port: int, kind: str, seconds: float, processes: int, threads: int) -> 
             "accepted": sum(acc for _, acc, _ in results), "statuses": statuses}
 
 
-def serve(url: str, port: int, workers: int, threads: int,
-          ack: str = "commit") -> subprocess.Popen[bytes]:
+def serve(url: str, port: int, workers: int, threads: int, ack: str = "commit",
+          extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """``waymark serve`` on loopback, waiting until its health check answers."""
     env = {**os.environ, "DATABASE_URL": url, "WAYMARK_JWT_SECRET": "h" * 40,
-           "WAYMARK_ACK": ack}
+           "WAYMARK_ACK": ack, **(extra_env or {})}
     waymark = str(Path(sys.executable).with_name("waymark"))
     proc = subprocess.Popen(
         [waymark, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),

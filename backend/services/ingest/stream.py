@@ -7,10 +7,10 @@ all of them (docs/ingestion.md "Two modes"). ``waymark writer`` processes
 (``stream_writer``) consume the stream into PostgreSQL.
 
 Only rows that went through the privacy step are published: the stream keeps its messages
-on disk, and no raw IP address, user agent or bearer token may ever reach it. The message
-id (``Nats-Msg-Id``) is the row's own id, so a client's retry within the stream's
-duplicate window is stored once by the stream, and a redelivery is stored once by the
-writer's idempotent insert.
+on disk, and no raw IP address, user agent or bearer token may ever reach it. One message
+carries one request's rows; its id (``Nats-Msg-Id``) is made from the rows' own ids, so a
+client's retry within the stream's duplicate window is dropped by the stream, and a
+redelivery is stored once by the writer's idempotent insert.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
 import json
 import logging
 import threading
@@ -99,31 +100,42 @@ async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
 # ---- the wire format -------------------------------------------------------------------
 
 
-def encode(kind: str, row: Row) -> tuple[str, bytes]:
-    """A privacy-stepped row as (message id, JSON body)."""
-    message_id = str(row[_IDS[kind]])
-    body = json.dumps({"kind": kind, "row": row}, default=_plain, separators=(",", ":"))
+def encode(rows: list[tuple[str, Row]]) -> tuple[str, bytes]:
+    """The privacy-stepped rows of one request as (message id, JSON body).
+
+    One message per request, not per event: a 100-event batch costs the stream one
+    acknowledgement, not a hundred. The message id is the row's own id for one row, else a
+    digest of every row's id, so a client's resend of the same batch (same event ids) is
+    dropped by the stream's duplicate window; the writer's idempotent insert covers the rest.
+    """
+    ids = [str(row[_IDS[kind]]) for kind, row in rows]
+    message_id = ids[0] if len(ids) == 1 else \
+        "b-" + hashlib.sha256(",".join(ids).encode()).hexdigest()[:40]
+    body = json.dumps({"rows": [{"kind": kind, "row": row} for kind, row in rows]},
+                      default=_plain, separators=(",", ":"))
     return message_id, body.encode()
 
 
-def decode(data: bytes) -> tuple[str, Row]:
-    """(kind, row) of a message, typed again; :class:`BadMessage` for anything else."""
+def decode(data: bytes) -> list[tuple[str, Row]]:
+    """The (kind, row) pairs of a message, typed again; :class:`BadMessage` for anything else."""
     try:
-        message = json.loads(data)
-        kind, row = message["kind"], message["row"]
-        if kind not in _IDS or not isinstance(row, dict):
-            raise BadMessage(f"not a Waymark row: kind {kind!r}")
-        for key, value in row.items():
-            if value is None:
-                continue
-            if key in _UUIDS:
-                row[key] = uuid.UUID(value)
-            elif key in _TIMES:
-                row[key] = datetime.fromisoformat(value)
-            elif key in _BYTES:
-                row[key] = bytes.fromhex(value)
+        return [_typed(entry["kind"], entry["row"]) for entry in json.loads(data)["rows"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise BadMessage(str(exc)) from exc
+
+
+def _typed(kind: str, row: Row) -> tuple[str, Row]:
+    if kind not in _IDS or not isinstance(row, dict):
+        raise BadMessage(f"not a Waymark row: kind {kind!r}")
+    for key, value in row.items():
+        if value is None:
+            continue
+        if key in _UUIDS:
+            row[key] = uuid.UUID(value)
+        elif key in _TIMES:
+            row[key] = datetime.fromisoformat(value)
+        elif key in _BYTES:
+            row[key] = bytes.fromhex(value)
     return kind, row
 
 
@@ -202,20 +214,20 @@ class StreamPublisher:
             return False
         try:
             loop = self._started()
-            messages, screened = self._screen(batch)
+            message, kept = self._screen(batch)
         except (OSError, TimeoutError, nats.errors.Error, psycopg.OperationalError) as exc:
             log.warning("waymark: cannot publish now (%s)", exc)
             self.dropped["stream_unavailable"] += len(batch)
             return False
         self.counters["accepted"] += len(batch)
-        if receipt is not None and screened:
-            receipt.settle(screened)  # dropped on purpose: nothing to wait for
-        if not messages:
+        if receipt is not None and kept < len(batch):
+            receipt.settle(len(batch) - kept)  # dropped on purpose: nothing to wait for
+        if message is None:
             return True
         with self._idle:
-            self._in_flight += len(messages)
-        future = asyncio.run_coroutine_threadsafe(self._publish(messages), loop)
-        future.add_done_callback(lambda done: self._published(done, len(messages), receipt))
+            self._in_flight += kept
+        future = asyncio.run_coroutine_threadsafe(self._publish(message), loop)
+        future.add_done_callback(lambda done: self._published(done, kept, receipt))
         return True
 
     def withdraw(self, batch: list[Row]) -> int:
@@ -304,30 +316,25 @@ class StreamPublisher:
 
     # ---- inside -----------------------------------------------------------------------
 
-    def _screen(self, batch: list[Row]) -> tuple[list[tuple[str, bytes]], int]:
-        """The messages of ``batch`` after the privacy step and the hook; and how many
-        items were dropped on purpose (crawlers, the hook)."""
-        messages: list[tuple[str, bytes]] = []
+    def _screen(self, batch: list[Row]) -> tuple[tuple[str, bytes] | None, int]:
+        """The one message of ``batch`` after the privacy step and the hook (None when
+        every item was dropped on purpose: a crawler, the hook), and how many rows it holds."""
+        rows: list[tuple[str, Row]] = []
         with self._lock:
             for item in batch:
-                kind = item.get("kind", "event")
                 row = screen(self.privacy, self.before_store, self._salt_connection, item,
                              self.dropped)
                 if row is not None:
-                    messages.append(encode(kind, row))
-        return messages, len(batch) - len(messages)
+                    rows.append((item.get("kind", "event"), row))
+        return (encode(rows) if rows else None), len(rows)
 
-    async def _publish(self, messages: list[tuple[str, bytes]]) -> None:
+    async def _publish(self, message: tuple[str, bytes]) -> None:
         js = self._js
         if js is None:
             raise nats.errors.ConnectionClosedError
-        acks = await asyncio.gather(*(
-            js.publish(self.subject, body, timeout=self.settings.ack_timeout,
-                       stream=self.settings.stream_name, headers={"Nats-Msg-Id": message_id})
-            for message_id, body in messages), return_exceptions=True)
-        failed = [ack for ack in acks if isinstance(ack, BaseException)]
-        if failed:
-            raise failed[0]
+        message_id, body = message
+        await js.publish(self.subject, body, timeout=self.settings.ack_timeout,
+                         stream=self.settings.stream_name, headers={"Nats-Msg-Id": message_id})
 
     def _published(self, done: concurrent.futures.Future[None], count: int,
                    receipt: Receipt | None) -> None:

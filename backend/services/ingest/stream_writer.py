@@ -56,6 +56,10 @@ class StreamWriter:
         self.store = Store(self.counters, Contention(), settings.dead_letter_cap)
         self.heartbeat = Heartbeat("writer", self.stats)
         self._conn: psycopg.Connection[Any] | None = None
+        #: messages per fetch: a message holds one request's rows (1 to 100), so a
+        #: transaction holds at most batch_size × 10 rows (the in-process writer's batches
+        #: grow to batch_size × 8 under a backlog)
+        self._fetch_size = max(1, settings.batch_size // 10)
 
     def stats(self) -> dict[str, Any]:
         """This process's counters (summed by ``/health`` with every other process's)."""
@@ -75,11 +79,10 @@ class StreamWriter:
                 stream=self.settings.stream_name,
                 config=api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, ack_wait=ACK_WAIT,
                                           max_deliver=-1,
-                                          max_ack_pending=self.settings.batch_size * 20))
+                                          max_ack_pending=self._fetch_size * 20))
             while not stop.is_set():
                 try:
-                    messages = await consumer.fetch(self.settings.batch_size,
-                                                    timeout=FETCH_TIMEOUT)
+                    messages = await consumer.fetch(self._fetch_size, timeout=FETCH_TIMEOUT)
                 except nats.errors.TimeoutError:
                     await asyncio.to_thread(self._beat)
                     continue
@@ -102,7 +105,7 @@ class StreamWriter:
             if message.metadata.num_delivered > 1:
                 self.counters["redelivered"] += 1
             try:
-                rows.append(stream.decode(message.data))
+                rows.extend(stream.decode(message.data))
                 kept.append(message)
             except stream.BadMessage as exc:
                 # not something Waymark published (the subject is ours alone): a bug or

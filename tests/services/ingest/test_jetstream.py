@@ -169,7 +169,7 @@ def test_a_redelivered_batch_is_stored_once(js_app: Flask, db_url: str,
                                       stream=settings.stream_name)
         messages = await sub.fetch(100, timeout=5)
         writer = StreamWriter(db_url, settings)
-        batch = stream.batch_of([stream.decode(m.data) for m in messages])
+        batch = stream.batch_of([row for m in messages for row in stream.decode(m.data)])
         await asyncio.to_thread(writer._store, [batch])
         # committed, never acknowledged: the stream delivers them again (after ack_wait
         # for a writer that died; at once here, where the consumer says "not done")
@@ -181,8 +181,8 @@ def test_a_redelivered_batch_is_stored_once(js_app: Flask, db_url: str,
     sessions = "SELECT session_id, page_count, event_count FROM user_sessions ORDER BY 1"
     before = conn.execute(sessions).fetchall()
     with RunningWriter(db_url, settings) as writer:
-        wait_for(lambda: writer.counters["delivered"] >= 21)
-    assert writer.counters["redelivered"] >= 21
+        wait_for(lambda: writer.counters["delivered"] >= 2)  # the batch, the launch ping
+    assert writer.counters["redelivered"] >= 2
     assert count(conn, "user_activity_events") == 20
     assert count(conn, "user_sessions", "is_app_launch") == 1
     assert conn.execute(sessions).fetchall() == before  # no count added twice
