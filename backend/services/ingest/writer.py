@@ -63,6 +63,11 @@ IDLE_POLL = 0.1
 #: with a backlog of at least one batch, a batch may grow to this many times batch_size.
 BACKLOG_FACTOR = 8
 HURRY_POLL = 0.05  # how soon a waiting batch notices flush()
+#: an urgent batch goes when at most this many batches are ahead of it in the database stage:
+#: 0 — while one transaction runs, the next one gathers every request that arrives (with 16
+#: clients 3.8 events a transaction instead of 1.8, and 1,220 instead of 910 events/s:
+#: bench/README.md "Durable acknowledgement")
+GROUP_AHEAD = 0
 
 #: a prepared batch on its way to the database stage: (number, queue items, its batches,
 #: the receipts of its items and how many items each)
@@ -295,6 +300,7 @@ class EventWriter:
             finally:
                 (settle_all if written else fail_all)(receipts)
                 self._finished(seq, count)
+                self._wake.set()  # a gathering batch that waits for its turn goes now
 
     def _write(self, pending: list[PreparedBatch]) -> bool:
         self._store.write(self._connection(), pending)
@@ -331,13 +337,22 @@ class EventWriter:
                 urgent = urgent or self._claims.any_of(more)
                 continue
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or urgent or self._hurry.is_set() or self._stop.is_set():
-                break  # (urgent: someone waits for a commit — group commit)
+            if remaining <= 0 or (urgent and self._ahead() <= GROUP_AHEAD) \
+                    or self._hurry.is_set() or self._stop.is_set():
+                # urgent: someone waits for a commit. Group commit: the batch goes as soon
+                # as the database stage is free; until then it takes in every request that
+                # arrives, so one transaction answers them all
+                break
             # then take what arrived meanwhile at once: waking for every item would take
             # the GIL from a busy host's requests once per item
             self._wake.wait(min(remaining, HURRY_POLL))
             self._wake.clear()
         return batch
+
+    def _ahead(self) -> int:
+        """Batches taken and not yet finished by the database stage (each counter has one
+        writing thread: the gathering thread numbers batches, the database stage finishes)."""
+        return self._prepared_seq - self._preparer.done_seq
 
     def _retrying(self, stage: str, count: int, action: Callable[[], T],
                   reset: Callable[[], None]) -> T | None:
