@@ -42,6 +42,7 @@ from backend.services.analytics.overview import (
     activity_over_time,
     live_events,
     recent_activity,
+    referrer_sources,
     risk_distribution,
 )
 from backend.services.analytics.pages import page_views as page_view_summary
@@ -187,6 +188,17 @@ def activity() -> ResponseReturnValue:
     now = datetime.now(UTC)
     return _as_caller(lambda conn: activity_over_time(conn, now=now, days=days),
                       table=("series", "activity"))
+
+
+@bp.get("/sources")
+@require_caller("admin")
+def sources() -> ResponseReturnValue:
+    """Sessions by referring site (direct when none, or the site's own pages)."""
+    days = _days()
+    now = datetime.now(UTC)
+    own = (request.host, *get_state().settings.allowed_origins)
+    return _as_caller(lambda conn: referrer_sources(conn, now=now, days=days, own_hosts=own),
+                      table=("sources", "sources"))
 
 
 @bp.get("/live")

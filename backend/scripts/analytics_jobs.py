@@ -8,7 +8,7 @@ students), shows a progress bar on a terminal and prints one summary line.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -166,6 +166,9 @@ def demo_command(students: int, days: int, events: int, seed: int, if_empty: boo
         _, pages = roll_up(db, now=now, lookback_days=days + 1)
         roll_up_hours(db, now=now)
         params = risk.params_from_settings(runtime.load_settings())
+        # the nightly score's past runs, a week apart, so risk over time has a history
+        for weeks_back in range(DEMO_SCORE_HISTORY_WEEKS, 0, -1):
+            score_all(db, now=now - timedelta(weeks=weeks_back), batch_size=500, params=params)
         scored = score_all(db, now=now, batch_size=500, params=params)
         _, added = write_milestones(db, now=now, batch_size=500)
         click.echo(f"admin ids (any uuid works as admin): {', '.join(loaded.admin_ids)}")
@@ -181,5 +184,8 @@ def demo_command(students: int, days: int, events: int, seed: int, if_empty: boo
                         at_risk=scored["at_risk"], milestones=added,
                         seconds=f"{time.monotonic() - started:.1f}")
 
+
+#: weekly past scores `waymark demo` stores before today's (the student detail's history)
+DEMO_SCORE_HISTORY_WEEKS = 3
 
 COMMANDS: list[click.Command] = [rollup_command, score_command, milestones_command, demo_command]

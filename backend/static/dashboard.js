@@ -292,7 +292,7 @@
     const days = state.days;
     // Cards are placed in call order (each makes its card before its first await).
     await Promise.all([activityCard(days), riskOverTime(days), pagesCard(days), quests(days),
-                       sources(days), errorsCard(days), atRisk(days)]);
+                       sources(days), campaigns(days), errorsCard(days), atRisk(days)]);
     startLive();
   }
 
@@ -358,7 +358,27 @@
   }
 
   async function sources(days) {
-    const c = card("Sources and campaigns", { csv: [`/attribution?days=${days}`, "campaigns"],
+    const c = card("Sources", { csv: [`/sources?days=${days}`, "sources"],
+      sub: "Sessions by the site that referred them" });
+    try {
+      const r = await getJSON(`/sources?days=${days}`);
+      const rows = r.sources.map((x) => ({ ...x, name: x.source || "Direct / none" }));
+      const top = rows.slice(0, 8);
+      c.fill(rows.length ? el("div", {},
+        chart("sources", "bar", { labels: top.map((x) => x.name),
+          datasets: [{ label: "Sessions", data: top.map((x) => x.sessions), backgroundColor: COLORS.blue }] },
+        { indexAxis: "y", plugins: { legend: { display: false } } },
+        { summary: `Sessions by source: ${top.map((x) => `${x.name}: ${x.sessions}`).join(", ")}` }),
+        table(`Sources, last ${days} days`, [
+          { key: "name", label: "Source" },
+          { key: "sessions", label: "Sessions", num: true },
+          { key: "visitors", label: "Visitors", num: true, opt: true },
+        ], rows, { sortKey: "sessions" })) : empty("No sessions in this period."));
+    } catch (e) { c.fail(e); }
+  }
+
+  async function campaigns(days) {
+    const c = card("Campaigns", { csv: [`/attribution?days=${days}`, "campaigns"],
       sub: "Landing visits and conversions (last touch)" });
     try {
       const a = await getJSON(`/attribution?days=${days}`);

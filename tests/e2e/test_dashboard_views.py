@@ -164,6 +164,7 @@ def test_admin_view_charts_tables_live_counter_and_student_detail(browser: Any, 
     token = demo.auth.token(demo.admin, "admin")
     activity = api(demo, token, "/activity?days=30")
     quests = api(demo, token, "/popular-quests?days=30&limit=8")["quests"]
+    referred = api(demo, token, "/sources?days=30")["sources"]
     for width in WIDTHS:
         visit = open_view(browser, demo, token, width)
         page = visit.page
@@ -179,6 +180,11 @@ def test_admin_view_charts_tables_live_counter_and_student_detail(browser: Any, 
                                                  funnel["Completed"], strict=True))
         assert sum(sum(d["data"]) for d in drawn["risk"]["datasets"]) > 0
         assert sum(drawn["devices"]["datasets"][0]["data"]) > 0
+        # Sources: the API's top hosts in its order, direct first by name, a real referrer
+        assert drawn["sources"]["labels"] == [s["source"] or "Direct / none"
+                                              for s in referred[:8]]
+        assert drawn["sources"]["datasets"][0]["data"] == [s["sessions"] for s in referred[:8]]
+        assert "instagram.com" in drawn["sources"]["labels"]
         pages = page.inner_text("section[aria-label='Top pages'] table")
         assert "/quests" in pages and "/leaderboard" in pages  # page names, not ids
         assert "Page 1 of" in page.inner_text("section[aria-label='Students at risk']")
@@ -198,7 +204,8 @@ def test_admin_view_charts_tables_live_counter_and_student_detail(browser: Any, 
     at_risk.locator("tbody tr th a").first.click()
     page.wait_for_selector("body[data-ready=true] #detail", state="attached")
     assert page.locator("#detail .factors li").count() >= 3
-    assert "risk-history" in charts(page)
+    history = charts(page)["risk-history"]
+    assert len(history["labels"]) >= 4  # the demo's weekly past scores and today's
     check_page(visit, "admin-student-detail", 1440)
     page.close()
 

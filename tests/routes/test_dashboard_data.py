@@ -156,3 +156,34 @@ def test_dashboard_page_is_locked_down_and_ships_its_chart_library(client: Flask
     version = (STATIC / "vendor/chartjs/VERSION").read_text()
     assert "Chart.js 4.6.2" in version
     assert json.dumps("eval(") not in (STATIC / "dashboard.js").read_text()
+
+
+def test_sources_count_sessions_by_referring_host_with_direct_and_self_referrals(
+        client: FlaskClient, auth: Any, conn: psycopg.Connection[Any]) -> None:
+    """Only a referrer's host counts, without www.; no referrer and the site's own pages
+    (the request's host, here "localhost") are direct; a student may not read it."""
+    sessions = [uuid.UUID(int=n) for n in range(10, 17)]
+    referrers = ["https://www.google.com/search", "https://google.com/", "https://Instagram.com/p",
+                 None, "http://localhost/quests", "https://www.google.com/", None]
+    for index, (session, referrer) in enumerate(zip(sessions, referrers, strict=True)):
+        add_event(conn, "page_view", NOW - timedelta(hours=index), session_id=session,
+                  visitor_hash=bytes([index]) * 16, referrer=referrer, page_path="/")
+    # a second event of the first session, from elsewhere: the session counts once
+    add_event(conn, "page_view", NOW - timedelta(minutes=5), session_id=sessions[0],
+              visitor_hash=b"\x00" * 16, referrer=None, page_path="/b")
+    # older than the period: not counted
+    add_event(conn, "page_view", NOW - timedelta(days=40), session_id=uuid.UUID(int=99),
+              visitor_hash=b"o" * 16, referrer="https://bing.com/", page_path="/")
+    body = get(client, auth, "/sources?days=30").get_json()
+    assert body["sources"] == [
+        {"source": None, "sessions": 3, "visitors": 3},  # a tie: direct first
+        {"source": "google.com", "sessions": 3, "visitors": 3},
+        {"source": "instagram.com", "sessions": 1, "visitors": 1},
+    ]
+    with freeze_time(NOW):
+        csv_answer = client.get("/api/analytics/sources?days=30&format=csv",
+                                headers=auth.header(ADMIN, "admin"))
+    assert csv_answer.status_code == 200
+    assert [r["source"] for r in csv.DictReader(io.StringIO(csv_answer.get_data(as_text=True)))
+            ] == ["", "google.com", "instagram.com"]
+    assert get(client, auth, "/sources", STUDENT, "student").status_code == 403

@@ -51,6 +51,24 @@ def activity_over_time(conn: psycopg.Connection[Any], *, now: datetime, days: in
     }
 
 
+def referrer_sources(conn: psycopg.Connection[Any], *, now: datetime, days: int,
+                     own_hosts: tuple[str, ...] = (), limit: int = 50) -> dict[str, Any]:
+    """Sessions of the last ``days`` by referring host; ``None`` is direct (no referrer, or
+    one of ``own_hosts``: a page of the site itself)."""
+    lo = day_start(now.date() - timedelta(days=days - 1))
+    rows = fetch_all(conn, QUERIES["referrer_sources"], {
+        "lo": lo, "now": now, "own_hosts": [own_host(h) for h in own_hosts], "limit": limit})
+    return {"days": days, "sources": [
+        {"source": row["source"], "sessions": int(row["sessions"]),
+         "visitors": int(row["visitors"])} for row in rows]}
+
+
+def own_host(host: str) -> str:
+    """A host as ``referrer_sources`` compares it: lower case, no port, no ``www.``."""
+    name = host.lower().split("://")[-1].split("/")[0].rsplit(":", 1)[0]
+    return name.removeprefix("www.")
+
+
 def live_events(conn: psycopg.Connection[Any], *, now: datetime,
                 minutes: int = LIVE_MINUTES) -> dict[str, Any]:
     """Events and distinct visitors in the last ``minutes`` (the caller's rows, under RLS)."""

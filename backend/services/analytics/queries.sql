@@ -1205,3 +1205,24 @@ WHERE user_id = %(user_id)s AND occurred_at <= %(now)s
   AND event_type IN ('quest_started', 'quest_completed', 'badge_earned')
 ORDER BY occurred_at DESC
 LIMIT %(limit)s
+
+-- referrer_sources --
+-- Sessions in [%(lo)s, %(now)s] by the host that referred them (Plausible's "Sources"):
+-- only the host of a stored referrer (ingestion already dropped its query), without
+-- "www."; a session with no referrer, or referred by one of %(own_hosts)s (the site's own
+-- pages), is "direct" (source NULL). Most sessions first.
+WITH sessions AS (
+    SELECT session_id,
+           min(lower(substring(referrer FROM '^[A-Za-z][A-Za-z0-9+.-]*://(?:www\.)?([^/:?#@]+)')))
+               AS host,
+           min(coalesce(user_id::text, encode(visitor_hash, 'hex'))) AS visitor
+    FROM public.user_activity_events
+    WHERE occurred_at >= %(lo)s AND occurred_at <= %(now)s AND session_id IS NOT NULL
+    GROUP BY session_id
+)
+SELECT CASE WHEN host = ANY(%(own_hosts)s::text[]) THEN NULL ELSE host END AS source,
+       count(*) AS sessions, count(DISTINCT visitor) AS visitors
+FROM sessions
+GROUP BY 1
+ORDER BY 2 DESC, 1 NULLS FIRST
+LIMIT %(limit)s
