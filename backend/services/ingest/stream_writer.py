@@ -42,6 +42,7 @@ log = logging.getLogger("waymark.writer")
 #: seconds a delivered message may stay unacknowledged before it is delivered again
 ACK_WAIT = 30.0
 FETCH_TIMEOUT = 1.0
+RECONNECT_DELAY = 1.0
 BACKOFF_FIRST = 0.05
 BACKOFF_CAP = 2.0
 
@@ -66,10 +67,22 @@ class StreamWriter:
         return {k: self.counters.get(k, 0) for k in (
             "delivered", "written", "duplicates", "redelivered", "retried", "dead_lettered",
             "dead_letters_over_cap", "batches", "errors_written", "sessions_touched",
-            "writer_errors", "bad_messages", "conflict_fallbacks")}
+            "writer_errors", "bad_messages", "conflict_fallbacks", "nats_errors")}
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set; the batch in hand is finished first."""
+        """Consume until ``stop`` is set; the batch in hand is finished first. A lost NATS
+        node, a stream or consumer leader being elected, a timeout: the writer reconnects
+        and goes on (what it had not acknowledged is delivered again)."""
+        while not stop.is_set():
+            try:
+                await self._consume(stop)
+            except (OSError, TimeoutError, nats.errors.Error) as exc:
+                self.counters["nats_errors"] += 1
+                log.warning("waymark writer: NATS unavailable (%s: %s); reconnecting",
+                            type(exc).__name__, exc)
+                await asyncio.sleep(RECONNECT_DELAY)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
         nc = await stream.connect(self.settings)
         try:
             js = nc.jetstream()
@@ -83,7 +96,7 @@ class StreamWriter:
             while not stop.is_set():
                 try:
                     messages = await consumer.fetch(self._fetch_size, timeout=FETCH_TIMEOUT)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nothing to fetch (nats' TimeoutError is one too)
                     await asyncio.to_thread(self._beat)
                     continue
                 await self._write(messages)
@@ -91,9 +104,10 @@ class StreamWriter:
         finally:
             # the last acknowledgements out, then close (a drain waits on the pull
             # subscription's pending fetch)
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
+            with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
                 await nc.flush(timeout=2)
-            await nc.close()
+            with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
+                await nc.close()
             await asyncio.to_thread(self._disconnect)
 
     async def _write(self, messages: list[Msg]) -> None:
