@@ -544,7 +544,7 @@
       el("h3", { text: `Risk over time, last ${state.days} days` }),
       history.length ? chart("risk-history", "line", {
         labels: history.map((h) => fmt.date(h.at)),
-        datasets: [{ label: "Risk score", data: history.map((h) => h.score), borderColor: COLORS.red, backgroundColor: COLORS.red, tension: 0.2 }],
+        datasets: [{ label: "Risk score", data: history.map((h) => h.score), borderColor: COLORS.red, backgroundColor: COLORS.red, tension: 0 }],
       }, { scales: { y: { min: 0, max: 1 } }, plugins: { legend: { display: false } } },
       { size: "short", summary: `Risk score on ${history.length} assessments, latest ${history[history.length - 1].score.toFixed(2)}` })
         : empty("No stored assessment yet: the nightly score job stores one a day."),
