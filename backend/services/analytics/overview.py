@@ -59,8 +59,8 @@ def referrer_sources(conn: psycopg.Connection[Any], *, now: datetime, days: int,
     rows = fetch_all(conn, QUERIES["referrer_sources"], {
         "lo": lo, "now": now, "own_hosts": [own_host(h) for h in own_hosts], "limit": limit})
     return {"days": days, "sources": [
-        {"source": row["source"], "sessions": int(row["sessions"]),
-         "visitors": int(row["visitors"])} for row in rows]}
+        {"source": row["source"], "sessions": int(row["sessions"])}
+        for row in rows if row["sessions"]]}
 
 
 def own_host(host: str) -> str:

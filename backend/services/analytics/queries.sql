@@ -1209,20 +1209,24 @@ LIMIT %(limit)s
 -- referrer_sources --
 -- Sessions in [%(lo)s, %(now)s] by the host that referred them (Plausible's "Sources"):
 -- only the host of a stored referrer (ingestion already dropped its query), without
--- "www."; a session with no referrer, or referred by one of %(own_hosts)s (the site's own
--- pages), is "direct" (source NULL). Most sessions first.
-WITH sessions AS (
+-- "www.". Only rows with a referrer are grouped (the dashboard loads this beside the
+-- activity card's scans); direct (source NULL) is every other session: no referrer, or
+-- referred by one of %(own_hosts)s (the site's own pages). Most sessions first.
+WITH referred AS (
     SELECT session_id,
            min(lower(substring(referrer FROM '^[A-Za-z][A-Za-z0-9+.-]*://(?:www\.)?([^/:?#@]+)')))
-               AS host,
-           min(coalesce(user_id::text, encode(visitor_hash, 'hex'))) AS visitor
+               AS host
     FROM public.user_activity_events
     WHERE occurred_at >= %(lo)s AND occurred_at <= %(now)s AND session_id IS NOT NULL
+      AND referrer IS NOT NULL
     GROUP BY session_id
+), external AS (
+    SELECT host FROM referred WHERE NOT host = ANY(%(own_hosts)s::text[])
 )
-SELECT CASE WHEN host = ANY(%(own_hosts)s::text[]) THEN NULL ELSE host END AS source,
-       count(*) AS sessions, count(DISTINCT visitor) AS visitors
-FROM sessions
-GROUP BY 1
+SELECT host AS source, count(*) AS sessions FROM external GROUP BY 1
+UNION ALL
+SELECT NULL, (SELECT count(DISTINCT session_id) FROM public.user_activity_events
+              WHERE occurred_at >= %(lo)s AND occurred_at <= %(now)s
+                AND session_id IS NOT NULL) - (SELECT count(*) FROM external)
 ORDER BY 2 DESC, 1 NULLS FIRST
 LIMIT %(limit)s
