@@ -17,9 +17,28 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-from pg_cluster import free_port
+from pg_cluster import Cluster, free_port, scratch_root, server_user
+
+from backend import migrations
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
+
+
+@contextmanager
+def own_postgres(prefix: str) -> Iterator[Cluster]:
+    """A PostgreSQL of the drill's own (so it can be crashed), with a migrated ``drill``
+    database."""
+    with scratch_root(prefix) as root:
+        cluster = Cluster(root, "data", server_user())
+        try:
+            cluster.init()
+            cluster.start()
+            with psycopg.connect(cluster.url(), autocommit=True) as conn:
+                conn.execute("CREATE DATABASE drill")
+            migrations.migrate(cluster.url("drill"))
+            yield cluster
+        finally:
+            cluster.stop()
 
 
 @contextmanager
@@ -106,4 +125,4 @@ def stored(db_url: str, ids: set[str]) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows}
 
 
-__all__ = ["UA", "Load", "free_port", "kill", "serving", "stored"]
+__all__ = ["UA", "Load", "free_port", "kill", "own_postgres", "serving", "stored"]

@@ -20,30 +20,18 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import nats
-import psycopg
 import pytest
-from drill_support import Load, free_port, serving, stored
+from drill_support import Load, free_port, own_postgres, serving, stored
 from nats_support import Nats, nats_servers
-from pg_cluster import Cluster, scratch_root, server_user
-
-from backend import migrations
+from pg_cluster import Cluster
 
 STREAM = "DRILL"
 
 
 @pytest.fixture(scope="module")
 def own_server() -> Iterator[Cluster]:
-    with scratch_root("wm-jsdrill-") as root:
-        cluster = Cluster(root, "data", server_user())
-        try:
-            cluster.init()
-            cluster.start()
-            with psycopg.connect(cluster.url(), autocommit=True) as conn:
-                conn.execute("CREATE DATABASE drill")
-            migrations.migrate(cluster.url("drill"))
-            yield cluster
-        finally:
-            cluster.stop()
+    with own_postgres("wm-jsdrill-") as cluster:
+        yield cluster
 
 
 def _env(nats_urls: str) -> dict[str, str]:

@@ -14,29 +14,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from drill_support import Load, free_port, serving, stored
-from pg_cluster import Cluster, scratch_root, server_user
-
-from backend import migrations
+from drill_support import Load, free_port, own_postgres, serving, stored
+from pg_cluster import Cluster
 
 OUTAGE_SECONDS = 4.0
 
 
 @pytest.fixture(scope="module")
 def own_server() -> Iterator[Cluster]:
-    with scratch_root("wm-restart-") as root:
-        cluster = Cluster(root, "data", server_user())
-        try:
-            cluster.init()
-            cluster.start()
-            with psycopg.connect(cluster.url(), autocommit=True) as conn:
-                conn.execute("CREATE DATABASE drill")
-            migrations.migrate(cluster.url("drill"))
-            yield cluster
-        finally:
-            cluster.stop()
+    with own_postgres("wm-restart-") as cluster:
+        yield cluster
 
 
 def test_nothing_answered_202_is_lost_when_postgresql_restarts(own_server: Cluster,

@@ -36,6 +36,7 @@ from nats.js import JetStreamContext, api
 from backend.config import Settings
 from backend.services.ingest.batch import PreparedBatch, Row
 from backend.services.ingest.counters import Heartbeat
+from backend.services.ingest.crawlers import CrawlerCheck
 from backend.services.ingest.prepare import BeforeStore, screen
 from backend.services.ingest.privacy_step import PrivacyStep, Verifier
 from backend.services.ingest.receipts import Receipt
@@ -165,7 +166,7 @@ def _plain(value: Any) -> Any:
 # ---- the app node's side ---------------------------------------------------------------
 
 
-class StreamPublisher:
+class StreamPublisher(CrawlerCheck):
     """What ``state.writer`` is in the JetStream mode: the same calls as ``EventWriter``.
 
     ``submit_all`` runs the privacy step on the request thread (the raw facts never leave
@@ -239,17 +240,6 @@ class StreamPublisher:
         """Nothing is queued here; a forgotten user's messages in the stream are dropped by
         the writers' tombstone check (``waymark.is_forgotten``), as in-process."""
         return 0
-
-    def is_crawler(self, user_agent: str | None) -> bool:
-        """As ``EventWriter.is_crawler``: counted, so a launch ping answers 204."""
-        if self.crawler_reason(user_agent) is None:
-            return False
-        self.dropped["crawler:sessions"] += 1
-        return True
-
-    def crawler_reason(self, user_agent: str | None) -> str | None:
-        """Why the privacy step drops this user agent, or None."""
-        return self.privacy.reduce(user_agent or "").bot_reason
 
     def start(self) -> None:
         """Connect now (``submit`` does it lazily)."""

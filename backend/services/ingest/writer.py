@@ -46,6 +46,7 @@ from backend.services.ingest.batch import PreparedBatch, Row
 from backend.services.ingest.bounded_queue import BoundedQueue, Empty
 from backend.services.ingest.copy_payload import EVENT_COLUMNS, EVENT_TYPES_SQL
 from backend.services.ingest.counters import Heartbeat
+from backend.services.ingest.crawlers import CrawlerCheck
 from backend.services.ingest.items import estimated_bytes
 from backend.services.ingest.pacing import Contention
 from backend.services.ingest.prepare import BatchPreparer, BeforeStore
@@ -76,7 +77,7 @@ Job = tuple[int, int, list[PreparedBatch], Counter[Receipt]]
 T = TypeVar("T")
 
 
-class EventWriter:
+class EventWriter(CrawlerCheck):
     """Owns the queue and the threads of one process (see the module docstring)."""
 
     _items: BoundedQueue[Row]
@@ -200,18 +201,6 @@ class EventWriter:
                 thread.join(timeout=1.0)
         self._disconnect()
         self._disconnect_salts()
-
-    def is_crawler(self, user_agent: str | None) -> bool:
-        """Whether a request comes from a crawler (counted as dropped): app-launch pings
-        answer 204 for crawlers at once instead of queueing what would be dropped anyway."""
-        if self.crawler_reason(user_agent) is None:
-            return False
-        self.dropped["crawler:sessions"] += 1
-        return True
-
-    def crawler_reason(self, user_agent: str | None) -> str | None:
-        """Why the privacy step will drop this user agent as a crawler, or None (no count)."""
-        return self.privacy.reduce(user_agent or "").bot_reason
 
     def drop_user(self, user_id: uuid.UUID | str) -> int:
         """Remove still-queued items that name ``user_id`` (forget runs this before deleting)."""
