@@ -8,11 +8,13 @@ binary is missing (the README's setup installs it).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +23,9 @@ from pathlib import Path
 
 import pytest
 from pg_cluster import free_port
+
+from backend.config import Settings
+from backend.services.ingest.stream_writer import StreamWriter
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
@@ -112,3 +117,32 @@ def _wait_port(port: int, log: Path, timeout: float = 15.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise AssertionError("nats-server did not start: " + log.read_text()[-2000:])
+
+
+class RunningWriter:
+    """A ``StreamWriter`` on its own event loop thread, stopped (batch finished) on exit."""
+
+    def __init__(self, db_url: str, settings: Settings) -> None:
+        self.writer = StreamWriter(db_url, settings)
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self._ready.set()
+            await self.writer.run(self._stop)
+        asyncio.run(main())
+
+    def __enter__(self) -> StreamWriter:
+        self._thread.start()
+        self._ready.wait(5)
+        return self.writer
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=15)

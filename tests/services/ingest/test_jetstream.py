@@ -20,11 +20,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from ingestion_support import CHROME_UA, count
-from nats_support import Nats, nats_servers
+from nats_support import Nats, RunningWriter, nats_servers
 from pg_cluster import free_port
 
 from backend import create_app
-from backend.config import Settings
 from backend.services.ingest import stream
 from backend.services.ingest.stream import StreamPublisher
 from backend.services.ingest.stream_writer import StreamWriter
@@ -57,35 +56,6 @@ def _client(app: Flask) -> FlaskClient:
     client = app.test_client()
     client.environ_base.update({"REMOTE_ADDR": TEST_IP, "HTTP_USER_AGENT": TEST_UA})
     return client
-
-
-class RunningWriter:
-    """A ``StreamWriter`` on its own event loop thread, stopped (batch finished) on exit."""
-
-    def __init__(self, db_url: str, settings: Settings) -> None:
-        self.writer = StreamWriter(db_url, settings)
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            self._ready.set()
-            await self.writer.run(self._stop)
-        asyncio.run(main())
-
-    def __enter__(self) -> StreamWriter:
-        self._thread.start()
-        self._ready.wait(5)
-        return self.writer
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=15)
 
 
 def wait_for(predicate: Any, timeout: float = 15.0) -> None:
