@@ -34,6 +34,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
 
 from backend.config import Settings
+from backend.services.ingest import connections
 from backend.services.ingest.batch import PreparedBatch, Row
 from backend.services.ingest.counters import Heartbeat
 from backend.services.ingest.crawlers import CrawlerCheck
@@ -265,9 +266,7 @@ class StreamPublisher(CrawlerCheck):
                 asyncio.run_coroutine_threadsafe(self._disconnect(), loop).result(timeout)
             loop.call_soon_threadsafe(loop.stop)
         conn, self._salt_conn = self._salt_conn, None
-        if conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                conn.close()
+        connections.close(conn)
 
     def stats(self) -> dict[str, Any]:
         """This process's counters (``/health`` sums them over every process)."""
@@ -406,7 +405,5 @@ class StreamPublisher(CrawlerCheck):
 
     def _salt_connection(self) -> psycopg.Connection[Any]:
         if self._salt_conn is None or self._salt_conn.closed:
-            self._salt_conn = psycopg.connect(self.url, autocommit=True, prepare_threshold=None,
-                                              connect_timeout=5,
-                                              application_name="waymark-publisher")
+            self._salt_conn = connections.connect(self.url, "waymark-publisher")
         return self._salt_conn

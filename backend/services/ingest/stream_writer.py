@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import signal
 import time
 from collections import Counter
@@ -33,6 +32,7 @@ from backend.config import Settings
 from backend.db import is_transient
 from backend.services.ingest import stream
 from backend.services.ingest.batch import PreparedBatch
+from backend.services.ingest.connections import backoff, close, connect
 from backend.services.ingest.counters import Heartbeat
 from backend.services.ingest.pacing import Contention
 from backend.services.ingest.store import Store
@@ -43,8 +43,6 @@ log = logging.getLogger("waymark.writer")
 ACK_WAIT = 30.0
 FETCH_TIMEOUT = 1.0
 RECONNECT_DELAY = 1.0
-BACKOFF_FIRST = 0.05
-BACKOFF_CAP = 2.0
 
 
 class StreamWriter:
@@ -143,9 +141,8 @@ class StreamWriter:
                                   len(messages), attempt + 1)
                 await asyncio.to_thread(self._disconnect)
                 self.counters["retried"] += 1
-                delay = min(BACKOFF_CAP, BACKOFF_FIRST * (2 ** attempt))
+                await asyncio.sleep(backoff(attempt))
                 attempt += 1
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311 - jitter
                 # still ours: not to be delivered to another writer while we retry
                 await asyncio.gather(*(m.in_progress() for m in kept),
                                      return_exceptions=True)
@@ -163,17 +160,12 @@ class StreamWriter:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.url, autocommit=True, prepare_threshold=None,
-                                         connect_timeout=5, application_name="waymark-writer")
+            self._conn = connect(self.url)
         return self._conn
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None and not conn.closed:
-            try:
-                conn.close()
-            except psycopg.Error:
-                pass
+        close(conn)
 
 
 def run_writer(url: str, settings: Settings, stop_after: float | None = None) -> None:

@@ -24,10 +24,8 @@ dead-lettered for our bug. At :meth:`close`, what still cannot be written is cou
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import random
 import threading
 import time
 import uuid
@@ -44,6 +42,7 @@ from backend.config import Settings
 from backend.db import is_transient
 from backend.services.ingest.batch import PreparedBatch, Row
 from backend.services.ingest.bounded_queue import BoundedQueue, Empty
+from backend.services.ingest.connections import backoff, close, connect
 from backend.services.ingest.copy_payload import EVENT_COLUMNS, EVENT_TYPES_SQL
 from backend.services.ingest.counters import Heartbeat
 from backend.services.ingest.crawlers import CrawlerCheck
@@ -58,8 +57,6 @@ log = logging.getLogger("waymark.writer")
 
 __all__ = ["EVENT_COLUMNS", "EVENT_TYPES_SQL", "BeforeStore", "EventWriter"]
 
-BACKOFF_FIRST = 0.05
-BACKOFF_CAP = 2.0
 IDLE_POLL = 0.1
 #: with a backlog of at least one batch, a batch may grow to this many times batch_size.
 BACKLOG_FACTOR = 8
@@ -370,9 +367,8 @@ class EventWriter(CrawlerCheck):
                 log.error("waymark writer: giving up %s %d events at exit", stage, count)
                 return None
             self.counters["retried"] += 1
-            delay = min(BACKOFF_CAP, BACKOFF_FIRST * (2 ** attempt))
+            time.sleep(backoff(attempt))
             attempt += 1
-            time.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311 - backoff jitter, not a secret
 
     def _beat(self) -> None:
         """This process's counters for ``/health``'s sum (on the preparing thread's
@@ -388,21 +384,21 @@ class EventWriter(CrawlerCheck):
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = _connect(self.url)
+            self._conn = connect(self.url)
         return self._conn
 
     def _salt_connection(self) -> psycopg.Connection[Any]:
         if self._salt_conn is None or self._salt_conn.closed:
-            self._salt_conn = _connect(self.url)
+            self._salt_conn = connect(self.url)
         return self._salt_conn
 
     def _disconnect_salts(self) -> None:
         conn, self._salt_conn = self._salt_conn, None
-        _close(conn)
+        close(conn)
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
-        _close(conn)
+        close(conn)
 
     def _after_fork(self) -> None:
         """In a forked child (gunicorn --preload) the parent's threads and sockets are not
@@ -413,16 +409,6 @@ class EventWriter(CrawlerCheck):
         self.dropped.clear()
         self.heartbeat = Heartbeat("in-process", self.stats)  # this process's own row
 
-
-def _connect(url: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(url, autocommit=True, prepare_threshold=None, connect_timeout=5,
-                           application_name="waymark-writer")
-
-
-def _close(conn: psycopg.Connection[Any] | None) -> None:
-    if conn is not None:
-        with contextlib.suppress(psycopg.Error, OSError):  # already broken
-            conn.close()
 
 
 def _first_line(exc: BaseException) -> str:
