@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 5000
 
-.PHONY: install run test lint typecheck pytest hook e2e-deps bench clean
+.PHONY: install run test lint typecheck pytest hook e2e-deps lrs-deps bench clean
 
 install: $(STAMP)
 
@@ -20,7 +20,7 @@ run: install
 	$(BIN)/waymark demo --if-empty
 	$(BIN)/waymark serve --host 127.0.0.1 --port $(PORT)
 
-test: install lint typecheck hook e2e-deps pytest
+test: install lint typecheck hook e2e-deps lrs-deps pytest
 
 lint: install
 	$(BIN)/ruff check backend tests bench
@@ -59,8 +59,19 @@ e2e-deps:
 		fi; \
 	fi
 
-bench: install
+# Ralph, a real learning record store, for the xAPI tests and bench: in a virtualenv of its
+# own (.venv-lrs), so its pins never meet Waymark's.
+LRS_STAMP := .venv-lrs/.installed
+lrs-deps: $(LRS_STAMP)
+
+$(LRS_STAMP):
+	test -x .venv-lrs/bin/python || $(PYTHON) -m venv .venv-lrs
+	.venv-lrs/bin/python -m pip install --quiet \
+		'ralph-malph[cli,lrs]==5.1.0' 'requests>=2.31' 'bcrypt>=4'
+	touch $(LRS_STAMP)
+
+bench: install lrs-deps
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache frontend-hook/node_modules
+	rm -rf $(VENV) .venv-lrs .pytest_cache .mypy_cache .ruff_cache frontend-hook/node_modules

@@ -8,6 +8,7 @@ value means the documented default below.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
@@ -73,6 +74,56 @@ class AlertSettings:
         )
 
 
+# ---- xAPI (docs/exports.md "xAPI") ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class XapiSettings:
+    """Where `waymark xapi-sync` sends statements, and as which platform."""
+
+    #: the LRS's xAPI base (``…/xAPI``; statements go to ``<endpoint>/statements``)
+    endpoint: str | None = None
+    #: the ``Authorization`` header: ``user:password`` given becomes Basic; ``Basic …`` or
+    #: ``Bearer …`` is sent as it is
+    authorization: str | None = None
+    #: the platform's home page: the actor accounts' ``homePage`` and the activities' base
+    #: (unset: the first of WAYMARK_ALLOWED_ORIGINS)
+    home_page: str | None = None
+    max_attempts: int = 5
+    retry_base_seconds: float = 1.0
+    timeout_seconds: float = 30.0
+
+    @classmethod
+    def load(cls, get: Any, allowed_origins: tuple[str, ...]) -> XapiSettings:
+        """Read the WAYMARK_XAPI_* settings through ``get``."""
+        d = cls()
+        endpoint = _str_or_none(get("XAPI_ENDPOINT"))
+        if endpoint and not endpoint.startswith(("http://", "https://")):
+            raise ConfigError("WAYMARK_XAPI_ENDPOINT must be an http:// or https:// URL")
+        home = _str_or_none(get("XAPI_HOME_PAGE")) or next(iter(allowed_origins), None)
+        if home and not home.startswith(("http://", "https://")):
+            raise ConfigError("WAYMARK_XAPI_HOME_PAGE must be an http:// or https:// URL")
+        return cls(
+            endpoint=endpoint.rstrip("/") if endpoint else None,
+            authorization=_authorization(_str_or_none(get("XAPI_AUTH"))),
+            home_page=home.rstrip("/") if home else None,
+            max_attempts=_int(get("XAPI_MAX_ATTEMPTS"), "WAYMARK_XAPI_MAX_ATTEMPTS",
+                              d.max_attempts, minimum=1),
+            retry_base_seconds=_float(get("XAPI_RETRY_SECONDS"), "WAYMARK_XAPI_RETRY_SECONDS",
+                                      d.retry_base_seconds),
+            timeout_seconds=_float(get("XAPI_TIMEOUT"), "WAYMARK_XAPI_TIMEOUT",
+                                   d.timeout_seconds),
+        )
+
+
+def _authorization(value: str | None) -> str | None:
+    if value is None or value.startswith(("Basic ", "Bearer ")):
+        return value
+    if ":" not in value:
+        raise ConfigError("WAYMARK_XAPI_AUTH must be user:password, 'Basic …' or 'Bearer …'")
+    return "Basic " + base64.b64encode(value.encode()).decode()
+
+
 # ---- settings -------------------------------------------------------------------------
 
 
@@ -120,6 +171,7 @@ class Settings:
     embedded: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    xapi: XapiSettings = field(default_factory=XapiSettings)
 
     @classmethod
     def load(cls, config: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
@@ -158,6 +210,7 @@ class Settings:
                 f"WAYMARK_JWT_SECRET / SUPABASE_JWT_SECRET must be at least {MIN_SECRET_BYTES} "
                 "bytes (HS256 with a shorter key can be brute-forced); Supabase's is longer")
         database_url = get("DATABASE_URL", "DATABASE_URL")
+        allowed_origins = _list(get("ALLOWED_ORIGINS"))
         extra = {**{k: v for k, v in environ.items() if k.startswith("WAYMARK_RISK_")},
                  **{k: v for k, v in config.items() if str(k).startswith("WAYMARK_")}}
         return cls(
@@ -177,7 +230,7 @@ class Settings:
             collect_retention_days=_int(get("COLLECT_RETENTION_DAYS"),
                                         "WAYMARK_COLLECT_RETENTION_DAYS",
                                         defaults.collect_retention_days, minimum=1),
-            allowed_origins=_list(get("ALLOWED_ORIGINS")),
+            allowed_origins=allowed_origins,
             trusted_proxies=_int(get("TRUSTED_PROXIES"), "WAYMARK_TRUSTED_PROXIES",
                                  defaults.trusted_proxies, minimum=0),
             queue_size=_int(get("QUEUE_SIZE"), "WAYMARK_QUEUE_SIZE", defaults.queue_size,
@@ -210,6 +263,7 @@ class Settings:
             embedded=bool(config.get("WAYMARK_EMBEDDED")) or database_url is None,
             extra=extra,
             alerts=AlertSettings.load(get),
+            xapi=XapiSettings.load(get, allowed_origins),
         )
 
 

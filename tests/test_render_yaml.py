@@ -24,6 +24,9 @@ MANUAL_COMMANDS = {"serve", "migrate", "forget", "export", "demo", "dev-token", 
                    # scheduled by a deployment with its own --to (a Render cron's disk is
                    # ephemeral, so render.yaml cannot hold a useful target)
                    "warehouse-export",
+                   # scheduled once a deployment has an LRS (WAYMARK_XAPI_ENDPOINT); without
+                   # one it exits with an error, so render.yaml does not run it by default
+                   "xapi-sync",
                    # a long-running worker of the JetStream mode (render.yaml: a background
                    # worker, commented out by default)
                    "writer"}

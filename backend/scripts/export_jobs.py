@@ -1,4 +1,7 @@
-"""``waymark warehouse-export``: what is new since the last run, to a warehouse's landing folder.
+"""``waymark warehouse-export`` and ``waymark xapi-sync``: data that leaves, and its deletions.
+
+``warehouse-export``: what is new since the last run, to a warehouse's landing folder.
+``xapi-sync``: the same events as xAPI statements to a learning record store.
 
 A cron job like the others: it holds its advisory lock for the run (a second run at the same
 time says so and exits 0), reads in one snapshot with a server-side cursor (flat memory) and
@@ -14,7 +17,7 @@ import click
 
 from backend.clock import now_utc
 from backend.scripts import runtime
-from backend.services.exports import warehouse
+from backend.services.exports import warehouse, xapi
 
 
 @click.command("warehouse-export")
@@ -38,4 +41,30 @@ def warehouse_export(target: Path, fmt: str, settle_minutes: int) -> None:
                     deletions=stats.deletions, files=len(stats.files))
 
 
-COMMANDS: list[click.Command] = [warehouse_export]
+@click.command("xapi-sync")
+@click.option("--settle-minutes", type=click.IntRange(0, 24 * 60), default=5, show_default=True,
+              help="Leave events received in the last N minutes for the next run.")
+def xapi_sync(settle_minutes: int) -> None:
+    """Send new quest, badge, tutor and sign-in events to the LRS as xAPI statements, and void
+    the statements of everyone forgotten since the last run."""
+    settings = runtime.load_settings().xapi
+    if not settings.endpoint:
+        raise click.ClickException("set WAYMARK_XAPI_ENDPOINT to the LRS's xAPI base URL "
+                                   "(and WAYMARK_XAPI_AUTH): docs/exports.md")
+    if not settings.home_page:
+        raise click.ClickException("set WAYMARK_XAPI_HOME_PAGE (or WAYMARK_ALLOWED_ORIGINS): "
+                                   "the platform's address names the actors and activities")
+    with runtime.locked_database("xapi-sync") as db:
+        if db is None:
+            return
+        with db.connection() as conn:
+            try:
+                stats = xapi.sync(conn, xapi.Lrs(settings), settings.home_page, now=now_utc(),
+                                  settle=timedelta(minutes=settle_minutes))
+            except xapi.LrsError as exc:
+                raise click.ClickException(str(exc)) from exc
+    runtime.summary("xapi-sync", status="done", statements=stats.statements,
+                    skipped=stats.skipped, forgets=stats.forgets, voided=stats.voided)
+
+
+COMMANDS: list[click.Command] = [warehouse_export, xapi_sync]
