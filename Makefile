@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 5000
 
-.PHONY: install run test lint typecheck pytest hook e2e-deps lrs-deps bench clean
+.PHONY: install run test lint typecheck pytest hook e2e-deps service-deps bench clean
 
 install: $(STAMP)
 
@@ -20,7 +20,7 @@ run: install
 	$(BIN)/waymark demo --if-empty
 	$(BIN)/waymark serve --host 127.0.0.1 --port $(PORT)
 
-test: install lint typecheck hook e2e-deps lrs-deps pytest
+test: install lint typecheck hook e2e-deps service-deps pytest
 
 lint: install
 	$(BIN)/ruff check backend tests bench
@@ -59,19 +59,20 @@ e2e-deps:
 		fi; \
 	fi
 
-# Ralph, a real learning record store, for the xAPI tests and bench: in a virtualenv of its
-# own (.venv-lrs), so its pins never meet Waymark's.
-LRS_STAMP := .venv-lrs/.installed
-lrs-deps: $(LRS_STAMP)
+# Local stand-ins for outside services, in a virtualenv of their own (.venv-services) so
+# their pins never meet Waymark's: Ralph, a real learning record store (the xAPI tests and
+# bench), and moto's S3-compatible server (warehouse exports to s3://).
+SERVICES_STAMP := .venv-services/.installed
+service-deps: $(SERVICES_STAMP)
 
-$(LRS_STAMP):
-	test -x .venv-lrs/bin/python || $(PYTHON) -m venv .venv-lrs
-	.venv-lrs/bin/python -m pip install --quiet \
-		'ralph-malph[cli,lrs]==5.1.0' 'requests>=2.31' 'bcrypt>=4'
-	touch $(LRS_STAMP)
+$(SERVICES_STAMP):
+	test -x .venv-services/bin/python || $(PYTHON) -m venv .venv-services
+	.venv-services/bin/python -m pip install --quiet \
+		'ralph-malph[cli,lrs]==5.1.0' 'requests>=2.31' 'bcrypt>=4' 'moto[server]==5.2.5'
+	touch $(SERVICES_STAMP)
 
-bench: install lrs-deps
+bench: install service-deps
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-lrs .pytest_cache .mypy_cache .ruff_cache frontend-hook/node_modules
+	rm -rf $(VENV) .venv-services .pytest_cache .mypy_cache .ruff_cache frontend-hook/node_modules

@@ -1,7 +1,7 @@
 """A real learning record store on loopback, for the xAPI tests and bench: Ralph with its
 file-system backend.
 
-Ralph lives in its own virtualenv (``.venv-lrs``: ``make lrs-deps``; its dependencies must
+Ralph lives in its own virtualenv (``.venv-services``: ``make service-deps``; its dependencies must
 not mix with Waymark's). :func:`running_lrs` starts it on a free port with one basic-auth
 user and stops it afterwards; without it, :class:`LrsUnavailable` says how to install it.
 """
@@ -30,7 +30,7 @@ class LrsUnavailable(RuntimeError):
     """Ralph is not installed here."""
 
 
-RALPH_PYTHON = ROOT / ".venv-lrs" / "bin" / "python"
+RALPH_PYTHON = ROOT / ".venv-services" / "bin" / "python"
 LAUNCHER = Path(__file__).resolve().parent / "ralph_server.py"
 USER, PASSWORD = "waymark", "lrs-test-secret"
 
@@ -78,7 +78,7 @@ def _free_port() -> int:
 def running_lrs(tmp: Path) -> Iterator[RunningLrs]:
     """Ralph on a free loopback port, storing in ``tmp``."""
     if not RALPH_PYTHON.exists():
-        raise LrsUnavailable("Ralph (the local LRS) is not installed: run `make lrs-deps`")
+        raise LrsUnavailable("Ralph (the local LRS) is not installed: run `make service-deps`")
     data = tmp / "lrs-data"
     data.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "RALPH_RUNSERVER_BACKEND": "fs", "RALPH_APP_DIR": str(tmp / "ralph"),

@@ -1,5 +1,5 @@
 """Ralph (``ralph-malph``), a real LRS, for the xAPI tests and bench: run with Ralph's own
-Python (``.venv-lrs``, made by ``make lrs-deps``) by bench/lrs.py, never imported.
+Python (``.venv-services``, made by ``make service-deps``) by bench/lrs.py, never imported.
 
 Ralph 5.1.0's file-system LRS backend creates its one file on the first write and refuses
 every later write (its default operation is CREATE: "Statements bulk indexation failed").

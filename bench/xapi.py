@@ -1,7 +1,7 @@
 """``python -m bench.xapi --events 20000``: `waymark xapi-sync` against a real LRS (Ralph).
 
 What: a fresh database with N mapped learning events (quest, badge, tutor, sign-in; 200
-learners), Ralph on loopback (file-system backend, ``make lrs-deps``), then, side by side in
+learners), Ralph on loopback (file-system backend, ``make service-deps``), then, side by side in
 one run: (a) the LRS's own intake — the same statements, built beforehand, POSTed in batches
 of 500 to a fresh Ralph — and (b) ``xapi.sync``: reading the rows, building the statements
 and POSTing them. Prints statements/s of both and their ratio (how much the sync costs over

@@ -11,7 +11,6 @@ prints one summary line. What it writes and how a warehouse loads it: docs/expor
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import click
 
@@ -21,20 +20,25 @@ from backend.services.exports import warehouse, xapi
 
 
 @click.command("warehouse-export")
-@click.option("--to", "target", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The directory the warehouse loads from (created if missing).")
+@click.option("--to", "target", required=True, metavar="DIR|s3://BUCKET/PREFIX",
+              help="The directory (created if missing) or S3 prefix the warehouse loads "
+                   "from; S3 credentials and endpoint from the usual AWS_* variables.")
 @click.option("--format", "fmt", type=click.Choice(warehouse.FORMATS), default="parquet",
               show_default=True)
 @click.option("--settle-minutes", type=click.IntRange(0, 24 * 60), default=5, show_default=True,
               help="Leave rows received in the last N minutes for the next run (they may "
                    "still be committing).")
-def warehouse_export(target: Path, fmt: str, settle_minutes: int) -> None:
+def warehouse_export(target: str, fmt: str, settle_minutes: int) -> None:
     """Export new events and errors (day-partitioned) and the deletions since the last run."""
+    try:
+        to = warehouse.Target.parse(target)
+    except (ValueError, OSError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from exc
     with runtime.locked_database("warehouse-export") as db:
         if db is None:
             return
         with db.connection() as conn:
-            stats = warehouse.export(conn, target, fmt=fmt, now=now_utc(),
+            stats = warehouse.export(conn, to, fmt=fmt, now=now_utc(),
                                      settle=timedelta(minutes=settle_minutes))
     runtime.summary("warehouse-export", status="done", format=fmt,
                     **{f"rows_{t}": n for t, n in stats.rows.items()},

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +27,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from psycopg import sql
 
@@ -107,17 +107,62 @@ class ExportStats:
     """What one run wrote, for the summary line and the tests."""
 
     rows: dict[str, int] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # paths in the target's file system
     deletions: int = 0
 
 
-def export(conn: psycopg.Connection[Any], target: Path, *, fmt: str, now: datetime,
-           settle: timedelta = timedelta(minutes=5)) -> ExportStats:
-    """Export what is new for ``target`` (a directory) in ``fmt``; move its watermarks."""
+@dataclass(frozen=True)
+class Target:
+    """Where an export lands: a local directory, or a prefix in an S3 bucket (``s3://…``).
+
+    ``key`` names the target's watermarks: the resolved directory, or the URL itself.
+    Files on a local disk are written under a temporary name and renamed when complete; an
+    S3 object appears only once its upload completes, so it is written in place.
+    """
+
+    fs: pafs.FileSystem
+    root: str
+    key: str
+
+    @classmethod
+    def parse(cls, to: str | Path) -> Target:
+        """``s3://bucket/prefix`` (credentials, region and endpoint from the standard AWS_*
+        variables, e.g. ``AWS_ENDPOINT_URL`` for MinIO or R2) or a directory."""
+        text = str(to)
+        if "://" in text:
+            if not text.startswith("s3://"):
+                raise ValueError(f"--to must be a directory or an s3:// URL, not {text!r}")
+            fs, root = pafs.FileSystem.from_uri(text)
+            return cls(fs, root.rstrip("/"), text.rstrip("/"))
+        path = Path(text).resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(pafs.LocalFileSystem(), str(path), str(path))
+
+    @property
+    def local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return "/".join((self.root, *parts))
+
+    def write_text(self, path: str, text: str) -> None:
+        self.make_parent(path)
+        with self.fs.open_output_stream(path) as out:
+            out.write(text.encode())
+
+    def make_parent(self, path: str) -> None:
+        if self.local:  # object stores have no directories to make
+            self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+
+
+def export(conn: psycopg.Connection[Any], to: str | Path | Target, *, fmt: str,
+           now: datetime, settle: timedelta = timedelta(minutes=5)) -> ExportStats:
+    """Export what is new for ``to`` (a directory or ``s3://`` URL) in ``fmt``; move its
+    watermarks."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
-    target.mkdir(parents=True, exist_ok=True)
-    key = str(target.resolve())
+    target = to if isinstance(to, Target) else Target.parse(to)
+    key = target.key
     before = now - settle
     stats = ExportStats()
     write_schemas(target)
@@ -141,14 +186,13 @@ def export(conn: psycopg.Connection[Any], target: Path, *, fmt: str, now: dateti
     return stats
 
 
-def write_schemas(target: Path) -> None:
+def write_schemas(target: Target) -> None:
     """``_schema/<table>.bigquery.json`` and ``.parquet.txt`` from the one column list."""
-    folder = target / "_schema"
-    folder.mkdir(exist_ok=True)
     for table, columns in {**TABLES, "deletions": DELETION_COLUMNS}.items():
-        (folder / f"{table}.bigquery.json").write_text(
-            json.dumps(bigquery_schema(columns), indent=2) + "\n")
-        (folder / f"{table}.parquet.txt").write_text(str(arrow_schema(columns)) + "\n")
+        target.write_text(target.path("_schema", f"{table}.bigquery.json"),
+                          json.dumps(bigquery_schema(columns), indent=2) + "\n")
+        target.write_text(target.path("_schema", f"{table}.parquet.txt"),
+                          str(arrow_schema(columns)) + "\n")
 
 
 def _watermark(conn: psycopg.Connection[Any], target: str, table: str) -> tuple[datetime, int]:
@@ -223,9 +267,9 @@ def _deletions(conn: psycopg.Connection[Any], after: int) -> Iterator[dict[str, 
         yield dict(zip(names, row, strict=True))
 
 
-def _write_days(target: Path, table: str, columns: tuple[tuple[str, str], ...],
+def _write_days(target: Target, table: str, columns: tuple[tuple[str, str], ...],
                 batches: Iterator[pa.RecordBatch], after: datetime, fmt: str
-                ) -> tuple[int, list[Path]]:
+                ) -> tuple[int, list[str]]:
     """Batches into ``<table>/day=YYYY-MM-DD/part-<window start>.<fmt>``, one file a day."""
     part = f"part-{after.strftime('%Y%m%dT%H%M%S%fZ')}.{fmt}"
     sinks: dict[date, _Sink] = {}
@@ -239,8 +283,8 @@ def _write_days(target: Path, table: str, columns: tuple[tuple[str, str], ...],
         for run in pc.value_counts(days).to_pylist():  # days in sorted order
             day, n = run["values"], run["counts"]
             if day not in sinks:
-                folder = target / table / f"day={day.isoformat()}"
-                sinks[day] = _Sink(folder / part, columns, fmt)
+                sinks[day] = _Sink(target, target.path(table, f"day={day.isoformat()}", part),
+                                   columns, fmt)
             sinks[day].add(batch.slice(offset, n))
             offset += n
         if sum(sink.pending_rows for sink in sinks.values()) > MAX_BUFFERED_ROWS:
@@ -249,25 +293,27 @@ def _write_days(target: Path, table: str, columns: tuple[tuple[str, str], ...],
     return count, [sinks[day].close() for day in sorted(sinks)]
 
 
-def _write_deletions(target: Path, deletions: list[dict[str, Any]], fmt: str) -> Path:
+def _write_deletions(target: Target, deletions: list[dict[str, Any]], fmt: str) -> str:
     first, last = deletions[0]["deletion_id"], deletions[-1]["deletion_id"]
-    path = target / "_deletions" / f"deletions-{first:012d}-{last:012d}.{fmt}"
-    sink = _Sink(path, DELETION_COLUMNS, fmt)
+    path = target.path("_deletions", f"deletions-{first:012d}-{last:012d}.{fmt}")
+    sink = _Sink(target, path, DELETION_COLUMNS, fmt)
     sink.add(pa.RecordBatch.from_pylist(deletions, schema=arrow_schema(DELETION_COLUMNS)))
     return sink.close()
 
 
 class _Sink:
-    """One output file, written under a temporary name and renamed when complete."""
+    """One output file; on a local disk written under a temporary name and renamed when
+    complete (see :class:`Target`)."""
 
-    def __init__(self, path: Path, columns: tuple[tuple[str, str], ...], fmt: str) -> None:
-        self.path = path
+    def __init__(self, target: Target, path: str, columns: tuple[tuple[str, str], ...],
+                 fmt: str) -> None:
+        self.target, self.path = target, path
         self.schema = arrow_schema(columns)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.partial = path.with_name(path.name + ".partial")
-        self.parquet = pq.ParquetWriter(self.partial, self.schema, compression="zstd") \
+        target.make_parent(path)
+        self.partial = path + ".partial" if target.local else path
+        self.stream = target.fs.open_output_stream(self.partial)
+        self.parquet = pq.ParquetWriter(self.stream, self.schema, compression="zstd") \
             if fmt == "parquet" else None
-        self.lines = self.partial.open("w", encoding="utf-8") if fmt == "ndjson" else None
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = 0
 
@@ -286,18 +332,18 @@ class _Sink:
         self.pending, self.pending_rows = [], 0
         if self.parquet is not None:
             self.parquet.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        if self.lines is not None:
-            for row in table.to_pylist():
-                self.lines.write(json.dumps({k: _json_value(v) for k, v in row.items()},
-                                            ensure_ascii=False) + "\n")
+        else:
+            self.stream.write("".join(
+                json.dumps({k: _json_value(v) for k, v in row.items()}, ensure_ascii=False)
+                + "\n" for row in table.to_pylist()).encode())
 
-    def close(self) -> Path:
+    def close(self) -> str:
         self.flush()
         if self.parquet is not None:
             self.parquet.close()
-        if self.lines is not None:
-            self.lines.close()
-        os.replace(self.partial, self.path)
+        self.stream.close()
+        if self.partial != self.path:
+            self.target.fs.move(self.partial, self.path)
         return self.path
 
 

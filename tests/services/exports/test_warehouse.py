@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import psycopg
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
 from analytics_support import add_event
+from s3_support import running_s3
 
 from backend.db import Database
 from backend.services.exports import warehouse
@@ -23,7 +27,7 @@ ANN, BOB = uuid.UUID(int=0xA11), uuid.UUID(int=0xB0B)
 DAY1, DAY2 = datetime(2026, 11, 20, 10, tzinfo=UTC), datetime(2026, 11, 21, 23, 59, tzinfo=UTC)
 
 
-def run(conn: psycopg.Connection[Any], target: Path, fmt: str = "parquet"
+def run(conn: psycopg.Connection[Any], target: Path | str, fmt: str = "parquet"
         ) -> warehouse.ExportStats:
     """An export now, with no settle margin: every committed row is due."""
     return warehouse.export(conn, target, fmt=fmt, now=datetime.now(UTC), settle=timedelta(0))
@@ -176,3 +180,41 @@ def test_an_unknown_format_is_refused(conn: psycopg.Connection[Any], tmp_path: P
                                       fmt: str) -> None:
     with pytest.raises(ValueError, match="format"):
         run(conn, tmp_path, fmt)
+
+
+# ---- to S3 (moto's S3 server on loopback) ------------------------------------------------
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[pafs.S3FileSystem]:
+    """A bucket on a real S3 API; the export finds it through the standard AWS_* variables."""
+    with running_s3() as endpoint:
+        for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
+                            "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
+                            "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            monkeypatch.setenv(name, value)
+        fs = pafs.S3FileSystem(access_key="test", secret_key="test", region="us-east-1",
+                               endpoint_override=endpoint, allow_bucket_creation=True)
+        fs.create_dir("exports-bucket")
+        yield fs
+
+
+def test_an_s3_target_holds_the_same_files_and_moves_on_like_a_directory(
+        conn: psycopg.Connection[Any], db: Database, s3: pafs.S3FileSystem) -> None:
+    seed(conn)
+    to = "s3://exports-bucket/waymark"
+    assert run(conn, to).rows == {"user_activity_events": 3, "error_events": 1}
+    forget_user(db, ANN, now=datetime.now(UTC))
+    add_event(conn, "quest_completed", DAY2, user_id=BOB)
+    second = run(conn, to)
+    assert (second.rows["user_activity_events"], second.deletions) == (1, 1)
+    keys = sorted(info.path for info in s3.get_file_info(
+        pafs.FileSelector("exports-bucket/waymark", recursive=True)) if info.is_file)
+    assert not [k for k in keys if k.endswith(".partial")]
+    assert "exports-bucket/waymark/_schema/user_activity_events.bigquery.json" in keys
+    events = pq.read_table("exports-bucket/waymark/user_activity_events", filesystem=s3,
+                           partitioning="hive")
+    assert events.num_rows == 4 and len(set(events.column("event_id").to_pylist())) == 4
+    assert [k for k in keys if "/_deletions/" in k]
+    marks = conn.execute("SELECT DISTINCT target FROM waymark.export_watermarks").fetchall()
+    assert marks == [(to,)]

@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import psycopg
@@ -187,3 +189,52 @@ def test_without_an_endpoint_the_command_says_what_to_set(db_url: str) -> None:
     result = CliRunner().invoke(main, ["xapi-sync"], env={"DATABASE_URL": db_url,
                                                           "WAYMARK_XAPI_ENDPOINT": ""})
     assert result.exit_code == 1 and "WAYMARK_XAPI_ENDPOINT" in result.output
+
+
+# ---- retries (a local HTTP receiver that fails on purpose) -----------------------------
+
+
+class FlakyLrs(BaseHTTPRequestHandler):
+    """Answers each POST with the next status of ``statuses`` (then 200), recording bodies."""
+
+    statuses: list[int] = []
+    bodies: list[bytes] = []
+
+    def do_POST(self) -> None:
+        type(self).bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        status = type(self).statuses.pop(0) if type(self).statuses else 200
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"error": "try later"}' if status >= 400 else b"[]")
+
+    def log_message(self, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def flaky() -> Iterator[str]:
+    FlakyLrs.statuses, FlakyLrs.bodies = [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyLrs)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/xAPI"
+    server.shutdown()
+    server.server_close()
+
+
+def test_transient_failures_are_retried_and_a_refusal_is_not(flaky: str) -> None:
+    lrs = xapi.Lrs(XapiSettings(endpoint=flaky, home_page=HOME, retry_base_seconds=0.01))
+    one = xapi.statement(row("badge_earned", {"badge_id": "b1"}), KEY, HOME)
+    assert one is not None
+    FlakyLrs.statuses = [503, 429]
+    lrs.post([one])
+    assert len(FlakyLrs.bodies) == 3 and json.loads(FlakyLrs.bodies[-1]) == [one]
+    FlakyLrs.statuses, FlakyLrs.bodies = [400], []
+    with pytest.raises(xapi.LrsError, match="answered 400"):
+        lrs.post([one])
+    assert len(FlakyLrs.bodies) == 1
+    FlakyLrs.statuses, FlakyLrs.bodies = [500] * 5, []
+    with pytest.raises(xapi.LrsError, match="after 5 attempts"):
+        lrs.post([one])
+    assert len(FlakyLrs.bodies) == 5
