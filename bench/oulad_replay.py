@@ -28,7 +28,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -95,9 +95,9 @@ def user_id_for(key: Key) -> uuid.UUID:
     return uuid.uuid5(USER_NAMESPACE, "oulad:" + ":".join(key))
 
 
-def course_time(day: float, seconds: int = 0) -> datetime:
+def course_time(day: float, seconds: int = 0, day0: datetime = COURSE_DAY_0) -> datetime:
     """The calendar moment of a course day (plus seconds into that day)."""
-    return COURSE_DAY_0 + timedelta(days=day, seconds=seconds)
+    return day0 + timedelta(days=day, seconds=seconds)
 
 
 def _number(text: str) -> float | None:
@@ -180,8 +180,19 @@ def _line(user: uuid.UUID, at: datetime, event_type: str, category: str, path: s
 def events_for(reg: Registration, schedule: list[Assessment],
                active: list[tuple[int, int, int]],
                submissions: list[tuple[str, float, float | None]],
+               day0: datetime = COURSE_DAY_0, outcomes: bool = False,
                ) -> Iterator[tuple[float, str]]:
-    """The Waymark events of one registration as (epoch seconds, COPY line)."""
+    """The Waymark events of one registration as (epoch seconds, COPY line).
+
+    ``day0``: the calendar moment of its presentation's course day 0. ``outcomes``: also
+    the events a host app would send when a registration ends — ``course_withdrawn`` on
+    the unregistration day of a withdrawal (the 3 without a date get none), and
+    ``course_completed`` for the others, on the presentation's last day (or their
+    unregistration day, if earlier) — which ``waymark risk-calibrate`` reads.
+    """
+    def course_time(day: float, seconds: int = 0) -> datetime:
+        return day0 + timedelta(days=day, seconds=seconds)
+
     module = reg.key[0]
     path = f"/course/{module.lower()}"
     assigned_day = reg.registered if reg.registered is not None else 0.0
@@ -199,12 +210,27 @@ def events_for(reg: Registration, schedule: list[Assessment],
         duration = min(clicks * SECONDS_PER_CLICK * 1000, MAX_SESSION_MS)
         yield view.timestamp(), _line(reg.user_id, view, "page_view", "navigation", path,
                                       duration, {"clicks": clicks, "activity_types": kinds})
-    yield from _quest_events(reg, schedule, [day for day, _, _ in active], submissions, path)
+    yield from _quest_events(reg, schedule, [day for day, _, _ in active], submissions, path,
+                             day0)
+    if outcomes:
+        ended = reg.unregistered
+        if reg.withdrew and ended is not None:
+            at = course_time(ended, 18 * 3600)
+            yield at.timestamp(), _line(reg.user_id, at, "course_withdrawn", "custom", path,
+                                        None, {"module": module})
+        elif not reg.withdrew:
+            at = course_time(min(ended, reg.length) if ended is not None else reg.length,
+                             18 * 3600)
+            yield at.timestamp(), _line(reg.user_id, at, "course_completed", "custom", path,
+                                        None, {"module": module})
 
 
 def _quest_events(reg: Registration, schedule: list[Assessment], active_days: list[int],
                   submissions: list[tuple[str, float, float | None]], path: str,
-                  ) -> Iterator[tuple[float, str]]:
+                  day0: datetime = COURSE_DAY_0) -> Iterator[tuple[float, str]]:
+    def course_time(day: float, seconds: int = 0) -> datetime:
+        return day0 + timedelta(days=day, seconds=seconds)
+
     due_of = {a.id: a for a in schedule}
     for item in schedule:
         started = next((d for d in active_days if item.due - START_LEAD_DAYS <= d <= item.due),
@@ -226,17 +252,38 @@ def _quest_events(reg: Registration, schedule: list[Assessment], active_days: li
                                     data)
 
 
-def build_events(data_dir: Path) -> tuple[dict[Key, Registration], list[str]]:
-    """All registrations and their events as COPY lines, sorted by time."""
+def build_events(data_dir: Path, starts: Mapping[str, datetime] | None = None,
+                 outcomes: bool = False) -> tuple[dict[Key, Registration], list[str]]:
+    """All registrations and their events as COPY lines, sorted by time.
+
+    ``starts``: course day 0 per presentation code (e.g. ``{"2013J": …}``); a presentation
+    not named starts at ``COURSE_DAY_0``. ``outcomes``: see :func:`events_for`.
+    """
     registrations = load_registrations(data_dir)
     activity = load_activity(data_dir)
     schedule, submitted = load_submissions(data_dir, registrations)
     stamped: list[tuple[float, str]] = []
     for key, reg in registrations.items():
+        day0 = (starts or {}).get(key[1], COURSE_DAY_0)
         stamped.extend(events_for(reg, schedule.get(key[:2], []), activity.get(key, []),
-                                  submitted.get(key, [])))
+                                  submitted.get(key, []), day0, outcomes))
     stamped.sort(key=lambda item: item[0])
     return registrations, [line for _, line in stamped]
+
+
+def _classes(conn: psycopg.Connection[Any], registrations: dict[Key, Registration]) -> None:
+    """A class per module presentation, holding its registrations as students."""
+    courses: dict[tuple[str, str], list[uuid.UUID]] = defaultdict(list)
+    for key, reg in registrations.items():
+        courses[key[:2]].append(reg.user_id)
+    for (module, presentation), users in sorted(courses.items()):
+        row = conn.execute("INSERT INTO public.classes (name) VALUES (%s) RETURNING class_id",
+                           (f"{module} {presentation}",)).fetchone()
+        assert row is not None
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO public.class_memberships (class_id, user_id, "
+                            "member_role) VALUES (%s, %s, 'student')",
+                            [(row[0], user) for user in users])
 
 
 def copy_lines(conn: psycopg.Connection[Any], lines: Iterable[str],
@@ -257,13 +304,22 @@ def copy_lines(conn: psycopg.Connection[Any], lines: Iterable[str],
     return written
 
 
-def replay(url: str, data_dir: Path) -> tuple[dict[Key, Registration], ReplaySummary]:
-    """Load a whole OULAD-format directory into the (migrated) database at ``url``."""
+def replay(url: str, data_dir: Path, *, starts: Mapping[str, datetime] | None = None,
+           outcomes: bool = False, classes: bool = False,
+           ) -> tuple[dict[Key, Registration], ReplaySummary]:
+    """Load a whole OULAD-format directory into the (migrated) database at ``url``.
+
+    ``starts`` and ``outcomes``: see :func:`build_events`. ``classes``: one class per module
+    presentation (``AAA 2013J``…) with its students, the cohorts of the cohort-relative
+    factors.
+    """
     started = time.perf_counter()
-    registrations, lines = build_events(data_dir)
+    registrations, lines = build_events(data_dir, starts, outcomes)
     with psycopg.connect(url, prepare_threshold=None) as conn:
         conn.execute("SET synchronous_commit = off")
         written = copy_lines(conn, lines)
+        if classes:
+            _classes(conn, registrations)
         conn.commit()
         conn.execute("ANALYZE public.user_activity_events")
         conn.commit()

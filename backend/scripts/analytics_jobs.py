@@ -54,17 +54,17 @@ def score_all(db: Database, *, now: datetime, batch_size: int,
     """Score every student in batches and store today's assessment; returns counts by level."""
     with db.connection() as conn:
         students = milestones.student_ids(conn, now=now)
-        # The cohort-relative factors compare with every student, not with one batch.
+        # The cohort-relative factors compare with a class or every student, not one batch.
         uses_cohort = params.cohort_activity_weight > 0 or params.cohort_score_weight > 0
-        cohort = risk.cohort_of(risk.fetch_inputs(conn, now=now, params=params)) \
-            if uses_cohort else None
+        cohorts = risk.cohorts_of(risk.fetch_inputs(conn, now=now, params=params),
+                                  risk.student_classes(conn)) if uses_cohort else None
     levels = dict.fromkeys(risk.LEVELS, 0)
     written = 0
     with runtime.progress(len(students), "scoring students") as bar:
         for batch in runtime.chunks(students, batch_size):
             with db.connection() as conn:
                 assessments = risk.score_students(conn, now=now, params=params, user_ids=batch,
-                                                   cohort=cohort)
+                                                   cohorts=cohorts)
                 written += risk.store_assessments(conn, assessments, now=now, params=params)
             for assessment in assessments:
                 levels[assessment.level] += 1

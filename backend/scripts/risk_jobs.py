@@ -20,6 +20,9 @@ from backend.services.analytics.risk import calibrate, parameter_sets
 @click.command("risk-calibrate")
 @click.option("--outcome", default="course_withdrawn", show_default=True,
               help="Event type that marks the outcome (e.g. course_withdrawn).")
+@click.option("--finished", default="course_completed", show_default=True,
+              help="Event type that marks a student who completed: left out of every later "
+                   "snapshot ('' keeps everyone).")
 @click.option("--fit-at", type=click.DateTime(), help="Snapshot of the fit period (UTC).")
 @click.option("--validate-at", type=click.DateTime(),
               help="Snapshot of the held-out period (UTC); fit labels end here.")
@@ -27,7 +30,8 @@ from backend.services.analytics.risk import calibrate, parameter_sets
 @click.option("--threshold", default=0.7, show_default=True, type=float)
 @click.option("--dry-run", is_flag=True, help="Print the figures, store nothing.")
 @click.option("--roll-back", is_flag=True, help="Retire the active set, reactivate the previous.")
-def risk_calibrate_command(outcome: str, fit_at: datetime | None, validate_at: datetime | None,
+def risk_calibrate_command(outcome: str, finished: str, fit_at: datetime | None,
+                           validate_at: datetime | None,
                            until: datetime | None, threshold: float, dry_run: bool,
                            roll_back: bool) -> None:
     """Fit the risk weights on earlier periods, adopt them only if better on the latest."""
@@ -49,7 +53,8 @@ def risk_calibrate_command(outcome: str, fit_at: datetime | None, validate_at: d
             result = calibrate.calibrate(
                 conn, current=current, outcome=outcome, fit_at=fit_at.replace(tzinfo=UTC),
                 validate_at=validate_at.replace(tzinfo=UTC),
-                until=(until.replace(tzinfo=UTC) if until else now), threshold=threshold)
+                until=(until.replace(tzinfo=UTC) if until else now), threshold=threshold,
+                finished=finished or None)
             for name, fig in (("current", result.current_figures),
                               ("candidate", result.candidate_figures)):
                 click.echo(f"{name}: held-out auc={fig.auc:.4f} precision@{threshold:g}="

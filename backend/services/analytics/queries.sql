@@ -1230,3 +1230,11 @@ SELECT NULL, (SELECT count(DISTINCT session_id) FROM public.user_activity_events
                 AND session_id IS NOT NULL) - (SELECT count(*) FROM external)
 ORDER BY 2 DESC, 1 NULLS FIRST
 LIMIT %(limit)s
+
+-- risk_student_classes --
+-- The classes each student attends (the cohorts of the cohort-relative risk factors,
+-- docs/risk.md); RLS applies: a caller sees the memberships they may see.
+SELECT user_id, array_agg(class_id ORDER BY class_id) AS class_ids
+FROM public.class_memberships
+WHERE member_role = 'student'
+GROUP BY user_id

@@ -124,3 +124,22 @@ def test_auc_counts_ties_half() -> None:
     assert calibrate.auc([0.9, 0.1], [False, True]) == 0.0
     assert calibrate.auc([0.5, 0.5], [False, True]) == 0.5
     assert calibrate.auc([0.2, 0.4, 0.4, 0.8], [False, True, False, True]) == pytest.approx(0.875)
+
+
+def test_students_who_finished_are_left_out_of_later_snapshots(
+        conn: psycopg.Connection[Any]) -> None:
+    """The fit period's students complete before the held-out snapshot: scored there they
+    would be idle, "at risk" and never withdraw, and the held-out figures would be wrong."""
+    cohort(conn, T0, leaves_at=T0 + timedelta(days=3), leaver_xp=20, stayer_xp=90)
+    for (user,) in conn.execute("SELECT DISTINCT user_id FROM user_activity_events "
+                                "WHERE occurred_at < %s AND user_id NOT IN (SELECT user_id "
+                                "FROM user_activity_events WHERE event_type = "
+                                "'course_withdrawn')", (T0,)).fetchall():
+        add(conn, user, T0 + timedelta(days=5), "course_completed")
+    cohort(conn, T1, leaves_at=T1 + timedelta(days=3), leaver_xp=20, stayer_xp=90)
+    kept = run(conn, DEFAULT_PARAMS)
+    assert kept.current_figures.students == 8  # the held-out period's own students
+    everyone = calibrate.calibrate(conn, current=DEFAULT_PARAMS, outcome="course_withdrawn",
+                                   fit_at=T0, validate_at=T1, until=T2, finished=None)
+    assert everyone.current_figures.students == 12  # + the 4 who stayed to the end
+    assert kept.fit_figures.students == everyone.fit_figures.students == 8

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from analytics_support import add_event
 
 from backend.services.analytics import risk
 from backend.services.analytics.risk import Cohort, RiskParams, cohort_of
@@ -77,3 +78,53 @@ def test_cohort_weights_make_the_score() -> None:
     assessment = risk.assess({**row(2, 60.0), **base}, now=NOW, params=COHORT_ONLY,
                              cohort=Cohort(8.0, 80.0))
     assert assessment.score == pytest.approx(0.5 * 0.75 + 0.5 * 0.25)
+
+
+# ---- whose cohort: the student's class where there is one ---------------------------------
+
+
+def test_a_class_of_five_is_its_students_cohort_and_smaller_ones_fall_back() -> None:
+    quiet = [row(2, 40.0) for _ in range(5)]
+    busy = [row(12, 90.0) for _ in range(6)]
+    tiny = [row(1) for _ in range(4)]
+    loner = row(7)
+    both = quiet[0]  # also in the busy class: the larger class is their cohort
+    classes: dict[Any, list[str]] = {r["user_id"]: ["quiet"] for r in quiet}
+    classes.update({r["user_id"]: ["busy"] for r in busy})
+    classes.update({r["user_id"]: ["tiny"] for r in tiny})
+    classes[both["user_id"]] = ["busy", "quiet"]
+    rows = [*quiet, *busy, *tiny, loner]
+    cohorts = risk.cohorts_of(rows, classes)
+    everyone = cohort_of(rows)
+    assert cohorts.of(quiet[1]["user_id"]) == cohort_of(quiet)
+    assert cohorts.of(busy[0]["user_id"]) == cohort_of([*busy, both])
+    assert cohorts.of(both["user_id"]) == cohort_of([*busy, both])  # 7 students beat 5
+    assert cohorts.of(tiny[0]["user_id"]) == everyone  # 4 < MIN_CLASS_COHORT
+    assert cohorts.of(loner["user_id"]) == everyone
+    assert risk.cohorts_of(rows, {}).of(quiet[1]["user_id"]) == everyone  # no classes at all
+
+
+def test_scoring_compares_a_student_with_their_class(conn: Any) -> None:
+    """Two classes: the quiet one's students are not behind *their* class, though they are
+    behind everyone; a student without a class is compared with everyone."""
+    quiet = [uuid.uuid4() for _ in range(5)]
+    busy = [uuid.uuid4() for _ in range(7)]
+    outsider = uuid.uuid4()
+    for students, days in ((quiet, 2), (busy, 10), ([outsider], 2)):
+        for student in students:
+            for d in range(days):
+                add_event(conn, "page_view", NOW - timedelta(days=d + 1), user_id=student)
+    for name, students in (("quiet", quiet), ("busy", busy)):
+        class_id = conn.execute("INSERT INTO classes (name) VALUES (%s) RETURNING class_id",
+                                (name,)).fetchone()[0]
+        for student in students:
+            conn.execute("INSERT INTO class_memberships (class_id, user_id, member_role) "
+                         "VALUES (%s, %s, 'student')", (class_id, student))
+    scored = {a.user_id: a for a in risk.score_students(conn, now=NOW, params=COHORT_ONLY)}
+
+    def behind(user: uuid.UUID) -> float:
+        return next(f.value for f in scored[user].factors if f.name == "below_cohort_activity")
+
+    assert behind(quiet[0]) == 0.0  # 2 days, the quiet class's median is 2 (everyone's: 10)
+    assert behind(busy[0]) == 0.0
+    assert behind(outsider) == pytest.approx(1 - 2 / 10)  # everyone's median: 10

@@ -18,16 +18,19 @@ from __future__ import annotations
 
 from backend.services.analytics.risk.factors import (
     Cohort,
+    Cohorts,
     Factor,
     RiskAssessment,
     assess,
     cohort_of,
+    cohorts_of,
     rank,
 )
 from backend.services.analytics.risk.inputs import (
     NON_ACTIVITY_TYPES,
     fetch_inputs,
     score_students,
+    student_classes,
 )
 from backend.services.analytics.risk.params import (
     CALIBRATED_PARAMS,
@@ -50,9 +53,9 @@ from backend.services.analytics.risk.storage import (
 )
 
 __all__ = [
-    "CALIBRATED_PARAMS", "Cohort", "DEFAULT_PARAMS", "cohort_of", "LEVELS", "NON_ACTIVITY_TYPES", "PRESETS",
+    "CALIBRATED_PARAMS", "Cohort", "Cohorts", "DEFAULT_PARAMS", "cohort_of", "cohorts_of", "LEVELS", "NON_ACTIVITY_TYPES", "PRESETS",
     "RISK_LEVELS", "Factor", "RiskAssessment", "RiskParams", "RiskParamsError", "assess",
     "fetch_inputs", "level_for", "params_from_settings", "preset", "rank", "risk_history",
-    "risk_level_for", "score_students",
+    "risk_level_for", "score_students", "student_classes",
     "store_assessments", "stored_flagged", "stored_summary",
 ]

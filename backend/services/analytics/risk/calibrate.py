@@ -5,7 +5,11 @@ as they stood at ``fit_at`` (events up to then) and labelled by an outcome event
 ``course_withdrawn``) in ``(fit_at, validate_at]``; the candidate weights are fitted on
 that alone. They are then judged, against the current parameters, on the latest period:
 students as they stood at ``validate_at``, labelled by outcomes in ``(validate_at,
-until]``. Students whose outcome came before the snapshot are left out (already gone).
+until]``. Students whose outcome came before the snapshot are left out (already gone), as
+are those who had finished (a ``course_completed`` event, configurable) by then: a student
+who completed a course long ago is not a student at risk of dropping out of it. Each
+student is compared with their class where the cohort-relative factors are concerned
+(``factors.cohorts_of``).
 
 The search is small and deterministic: weights live on a grid of 1/20, start at the
 current weights, and each step moves one twentieth from one factor to another, taking
@@ -26,8 +30,8 @@ import psycopg
 
 from backend.db import Row, fetch_all
 from backend.services.analytics import QUERIES
-from backend.services.analytics.risk.factors import all_factors, as_utc, cohort_of
-from backend.services.analytics.risk.inputs import fetch_inputs
+from backend.services.analytics.risk.factors import all_factors, as_utc, cohorts_of
+from backend.services.analytics.risk.inputs import fetch_inputs, student_classes
 from backend.services.analytics.risk.params import RiskParams
 
 #: Weight grid: weights are multiples of 1 / STEPS.
@@ -153,21 +157,30 @@ def _units(weights: Mapping[str, float]) -> list[int]:
 
 
 def sample(rows: Sequence[Row], outcomes: Mapping[Any, datetime], *, at: datetime,
-           until: datetime, params: RiskParams) -> Sample:
+           until: datetime, params: RiskParams,
+           classes: Mapping[Any, Sequence[Any]] | None = None,
+           finished: Mapping[Any, datetime] | None = None) -> Sample:
     """Factor values of the students as they stood ``at``, labelled by outcomes in (at, until].
 
-    Students whose outcome came at or before ``at`` are left out: they had already left.
+    Students whose outcome, or whose finishing, came at or before ``at`` are left out: they
+    had already left. Cohorts are formed of the students who remain.
     """
-    cohort = cohort_of(rows)
+    finished = finished or {}
+    present = [r for r in rows
+               if not _by(outcomes.get(r["user_id"]), at)
+               and not _by(finished.get(r["user_id"]), at)]
+    cohorts = cohorts_of(present, classes or {})
     values, labels = [], []
-    for row in sorted(rows, key=lambda r: str(r["user_id"])):
+    for row in sorted(present, key=lambda r: str(r["user_id"])):
         outcome_at = outcomes.get(row["user_id"])
-        if outcome_at is not None and outcome_at <= at:
-            continue
-        factors = all_factors(row, now=at, params=params, cohort=cohort)
+        factors = all_factors(row, now=at, params=params, cohort=cohorts.of(row["user_id"]))
         values.append({f.name: f.value for f in factors})
         labels.append(outcome_at is not None and outcome_at <= until)
     return values, labels
+
+
+def _by(moment: datetime | None, at: datetime) -> bool:
+    return moment is not None and moment <= at
 
 
 def outcome_times(conn: psycopg.Connection[Any], outcome: str,
@@ -179,19 +192,29 @@ def outcome_times(conn: psycopg.Connection[Any], outcome: str,
 
 def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: str,
               fit_at: datetime, validate_at: datetime, until: datetime,
-              threshold: float = 0.7) -> Calibration:
-    """Fit on the earlier period, judge both sets on the latest one (nothing is stored)."""
+              threshold: float = 0.7, finished: str | None = "course_completed"
+              ) -> Calibration:
+    """Fit on the earlier period, judge both sets on the latest one (nothing is stored).
+
+    ``finished``: the event type that marks a student who completed (left out of every
+    later snapshot); None to keep everyone.
+    """
     fit_at, validate_at, until = as_utc(fit_at), as_utc(validate_at), as_utc(until)
     if not fit_at < validate_at < until:
         raise ValueError("calibration needs fit_at < validate_at < until (time-ordered split)")
+    classes = student_classes(conn)
     fit_outcomes = outcome_times(conn, outcome, validate_at)  # nothing after validate_at
+    fit_done = outcome_times(conn, finished, fit_at) if finished else {}
     fit_values, fit_labels = sample(fetch_inputs(conn, now=fit_at, params=current),
-                                    fit_outcomes, at=fit_at, until=validate_at, params=current)
+                                    fit_outcomes, at=fit_at, until=validate_at, params=current,
+                                    classes=classes, finished=fit_done)
     weights = fit(fit_values, fit_labels, current.weights())
     candidate = current.with_weights(weights)
+    val_done = outcome_times(conn, finished, validate_at) if finished else {}
     val_values, val_labels = sample(fetch_inputs(conn, now=validate_at, params=current),
                                     outcome_times(conn, outcome, until), at=validate_at,
-                                    until=until, params=current)
+                                    until=until, params=current, classes=classes,
+                                    finished=val_done)
     return Calibration(
         candidate=candidate,
         current_figures=figures(scores_of(val_values, current.weights()), val_labels, threshold),

@@ -73,7 +73,7 @@ from __future__ import annotations
 
 import statistics
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -140,6 +140,44 @@ def cohort_of(rows: Sequence[Row]) -> Cohort:
               if int(r["scored_quests"]) and r["mean_xp"] is not None]
     return Cohort(median_active_days=statistics.median(active) if active else None,
                   median_xp=statistics.median(scored) if scored else None)
+
+
+#: A class is a student's cohort only with at least this many students scored in it (a
+#: median of two says little); smaller classes fall back to everyone scored together.
+MIN_CLASS_COHORT = 5
+
+
+@dataclass(frozen=True)
+class Cohorts:
+    """Whom each student is compared with: their class, else everyone scored together."""
+
+    population: Cohort
+    by_student: Mapping[Any, Cohort] = field(default_factory=dict)
+
+    def of(self, user_id: Any) -> Cohort:
+        return self.by_student.get(user_id, self.population)
+
+
+def cohorts_of(rows: Sequence[Row], classes: Mapping[Any, Sequence[Any]],
+               min_size: int = MIN_CLASS_COHORT) -> Cohorts:
+    """Each student's cohort: the class they attend (the largest, if several; ties by id)
+    when at least ``min_size`` of its students are in ``rows``, otherwise all of ``rows``.
+
+    ``classes`` maps a student to the classes they attend (``class_memberships``); a
+    deployment without classes gets the whole population for everyone, as before.
+    """
+    members: dict[Any, list[Row]] = {}
+    for row in rows:
+        for class_id in classes.get(row["user_id"], ()):
+            members.setdefault(class_id, []).append(row)
+    medians = {c: cohort_of(m) for c, m in members.items() if len(m) >= min_size}
+    by_student: dict[Any, Cohort] = {}
+    for row in rows:
+        usable = [c for c in classes.get(row["user_id"], ()) if c in medians]
+        if usable:
+            main = min(usable, key=lambda c: (-len(members[c]), str(c)))
+            by_student[row["user_id"]] = medians[main]
+    return Cohorts(population=cohort_of(rows), by_student=by_student)
 
 
 def rank(assessments: list[RiskAssessment]) -> list[RiskAssessment]:

@@ -20,11 +20,11 @@ import psycopg
 from backend.db import Row, fetch_all
 from backend.services.analytics import QUERIES
 from backend.services.analytics.risk.factors import (
-    Cohort,
+    Cohorts,
     RiskAssessment,
     as_utc,
     assess,
-    cohort_of,
+    cohorts_of,
     rank,
 )
 from backend.services.analytics.risk.params import DEFAULT_PARAMS, RiskParams
@@ -36,18 +36,25 @@ NON_ACTIVITY_TYPES: tuple[str, ...] = ("quest_assigned",)
 def score_students(conn: psycopg.Connection[Any], *, now: datetime,
                    params: RiskParams = DEFAULT_PARAMS,
                    user_ids: Sequence[uuid.UUID] | None = None,
-                   cohort: Cohort | None = None) -> list[RiskAssessment]:
+                   cohorts: Cohorts | None = None) -> list[RiskAssessment]:
     """Score every student the connection may see (or only ``user_ids``), highest risk first.
 
     One set-based query for all students; ``now`` is a parameter, never the database
-    clock, so the past can be scored (tests, the OULAD replay, back-fills). The cohort
-    of the cohort-relative factors is ``cohort`` when given (e.g. of every student, for
-    a caller scoring in batches), otherwise the students scored here.
+    clock, so the past can be scored (tests, the OULAD replay, back-fills). The cohorts
+    of the cohort-relative factors are ``cohorts`` when given (e.g. of every student, for
+    a caller scoring in batches), otherwise those of the students scored here.
     """
     now = as_utc(now)
     rows = fetch_inputs(conn, now=now, params=params, user_ids=user_ids)
-    cohort = cohort or cohort_of(rows)
-    return rank([assess(row, now=now, params=params, cohort=cohort) for row in rows])
+    cohorts = cohorts or cohorts_of(rows, student_classes(conn))
+    return rank([assess(row, now=now, params=params, cohort=cohorts.of(row["user_id"]))
+                 for row in rows])
+
+
+def student_classes(conn: psycopg.Connection[Any]) -> dict[Any, list[Any]]:
+    """The classes each student attends (as far as the connection may see)."""
+    return {r["user_id"]: r["class_ids"]
+            for r in fetch_all(conn, QUERIES["risk_student_classes"], {})}
 
 
 def fetch_inputs(conn: psycopg.Connection[Any], *, now: datetime,
