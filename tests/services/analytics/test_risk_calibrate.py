@@ -143,3 +143,22 @@ def test_students_who_finished_are_left_out_of_later_snapshots(
                                    fit_at=T0, validate_at=T1, until=T2, finished=None)
     assert everyone.current_figures.students == 12  # + the 4 who stayed to the end
     assert kept.fit_figures.students == everyone.fit_figures.students == 8
+
+
+def test_the_logistic_fit_weighs_what_predicts_and_nothing_that_protects() -> None:
+    """Deterministic data: ``signal`` raises the odds of leaving, ``protective`` lowers them,
+    ``noise`` says nothing. Weights are ≥ 0, add up to 1, and the same data gives the same."""
+    names = ["noise", "protective", "signal", *(f"extra{i}" for i in range(7))]
+    values, labels = [], []
+    for i in range(400):
+        signal, noise = (i % 10) / 9, ((i * 7) % 10) / 9
+        left = (i % 10) >= 6 if i % 4 else (i % 10) >= 3  # mostly the signal, not always
+        values.append({"noise": noise, "protective": 1.0 if not left and i % 3 else 0.0,
+                       "signal": signal, **{f"extra{k}": ((i + k) % 5) / 4 for k in range(7)}})
+        labels.append(left)
+    weights = calibrate.fit_logistic(values, labels, names)
+    assert weights == calibrate.fit_logistic(values, labels, names)
+    assert all(w >= 0 for w in weights.values()) and sum(weights.values()) == pytest.approx(1)
+    assert sum(1 for w in weights.values() if w) <= calibrate.MAX_FACTORS
+    assert weights["protective"] == 0.0
+    assert weights["signal"] == max(weights.values()) and weights["signal"] > 0.3

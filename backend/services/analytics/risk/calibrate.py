@@ -11,16 +11,20 @@ who completed a course long ago is not a student at risk of dropping out of it. 
 student is compared with their class where the cohort-relative factors are concerned
 (``factors.cohorts_of``).
 
-The search is small and deterministic: weights live on a grid of 1/20, start at the
-current weights, and each step moves one twentieth from one factor to another, taking
-the move that raises the fit AUC most (ties: the first in factor order), until no move
-helps. Weights stay non-negative, add up to 1, and at most :data:`MAX_FACTORS` are
-non-zero, so the score stays a readable sum. Horizons are kept as they are. Factor
-values are computed once per student, so each step costs sorting the scores only.
+The fit is small and deterministic: a **non-negative logistic regression** — the log-loss
+of σ(Σ cᵢ·vᵢ + b) with a small L2 penalty, minimised over cᵢ ≥ 0 by accelerated projected
+gradient descent from zero, a fixed number of steps — whose coefficients, scaled to add up
+to 1 (a score's order, hence its AUC, does not change with scale) and rounded to 1/100,
+are the weights; at most :data:`MAX_FACTORS` are kept non-zero (the largest), so the score
+stays a readable sum. Horizons are kept as they are. Factor values are computed once per
+student. Why this and not a search for the highest fit-period AUC: measured on OULAD
+(bench/README.md), a greedy AUC search overfits the fit period and transfers worse to the
+next one; the convex, penalised fit transfers better and is several times faster.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,12 +38,8 @@ from backend.services.analytics.risk.factors import all_factors, as_utc, cohorts
 from backend.services.analytics.risk.inputs import fetch_inputs, student_classes
 from backend.services.analytics.risk.params import RiskParams
 
-#: Weight grid: weights are multiples of 1 / STEPS.
-STEPS = 20
 #: At most this many factors with a non-zero weight.
 MAX_FACTORS = 8
-#: Safety bound on search steps (each step moves 1 / STEPS of weight).
-MAX_ITERATIONS = 200
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ class Calibration:
 
     def validation(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "auc": round(self.candidate_figures.auc, 4),
+                "method": "non-negative logistic regression",
                 "candidate": self.candidate_figures.as_dict(),
                 "previous": self.current_figures.as_dict(), "fit": self.fit_figures.as_dict()}
 
@@ -118,42 +119,58 @@ def scores_of(values: Sequence[Mapping[str, float]], weights: Mapping[str, float
     return [min(1.0, sum(w * v[name] for name, w in weights.items() if w)) for v in values]
 
 
-def fit(values: Sequence[Mapping[str, float]], labels: Sequence[bool],
-        start: Mapping[str, float]) -> dict[str, float]:
-    """The weights the grid search reaches from ``start`` (see the module docstring)."""
-    names = list(start)
-    units = _units(start)
-
-    def score(u: list[int]) -> float:
-        return auc(scores_of(values, {n: k / STEPS for n, k in zip(names, u, strict=True)}),
-                   labels)
-
-    best = score(units)
-    for _ in range(MAX_ITERATIONS):
-        move: list[int] | None = None
-        for i in range(len(names)):
-            for j in range(len(names)):
-                if i == j or units[j] == 0:
-                    continue
-                trial = units.copy()
-                trial[i] += 1
-                trial[j] -= 1
-                if sum(1 for k in trial if k) > MAX_FACTORS:
-                    continue
-                value = score(trial)
-                if value > best + 1e-9:
-                    best, move = value, trial
-        if move is None:
-            break
-        units = move
-    return {n: k / STEPS for n, k in zip(names, units, strict=True)}
+#: L2 penalty and iterations of the non-negative logistic regression
+L2 = 1e-3
+ITERATIONS = 400
 
 
-def _units(weights: Mapping[str, float]) -> list[int]:
-    """Weights on the grid, adding up to STEPS (the rounding error goes to the largest)."""
-    units = [round(w * STEPS) for w in weights.values()]
-    units[units.index(max(units))] += STEPS - sum(units)
-    return units
+def fit_logistic(values: Sequence[Mapping[str, float]], labels: Sequence[bool],
+                 names: Sequence[str]) -> dict[str, float]:
+    """Non-negative logistic regression (see the module docstring), as weights adding to 1
+    on a grid of 1/100, the largest :data:`MAX_FACTORS` kept."""
+    rows = [[float(v[n]) for n in names] for v in values]
+    targets = [1.0 if y else 0.0 for y in labels]
+    count, width = len(rows), len(names)
+    if not count or len(set(targets)) < 2:
+        return dict.fromkeys(names, 1.0 / width)
+    # step 1/L, L bounding the log-loss gradient's Lipschitz constant (intercept included)
+    lipschitz = 0.25 * (sum(x * x for row in rows for x in row) / count + 1.0) + 2 * L2
+    step = 1.0 / lipschitz
+    coef, bias = [0.0] * width, 0.0
+    ahead, ahead_bias, momentum = coef[:], bias, 1.0
+    for _ in range(ITERATIONS):
+        grad, grad_bias = [0.0] * width, 0.0
+        for row, target in zip(rows, targets, strict=True):
+            z = ahead_bias + sum(c * x for c, x in zip(ahead, row, strict=True))
+            error = _sigmoid(z) - target
+            grad_bias += error
+            for k, x in enumerate(row):
+                if x:
+                    grad[k] += error * x
+        new = [max(0.0, a - step * (g / count + 2 * L2 * a))
+               for a, g in zip(ahead, grad, strict=True)]
+        new_bias = ahead_bias - step * grad_bias / count
+        following = (1 + (1 + 4 * momentum * momentum) ** 0.5) / 2
+        ratio = (momentum - 1) / following
+        ahead = [max(0.0, n + ratio * (n - o)) for n, o in zip(new, coef, strict=True)]
+        ahead_bias = new_bias + ratio * (new_bias - bias)
+        coef, bias, momentum = new, new_bias, following
+    kept = sorted(range(width), key=lambda k: (-coef[k], k))[:MAX_FACTORS]
+    total = sum(coef[k] for k in kept)
+    if total <= 0:
+        return dict.fromkeys(names, 1.0 / width)
+    weights = {n: (round(coef[k] / total, 2) if k in kept else 0.0)
+               for k, n in enumerate(names)}
+    largest = max(weights, key=lambda n: (weights[n], n))
+    weights[largest] = round(weights[largest] + 1.0 - sum(weights.values()), 2)
+    return weights
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
 
 
 def sample(rows: Sequence[Row], outcomes: Mapping[Any, datetime], *, at: datetime,
@@ -208,7 +225,7 @@ def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: st
     fit_values, fit_labels = sample(fetch_inputs(conn, now=fit_at, params=current),
                                     fit_outcomes, at=fit_at, until=validate_at, params=current,
                                     classes=classes, finished=fit_done)
-    weights = fit(fit_values, fit_labels, current.weights())
+    weights = fit_logistic(fit_values, fit_labels, list(current.weights()))
     candidate = current.with_weights(weights)
     val_done = outcome_times(conn, finished, validate_at) if finished else {}
     val_values, val_labels = sample(fetch_inputs(conn, now=validate_at, params=current),
