@@ -455,6 +455,11 @@ def test_policies_evaluate_auth_uid_once(conn: psycopg.Connection[Any]) -> None:
 #: Tables without personal data that every signed-in role reads: the risk parameter sets
 #: (migration 0140), which at-risk and engagement answers name (id, fitted_at, AUC).
 EVERYONE_READS = frozenset({"risk_parameter_sets"})
+#: Aggregates over at least 5 students that a signed-in role reads for the classes it may
+#: see, plus the population's row: the cohort medians of the risk score (migration 0141).
+CLASS_AGGREGATES = {"risk_cohort_medians": (
+    "((class_id IS NULL) OR (class_id = ANY (( SELECT waymark.visible_classes() AS "
+    "visible_classes)::uuid[])))")}
 
 
 def test_tables_outside_the_matrix_are_admin_only(conn: psycopg.Connection[Any]) -> None:
@@ -471,6 +476,9 @@ def test_tables_outside_the_matrix_are_admin_only(conn: psycopg.Connection[Any])
         assert policy is not None, f"{table} is readable but has no policy"
         if table in EVERYONE_READS:
             assert qual == "true", (table, policy, qual)
+            continue
+        if table in CLASS_AGGREGATES:
+            assert qual == CLASS_AGGREGATES[table], (table, policy, qual)
             continue
         assert re.fullmatch(r"\(\s*SELECT waymark\.is_admin\(\) AS is_admin\)", qual), (
             table, policy, qual)

@@ -54,10 +54,12 @@ def score_all(db: Database, *, now: datetime, batch_size: int,
     """Score every student in batches and store today's assessment; returns counts by level."""
     with db.connection() as conn:
         students = milestones.student_ids(conn, now=now)
-        # The cohort-relative factors compare with a class or every student, not one batch.
-        uses_cohort = params.cohort_activity_weight > 0 or params.cohort_score_weight > 0
-        cohorts = risk.cohorts_of(risk.fetch_inputs(conn, now=now, params=params),
-                                  risk.student_classes(conn)) if uses_cohort else None
+        # The cohort-relative factors compare with a class or every student, not one batch;
+        # the medians are stored so that a live answer for one student agrees.
+        inputs = risk.fetch_inputs(conn, now=now, params=params)
+        cohorts = risk.cohorts_of(inputs, risk.student_classes(conn))
+        with conn.transaction():
+            risk.save_cohorts(conn, cohorts, students=len(inputs), now=now)
     levels = dict.fromkeys(risk.LEVELS, 0)
     written = 0
     with runtime.progress(len(students), "scoring students") as bar:

@@ -1234,7 +1234,22 @@ LIMIT %(limit)s
 -- risk_student_classes --
 -- The classes each student attends (the cohorts of the cohort-relative risk factors,
 -- docs/risk.md); RLS applies: a caller sees the memberships they may see.
+-- %(user_ids)s NULL: every student's; else only theirs (one index probe each).
 SELECT user_id, array_agg(class_id ORDER BY class_id) AS class_ids
 FROM public.class_memberships
 WHERE member_role = 'student'
+  AND (%(user_ids)s::uuid[] IS NULL OR user_id = ANY (%(user_ids)s::uuid[]))
 GROUP BY user_id
+
+-- risk_cohort_medians --
+-- The cohort medians of the last `waymark score` the caller may read (migration 0141):
+-- the population's row (class_id NULL) and their visible classes'.
+SELECT class_id, median_active_days, median_xp, students FROM public.risk_cohort_medians
+
+-- risk_cohort_medians_clear --
+DELETE FROM public.risk_cohort_medians
+
+-- risk_cohort_median_save --
+INSERT INTO public.risk_cohort_medians (class_id, median_active_days, median_xp, students,
+                                        computed_at)
+VALUES (%(class_id)s, %(median_active_days)s, %(median_xp)s, %(students)s, %(computed_at)s)

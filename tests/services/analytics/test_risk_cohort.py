@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from analytics_support import add_event
 
+from backend.scripts import analytics_jobs
 from backend.services.analytics import risk
 from backend.services.analytics.risk import Cohort, RiskParams, cohort_of
 from backend.services.analytics.risk.factors import cohort_activity_factor, cohort_score_factor
@@ -128,3 +130,46 @@ def test_scoring_compares_a_student_with_their_class(conn: Any) -> None:
     assert behind(quiet[0]) == 0.0  # 2 days, the quiet class's median is 2 (everyone's: 10)
     assert behind(busy[0]) == 0.0
     assert behind(outsider) == pytest.approx(1 - 2 / 10)  # everyone's median: 10
+
+
+def test_a_live_answer_for_one_student_uses_the_stored_medians(conn: Any, db: Any,
+                                                               auth: Any) -> None:
+    """`waymark score` stores the medians; scoring one student afterwards (the engagement
+    answer) compares them with their class, not with themselves, and a student reads the
+    population's and their own class's medians only."""
+    quiet = [uuid.uuid4() for _ in range(5)]
+    busy = [uuid.uuid4() for _ in range(7)]
+    slacker = uuid.uuid4()  # in the busy class, active on 1 day
+    for students, days in ((quiet, 2), (busy, 10), ([slacker], 1)):
+        for student in students:
+            for d in range(days):
+                add_event(conn, "page_view", NOW - timedelta(days=d + 1), user_id=student)
+    class_of = {}
+    for name, students in (("quiet", quiet), ("busy", [*busy, slacker])):
+        class_of[name] = conn.execute("INSERT INTO classes (name) VALUES (%s) "
+                                      "RETURNING class_id", (name,)).fetchone()[0]
+        for student in students:
+            conn.execute("INSERT INTO class_memberships (class_id, user_id, member_role) "
+                         "VALUES (%s, %s, 'student')", (class_of[name], student))
+    alone = risk.score_students(conn, now=NOW, params=COHORT_ONLY, user_ids=[slacker])
+    assert alone[0].score == 0.0  # nothing stored yet: compared with themselves only
+    analytics_jobs.score_all(db, now=NOW, batch_size=4, params=COHORT_ONLY)
+    live = risk.score_students(conn, now=NOW, params=COHORT_ONLY, user_ids=[slacker])
+    stored = conn.execute("SELECT risk_score FROM learning_journey_events WHERE user_id = %s "
+                          "AND milestone = 'risk_assessment'", (slacker,)).fetchone()
+    assert stored is not None and float(stored[0]) > 0.4  # 1 day against the class's 10
+    assert live[0].score == pytest.approx(float(stored[0]))
+    # an outsider with 2 active days: behind the population's median (10) in both
+    outsider = uuid.uuid4()
+    for d in range(2):
+        add_event(conn, "page_view", NOW - timedelta(days=d + 1), user_id=outsider)
+    behind = risk.score_students(conn, now=NOW, params=COHORT_ONLY, user_ids=[outsider])
+    assert next(f.value for f in behind[0].factors
+                if f.name == "below_cohort_activity") == pytest.approx(0.8)
+    with conn.transaction():
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)",
+                     (json.dumps(auth.claims(quiet[1], "student")),))
+        conn.execute("SET LOCAL ROLE authenticated")
+        seen = {r[0] for r in conn.execute("SELECT class_id FROM risk_cohort_medians")}
+        conn.execute("RESET ROLE")
+    assert seen == {None, class_of["quiet"]}

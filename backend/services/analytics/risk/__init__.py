@@ -29,7 +29,9 @@ from backend.services.analytics.risk.factors import (
 from backend.services.analytics.risk.inputs import (
     NON_ACTIVITY_TYPES,
     fetch_inputs,
+    save_cohorts,
     score_students,
+    stored_cohorts,
     student_classes,
 )
 from backend.services.analytics.risk.params import (
@@ -56,6 +58,6 @@ __all__ = [
     "CALIBRATED_PARAMS", "Cohort", "Cohorts", "DEFAULT_PARAMS", "cohort_of", "cohorts_of", "LEVELS", "NON_ACTIVITY_TYPES", "PRESETS",
     "RISK_LEVELS", "Factor", "RiskAssessment", "RiskParams", "RiskParamsError", "assess",
     "fetch_inputs", "level_for", "params_from_settings", "preset", "rank", "risk_history",
-    "risk_level_for", "score_students", "student_classes",
+    "risk_level_for", "save_cohorts", "score_students", "stored_cohorts", "student_classes",
     "store_assessments", "stored_flagged", "stored_summary",
 ]

@@ -149,13 +149,31 @@ MIN_CLASS_COHORT = 5
 
 @dataclass(frozen=True)
 class Cohorts:
-    """Whom each student is compared with: their class, else everyone scored together."""
+    """Whom each student is compared with: their class, else everyone scored together.
+
+    ``by_class``: the medians of each class with at least :data:`MIN_CLASS_COHORT` students
+    scored, and how many; ``main_class``: each student's class among those (the largest,
+    ties by id).
+    """
 
     population: Cohort
-    by_student: Mapping[Any, Cohort] = field(default_factory=dict)
+    by_class: Mapping[Any, tuple[Cohort, int]] = field(default_factory=dict)
+    main_class: Mapping[Any, Any] = field(default_factory=dict)
 
     def of(self, user_id: Any) -> Cohort:
-        return self.by_student.get(user_id, self.population)
+        class_id = self.main_class.get(user_id)
+        return self.by_class[class_id][0] if class_id is not None else self.population
+
+    @classmethod
+    def of_classes(cls, population: Cohort, by_class: Mapping[Any, tuple[Cohort, int]],
+                   classes: Mapping[Any, Sequence[Any]]) -> Cohorts:
+        """Each student's main class: the largest of theirs that has medians."""
+        main = {}
+        for user_id, theirs in classes.items():
+            usable = [c for c in theirs if c in by_class]
+            if usable:
+                main[user_id] = min(usable, key=lambda c: (-by_class[c][1], str(c)))
+        return cls(population, by_class, main)
 
 
 def cohorts_of(rows: Sequence[Row], classes: Mapping[Any, Sequence[Any]],
@@ -170,14 +188,9 @@ def cohorts_of(rows: Sequence[Row], classes: Mapping[Any, Sequence[Any]],
     for row in rows:
         for class_id in classes.get(row["user_id"], ()):
             members.setdefault(class_id, []).append(row)
-    medians = {c: cohort_of(m) for c, m in members.items() if len(m) >= min_size}
-    by_student: dict[Any, Cohort] = {}
-    for row in rows:
-        usable = [c for c in classes.get(row["user_id"], ()) if c in medians]
-        if usable:
-            main = min(usable, key=lambda c: (-len(members[c]), str(c)))
-            by_student[row["user_id"]] = medians[main]
-    return Cohorts(population=cohort_of(rows), by_student=by_student)
+    by_class = {c: (cohort_of(m), len(m)) for c, m in members.items() if len(m) >= min_size}
+    scored = {row["user_id"]: classes.get(row["user_id"], ()) for row in rows}
+    return Cohorts.of_classes(cohort_of(rows), by_class, scored)
 
 
 def rank(assessments: list[RiskAssessment]) -> list[RiskAssessment]:

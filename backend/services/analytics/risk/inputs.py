@@ -20,6 +20,7 @@ import psycopg
 from backend.db import Row, fetch_all
 from backend.services.analytics import QUERIES
 from backend.services.analytics.risk.factors import (
+    Cohort,
     Cohorts,
     RiskAssessment,
     as_utc,
@@ -42,19 +43,55 @@ def score_students(conn: psycopg.Connection[Any], *, now: datetime,
     One set-based query for all students; ``now`` is a parameter, never the database
     clock, so the past can be scored (tests, the OULAD replay, back-fills). The cohorts
     of the cohort-relative factors are ``cohorts`` when given (e.g. of every student, for
-    a caller scoring in batches), otherwise those of the students scored here.
+    a caller scoring in batches); else those the last ``waymark score`` stored (so a live
+    answer agrees with the stored score); else those of the students scored here.
     """
     now = as_utc(now)
     rows = fetch_inputs(conn, now=now, params=params, user_ids=user_ids)
+    if cohorts is None:
+        cohorts = stored_cohorts(conn, user_ids)
     cohorts = cohorts or cohorts_of(rows, student_classes(conn))
     return rank([assess(row, now=now, params=params, cohort=cohorts.of(row["user_id"]))
                  for row in rows])
 
 
-def student_classes(conn: psycopg.Connection[Any]) -> dict[Any, list[Any]]:
-    """The classes each student attends (as far as the connection may see)."""
+def stored_cohorts(conn: psycopg.Connection[Any],
+                   user_ids: Sequence[uuid.UUID] | None = None) -> Cohorts | None:
+    """The medians the last ``waymark score`` stored, as far as the caller may read them
+    (None: never stored)."""
+    rows = fetch_all(conn, QUERIES["risk_cohort_medians"], {})
+    population = next((r for r in rows if r["class_id"] is None), None)
+    if population is None:
+        return None
+
+    def cohort(r: Row) -> Cohort:
+        return Cohort(median_active_days=r["median_active_days"], median_xp=r["median_xp"])
+
+    by_class = {r["class_id"]: (cohort(r), int(r["students"]))
+                for r in rows if r["class_id"] is not None}
+    return Cohorts.of_classes(cohort(population), by_class, student_classes(conn, user_ids))
+
+
+def save_cohorts(conn: psycopg.Connection[Any], cohorts: Cohorts, *, students: int,
+                 now: datetime) -> None:
+    """Replace the stored medians by ``cohorts`` (one transaction with the caller's)."""
+    conn.execute(QUERIES["risk_cohort_medians_clear"])
+    scopes = [(None, cohorts.population, students),
+              *((c, cohort, size) for c, (cohort, size) in cohorts.by_class.items())]
+    with conn.cursor() as cur:
+        cur.executemany(QUERIES["risk_cohort_median_save"], [
+            {"class_id": class_id, "median_active_days": cohort.median_active_days,
+             "median_xp": cohort.median_xp, "students": size, "computed_at": now}
+            for class_id, cohort, size in scopes])
+
+
+def student_classes(conn: psycopg.Connection[Any],
+                    user_ids: Sequence[uuid.UUID] | None = None) -> dict[Any, list[Any]]:
+    """The classes each student (or each of ``user_ids``) attends, as far as the connection
+    may see."""
+    ids = list(user_ids) if user_ids is not None else None
     return {r["user_id"]: r["class_ids"]
-            for r in fetch_all(conn, QUERIES["risk_student_classes"], {})}
+            for r in fetch_all(conn, QUERIES["risk_student_classes"], {"user_ids": ids})}
 
 
 def fetch_inputs(conn: psycopg.Connection[Any], *, now: datetime,
