@@ -12,6 +12,7 @@ import yaml
 from flask import Flask
 
 from backend.scripts.cli import main
+from backend.tracking import client_ip
 
 BLUEPRINT = Path(__file__).resolve().parent.parent / "render.yaml"
 
@@ -84,6 +85,17 @@ def test_web_service_runs_gunicorn_migrates_and_checks_health(
     assert "waymark migrate" in (web.get("preDeployCommand", "") + web["startCommand"])
     rules = {rule.rule for rule in app.url_map.iter_rules()}
     assert web["healthCheckPath"] in rules
+
+
+def test_the_web_service_hashes_the_client_behind_renders_two_proxies(
+        blueprint: dict[str, Any]) -> None:
+    """Render: client → Cloudflare → Render's proxy → gunicorn. The address hashed must be
+    the client's, not a Cloudflare edge's or Render's proxy's."""
+    (web,) = services(blueprint, "web")
+    env = {v["key"]: v.get("value") for v in web["envVars"] if "key" in v}
+    trusted = int(env["WAYMARK_TRUSTED_PROXIES"])
+    # the headers as Render delivers them (client 99.61.165.29, Cloudflare 104.22.17.40)
+    assert client_ip("10.21.157.68", "99.61.165.29, 104.22.17.40", trusted) == "99.61.165.29"
 
 
 def test_every_service_gets_database_url_from_the_blueprint_database(
