@@ -201,3 +201,25 @@ def test_an_unreachable_database_does_not_slow_the_host(app_config: dict[str, An
         assert stats["dropped"].get("queue_full", 0) > 0 and stats["written"] == 0
     finally:
         app.extensions["waymark"].close(timeout=0.5)
+
+
+def test_personal_data_in_a_host_exception_is_scrubbed_before_it_is_stored(
+        app_config: dict[str, Any], conn: psycopg.Connection[Any]) -> None:
+    """A host 5xx's message and traceback can name a person (a lookup that failed for an
+    address): stored with the anonymization rules applied, in the report and its group."""
+    app = host_app(app_config)
+
+    @app.get("/accounts/lookup")
+    def lookup() -> str:
+        raise LookupError("no account for ann.lee@example.org (tel. +44 20 7946 0958)")
+
+    try:
+        assert app.test_client().get("/accounts/lookup", headers=BROWSER).status_code == 500
+        flush(app)
+    finally:
+        app.extensions["waymark"].close()
+    message, stack = conn.execute("SELECT message, stack FROM error_events").fetchone()
+    group = conn.execute("SELECT message FROM error_groups").fetchone()[0]
+    for text in (message, stack, group):
+        assert "ann.lee" not in text and "7946" not in text, text
+    assert message == "LookupError: no account for [email] (tel. [phone])"

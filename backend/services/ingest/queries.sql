@@ -174,7 +174,8 @@ SELECT count(*) FROM wm_stage_errors
 -- upsert_error_groups --
 INSERT INTO public.error_groups AS g (fingerprint, error_type, message, component_name,
                                       api_endpoint, first_seen, last_seen, occurrences)
-SELECT fingerprint, min(error_type), min(message), min(component_name), min(api_endpoint),
+SELECT fingerprint, min(error_type), waymark.scrub_text(min(message)), min(component_name),
+       min(api_endpoint),
        min(occurred_at), max(occurred_at), count(*)
 FROM wm_stage_errors GROUP BY fingerprint
 ON CONFLICT (fingerprint) DO UPDATE SET
@@ -202,7 +203,9 @@ WHERE g.group_id = n.group_id
 
 -- insert_errors --
 -- The reports, each in the session it falls in (open within %(gap)s:
--- backend.taxonomy.SESSION_GAP), which is then marked has_error.
+-- backend.taxonomy.SESSION_GAP), which is then marked has_error. A message or stack can
+-- name a person (a host exception "no account for ann@…"): e-mail addresses and phone
+-- numbers are replaced as anonymization does (waymark.scrub_text), here and in the group.
 WITH inserted AS (
     INSERT INTO public.error_events (error_id, occurred_at, received_at, user_id, visitor_hash,
         session_id, error_type, message, stack, component_name, page_path, api_endpoint,
@@ -215,7 +218,8 @@ WITH inserted AS (
               AND us.started_at <= s.occurred_at + %(gap)s
               AND us.last_seen_at >= s.occurred_at - %(gap)s
             ORDER BY us.last_seen_at DESC LIMIT 1),
-           s.error_type, s.message, s.stack, s.component_name, s.page_path, s.api_endpoint,
+           s.error_type, waymark.scrub_text(s.message), waymark.scrub_text(s.stack),
+           s.component_name, s.page_path, s.api_endpoint,
            s.http_method, s.status_code, s.source, s.browser, s.os, s.device_type, s.event_data,
            s.fingerprint, g.group_id
     FROM wm_stage_errors s JOIN public.error_groups g USING (fingerprint)
