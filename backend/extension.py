@@ -23,6 +23,7 @@ from backend import auth, routes
 from backend.config import Settings, with_dev_secret
 from backend.db import Database, resolve_database_url
 from backend.middleware.activity_tracker import DEFAULT_SKIP_PATHS, ActivityTracker
+from backend.private_logs import FlaskExceptionLine
 from backend.services.analytics import risk
 from backend.services.ingest.stream import StreamPublisher
 from backend.services.ingest.writer import BeforeStore, EventWriter
@@ -73,6 +74,7 @@ class Waymark:
 
         routes.register_api(app)
         auth.install(app, state)  # JSON 401/403 answers; warns when connected as a superuser
+        app.logger.addFilter(FlaskExceptionLine())  # no decoded path or user id in its line
         if self.track_requests:
             ActivityTracker(state, self.url_rules,
                             self.skip_paths or DEFAULT_SKIP_PATHS).install(app)

@@ -14,25 +14,13 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from backend import create_app
+from backend.private_logs import logged_path
 
 #: time, method, path (no query string), status, bytes, duration — no IP, no UA.
 ACCESS_LOG_FORMAT = '%(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 
 
-#: a user id or a number as a path segment: masked, so a forgotten user's id does not stay
-#: in the logs (/users/<id>, /engagement/<id>)
-_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
-                   r"[0-9a-fA-F]{12}")
-_NUMBER_SEGMENT = re.compile(r"/\d+(?=/|$)")
 _PEER = re.compile(r"\bip=\S+?(?=:|\s|$)")
-
-
-def logged_path(raw_uri: str) -> str:
-    """The path as the client sent it (still percent-encoded, so ``%0A`` cannot forge a log
-    line), without the query string, ids masked."""
-    path = raw_uri.split("?", 1)[0].split("#", 1)[0]
-    path = "".join(c if c.isprintable() and c != " " else f"%{ord(c):02X}" for c in path)
-    return _NUMBER_SEGMENT.sub("/<id>", _UUID.sub("<id>", path))
 
 
 class PrivateLogger(Logger):  # type: ignore[misc]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from flask import Flask, abort
+from flask import Flask, abort, request
 from ingestion_support import BROWSER, count, flush, writer_of
 
 from backend import Waymark, request_event
@@ -223,3 +224,21 @@ def test_personal_data_in_a_host_exception_is_scrubbed_before_it_is_stored(
     for text in (message, stack, group):
         assert "ann.lee" not in text and "7946" not in text, text
     assert message == "LookupError: no account for [email] (tel. [phone])"
+
+
+def test_flasks_exception_line_keeps_the_path_as_sent_with_ids_masked(
+        host: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    """Flask logs ``Exception on <path> [METHOD]`` with the decoded path: a ``%0A`` forged
+    a second log line, and a user id in the path outlived the user's forget."""
+    user = "6f1d3f4e-8a8b-4c2e-9d41-5a7e0c3b2a10"
+    host.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: Flask logs, answers 500
+
+    @host.before_request
+    def explode() -> None:  # before routing's 404: any path, a decoded newline included
+        if request.path.startswith("/explode/"):
+            raise RuntimeError("kaboom")
+
+    with caplog.at_level(logging.ERROR, logger=host.logger.name):
+        assert host.test_client().get(f"/explode/{user}%0AINFO forged line").status_code == 500
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Exception")]
+    assert lines == ["Exception on /explode/<id>%0AINFO%20forged%20line [GET]"], lines

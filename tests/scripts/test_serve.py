@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.scripts.serve import logged_path
+from backend.private_logs import logged_path
 
 SENTINEL_UA = "SentinelBrowser/9.9 (serve-test)"
 
