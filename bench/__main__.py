@@ -6,7 +6,7 @@ import importlib
 import sys
 
 #: module names under bench/, each with a ``main(argv) -> None`` that prints its figures.
-BENCHMARKS: list[str] = ["redos", "exports", "xapi", "rls_query", "retention", "writer_throughput", "middleware_overhead", "http_ingestion", "jetstream", "bytes_per_event", "risk_oulad", "analytics_endpoints", "dashboard_paint"]
+BENCHMARKS: list[str] = ["redos", "poison_batch", "exports", "xapi", "rls_query", "retention", "writer_throughput", "middleware_overhead", "http_ingestion", "jetstream", "bytes_per_event", "risk_oulad", "analytics_endpoints", "dashboard_paint"]
 
 
 def main() -> None:
