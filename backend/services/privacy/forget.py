@@ -201,9 +201,7 @@ def delete_rows(conn: psycopg.Connection[Any], traces: Traces,
     """Delete every row naming the user; run inside the transaction holding the lock."""
     removed: Counter[str] = Counter()
     removed["error_events"] += _delete_errors(conn, traces)
-    params = {"user_id": traces.user_id, "hashes": traces.visitor_hashes,
-              "since": traces.since, "likes": [f"%{h}%" for h in traces.ref_hexes],
-              "pattern": traces.pattern}
+    params = naming_params(traces)
     for statement, table in _delete_statements(traces, columns):
         removed[table] += conn.execute(statement, params).rowcount
     return {table: n for table, n in removed.items()}
@@ -220,28 +218,49 @@ def _delete_errors(conn: psycopg.Connection[Any], traces: Traces) -> int:
     return len(rows)
 
 
-def _delete_statements(traces: Traces,
-                       columns: Iterable[Column]) -> list[tuple[sql.Composed, str]]:
-    statements: list[tuple[sql.Composed, str]] = []
+def naming_conditions(traces: Traces, columns: Iterable[Column]
+                      ) -> dict[str, tuple[sql.Identifier, list[sql.Composable]]]:
+    """The one catalogue of "what names this person", by table (receipt key → the table and
+    the conditions, any of which makes a row theirs). Forget deletes these rows and export
+    returns them, so the two cannot disagree.
+
+    A row is theirs when a person column holds their id; when a hash column holds their
+    visitor hash under a salt still kept (recent rows only: that is when the hash is
+    valid); when a JSON column of a received row holds one of their reference hashes
+    (e.g. a ``/measure`` conversion); and, in Waymark's private tables (dead letters…),
+    when any text mentions their id or hashes. Parameters: ``user_id``, ``hashes``,
+    ``since``, ``likes``, ``pattern`` (:func:`naming_params`).
+    """
+    found: dict[str, tuple[sql.Identifier, list[sql.Composable]]] = {}
     for col in columns:
-        table = sql.Identifier(col.schema, col.table)
         name = sql.Identifier(col.name)
         recent = (sql.SQL(" AND received_at >= %(since)s") if col.has_received_at
                   else sql.SQL(""))
+        conditions: list[sql.Composable] = []
         if col.is_person_uuid:
-            statements.append((sql.SQL("DELETE FROM {} WHERE {} = %(user_id)s").format(
-                table, name), col.qualified))
+            conditions.append(sql.SQL("{} = %(user_id)s").format(name))
         elif col.type == "bytea" and traces.visitor_hashes:
-            statements.append((sql.SQL("DELETE FROM {} WHERE {} = ANY(%(hashes)s){}").format(
-                table, name, recent), col.qualified))
+            conditions.append(sql.SQL("({} = ANY(%(hashes)s){})").format(name, recent))
         elif col.type in ("jsonb", "json") and col.has_received_at and traces.ref_hexes:
-            statements.append((sql.SQL(
-                "DELETE FROM {} WHERE {}::text LIKE ANY(%(likes)s){}").format(
-                table, name, recent), col.qualified))
+            conditions.append(sql.SQL("({}::text LIKE ANY(%(likes)s){})").format(name, recent))
         if col.schema == PRIVATE_SCHEMA and col.is_text:
-            statements.append((sql.SQL("DELETE FROM {} WHERE {}::text ~* %(pattern)s").format(
-                table, name), col.qualified))
-    return statements
+            conditions.append(sql.SQL("{}::text ~* %(pattern)s").format(name))
+        if conditions:
+            entry = found.setdefault(col.qualified, (sql.Identifier(col.schema, col.table), []))
+            entry[1].extend(conditions)
+    return found
+
+
+def naming_params(traces: Traces) -> dict[str, Any]:
+    """The parameters of :func:`naming_conditions`."""
+    return {"user_id": traces.user_id, "hashes": traces.visitor_hashes, "since": traces.since,
+            "likes": [f"%{h}%" for h in traces.ref_hexes], "pattern": traces.pattern}
+
+
+def _delete_statements(traces: Traces,
+                       columns: Iterable[Column]) -> list[tuple[sql.Composed, str]]:
+    return [(sql.SQL("DELETE FROM {} WHERE {}").format(table, sql.SQL(" OR ").join(where)), key)
+            for key, (table, where) in naming_conditions(traces, columns).items()]
 
 
 def redact_mentions(db: Database, traces: Traces, columns: list[Column]) -> dict[str, int]:

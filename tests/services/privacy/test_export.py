@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from backend.db import Database
 from backend.services.privacy import export, hashing
+from backend.services.privacy.forget import forget_user
 from backend.services.privacy.salts import get_or_create_salt, period_start
 
 A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
@@ -96,16 +97,28 @@ def test_export_of_an_unknown_user_is_an_empty_document(db: Database) -> None:
     assert sum(document["counts"].values()) == 0
 
 
-def test_export_as_the_caller_is_bounded_by_row_level_security(
-        db: Database, conn: psycopg.Connection[Any], auth: Any) -> None:
-    seed(db, conn)
-    # A plan built for B but read with A's identity: RLS returns none of B's rows, so a
-    # wrong filter in the export could never leak another person's data.
-    plan_for_b = export.prepare_export(db, B)
-    as_a = auth.claims(A)
-    document = json.loads("".join(export.stream_export(db, plan_for_b, now=NOW, as_caller=as_a)))
-    assert document["tables"]["user_activity_events"] == []
-    assert document["tables"]["user_sessions"] == []
-    own = json.loads("".join(export.stream_export(db, export.prepare_export(db, A), now=NOW,
-                                                  as_caller=as_a)))
-    assert len(own["tables"]["user_activity_events"]) == 3
+def test_export_counts_equal_the_forget_receipt_table_by_table(
+        db: Database, conn: psycopg.Connection[Any]) -> None:
+    """One catalogue of "what names this person": every row forget deletes is in the export
+    first — including rows the person could not read through RLS (an anonymous visit under
+    their visitor hash, an admin-only rollup), a conversion linked by their reference hash,
+    and a dead letter that mentions them."""
+    visitor_a = seed(db, conn)
+    with db.connection() as c:
+        salt, _ = get_or_create_salt(c, period_start(datetime.now(UTC), "day"))
+    ref = hashing.reference_hash(salt, str(A)).hex()
+    conn.execute("INSERT INTO user_activity_events (occurred_at, event_type, event_data) "
+                 "VALUES (%s, 'conversion', %s)", (NOW, Jsonb({"ref": ref, "goal": "signup"})))
+    conn.execute("INSERT INTO page_view_prefix_visitors (day, page_path, visitor_hash) "
+                 "VALUES (%s, '/quests', %s)", (NOW.date(), visitor_a))
+    conn.execute("INSERT INTO waymark.dead_letters (kind, error, payload) "
+                 "VALUES ('event', 'refused', %s)", (Jsonb({"user_id": str(A)}),))
+
+    document = json.loads("".join(export.export_user(db, A, now=NOW)))
+    receipt = forget_user(db, A, now=NOW)
+
+    exported = {table: n for table, n in document["counts"].items() if n}
+    assert exported == {table: n for table, n in receipt.rows_removed.items() if n}
+    assert exported["user_activity_events"] == 5  # 3 signed in, 1 anonymous, 1 conversion
+    assert exported["page_view_prefix_visitors"] == 1
+    assert exported["waymark.dead_letters"] == 1
