@@ -205,3 +205,18 @@ def test_a_changed_repeatable_is_applied_again(empty_db_url: str, tmp_path: Path
     path.write_text(path.read_text().replace("-- waymark.scrub_text:", "-- waymark.scrub_text (edited):"))
     assert migrations.migrate(empty_db_url, sql_dir) == ["functions/waymark.scrub_text"]
     assert migrations.migrate(empty_db_url, sql_dir) == []
+
+
+def test_stored_campaign_rows_lose_their_addresses_and_merge(
+        conn: psycopg.Connection[Any]) -> None:
+    """0142 on rows the old rollup stored: addresses scrubbed, rows that become one added up."""
+    conn.execute("INSERT INTO campaign_daily (day, campaign, source, medium, visits, "
+                 "unique_networks, conversions) VALUES "
+                 "('2026-03-01', 'ann@example.org', 'mail', '(none)', 3, 2, 1), "
+                 "('2026-03-01', 'bob@example.org', 'mail', '(none)', 4, 4, 0), "
+                 "('2026-03-01', '[email]', 'mail', '(none)', 1, 1, 1), "
+                 "('2026-03-01', 'spring', 'call +44 20 7946 0958', '(none)', 5, 5, 0)")
+    conn.execute(next(m for m in migrations.discover() if m.version == "0142").sql)
+    rows = conn.execute("SELECT campaign, source, visits, unique_networks, conversions "
+                        "FROM campaign_daily ORDER BY campaign").fetchall()
+    assert rows == [("[email]", "mail", 8, 7, 2), ("spring", "call [phone]", 5, 5, 0)]

@@ -16,3 +16,6 @@ AS $function$
 $function$;
 
 REVOKE ALL ON FUNCTION waymark.scrub_text(text) FROM PUBLIC, anon;
+-- Pure text in, text out (no table access): answers that read client text as the caller
+-- (the attribution's UTM values) scrub it on the way.
+GRANT EXECUTE ON FUNCTION waymark.scrub_text(text) TO authenticated;

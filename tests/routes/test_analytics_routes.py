@@ -235,3 +235,21 @@ def test_answers_name_the_risk_parameter_set(client: FlaskClient, auth: Any, dat
     engagement = get(client, auth, f"/api/analytics/engagement/{STUDENT_A}", ADMIN,
                      "admin").get_json()
     assert engagement["risk_parameter_set"]["id"] == set_id
+
+
+def test_an_email_in_a_campaign_link_is_never_answered_or_rolled_up(
+        client: FlaskClient, auth: Any, conn: psycopg.Connection[Any]) -> None:
+    """UTM values are client text; a campaign link can carry an address. Neither the
+    attribution answer nor campaign_daily (kept two years) may hold it."""
+    for campaign in ("ann.lee@example.org", "bob@example.org"):
+        add_event(conn, "landing_visit", NOW - timedelta(days=2), network_hash=b"n" * 16,
+                  utm_campaign=campaign, utm_source="mail")
+    with freeze_time(NOW):
+        answer = get(client, auth, "/api/analytics/attribution?days=7", ADMIN,
+                     "admin").get_json()
+    assert [(c["campaign"], c["visits"]) for c in answer["campaigns"]] == [
+        ("[email]", 2)]
+    for day in days_to_roll(conn, now=NOW, lookback_days=30):
+        roll_up_day(conn, day)
+    rolled = conn.execute("SELECT campaign, visits FROM campaign_daily").fetchall()
+    assert rolled == [("[email]", 2)]

@@ -737,18 +737,24 @@ LIMIT %(recent)s
 -- Per (campaign, source, medium): visits, distinct (network_hash, period) and last-touch
 -- conversions of the events in (since, now] outside [gap_lo, gap_hi) (the rolled-up days;
 -- gap_lo = gap_hi for none), each range read by its own index scan. Yields the CTE live.
+-- UTM values are client text: an e-mail address or phone number in a campaign link is
+-- scrubbed (waymark.scrub_text) before it is grouped, so neither this answer nor
+-- campaign_daily, which keeps it for two years, ever holds one.
 WITH visits AS (
     SELECT network_hash, occurred_at,
-           coalesce(utm_campaign, '(none)') AS campaign, coalesce(utm_source, '(none)') AS source,
-           coalesce(utm_medium, '(none)') AS medium,
+           waymark.scrub_text(coalesce(utm_campaign, '(none)')) AS campaign,
+           waymark.scrub_text(coalesce(utm_source, '(none)')) AS source,
+           waymark.scrub_text(coalesce(utm_medium, '(none)')) AS medium,
            date_trunc(%(period)s, occurred_at, 'UTC') AS period
     FROM public.user_activity_events
     WHERE event_type = 'landing_visit' AND occurred_at > %(since)s AND occurred_at <= %(now)s
       AND occurred_at < %(gap_lo)s
     UNION ALL
     SELECT network_hash, occurred_at,
-           coalesce(utm_campaign, '(none)'), coalesce(utm_source, '(none)'),
-           coalesce(utm_medium, '(none)'), date_trunc(%(period)s, occurred_at, 'UTC')
+           waymark.scrub_text(coalesce(utm_campaign, '(none)')),
+           waymark.scrub_text(coalesce(utm_source, '(none)')),
+           waymark.scrub_text(coalesce(utm_medium, '(none)')),
+           date_trunc(%(period)s, occurred_at, 'UTC')
     FROM public.user_activity_events
     WHERE event_type = 'landing_visit' AND occurred_at > %(since)s AND occurred_at <= %(now)s
       AND occurred_at >= %(gap_hi)s
