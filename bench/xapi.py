@@ -26,7 +26,7 @@ from backend.db import Database
 from backend.services.exports import xapi
 from backend.services.privacy.forget import forget_user
 from bench.common import figure, fresh_database
-from bench.lrs import RunningLrs, running_lrs
+from bench.stand_ins import RunningLrs, running_lrs
 
 HOME = "https://school.example"
 LEARNERS = 200

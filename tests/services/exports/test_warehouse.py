@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,12 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 from analytics_support import add_event
-from s3_support import running_s3
 
 from backend.db import Database
 from backend.services.exports import warehouse
 from backend.services.privacy import retention
 from backend.services.privacy.forget import forget_user
+from bench.stand_ins import StandInUnavailable, running_s3
 
 ANN, BOB = uuid.UUID(int=0xA11), uuid.UUID(int=0xB0B)
 DAY1, DAY2 = datetime(2026, 11, 20, 10, tzinfo=UTC), datetime(2026, 11, 21, 23, 59, tzinfo=UTC)
@@ -186,9 +187,13 @@ def test_an_unknown_format_is_refused(conn: psycopg.Connection[Any], tmp_path: P
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[pafs.S3FileSystem]:
+def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pafs.S3FileSystem]:
     """A bucket on a real S3 API; the export finds it through the standard AWS_* variables."""
-    with running_s3() as endpoint:
+    with ExitStack() as stack:
+        try:
+            endpoint = stack.enter_context(running_s3(tmp_path))
+        except StandInUnavailable as exc:
+            pytest.skip(str(exc))
         for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
                             "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
                             "AWS_DEFAULT_REGION": "us-east-1"}.items():

@@ -23,7 +23,7 @@ from backend.db import Database
 from backend.scripts.cli import main
 from backend.services.exports import xapi
 from backend.services.privacy.forget import forget_user
-from bench.lrs import LrsUnavailable, RunningLrs, running_lrs
+from bench.stand_ins import RunningLrs, StandInUnavailable, running_lrs
 
 HOME = "https://school.example"
 ANN, BOB = uuid.UUID(int=0xA11), uuid.UUID(int=0xB0B)
@@ -85,7 +85,7 @@ def lrs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLrs]:
     try:
         with running_lrs(tmp_path_factory.mktemp("lrs")) as running:
             yield running
-    except LrsUnavailable as exc:
+    except StandInUnavailable as exc:
         pytest.skip(str(exc))
 
 
