@@ -738,23 +738,20 @@ LIMIT %(recent)s
 -- conversions of the events in (since, now] outside [gap_lo, gap_hi) (the rolled-up days;
 -- gap_lo = gap_hi for none), each range read by its own index scan. Yields the CTE live.
 -- UTM values are client text: an e-mail address or phone number in a campaign link is
--- scrubbed (waymark.scrub_text) before it is grouped, so neither this answer nor
--- campaign_daily, which keeps it for two years, ever holds one.
+-- scrubbed (waymark.scrub_text), so neither this answer nor campaign_daily, which keeps it
+-- for two years, ever holds one.
 WITH visits AS (
     SELECT network_hash, occurred_at,
-           waymark.scrub_text(coalesce(utm_campaign, '(none)')) AS campaign,
-           waymark.scrub_text(coalesce(utm_source, '(none)')) AS source,
-           waymark.scrub_text(coalesce(utm_medium, '(none)')) AS medium,
+           coalesce(utm_campaign, '(none)') AS campaign, coalesce(utm_source, '(none)') AS source,
+           coalesce(utm_medium, '(none)') AS medium,
            date_trunc(%(period)s, occurred_at, 'UTC') AS period
     FROM public.user_activity_events
     WHERE event_type = 'landing_visit' AND occurred_at > %(since)s AND occurred_at <= %(now)s
       AND occurred_at < %(gap_lo)s
     UNION ALL
     SELECT network_hash, occurred_at,
-           waymark.scrub_text(coalesce(utm_campaign, '(none)')),
-           waymark.scrub_text(coalesce(utm_source, '(none)')),
-           waymark.scrub_text(coalesce(utm_medium, '(none)')),
-           date_trunc(%(period)s, occurred_at, 'UTC')
+           coalesce(utm_campaign, '(none)'), coalesce(utm_source, '(none)'),
+           coalesce(utm_medium, '(none)'), date_trunc(%(period)s, occurred_at, 'UTC')
     FROM public.user_activity_events
     WHERE event_type = 'landing_visit' AND occurred_at > %(since)s AND occurred_at <= %(now)s
       AND occurred_at >= %(gap_hi)s
@@ -783,12 +780,20 @@ WITH visits AS (
     GROUP BY 1, 2, 3
 ), conversion_counts AS (
     SELECT campaign, source, medium, count(*) AS conversions FROM linked GROUP BY 1, 2, 3
-), live AS (
+), unscrubbed AS (
     SELECT v.campaign, v.source, v.medium, v.visits, n.unique_networks,
            coalesce(c.conversions, 0) AS conversions
     FROM visit_counts v
     JOIN network_counts n USING (campaign, source, medium)
     LEFT JOIN conversion_counts c USING (campaign, source, medium)
+), live AS (
+    -- scrubbed per group, not per row (a few distinct campaigns): groups that become equal
+    -- are added up, their distinct networks too (an upper bound for those rare groups)
+    SELECT waymark.scrub_text(campaign) AS campaign, waymark.scrub_text(source) AS source,
+           waymark.scrub_text(medium) AS medium, sum(visits)::bigint AS visits,
+           sum(unique_networks)::bigint AS unique_networks,
+           sum(conversions)::bigint AS conversions
+    FROM unscrubbed GROUP BY 1, 2, 3
 )
 
 -- attribution --
