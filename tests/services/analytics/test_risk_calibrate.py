@@ -156,8 +156,10 @@ def test_the_logistic_fit_weighs_what_predicts_and_nothing_that_protects() -> No
         values.append({"noise": noise, "protective": 1.0 if not left and i % 3 else 0.0,
                        "signal": signal, **{f"extra{k}": ((i + k) % 5) / 4 for k in range(7)}})
         labels.append(left)
-    weights = calibrate.fit_logistic(values, labels, names)
-    assert weights == calibrate.fit_logistic(values, labels, names)
+    start = dict.fromkeys(names, 0.1)
+    weights = calibrate.fit_logistic(values, labels, start)
+    assert weights == calibrate.fit_logistic(values, labels, start)
+    assert calibrate.fit_logistic(values, [False] * len(values), start) == start
     assert all(w >= 0 for w in weights.values()) and sum(weights.values()) == pytest.approx(1)
     assert sum(1 for w in weights.values() if w) <= calibrate.MAX_FACTORS
     assert weights["protective"] == 0.0

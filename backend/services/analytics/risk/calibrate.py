@@ -125,14 +125,16 @@ ITERATIONS = 400
 
 
 def fit_logistic(values: Sequence[Mapping[str, float]], labels: Sequence[bool],
-                 names: Sequence[str]) -> dict[str, float]:
-    """Non-negative logistic regression (see the module docstring), as weights adding to 1
-    on a grid of 1/100, the largest :data:`MAX_FACTORS` kept."""
+                 start: Mapping[str, float]) -> dict[str, float]:
+    """Non-negative logistic regression (see the module docstring) over the factors of
+    ``start``, as weights adding to 1 on a grid of 1/100, the largest :data:`MAX_FACTORS`
+    kept; ``start`` itself when there is nothing to learn from (no outcome, or only)."""
+    names = list(start)
     rows = [[float(v[n]) for n in names] for v in values]
     targets = [1.0 if y else 0.0 for y in labels]
     count, width = len(rows), len(names)
     if not count or len(set(targets)) < 2:
-        return dict.fromkeys(names, 1.0 / width)
+        return dict(start)
     # step 1/L, L bounding the log-loss gradient's Lipschitz constant (intercept included)
     lipschitz = 0.25 * (sum(x * x for row in rows for x in row) / count + 1.0) + 2 * L2
     step = 1.0 / lipschitz
@@ -157,8 +159,8 @@ def fit_logistic(values: Sequence[Mapping[str, float]], labels: Sequence[bool],
         coef, bias, momentum = new, new_bias, following
     kept = sorted(range(width), key=lambda k: (-coef[k], k))[:MAX_FACTORS]
     total = sum(coef[k] for k in kept)
-    if total <= 0:
-        return dict.fromkeys(names, 1.0 / width)
+    if total <= 0:  # no factor raises the odds of the outcome
+        return dict(start)
     weights = {n: (round(coef[k] / total, 2) if k in kept else 0.0)
                for k, n in enumerate(names)}
     largest = max(weights, key=lambda n: (weights[n], n))
@@ -225,7 +227,7 @@ def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: st
     fit_values, fit_labels = sample(fetch_inputs(conn, now=fit_at, params=current),
                                     fit_outcomes, at=fit_at, until=validate_at, params=current,
                                     classes=classes, finished=fit_done)
-    weights = fit_logistic(fit_values, fit_labels, list(current.weights()))
+    weights = fit_logistic(fit_values, fit_labels, current.weights())
     candidate = current.with_weights(weights)
     val_done = outcome_times(conn, finished, validate_at) if finished else {}
     val_values, val_labels = sample(fetch_inputs(conn, now=validate_at, params=current),
