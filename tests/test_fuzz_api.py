@@ -2,15 +2,16 @@
 
 schemathesis generates requests from ``/api/analytics/openapi.json`` — valid ones and ones
 that break the description (negative mode) — and sends each with every role's real token
-(admin, teacher, parent, student) and with none, through the WSGI app on a migrated
-database seeded with a class, its teacher, students with events and a linked parent.
-Every answer must be no 5xx, a documented status with the documented content type, and
-match its response schema. Bounded and repeatable: ``MAX_EXAMPLES`` per operation and
-mode, derandomized (the same requests every run), well under the 3 minutes allowed.
+(admin, teacher, parent, student), an expired one, a malformed one and none, through the
+WSGI app on a migrated database seeded with a class, its teacher, students with events
+and a linked parent. Every answer must be no 5xx, a documented status with the documented
+content type, and match its response schema. Bounded and repeatable: ``MAX_EXAMPLES`` per
+operation, derandomized (the same requests every run), well under the 3 minutes allowed.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -107,10 +108,13 @@ def fuzz_app(pg_server_url: str, template_db: str) -> Iterator[Flask]:
 
 @pytest.fixture(scope="module")
 def role_headers() -> dict[str, dict[str, str]]:
-    """Each role's real token (the app's secret), and no token at all."""
+    """Each role's real token (the app's secret); an expired token, a malformed one, none."""
     tokens = AuthTokens()
-    return {role: {} if uid is None else tokens.header(uid, role)
-            for role, uid in CALLERS.items()}
+    headers = {role: {} if uid is None else tokens.header(uid, role)
+               for role, uid in CALLERS.items()}
+    headers["expired"] = tokens.header(ADMIN, "admin", exp=int(time.time()) - 60)
+    headers["not a JWT"] = {"Authorization": "Bearer not.a.jwt"}
+    return headers
 
 
 def cases_of(label: str) -> st.SearchStrategy[Any]:

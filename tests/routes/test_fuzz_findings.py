@@ -49,3 +49,14 @@ def test_an_intervention_note_postgresql_cannot_store_is_a_400(
     answer = send(client, auth, "POST", "/api/analytics/interventions", body, TEACHER, "teacher")
     assert answer.status_code == 400, answer.get_data(as_text=True)[:300]
     assert answer.json["error"].startswith("note:")
+
+
+@pytest.mark.parametrize("days", ["²", "1²", "٣٠"])
+def test_a_whole_number_parameter_in_other_digits_is_a_400(client: FlaskClient, auth: Any,
+                                                            days: str) -> None:
+    """``str.isdigit`` is true for superscripts, which ``int`` refuses (a ValueError, 500):
+    only ASCII digits are a whole number here."""
+    answer = client.get("/api/analytics/page-views", query_string={"days": days},
+                        headers=auth.header(ADMIN, "admin"))
+    assert answer.status_code == 400, answer.get_data(as_text=True)[:300]
+    assert answer.json["error"].startswith("days must be a whole number")
