@@ -130,7 +130,13 @@ def test_every_operation_is_fuzzed() -> None:
     assert set(OPERATIONS) == described
 
 
-@pytest.mark.parametrize("label", sorted(OPERATIONS))
+def deletes_last(label: str) -> tuple[bool, int, str]:
+    """Deleting the seeded class or a seeded student first would leave the other
+    operations only 404s and strangers to fuzz (a membership goes before its class)."""
+    return label.startswith("DELETE "), -label.count("/"), label
+
+
+@pytest.mark.parametrize("label", sorted(OPERATIONS, key=deletes_last))
 def test_no_5xx_and_answers_match_the_description(
         label: str, fuzz_app: Flask, role_headers: dict[str, dict[str, str]]) -> None:
     @settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
