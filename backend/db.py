@@ -175,3 +175,18 @@ def fetch_one(conn: psycopg.Connection[Any], query: str, params: Params = None) 
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query, params)
         return cur.fetchone()
+
+
+def unstorable(text: str) -> str | None:
+    """Why PostgreSQL's ``text`` cannot hold ``text`` (a NUL, a lone surrogate), else None.
+
+    Every field a client sends that reaches a text column is checked with this first, so
+    such input is a 400 naming the field rather than a driver error (a 500) at insert time.
+    """
+    if "\x00" in text:
+        return "contains \\u0000, which cannot be stored"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate, which cannot be stored"
+    return None

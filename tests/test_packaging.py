@@ -24,7 +24,8 @@ def test_the_wheel_ships_every_migration_and_the_dashboard(tmp_path: Path) -> No
                              + [f"functions/{r.path.name}" for r in migrations.discover_repeatables()])
     assert {"backend/queries.sql", "backend/services/ingest/queries.sql",
             "backend/services/privacy/queries.sql",
-            "backend/services/analytics/queries.sql", "backend/scripts/demo_data.sql"} <= names
+            "backend/services/analytics/queries.sql", "backend/scripts/demo_data.sql",
+            "backend/routes/openapi.json"} <= names
     assert "backend/templates/dashboard.html" in names
     assert {"backend/static/dashboard.js", "backend/static/dashboard.css",
             "backend/static/vendor/chartjs/chart.umd.min.js",

@@ -11,6 +11,7 @@ from backend.routes import (
     health,
     ingestion,
     interventions,
+    openapi,
     privacy,
 )
 
@@ -23,4 +24,5 @@ def register_api(app: Flask) -> None:
     app.register_blueprint(analytics.bp)
     app.register_blueprint(classes.bp)
     app.register_blueprint(interventions.bp)
+    app.register_blueprint(openapi.bp)
     errors.install_api_http_errors(app)

@@ -14,6 +14,7 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from backend.auth import AuthError, current_caller, require_access_to, require_caller
+from backend.db import unstorable
 from backend.routes import errors as shared_answers
 from backend.routes.errors import private_json
 from backend.routes.params import (
@@ -54,6 +55,8 @@ def record_intervention() -> ResponseReturnValue:
     if note is not None and (not isinstance(note, str)
                              or len(note) > interventions.NOTE_MAX_CHARS):
         raise ParamError(f"note: a string of at most {interventions.NOTE_MAX_CHARS} characters")
+    if note is not None and (problem := unstorable(note)) is not None:
+        raise ParamError(f"note: {problem}")
     caller = current_caller()
     try:
         with get_state().db.as_user(caller.claims) as conn:

@@ -8,6 +8,7 @@ naming the parameter and the accepted range.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Mapping
 
@@ -18,6 +19,8 @@ DAYS_RANGE = (1, 365)
 LIMIT_RANGE = (1, 100)
 AT_RISK_LIMIT_RANGE = (1, 10_000)
 THRESHOLD_RANGE = (0.0, 1.0)
+#: ASCII digits only: ``str.isdigit`` also takes superscripts ("²"), which ``int`` refuses.
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,11}")
 
 
 class ParamError(ValueError):
@@ -35,7 +38,7 @@ def int_arg(args: Mapping[str, str], name: str, default: int, bounds: tuple[int,
     if raw is None:
         return default
     text = raw.strip()
-    if not text.lstrip("-").isdigit() or len(text) > 12:
+    if WHOLE_NUMBER.fullmatch(text) is None:
         raise ParamError(f"{name} must be a whole number from {low} to {high}, not {raw!r}")
     value = int(text)
     if not low <= value <= high:

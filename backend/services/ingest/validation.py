@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from backend.db import unstorable
 from backend.taxonomy import CATEGORIES, ERROR_TYPES
 
 MAX_BODY_BYTES = 64 * 1024
@@ -78,12 +79,9 @@ def parse_json(raw: bytes) -> Any:
 def check_storable(value: Any, where: str, depth: int = 0) -> None:
     """Refuse strings PostgreSQL cannot store (NUL, lone surrogates), recursing into data."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidInput(f"{where}: contains \\u0000, which cannot be stored")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInput(f"{where}: contains a lone surrogate, which cannot be stored") from None
+        problem = unstorable(value)
+        if problem is not None:
+            raise InvalidInput(f"{where}: {problem}")
     elif isinstance(value, dict):
         if depth > MAX_EVENT_DATA_DEPTH + 2:
             raise InvalidInput(f"{where}: nested too deeply")

@@ -12,7 +12,7 @@ from typing import Any, Literal, cast, get_args
 
 import psycopg
 
-from backend.db import fetch_all, fetch_one
+from backend.db import fetch_all, fetch_one, unstorable
 from backend.services.roster import QUERIES
 
 MemberRole = Literal["teacher", "student"]
@@ -30,6 +30,9 @@ class ClassNotFound(LookupError):
 
 def check_name(name: str) -> str:
     """A class name as stored: trimmed, 1–200 characters."""
+    problem = unstorable(name)
+    if problem is not None:
+        raise RosterError(f"name: {problem}")
     cleaned = name.strip()
     if not NAME_LENGTH[0] <= len(cleaned) <= NAME_LENGTH[1]:
         raise RosterError(f"a class name has {NAME_LENGTH[0]} to {NAME_LENGTH[1]} characters")
