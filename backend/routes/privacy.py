@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, stream_with_context
@@ -10,6 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from backend.auth import AuthError, current_caller, require_caller
 from backend.routes import errors as shared_answers
+from backend.routes.params import uuid_arg
 from backend.services.privacy.export import prepare_export, stream_export
 from backend.services.privacy.forget import forget_user
 from backend.state import get_state
@@ -37,10 +37,7 @@ def export_me() -> ResponseReturnValue:
 def forget(user_id: str) -> ResponseReturnValue:
     """Forget a user everywhere (the user themselves or an admin); answers the receipt."""
     caller = current_caller()
-    try:
-        target = uuid.UUID(user_id)
-    except ValueError:
-        return jsonify({"error": f"user id must be a UUID, not {user_id!r}"}), 400
+    target = uuid_arg(user_id)  # the canonical form only, as everywhere (400 otherwise)
     if target != caller.user_id and not caller.is_admin:
         raise AuthError(403, "only the user themselves or an admin may delete a user's data")
     state = get_state()

@@ -121,6 +121,10 @@ def test_forget_rejects_a_malformed_id_and_a_missing_token(client: FlaskClient,
     assert client.delete("/api/analytics/users/not-a-uuid",
                          headers=auth.header(ADMIN, "admin")).status_code == 400
     assert client.delete(f"/api/analytics/users/{A}").status_code == 401
+    # only the canonical form, as every other route (uuid.UUID took urn:uuid:, braces, hex)
+    for other_form in (f"urn:uuid:{A}", f"{{{A}}}", A.hex):
+        assert client.delete(f"/api/analytics/users/{other_form}",
+                             headers=auth.header(ADMIN, "admin")).status_code == 400
 
 
 def test_a_queued_event_does_not_resurrect_a_forgotten_user(
