@@ -22,6 +22,7 @@ from backend.config import XapiSettings
 from backend.db import Database
 from backend.scripts.cli import main
 from backend.services.exports import xapi
+from backend.services.jobs import job_lock
 from backend.services.privacy.forget import forget_user
 from bench.stand_ins import RunningLrs, StandInUnavailable, running_lrs
 
@@ -238,3 +239,14 @@ def test_transient_failures_are_retried_and_a_refusal_is_not(flaky: str) -> None
     with pytest.raises(xapi.LrsError, match="after 5 attempts"):
         lrs.post([one])
     assert len(FlakyLrs.bodies) == 5
+
+
+def test_a_second_concurrent_run_skips(db_url: str, db: Database) -> None:
+    """Like every job: a run while another holds the lock says so and sends nothing."""
+    env = {"DATABASE_URL": db_url, "WAYMARK_XAPI_ENDPOINT": "http://127.0.0.1:9/xAPI",
+           "WAYMARK_XAPI_HOME_PAGE": HOME}
+    with job_lock(db, "xapi-sync") as acquired:
+        assert acquired
+        result = CliRunner().invoke(main, ["xapi-sync"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "waymark xapi-sync: status=skipped reason=another-run-holds-the-lock" in result.output
