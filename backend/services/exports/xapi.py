@@ -172,11 +172,12 @@ class Lrs:
     exponential backoff; anything else the LRS refuses raises :class:`LrsError`.
     """
 
-    def __init__(self, settings: XapiSettings) -> None:
+    def __init__(self, settings: XapiSettings, page_size: int = BATCH) -> None:
         if not settings.endpoint:
             raise LrsError("WAYMARK_XAPI_ENDPOINT is not set")
         self.settings = settings
         self.endpoint = settings.endpoint
+        self.page_size = page_size  # statements per GET page (the LRS may send fewer)
 
     def _request(self, method: str, url: str, body: bytes | None = None) -> Any:
         headers = {"X-Experience-API-Version": XAPI_VERSION, "Accept": "application/json"}
@@ -219,7 +220,7 @@ class Lrs:
     def statements_of(self, agent: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Every statement whose actor is ``agent``, following the LRS's ``more`` links."""
         query = urllib.parse.urlencode({"agent": json.dumps(agent, separators=(",", ":")),
-                                        "limit": BATCH})
+                                        "limit": self.page_size})
         url: str | None = f"{self.endpoint}/statements?{query}"
         while url:
             answer = self._request("GET", url) or {}

@@ -146,7 +146,9 @@ def test_statements_reach_the_lrs_once_and_a_forget_voids_them(
     assert len(lrs.stored()) == before + 10
 
     forget_user(db, ANN, now=datetime.now(UTC))
-    voided = sync(conn, lrs)
+    # pages of 2: Ann's statements come in three pages, through the LRS's "more" links
+    voided = xapi.sync(conn, xapi.Lrs(settings(lrs), page_size=2), HOME, now=datetime.now(UTC),
+                       settle=timedelta(0))
     assert (voided.forgets, voided.voided) == (1, 5)
     answered = lrs.statements_of(ann)
     targets = {s["id"] for s in answered if s["verb"]["id"] != xapi.VOIDED}
