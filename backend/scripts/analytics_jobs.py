@@ -55,11 +55,14 @@ def score_all(db: Database, *, now: datetime, batch_size: int,
     with db.connection() as conn:
         students = milestones.student_ids(conn, now=now)
         # The cohort-relative factors compare with a class or every student, not one batch;
-        # the medians are stored so that a live answer for one student agrees.
-        inputs = risk.fetch_inputs(conn, now=now, params=params)
-        cohorts = risk.cohorts_of(inputs, risk.student_classes(conn))
-        with conn.transaction():
-            risk.save_cohorts(conn, cohorts, students=len(inputs), now=now)
+        # the medians are stored so that a live answer for one student agrees. Without a
+        # cohort weight, no factor reads them: no second pass over every student's inputs.
+        cohorts = None
+        if params.uses_cohorts:
+            inputs = risk.fetch_inputs(conn, now=now, params=params)
+            cohorts = risk.cohorts_of(inputs, risk.student_classes(conn))
+            with conn.transaction():
+                risk.save_cohorts(conn, cohorts, students=len(inputs), now=now)
     levels = dict.fromkeys(risk.LEVELS, 0)
     written = 0
     with runtime.progress(len(students), "scoring students") as bar:

@@ -44,13 +44,15 @@ def score_students(conn: psycopg.Connection[Any], *, now: datetime,
     clock, so the past can be scored (tests, the OULAD replay, back-fills). The cohorts
     of the cohort-relative factors are ``cohorts`` when given (e.g. of every student, for
     a caller scoring in batches); else those the last ``waymark score`` stored (so a live
-    answer agrees with the stored score); else those of the students scored here.
+    answer agrees with the stored score); else those of the students scored here. With
+    both cohort weights 0 no cohort is looked up.
     """
     now = as_utc(now)
     rows = fetch_inputs(conn, now=now, params=params, user_ids=user_ids)
-    if cohorts is None:
-        cohorts = stored_cohorts(conn, user_ids)
-    cohorts = cohorts or cohorts_of(rows, student_classes(conn))
+    if cohorts is None and params.uses_cohorts:  # else no factor reads a cohort
+        cohorts = stored_cohorts(conn, user_ids) \
+            or cohorts_of(rows, student_classes(conn, user_ids))
+    cohorts = cohorts or cohorts_of(rows, {})
     return rank([assess(row, now=now, params=params, cohort=cohorts.of(row["user_id"]))
                  for row in rows])
 

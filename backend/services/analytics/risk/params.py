@@ -119,6 +119,11 @@ class RiskParams:
                                        base=self)
 
     @property
+    def uses_cohorts(self) -> bool:
+        """Whether a cohort factor counts (else cohorts need not be looked up at all)."""
+        return self.cohort_activity_weight > 0 or self.cohort_score_weight > 0
+
+    @property
     def session_gap(self) -> timedelta:
         """The longest pause inside one session, as the SQL's ``%(gap)s`` interval."""
         return timedelta(minutes=self.session_gap_minutes)
