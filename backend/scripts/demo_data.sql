@@ -5,7 +5,9 @@ SELECT brin_summarize_new_values(c.oid)
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_am a ON a.oid = c.relam
-WHERE i.indrelid = 'public.user_activity_events'::regclass AND a.amname = 'brin';
+WHERE i.indrelid IN (SELECT inhrelid FROM pg_inherits
+                     WHERE inhparent = 'public.user_activity_events'::regclass)
+  AND a.amname = 'brin';
 
 -- create_staging --
 CREATE TEMP TABLE demo_events (LIKE public.user_activity_events INCLUDING DEFAULTS);
