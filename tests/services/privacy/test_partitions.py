@@ -14,11 +14,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from click.testing import CliRunner
 from ingestion_support import count
 
 from backend import migrations
 from backend.config import Settings
 from backend.db import Database
+from backend.scripts.cli import main
 from backend.services.ingest import items
 from backend.services.ingest.privacy_step import PrivacyStep
 from backend.services.ingest.writer import EventWriter
@@ -324,3 +326,23 @@ def test_a_populated_table_is_partitioned_in_place_while_inserts_go_on(
                           "SELECT event_id, occurred_at, event_type FROM user_activity_events "
                           "WHERE event_id = %s ON CONFLICT DO NOTHING", (old_id,))
         assert again.rowcount == 0
+
+
+def test_rollup_and_the_partitions_command_keep_the_week_ahead(db_url: str,
+                                                               conn: psycopg.Connection[Any]
+                                                               ) -> None:
+    """The window moves: a day that was beyond the week (as it will be tomorrow) is made by
+    the next rollup; `waymark partitions --ahead` goes further and says what is there."""
+    conn.execute("DELETE FROM waymark.event_partitions WHERE partition = %s",
+                 (_day_name(TODAY + timedelta(days=7)),))
+    conn.execute(f"DROP TABLE {_day_name(TODAY + timedelta(days=7))}")
+    conn.commit()
+    rolled = CliRunner().invoke(main, ["rollup"], env={"DATABASE_URL": db_url},
+                                catch_exceptions=False)
+    assert rolled.exit_code == 0 and "partitions=1" in rolled.output
+    assert _day_name(TODAY + timedelta(days=7)) in _names(conn)
+    listed = CliRunner().invoke(main, ["partitions", "--ahead", "12"],
+                                env={"DATABASE_URL": db_url}, catch_exceptions=False)
+    line = listed.output.strip().splitlines()[-1]
+    assert listed.exit_code == 0 and line.startswith("waymark partitions: made=5 days=44 ")
+    assert "anonymized=0 legacy=no" in line
