@@ -42,3 +42,8 @@ ON CONFLICT DO NOTHING;
 -- insert_membership --
 INSERT INTO public.class_memberships (class_id, user_id, member_role) VALUES (%s, %s, %s)
 ON CONFLICT DO NOTHING;
+
+-- make_partitions --
+-- The demo's days get their own partitions of the events, as the nightly job would have
+-- made them while the events arrived (rather than all waiting in the default partition).
+SELECT waymark.ensure_event_partitions(%(first)s::date, %(last)s::date);

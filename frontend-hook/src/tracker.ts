@@ -23,16 +23,19 @@ const safe = <A extends unknown[]>(f: (...a: A) => void) => (...a: A) => {
 }
 
 /**
- * A v4 uuid: `crypto.randomUUID` (secure contexts), else built from `crypto.getRandomValues`
- * (every browser, also on plain http).
+ * A time-ordered (version 7) uuid: 48 bits of Unix milliseconds, then random bits from
+ * `crypto.getRandomValues` (every browser, also on plain http). Ids made one after another
+ * append to the right edge of the server's event_id index, whose pages then stay ~90 % full
+ * instead of ~70 % for random v4 ids (bench/README.md, bytes per event); the millisecond is
+ * the event's own `occurred_at`, so the id tells the server nothing new.
  */
 export function uuid(): string {
-  const c = crypto
-  return c.randomUUID
-    ? c.randomUUID()
-    : '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (d: any) =>
-        (d ^ (c.getRandomValues(new Uint8Array(1))[0] & (15 >> (d / 4)))).toString(16),
-      )
+  // 12 hex digits of milliseconds (a leading 0 until the year 2527), the version digit 7,
+  // then random digits; each 8 becomes 8-b (the variant bits), each 0 any hex digit
+  return ('0' + Date.now().toString(16)).replace(/^.{8}/, '$&-') +
+    '-7000-8000-000000000000'.replace(/[08]/g, (d: any) =>
+      (d ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (d / 4)))).toString(16),
+    )
 }
 
 /** Milliseconds to wait from a `Retry-After` header (seconds or HTTP date); 5 s when absent, at most 1 h. */

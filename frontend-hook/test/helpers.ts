@@ -2,7 +2,7 @@ import { vi } from 'vitest'
 import { createTracker } from '../src/tracker'
 import type { ActivityEvent, Tracker, TrackerOptions } from '../src/types'
 
-export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+export const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
 export interface Reply {
   status?: number

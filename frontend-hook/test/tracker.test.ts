@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest'
 import { retryDelay, uuid } from '../src/tracker'
-import { network, setVisibility, settle, tracker, UUID_V4 } from './helpers'
+import { network, setVisibility, settle, tracker, UUID_V7 } from './helpers'
 
 describe('queue and batching', () => {
   it('holds events in memory and posts them as one batch after flushInterval', async () => {
@@ -21,7 +21,7 @@ describe('queue and batching', () => {
     const [a, b] = body.events
     expect(a).toMatchObject({ event_type: 'quest_started', page_path: '/', event_data: { quest_id: 'q1' } })
     expect(b.event_type).toBe('badge_viewed')
-    expect(a.event_id).toMatch(UUID_V4)
+    expect(a.event_id).toMatch(UUID_V7)
     expect(a.event_id).not.toBe(b.event_id)
     expect(new Date(a.occurred_at).toISOString()).toBe(a.occurred_at)
   })
@@ -213,7 +213,7 @@ describe('retries', () => {
     await vi.advanceTimersByTimeAsync(1000)
     expect(net.fetch).toHaveBeenCalledTimes(2)
     const [first, second] = net.sent().fetch.map((r) => r.body.events)
-    expect(second.map((e: { event_id: string }) => e.event_id)).toEqual([first[0].event_id, expect.stringMatching(UUID_V4)])
+    expect(second.map((e: { event_id: string }) => e.event_id)).toEqual([first[0].event_id, expect.stringMatching(UUID_V7)])
     expect(second[1].event_data).toEqual({ quest_id: 'q2' })
     await vi.advanceTimersByTimeAsync(60_000)
     expect(net.fetch).toHaveBeenCalledTimes(2) // 202: done, nothing resent
@@ -416,19 +416,28 @@ describe('privacy', () => {
 })
 
 describe('uuid', () => {
-  it('uses crypto.randomUUID when available', () => {
-    const spy = vi.spyOn(crypto, 'randomUUID')
-    expect(uuid()).toMatch(UUID_V4)
-    expect(spy).toHaveBeenCalled()
+  it('gives version 7 uuids whose first 48 bits are the millisecond, in time order', () => {
+    const before = Date.now()
+    const id = uuid()
+    expect(id).toMatch(UUID_V7)
+    const ms = parseInt(id.replace(/-/g, '').slice(0, 12), 16)
+    expect(ms).toBeGreaterThanOrEqual(before)
+    expect(ms).toBeLessThanOrEqual(Date.now())
+    vi.useFakeTimers({ now: before + 1000 })
+    try {
+      expect(uuid() > id).toBe(true) // a later id sorts after: appends to the index
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
-  it('falls back to getRandomValues (no randomUUID on plain http), still giving v4 uuids', () => {
+  it('uses getRandomValues only (no randomUUID on plain http): 50 distinct ids', () => {
     const real = crypto
     const bytes = vi.fn((a: Uint8Array) => real.getRandomValues(a))
     vi.stubGlobal('crypto', { getRandomValues: bytes })
     const ids = new Set(Array.from({ length: 50 }, uuid))
     expect(ids.size).toBe(50)
-    for (const id of ids) expect(id).toMatch(UUID_V4)
+    for (const id of ids) expect(id).toMatch(UUID_V7)
     expect(bytes).toHaveBeenCalled()
   })
 })
