@@ -53,7 +53,8 @@ def _print_run(job: str, stats: retention.RunStats) -> None:
     cutoffs = {"cutoff": stats.cutoff.date().isoformat()}
     if stats.collect_cutoff is not None:
         cutoffs["collect_cutoff"] = stats.collect_cutoff.date().isoformat()
-    runtime.summary(job, status="done", **cutoffs, rows=stats.total, **counts, batches=stats.batches,
+    runtime.summary(job, status="done", **cutoffs, rows=stats.total, **counts,
+                    days=stats.partitions, batches=stats.batches,
                     seconds=f"{stats.seconds:.1f}",
                     longest_batch=f"{stats.longest_batch_seconds:.2f}s")
 

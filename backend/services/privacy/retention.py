@@ -255,6 +255,7 @@ def anonymize(db: Database, *, now: datetime, older_than_days: int, pii_keys: Se
     keys = [key.lower() for key in pii_keys]
     params: dict[str, Any] = {"now": now, "cutoff": cutoff, "pii_keys": keys,
                               "pii_hint": pii_hint(keys)}
+    started = time.perf_counter()
     with partitions.maintenance_lock(db):
         parts = [p for p in partitions.partitions(db)
                  if p.may_hold_before(cutoff) and p.anonymized_at is None]
@@ -264,6 +265,7 @@ def anonymize(db: Database, *, now: datetime, older_than_days: int, pii_keys: Se
                      progress=progress, on_start=on_start)
     stats.rows[EVENTS] = stats.rows.get(EVENTS, 0) + sum(rewritten.values())
     stats.partitions = len(rewritten)
+    stats.seconds = time.perf_counter() - started
     stats.rows["error_groups"] = db.execute(SCRUB_ERROR_GROUPS, {"cutoff": cutoff})
     record_audit(db, stats)
     return stats
@@ -281,6 +283,7 @@ def purge(db: Database, *, now: datetime, older_than_days: int, collect_retentio
         "collect_types": list(COLLECT_EVENT_TYPES),
     }
     collect_cutoff = params["collect_cutoff"]
+    started = time.perf_counter()
     with partitions.maintenance_lock(db):
         dropped_rows, dropped = partitions.drop_expired(db, cutoff)
         parts = [p for p in partitions.partitions(db) if p.may_hold_before(cutoff)
@@ -294,6 +297,7 @@ def purge(db: Database, *, now: datetime, older_than_days: int, collect_retentio
                 partitions.mark_collect_purged(db, part, now)
     stats.rows[EVENTS] = stats.rows.get(EVENTS, 0) + dropped_rows
     stats.partitions = len(dropped)
+    stats.seconds = time.perf_counter() - started
     stats.collect_cutoff = collect_cutoff
     db.execute(DELETE_EXPIRED)
     db.execute(PURGE_DELETION_LOG, {"now": now})
