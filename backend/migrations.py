@@ -34,11 +34,6 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 MIGRATION_LOCK_KEY = 0x57A1_0001  # arbitrary, constant: "waymark migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 REPEATABLE_DIR = "functions"
-#: after migrating, the events table has a partition for each day from the oldest day
-#: ingestion accepts (31 days back: late events) to a week ahead; `waymark rollup` and
-#: `waymark partitions` keep the window moving.
-PARTITION_DAYS_BACK = 31
-PARTITION_DAYS_AHEAD = 7
 
 
 
@@ -93,22 +88,9 @@ def migrate(url: str, sql_dir: Path = SQL_DIR) -> list[str]:
                 _apply(conn, migration)
                 applied_now.append(migration.name)
             applied_now += _apply_repeatables(conn, sql_dir)
-            ensure_event_partitions(conn)
         finally:
             conn.execute(FOUNDATION["migrations_unlock"], {"key": MIGRATION_LOCK_KEY})
     return applied_now
-
-
-def ensure_event_partitions(conn: psycopg.Connection[Any], *, back: int = PARTITION_DAYS_BACK,
-                            ahead: int = PARTITION_DAYS_AHEAD) -> int:
-    """Make the missing day partitions of the events table (none before sql/0152)."""
-    row = conn.execute(FOUNDATION["event_partitioning_exists"]).fetchone()
-    if not (row and row[0]):
-        return 0
-    with conn.transaction():
-        made = conn.execute(FOUNDATION["ensure_event_partitions"],
-                            {"back": back, "ahead": ahead}).fetchone()
-    return int(made[0]) if made else 0
 
 
 def pending(url: str, sql_dir: Path = SQL_DIR) -> list[str]:
