@@ -7,7 +7,8 @@ realistic report at the maximum field lengths, then on reports whose message, st
 path is one short pattern repeated to the maximum length — every pattern of three
 characters over an alphabet of the characters the expressions care about — and prints
 the worst ones as a multiple of the normal report. ``--before REV`` times the
-``error_groups`` module of an older revision (read with ``git show``) side by side.
+``error_groups`` module of an older revision (read with ``git show``) in the same run and
+prints the two in columns side by side.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -76,16 +78,43 @@ def module_at(rev: str) -> ModuleType:
     return module
 
 
-def report(label: str, fingerprint: Callable[[dict[str, Any]], str], repeats: int,
-           top: int) -> None:
+@dataclass(frozen=True)
+class Figures:
+    """What one version of ``fingerprint`` costs: the normal report, the finding, the worst."""
+
+    label: str
+    normal: float
+    finding: float
+    worst: list[tuple[float, str, str]]  # (seconds, field, pattern), the most costly first
+    reports: int
+
+
+def measure(label: str, fingerprint: Callable[[dict[str, Any]], str], repeats: int,
+            top: int) -> Figures:
     normal = cost(fingerprint, NORMAL, repeats * 4)
     timed = sorted(((cost(fingerprint, row, repeats), field, name)
                     for field, name, row in hostile_rows()), reverse=True)
     finding = next(t for t, _, name in timed if name.startswith("finding"))
-    print(f"{label}: normal report {normal * 1e3:.3f} ms; the finding's message "
-          f"{finding * 1e3:.3f} ms ({finding / normal:.1f}×); worst {top} of {len(timed)}:")
-    for seconds, field, name in timed[:top]:
-        print(f"  {field:12s} {name:24s} {seconds * 1e3:8.3f} ms  {seconds / normal:6.1f}×")
+    return Figures(label, normal, finding, timed[:top], len(timed))
+
+
+def print_side_by_side(results: list[Figures]) -> None:
+    """One column per version, so before and after read across a line."""
+    width = 34
+    print(" " * 22 + "".join(f"{r.label:>{width}s}" for r in results))
+
+    def line(name: str, cells: list[str]) -> None:
+        print(f"{name:22s}" + "".join(f"{cell:>{width}s}" for cell in cells))
+
+    line("normal report", [f"{r.normal * 1e3:.3f} ms" for r in results])
+    line("finding ('a-' × 1000)", [f"{r.finding * 1e3:.3f} ms {r.finding / r.normal:5.1f}×"
+                                   for r in results])
+    for rank in range(max(len(r.worst) for r in results)):
+        cells = []
+        for r in results:
+            seconds, field, name = r.worst[rank]
+            cells.append(f"{field} {name} {seconds * 1e3:.3f} ms {seconds / r.normal:5.1f}×")
+        line(f"worst #{rank + 1}" + (f" of {results[0].reports}" if rank == 0 else ""), cells)
 
 
 def main(argv: list[str]) -> None:
@@ -94,10 +123,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--top", type=int, default=5)
     args = parser.parse_args(argv)
+    results = []
     if args.before:
-        report(f"before ({args.before})", module_at(args.before).fingerprint, args.repeats,
-               args.top)
-    report("this code", error_groups.fingerprint, args.repeats, args.top)
+        results.append(measure(f"before ({args.before})", module_at(args.before).fingerprint,
+                               args.repeats, args.top))
+    results.append(measure("this code", error_groups.fingerprint, args.repeats, args.top))
+    print_side_by_side(results)
 
 
 if __name__ == "__main__":
