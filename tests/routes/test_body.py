@@ -51,6 +51,7 @@ class SlowUpload:
     """One client that sends a chunked event one byte a second and notes how it ended."""
 
     port: int
+    chunked: bool
     started: float = 0.0
     ended: float | None = None  # when the server closed the connection
     answer: bytes = b""
@@ -59,9 +60,11 @@ class SlowUpload:
     def run(self) -> None:
         self.started = time.monotonic()
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-            sock.sendall(b"POST /api/analytics/activity/track HTTP/1.1\r\nHost: x\r\n"
-                         b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
             payload = io.BytesIO(b'{"event_type": "page_view", "page_path": "/slow"}' * 4)
+            framing = b"Transfer-Encoding: chunked" if self.chunked else \
+                b"Content-Length: %d" % len(payload.getvalue())
+            sock.sendall(b"POST /api/analytics/activity/track HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\n" + framing + b"\r\n\r\n")
             next_byte = self.started
             while time.monotonic() - self.started < SENDING_FOR:
                 if select.select([sock], [], [], 0.05)[0]:
@@ -77,12 +80,15 @@ class SlowUpload:
                 if time.monotonic() >= next_byte:
                     next_byte += 1.0
                     try:
-                        sock.sendall(b"1\r\n" + payload.read(1) + b"\r\n")
+                        byte = payload.read(1)
+                        sock.sendall(b"1\r\n" + byte + b"\r\n" if self.chunked else byte)
                     except OSError as exc:
                         self.errors.append(repr(exc))
 
 
-def test_slow_uploads_get_408_and_leave_health_answering(db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
+def test_slow_uploads_get_408_and_leave_health_answering(db_url: str, tmp_path: Path,
+                                                         chunked: bool) -> None:
     port = free_port()
     waymark = Path(sys.executable).with_name("waymark")
     env = {**os.environ, "DATABASE_URL": db_url, "WAYMARK_JWT_SECRET": "x" * 40,
@@ -100,7 +106,7 @@ def test_slow_uploads_get_408_and_leave_health_answering(db_url: str, tmp_path: 
                     break
                 except OSError:
                     time.sleep(0.2)
-            uploads = [SlowUpload(port) for _ in range(SLOW_CLIENTS)]
+            uploads = [SlowUpload(port, chunked) for _ in range(SLOW_CLIENTS)]
             threads = [threading.Thread(target=upload.run) for upload in uploads]
             for thread in threads:
                 thread.start()
