@@ -91,9 +91,18 @@ class Figures:
 
 def measure(label: str, fingerprint: Callable[[dict[str, Any]], str], repeats: int,
             top: int) -> Figures:
-    normal = cost(fingerprint, NORMAL, repeats * 4)
+    # the reference every ratio divides by: timed often, before and after the hostile
+    # reports, so one disturbed stretch of the run does not move every ratio
+    normal = cost(fingerprint, NORMAL, repeats * 20)
+    rows = {(field, name): row for field, name, row in hostile_rows()}
     timed = sorted(((cost(fingerprint, row, repeats), field, name)
-                    for field, name, row in hostile_rows()), reverse=True)
+                    for (field, name), row in rows.items()), reverse=True)
+    # the leaders again, timed ten times as often: a report that only met a busy moment
+    # of the machine drops back, one that is really costly stays
+    leaders = [(min(seconds, cost(fingerprint, rows[field, name], repeats * 10)), field, name)
+               for seconds, field, name in timed[:top * 4]]
+    timed = sorted(leaders + timed[top * 4:], reverse=True)
+    normal = min(normal, cost(fingerprint, NORMAL, repeats * 20))
     finding = next(t for t, _, name in timed if name.startswith("finding"))
     return Figures(label, normal, finding, timed[:top], len(timed))
 
