@@ -86,10 +86,14 @@ PLACEHOLDERS = {"\ufdd0": "<url>", "\ufdd1": "<uuid>", "\ufdd2": "<str>", "\ufdd
                 "\ufdd4": "<n>"}
 _URL_MARK, _UUID_MARK, _STR_MARK, _HEX_MARK, _NUMBER_MARK = PLACEHOLDERS
 #: Past this many replacements by one of the last passes, the rest of the text cannot reach
-#: the kept head: each replaced part is spelt out as at least 3 characters ("<n>"), which
-#: no later step removes. (The URL and uuid passes are not bounded so: a quoted string can
-#: still swallow their parts.) A message of single digits has 200-300 numbers in its head.
-MAX_PARTS = MESSAGE_KEEP // len("<n>") + 1
+#: the kept head, as nothing after them removes a replaced part: a quoted string is spelt
+#: out as 5 characters ("<str>"), and a number as 3 ("<n>") plus at least the one
+#: character that must separate it from the next (a number ends before a non-word
+#: character, which stays or becomes a single space). The URL and uuid passes are not
+#: bounded so: a quoted string can still swallow their parts. A message of single digits
+#: has 200-300 numbers in its head, and each replacement is the pass's main cost.
+MAX_QUOTED = MESSAGE_KEEP // len("<str>") + 1
+MAX_NUMBERS = (MESSAGE_KEEP + 1) // len("<n> ") + 1
 
 
 def normalise_message(message: str | None) -> str:
@@ -102,9 +106,9 @@ def normalise_message(message: str | None) -> str:
         return ""
     text = _URL_REVERSED.sub(_URL_MARK, message[:MESSAGE_HEAD][::-1])[::-1]
     text = _UUID.sub(_UUID_MARK, text)
-    text = _QUOTED.sub(_STR_MARK, text, count=MAX_PARTS)
+    text = _QUOTED.sub(_STR_MARK, text, count=MAX_QUOTED)
     text = _HEX.sub(_HEX_MARK, text)  # a hex part is 8 characters or more: at most 75
-    text = _NUMBER.sub(_NUMBER_MARK, text, count=MAX_PARTS)
+    text = _NUMBER.sub(_NUMBER_MARK, text, count=MAX_NUMBERS)
     text = " ".join(text.split())  # whitespace runs collapsed, ends stripped: one C pass
     for mark, token in PLACEHOLDERS.items():
         text = text.replace(mark, token)

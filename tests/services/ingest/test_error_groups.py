@@ -133,6 +133,8 @@ def test_dense_messages_keep_their_result() -> None:
     """Placeholders and the bound on replacements change no result: spelt out, a message of
     numbers or quotes gives the same head as the patterns applied one after another."""
     assert error_groups.normalise_message("7 " * 1000) == ("<n> " * 125)[:500]
+    assert error_groups.normalise_message("7." * 1000) == ("<n>." * 125)[:500]
+    assert error_groups.normalise_message("''" * 1000) == "<str>" * 100
     assert error_groups.normalise_message("9``" * 700) == ("<n><str>" * 70)[:500]
     assert error_groups.normalise_message("x '1' 2 " * 200) == ("x <str> <n> " * 50)[:500]
     quoted = "'" + "7 " * 250 + "' 8"  # the quote swallows more numbers than the bound
