@@ -5,10 +5,11 @@ inside the writer. A pattern that backtracks lets one anonymous client stall ing
 everyone. This benchmark times ``fingerprint`` (all of grouping's client-text work) on a
 realistic report at the maximum field lengths, then on reports whose message, stack or
 path is one short pattern repeated to the maximum length — every pattern of three
-characters over an alphabet of the characters the expressions care about — and prints
-the worst ones as a multiple of the normal report. ``--before REV`` times the
-``error_groups`` module of an older revision (read with ``git show``) in the same run and
-prints the two in columns side by side.
+characters over an alphabet of the characters the expressions care about, and messages
+of every 4-character pattern over a smaller one — and prints the worst ones as a multiple
+of the normal report. ``--before REV`` times the ``error_groups`` module of an older
+revision (read with ``git show``) in the same run and prints the two in columns side by
+side.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ ALPHABET = "a0-.:/ '\"`x@\n\tG9f?#)"
 #: the red-team finding's message: word starts that each scanned the rest for "://"
 FINDING = ("a-" * 1000)[:2000]
 LIMITS = {"message": 2000, "stack": 8000, "api_endpoint": 2000}  # the validation's bounds
+#: messages of 4-character patterns over the characters that start the most costly parts
+#: (numbers, hex, quotes, URLs, whitespace): a digit and a letter between spaces ("0 a ")
+#: costs more than any 3-character pattern
+ALPHABET_4 = "09 \n'`-a.:/x"
 
 NORMAL: dict[str, Any] = {
     "error_type": "api_error", "http_method": "GET", "status_code": 500,
@@ -62,6 +67,9 @@ def hostile_rows() -> list[tuple[str, str, dict[str, Any]]]:
         pattern = "".join(combo)
         for field, limit in LIMITS.items():
             rows.append((field, repr(pattern), {**NORMAL, field: (pattern * limit)[:limit]}))
+    for combo in itertools.product(ALPHABET_4, repeat=4):
+        pattern = "".join(combo)
+        rows.append(("message", repr(pattern), {**NORMAL, "message": (pattern * 500)[:2000]}))
     return rows
 
 
