@@ -144,6 +144,9 @@ class Settings:
     ack: str = "commit"
     #: How long an ingestion request waits for its commit before answering 503.
     ack_timeout: float = 5.0
+    #: Seconds an ingestion request's body may take to arrive before it is answered 408
+    #: and its connection closed (a slow upload must not keep a server thread).
+    body_read_timeout: float = 10.0
     #: A streaming replica for the analytics reads (None: read from the primary).
     read_database_url: str | None = None
     #: Class aggregates describing fewer students than this are suppressed for teachers.
@@ -224,6 +227,8 @@ class Settings:
             ack=ack,
             ack_timeout=max(0.1, _float(get("ACK_TIMEOUT"), "WAYMARK_ACK_TIMEOUT",
                                         defaults.ack_timeout)),
+            body_read_timeout=_float(get("BODY_READ_TIMEOUT"), "WAYMARK_BODY_READ_TIMEOUT",
+                                     defaults.body_read_timeout),
             min_group_size=_int(get("MIN_GROUP_SIZE"), "WAYMARK_MIN_GROUP_SIZE",
                                 defaults.min_group_size, minimum=1),
             delete_after_days=delete,

@@ -21,20 +21,38 @@ from backend.taxonomy import SESSION_GAP
 
 TOP_FRAMES = 3
 MESSAGE_HEAD = 600  # characters of a message that grouping reads (it keeps 500)
+MESSAGE_KEEP = 500
+ENDPOINT_HEAD = 500  # characters of an API path read (a real one is well under 200; an
+#                      unbounded read let a 2,000-character "?\n/…" path cost 3× a report)
 STACK_HEAD = 4000  # characters of a stack, and at most STACK_LINES lines, searched for frames
 STACK_LINES = 40
 FRAME_HEAD = 300  # characters of one frame line (a real frame is well under 200)
 
-_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
 # Every pattern here runs on client text inside the writer, so each must be linear in its
-# input: a scheme is at most 20 characters (an unbounded one made "a-a-a-…" cost O(n²)
-# as every word start scanned to the end of the message looking for "://").
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]{0,19}://\S+", re.I)
+# input, with a small constant (bench.redos: the worst report costs about 2× a normal one).
+#
+# A URL is ``\b[a-z][a-z0-9+.-]{0,19}://\S+`` (a scheme of at most 20 characters: an
+# unbounded one made "a-a-a-…" O(n²)). Read forwards, that still makes every word start in
+# a run like "a-a-a-…" scan 20 characters for "://" (the red-team finding, 2.5×). So the
+# URL pass runs on the reversed text, where a URL starts at a token's start and is anchored
+# on "//:": each token is read once, and only a "://" costs a look at the 20 characters of
+# its scheme. Same matches, leftmost first (test_error_groups checks it against the
+# forward pattern).
+_URL_REVERSED = re.compile(r"(?<!\S)\S+//:[a-z0-9+.-]{0,19}[a-z]\b", re.I)
+# The other patterns start with the class of their first character and check the word
+# boundary before it with a lookbehind (``(?<!\w.)`` after that character is ``\b``
+# before it): a pattern that starts with a class lets the engine skip the characters
+# outside it, where a leading ``\b`` is tried at every position.
+_UUID = re.compile(r"[0-9a-f](?<!\w.)[0-9a-f]{7}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                   r"[0-9a-f]{12}(?!\w)", re.I)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`")
-_HEX = re.compile(r"\b(?:0x)?[0-9a-f]{8,}\b", re.I)
-_NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")
-_SPACE = re.compile(r"\s+")
-_FRAME = re.compile(r"^\s*(at\s|File\s|\S*@\S)")
+# ``\b(?:0x)?[0-9a-f]{8,}\b``: "0x" and 8 or more hex digits, or 8 or more hex digits
+_HEX = re.compile(r"[0-9a-f](?<!\w.)(?:(?<=0)x[0-9a-f]{8,}|[0-9a-f]{7,})(?!\w)", re.I)
+# ``\b\d+(?:\.\d+)?\b``
+_NUMBER = re.compile(r"\d(?<!\w.)\d*(?:\.\d+)?(?!\w)")
+# matched on the line without its leading whitespace (``^\s*`` first made a 4,000-space
+# line try the alternatives at each of its positions on the way back)
+_FRAME = re.compile(r"at\s|File\s|\S*@\S")
 _LINE_COL = re.compile(r":\d+(?::\d+)?")
 _QUERY = re.compile(r"[?#][^\s)]*")
 _BUILD_HASH = re.compile(r"[.-][0-9a-f]{6,}(?=\.)", re.I)
@@ -58,6 +76,26 @@ COUNT_NEW_PEOPLE = QUERIES["count_new_people"]
 INSERT_ERRORS = QUERIES["insert_errors"]
 
 
+#: While the passes run, each replaced part is one placeholder character, spelt out at the
+#: end: a digit or a quote pair every few characters would otherwise triple the text that
+#: the later passes read. They are Unicode noncharacters (reserved for a program's internal
+#: use); like ``<`` and ``>`` they are not word characters, so no later pass matches
+#: differently next to them. A client that sends one gets its spelt-out token, as if it
+#: had typed ``<url>``.
+PLACEHOLDERS = {"\ufdd0": "<url>", "\ufdd1": "<uuid>", "\ufdd2": "<str>", "\ufdd3": "<hex>",
+                "\ufdd4": "<n>"}
+_URL_MARK, _UUID_MARK, _STR_MARK, _HEX_MARK, _NUMBER_MARK = PLACEHOLDERS
+#: Past this many replacements by one of the last passes, the rest of the text cannot reach
+#: the kept head, as nothing after them removes a replaced part: a quoted string is spelt
+#: out as 5 characters ("<str>"), and a number as 3 ("<n>") plus at least the one
+#: character that must separate it from the next (a number ends before a non-word
+#: character, which stays or becomes a single space). The URL and uuid passes are not
+#: bounded so: a quoted string can still swallow their parts. A message of single digits
+#: has 200-300 numbers in its head, and each replacement is the pass's main cost.
+MAX_QUOTED = MESSAGE_KEEP // len("<str>") + 1
+MAX_NUMBERS = (MESSAGE_KEEP + 1) // len("<n> ") + 1
+
+
 def normalise_message(message: str | None) -> str:
     """A message with its variable parts replaced, so one bug gives one group.
 
@@ -66,12 +104,15 @@ def normalise_message(message: str | None) -> str:
     """
     if not message:
         return ""
-    text = _URL.sub("<url>", message[:MESSAGE_HEAD])
-    text = _UUID.sub("<uuid>", text)
-    text = _QUOTED.sub("<str>", text)
-    text = _HEX.sub("<hex>", text)
-    text = _NUMBER.sub("<n>", text)
-    return _SPACE.sub(" ", text).strip()[:500]
+    text = _URL_REVERSED.sub(_URL_MARK, message[:MESSAGE_HEAD][::-1])[::-1]
+    text = _UUID.sub(_UUID_MARK, text)
+    text = _QUOTED.sub(_STR_MARK, text, count=MAX_QUOTED)
+    text = _HEX.sub(_HEX_MARK, text)  # a hex part is 8 characters or more: at most 75
+    text = _NUMBER.sub(_NUMBER_MARK, text, count=MAX_NUMBERS)
+    text = " ".join(text.split())  # whitespace runs collapsed, ends stripped: one C pass
+    for mark, token in PLACEHOLDERS.items():
+        text = text.replace(mark, token)
+    return text[:MESSAGE_KEEP]
 
 
 def top_frames(stack: str | None, count: int = TOP_FRAMES) -> list[str]:
@@ -80,7 +121,7 @@ def top_frames(stack: str | None, count: int = TOP_FRAMES) -> list[str]:
         return []
     frames = []
     for line in stack[:STACK_HEAD].splitlines()[:STACK_LINES]:
-        if not _FRAME.match(line):
+        if not _FRAME.match(line.lstrip()):
             continue
         frame = _QUERY.sub("", line.strip()[:FRAME_HEAD])
         frame = _LINE_COL.sub("", frame)
@@ -94,7 +135,7 @@ def normalise_endpoint(endpoint: str | None) -> str:
     """An API path with numeric and uuid segments replaced (``/quests/<id>/start``)."""
     if not endpoint:
         return ""
-    return _PATH_ID.sub("/<id>", _QUERY.sub("", endpoint))
+    return _PATH_ID.sub("/<id>", _QUERY.sub("", endpoint[:ENDPOINT_HEAD]))
 
 
 def fingerprint(row: dict[str, Any]) -> str:

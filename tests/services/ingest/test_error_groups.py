@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+import pytest
 
 from backend.services.ingest import error_groups
 
@@ -85,3 +88,60 @@ def test_groups_count_occurrences_and_distinct_people(conn: psycopg.Connection[A
     assert groups == [(5, 3, "boom 1")]
     assert conn.execute("SELECT count(*) FROM error_events WHERE group_id IS NOT NULL"
                         ).fetchone() == (5,)
+
+
+# The URL pattern as it was read forwards; the module reads the reversed text instead.
+FORWARD_URL = re.compile(r"\b[a-z][a-z0-9+.-]{0,19}://\S+", re.I)
+URL_PIECES = ("https://", "://", "a-", "-", "x.y", "K", "\u212a", "\u017f", "_", " ", "\t", "9",
+              "é", "'", "(", "@", "a" * 19, "a" * 21, "abcdefghijklmnopqrstu", "/x?y=1")
+
+
+def test_the_reversed_url_pattern_finds_what_the_forward_one_does() -> None:
+    """Leftmost first, one URL per token: the same replacements on generated text with
+    schemes of every length, word boundaries, case-folded letters and several '://'."""
+    rng = random.Random(19)
+    for _ in range(20_000):
+        text = "".join(rng.choice(URL_PIECES) for _ in range(rng.randint(0, 12)))
+        reversed_pass = error_groups._URL_REVERSED.sub("U", text[::-1])[::-1]
+        assert reversed_pass == FORWARD_URL.sub("U", text), text
+
+
+class _Spy:
+    """A compiled pattern that records the length of each text it replaces in."""
+
+    def __init__(self, pattern: re.Pattern[str], lengths: list[int]) -> None:
+        self.pattern, self.lengths = pattern, lengths
+
+    def sub(self, repl: str, string: str, count: int = 0) -> str:
+        self.lengths.append(len(string))
+        return self.pattern.sub(repl, string, count=count)
+
+
+@pytest.mark.parametrize("unit", ["9``", "9 ", "''x", "a-", "0\t"])
+def test_no_pass_reads_more_than_the_head(monkeypatch: pytest.MonkeyPatch, unit: str) -> None:
+    """A digit or an empty quote pair every few characters must not grow the text a later
+    pass reads (spelt out at once, "<n>" and "<str>" tripled it: the worst report's cost)."""
+    lengths: list[int] = []
+    for name in ("_URL_REVERSED", "_UUID", "_QUOTED", "_HEX", "_NUMBER"):
+        monkeypatch.setattr(error_groups, name, _Spy(getattr(error_groups, name), lengths))
+    error_groups.normalise_message(unit * 2000)
+    assert len(lengths) == 5
+    assert max(lengths) <= error_groups.MESSAGE_HEAD
+
+
+def test_dense_messages_keep_their_result() -> None:
+    """Placeholders and the bound on replacements change no result: spelt out, a message of
+    numbers or quotes gives the same head as the patterns applied one after another."""
+    assert error_groups.normalise_message("7 " * 1000) == ("<n> " * 125)[:500]
+    assert error_groups.normalise_message("7." * 1000) == ("<n>." * 125)[:500]
+    assert error_groups.normalise_message("''" * 1000) == "<str>" * 100
+    assert error_groups.normalise_message("9``" * 700) == ("<n><str>" * 70)[:500]
+    assert error_groups.normalise_message("x '1' 2 " * 200) == ("x <str> <n> " * 50)[:500]
+    quoted = "'" + "7 " * 250 + "' 8"  # the quote swallows more numbers than the bound
+    assert error_groups.normalise_message(quoted) == "<str> <n>"
+
+
+def test_placeholders_read_as_the_tokens_they_stand_for() -> None:
+    """A client that sends a placeholder character gets what typing the token gives."""
+    for mark, token in error_groups.PLACEHOLDERS.items():
+        assert error_groups.normalise_message(f"a {mark} b") == f"a {token} b"
