@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from flask import Flask, current_app
 
 from backend.config import Settings
 from backend.db import Database
+from backend.request_body import BodyWatchdog
 from backend.services.analytics.risk import RiskParams
 from backend.services.ingest.stream import StreamPublisher
 from backend.services.ingest.writer import EventWriter
@@ -38,6 +39,8 @@ class WaymarkState:
     #: the pool analytics reads use: a streaming replica (WAYMARK_READ_DATABASE_URL), or
     #: None to read from the primary. Writes, jobs and forget always use ``db``.
     replica: Database | None = None
+    #: cuts ingestion bodies that arrive too slowly (WAYMARK_BODY_READ_TIMEOUT)
+    body_watchdog: BodyWatchdog = field(default_factory=BodyWatchdog)
     closed: bool = False
 
     #: the open states of this process, so ``track()`` works outside an app context.

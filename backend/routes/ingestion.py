@@ -21,7 +21,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from backend.clock import now_utc
-from backend.routes.body import BodyTimeout, read_within
+from backend.request_body import BodyTimeout, read_within
 from backend.services.ingest import items
 from backend.services.ingest.receipts import Receipt
 from backend.services.ingest.validation import (
@@ -94,15 +94,17 @@ def tell_the_developer(response: Response) -> Response:
 def _body() -> Any:
     """The parsed JSON body, refusing a wrong content type, an oversized or invalid body, and
     one that does not arrive within ``WAYMARK_BODY_READ_TIMEOUT`` (408: a slow upload must
-    not keep a server thread, see ``backend.routes.body``)."""
+    not keep a server thread, see ``backend.request_body``)."""
     if request.mimetype not in CONTENT_TYPES:
         raise InvalidInput("body: send application/json or text/plain JSON", status=415)
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise InvalidInput(f"body: larger than 64 KiB ({MAX_BODY_BYTES} bytes)", status=413)
-    seconds = get_state().settings.body_read_timeout
+    state = get_state()
+    seconds = state.settings.body_read_timeout
     try:  # chunked: read at most the limit (parse_json refuses more)
-        raw = read_within(request.stream, MAX_BODY_BYTES + 1, seconds, request.environ)
+        raw = read_within(request.stream, MAX_BODY_BYTES + 1, seconds, request.environ,
+                          state.body_watchdog)
     except BodyTimeout:
         raise InvalidInput(f"body: not received within {seconds:g} s; send the whole body at "
                            "once", status=408) from None

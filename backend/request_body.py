@@ -9,7 +9,8 @@ when the deadline passes: the blocked ``recv`` returns end-of-file at once, the 
 answered 408, and gunicorn, finding the body incomplete, closes the connection instead of
 keeping it alive. One watchdog per process serves every request; arming and disarming it
 is a dictionary insert and pop under a lock, so a body that arrives at once costs nothing
-measurable.
+measurable. The watchdog belongs to the app's Waymark state (``WaymarkState.body_watchdog``),
+not to this module.
 """
 
 from __future__ import annotations
@@ -111,23 +112,20 @@ def _shut_reading(sock: socket.socket | None) -> None:
         log.debug("waymark: the socket of a late body was already closed")
 
 
-WATCHDOG = BodyWatchdog()
-
-
-def read_within(stream: IO[bytes], limit: int, seconds: float,
-                environ: dict[str, Any]) -> bytes:
+def read_within(stream: IO[bytes], limit: int, seconds: float, environ: dict[str, Any],
+                watchdog: BodyWatchdog) -> bytes:
     """At most ``limit`` bytes of the body, read within ``seconds``; BodyTimeout past it.
 
     Under gunicorn the socket is ``environ["gunicorn.socket"]``; under another server
     there is none to shut, and a read that ends past the deadline is refused all the same.
     """
-    key = WATCHDOG.arm(environ.get("gunicorn.socket"), seconds)
+    key = watchdog.arm(environ.get("gunicorn.socket"), seconds)
     try:
         data = stream.read(limit)
     except Exception:
-        if WATCHDOG.disarm(key):  # the shut socket made the reader fail: say why
+        if watchdog.disarm(key):  # the shut socket made the reader fail: say why
             raise BodyTimeout from None
         raise
-    if WATCHDOG.disarm(key):
+    if watchdog.disarm(key):
         raise BodyTimeout
     return data
