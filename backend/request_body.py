@@ -21,8 +21,9 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 log = logging.getLogger("waymark")
 
@@ -112,16 +113,20 @@ def _shut_reading(sock: socket.socket | None) -> None:
         log.debug("waymark: the socket of a late body was already closed")
 
 
-def read_within(stream: IO[bytes], limit: int, seconds: float, environ: dict[str, Any],
+def read_within(read: Callable[[], bytes], seconds: float, environ: dict[str, Any],
                 watchdog: BodyWatchdog) -> bytes:
-    """At most ``limit`` bytes of the body, read within ``seconds``; BodyTimeout past it.
+    """What ``read()`` returns (the body, or its bounded head), within ``seconds``;
+    BodyTimeout past it.
 
-    Under gunicorn the socket is ``environ["gunicorn.socket"]``; under another server
-    there is none to shut, and a read that ends past the deadline is refused all the same.
+    ``read`` is the caller's: Flask's ``request.get_data`` when the length is known (it also
+    returns a body a host app's hook already read and cached), a bounded ``stream.read``
+    for a chunked one. Under gunicorn the socket is ``environ["gunicorn.socket"]``; under
+    another server there is none to shut, and a read that ends past the deadline is refused
+    all the same.
     """
     key = watchdog.arm(environ.get("gunicorn.socket"), seconds)
     try:
-        data = stream.read(limit)
+        data = read()
     except Exception:
         if watchdog.disarm(key):  # the shut socket made the reader fail: say why
             raise BodyTimeout from None

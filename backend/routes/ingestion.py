@@ -102,9 +102,14 @@ def _body() -> Any:
         raise InvalidInput(f"body: larger than 64 KiB ({MAX_BODY_BYTES} bytes)", status=413)
     state = get_state()
     seconds = state.settings.body_read_timeout
-    try:  # chunked: read at most the limit (parse_json refuses more)
-        raw = read_within(request.stream, MAX_BODY_BYTES + 1, seconds, request.environ,
-                          state.body_watchdog)
+    if length is not None:  # also a body the host app's own hook already read and cached
+        def read() -> bytes:
+            return request.get_data(cache=False)
+    else:  # chunked: read at most the limit (parse_json refuses more)
+        def read() -> bytes:
+            return request.stream.read(MAX_BODY_BYTES + 1)
+    try:
+        raw = read_within(read, seconds, request.environ, state.body_watchdog)
     except BodyTimeout:
         raise InvalidInput(f"body: not received within {seconds:g} s; send the whole body at "
                            "once", status=408) from None

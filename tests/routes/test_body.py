@@ -157,7 +157,8 @@ def test_a_blocked_read_is_ended_at_its_deadline() -> None:
     stream = _BlockedStream()
     started = time.monotonic()
     with pytest.raises(body.BodyTimeout):
-        body.read_within(stream, 100, 0.3, {"gunicorn.socket": _Socket(stream)}, body.BodyWatchdog())
+        body.read_within(lambda: stream.read(100), 0.3, {"gunicorn.socket": _Socket(stream)},
+                         body.BodyWatchdog())
     assert 0.3 <= time.monotonic() - started < 0.3 + 2 * body.CHECK_INTERVAL + 0.2
 
 
@@ -166,7 +167,7 @@ def test_a_body_in_time_is_read_and_disarmed() -> None:
     key = watchdog.arm(None, 5)
     assert watchdog.disarm(key) is False
     assert watchdog.expire(time.monotonic() + 10) == 0  # nothing left armed to shut
-    assert body.read_within(io.BytesIO(b'{"a": 1}'), 100, 5, {}, body.BodyWatchdog()) == b'{"a": 1}'
+    assert body.read_within(io.BytesIO(b'{"a": 1}').read, 5, {}, body.BodyWatchdog()) == b'{"a": 1}'
 
 
 def test_without_a_socket_a_late_read_is_refused_all_the_same() -> None:
@@ -176,4 +177,4 @@ def test_without_a_socket_a_late_read_is_refused_all_the_same() -> None:
             return super().read(size)
 
     with pytest.raises(body.BodyTimeout):
-        body.read_within(Slow(b"{}"), 100, 0.1, {}, body.BodyWatchdog())
+        body.read_within(Slow(b"{}").read, 0.1, {}, body.BodyWatchdog())

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
 from ingestion_support import BROWSER, CHROME_UA, GOOGLEBOT_UA, IPHONE_UA, count, flush, writer_of
 
@@ -245,3 +245,19 @@ def test_query_strings_and_fragments_are_never_stored(client: FlaskClient,
         ("/quests", "/api/quests/1")]
     assert sorted(conn.execute("SELECT entry_page FROM user_sessions").fetchall()) == [
         ("/home",), ("/quests",)]
+
+
+def test_a_body_the_host_app_already_read_is_still_ingested(client: FlaskClient, app: Flask,
+                                                            conn: psycopg.Connection[Any]) -> None:
+    """A host app's own hook that reads the body first (``get_data(cache=True)``, as a
+    logging or signing middleware does) must not leave Waymark an empty body."""
+    @app.before_request
+    def host_reads_the_body() -> None:
+        request.get_data(cache=True)
+
+    event = {"event_type": "page_view", "event_id": str(uuid.uuid4()), "page_path": "/"}
+    response = client.post("/api/analytics/activity/batch", json={"events": [event]},
+                           headers=BROWSER)
+    assert response.status_code == 202, response.get_json()
+    flush(app)
+    assert count(conn, "user_activity_events") == 1
