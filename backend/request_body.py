@@ -47,7 +47,10 @@ class BodyWatchdog:
     """Shuts the reading side of sockets whose body read outlives its deadline.
 
     The thread starts with the first armed read and again in a forked child (gunicorn
-    builds the app in each worker, but a host may fork after a first request)."""
+    builds the app in each worker, but a host may fork after a first request), and ends
+    with :meth:`close` (the app's Waymark closing). It waits on an event, not
+    ``time.sleep``: it neither outlives its app nor spins when something patches the
+    ``time`` module."""
 
     def __init__(self, interval: float = CHECK_INTERVAL) -> None:
         self._interval = interval
@@ -56,6 +59,7 @@ class BodyWatchdog:
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._closed = threading.Event()
 
     def arm(self, sock: socket.socket | None, seconds: float) -> int:
         """Watch one body read; returns the key to :meth:`disarm` it with."""
@@ -75,7 +79,13 @@ class BodyWatchdog:
             return False
         return entry.expired or time.monotonic() > entry.deadline
 
+    def close(self) -> None:
+        """Stop the thread (a read armed afterwards is still refused when it ends late)."""
+        self._closed.set()
+
     def _ensure_thread(self) -> None:
+        if self._closed.is_set():
+            return
         if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
             return
         self._pid = os.getpid()
@@ -84,8 +94,7 @@ class BodyWatchdog:
         self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            time.sleep(self._interval)
+        while not self._closed.wait(self._interval):
             self.expire(time.monotonic())
 
     def expire(self, now: float) -> int:

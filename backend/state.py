@@ -66,6 +66,7 @@ class WaymarkState:
         if self.closed:
             return
         self.closed = True
+        self.body_watchdog.close()
         try:
             self.writer.close(timeout)
         except Exception:

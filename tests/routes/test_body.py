@@ -178,3 +178,15 @@ def test_without_a_socket_a_late_read_is_refused_all_the_same() -> None:
 
     with pytest.raises(body.BodyTimeout):
         body.read_within(Slow(b"{}").read, 0.1, {}, body.BodyWatchdog())
+
+
+def test_the_watchdog_thread_ends_with_its_app() -> None:
+    """One watchdog per app: closing the app's Waymark stops its thread (a test suite, or a
+    host that builds apps, would otherwise keep one spinning thread per app)."""
+    watchdog = body.BodyWatchdog(interval=0.01)
+    watchdog.disarm(watchdog.arm(None, 5))
+    thread = watchdog._thread  # the thread is what this test is about
+    assert thread is not None and thread.is_alive()
+    watchdog.close()
+    thread.join(2)
+    assert not thread.is_alive()
