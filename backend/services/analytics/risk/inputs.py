@@ -49,10 +49,10 @@ def score_students(conn: psycopg.Connection[Any], *, now: datetime,
     """
     now = as_utc(now)
     rows = fetch_inputs(conn, now=now, params=params, user_ids=user_ids)
-    if cohorts is None and params.uses_cohorts:  # else no factor reads a cohort
-        cohorts = stored_cohorts(conn, user_ids) \
-            or cohorts_of(rows, student_classes(conn, user_ids))
-    cohorts = cohorts or cohorts_of(rows, {})
+    if cohorts is None:  # without a cohort weight the cohort factors are left out anyway
+        cohorts = (stored_cohorts(conn, user_ids)
+                   or cohorts_of(rows, student_classes(conn, user_ids))) \
+            if params.uses_cohorts else Cohorts(Cohort())
     return rank([assess(row, now=now, params=params, cohort=cohorts.of(row["user_id"]))
                  for row in rows])
 
