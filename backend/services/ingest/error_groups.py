@@ -43,11 +43,16 @@ _URL_REVERSED = re.compile(r"(?<!\S)\S+//:[a-z0-9+.-]{0,19}[a-z]\b", re.I)
 # boundary before it with a lookbehind (``(?<!\w.)`` after that character is ``\b``
 # before it): a pattern that starts with a class lets the engine skip the characters
 # outside it, where a leading ``\b`` is tried at every position.
-_UUID = re.compile(r"[0-9a-f](?<!\w.)[0-9a-f]{7}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
-                   r"[0-9a-f]{12}(?!\w)", re.I)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`")
-# ``\b(?:0x)?[0-9a-f]{8,}\b``: "0x" and 8 or more hex digits, or 8 or more hex digits
-_HEX = re.compile(r"[0-9a-f](?<!\w.)(?:(?<=0)x[0-9a-f]{8,}|[0-9a-f]{7,})(?!\w)", re.I)
+# A uuid (``\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b``, the first
+# alternative) or else a hex part (``\b(?:0x)?[0-9a-f]{8,}\b``) in one pass: both start
+# at the same characters, and a text of digits made each of two passes try every one of
+# them. One pass gives what the two gave one after the other: a hex part is made of word
+# characters only, so no uuid can start inside it or right after it (test_error_groups
+# checks it against the two patterns applied in turn).
+_UUID_OR_HEX = re.compile(
+    r"[0-9a-f](?<!\w.)(?:(?P<uuid>[0-9a-f]{7}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+    r"|(?<=0)x[0-9a-f]{8,}|[0-9a-f]{7,})(?!\w)", re.I)
 # ``\b\d+(?:\.\d+)?\b``
 _NUMBER = re.compile(r"\d(?<!\w.)\d*(?:\.\d+)?(?!\w)")
 # matched on the line without its leading whitespace (``^\s*`` first made a 4,000-space
@@ -89,11 +94,15 @@ _URL_MARK, _UUID_MARK, _STR_MARK, _HEX_MARK, _NUMBER_MARK = PLACEHOLDERS
 #: the kept head, as nothing after them removes a replaced part: a quoted string is spelt
 #: out as 5 characters ("<str>"), and a number as 3 ("<n>") plus at least the one
 #: character that must separate it from the next (a number ends before a non-word
-#: character, which stays or becomes a single space). The URL and uuid passes are not
-#: bounded so: a quoted string can still swallow their parts. A message of single digits
+#: character, which stays or becomes a single space). The URL pass is not bounded so: a
+#: quoted string can still swallow its parts. A message of single digits
 #: has 200-300 numbers in its head, and each replacement is the pass's main cost.
 MAX_QUOTED = MESSAGE_KEEP // len("<str>") + 1
 MAX_NUMBERS = (MESSAGE_KEEP + 1) // len("<n> ") + 1
+
+
+def _uuid_or_hex_mark(match: re.Match[str]) -> str:
+    return _HEX_MARK if match.group("uuid") is None else _UUID_MARK
 
 
 def normalise_message(message: str | None) -> str:
@@ -105,9 +114,8 @@ def normalise_message(message: str | None) -> str:
     if not message:
         return ""
     text = _URL_REVERSED.sub(_URL_MARK, message[:MESSAGE_HEAD][::-1])[::-1]
-    text = _UUID.sub(_UUID_MARK, text)
-    text = _QUOTED.sub(_STR_MARK, text, count=MAX_QUOTED)
-    text = _HEX.sub(_HEX_MARK, text)  # a hex part is 8 characters or more: at most 75
+    text = _QUOTED.sub(_STR_MARK, text, count=MAX_QUOTED)  # a uuid holds no quote
+    text = _UUID_OR_HEX.sub(_uuid_or_hex_mark, text)  # 8 characters or more: at most 75
     text = _NUMBER.sub(_NUMBER_MARK, text, count=MAX_NUMBERS)
     text = " ".join(text.split())  # whitespace runs collapsed, ends stripped: one C pass
     for mark, token in PLACEHOLDERS.items():
