@@ -90,15 +90,20 @@ INSERT_ERRORS = QUERIES["insert_errors"]
 PLACEHOLDERS = {"\ufdd0": "<url>", "\ufdd1": "<uuid>", "\ufdd2": "<str>", "\ufdd3": "<hex>",
                 "\ufdd4": "<n>"}
 _URL_MARK, _UUID_MARK, _STR_MARK, _HEX_MARK, _NUMBER_MARK = PLACEHOLDERS
-#: Past this many replacements by one of the last passes, the rest of the text cannot reach
-#: the kept head, as nothing after them removes a replaced part: a quoted string is spelt
-#: out as 5 characters ("<str>"), and a number as 3 ("<n>") plus at least the one
-#: character that must separate it from the next (a number ends before a non-word
-#: character, which stays or becomes a single space). The URL pass is not bounded so: a
-#: quoted string can still swallow its parts. A message of single digits
-#: has 200-300 numbers in its head, and each replacement is the pass's main cost.
-MAX_QUOTED = MESSAGE_KEEP // len("<str>") + 1
-MAX_NUMBERS = (MESSAGE_KEEP + 1) // len("<n> ") + 1
+#: Grouping reads a message up to its 64th quoted string and up to its 64th number: a
+#: message with more is cut after that part. Each replacement is the main cost of its
+#: pass, so a message made of numbers or empty quote pairs (up to 300 in the head) cost
+#: ~3× a normal one; a real message's shape is set long before its 64th number. (A cut
+#: placeholder stands for a whole part, so nothing the kept parts hold is lost.)
+MAX_PARTS = 64
+
+
+def _up_to_part(text: str, replaced: int, mark: str) -> str:
+    """``text`` cut after its ``MAX_PARTS``-th ``mark`` once a pass replaced that many."""
+    if replaced < MAX_PARTS:
+        return text
+    rest = text.split(mark, MAX_PARTS)[-1]
+    return text[:len(text) - len(rest)]
 
 
 def _uuid_or_hex_mark(match: re.Match[str]) -> str:
@@ -108,15 +113,16 @@ def _uuid_or_hex_mark(match: re.Match[str]) -> str:
 def normalise_message(message: str | None) -> str:
     """A message with its variable parts replaced, so one bug gives one group.
 
-    Only the head of the message is read: the result keeps 500 characters anyway, and a
-    bounded input bounds the work a hostile client can make the writer do per report.
+    Only the head of the message is read, up to its ``MAX_PARTS``-th quoted string or
+    number: the result keeps 500 characters anyway, and a bounded input bounds the work a
+    hostile client can make the writer do per report.
     """
     if not message:
         return ""
     text = _URL_REVERSED.sub(_URL_MARK, message[:MESSAGE_HEAD][::-1])[::-1]
-    text = _QUOTED.sub(_STR_MARK, text, count=MAX_QUOTED)  # a uuid holds no quote
-    text = _UUID_OR_HEX.sub(_uuid_or_hex_mark, text)  # 8 characters or more: at most 75
-    text = _NUMBER.sub(_NUMBER_MARK, text, count=MAX_NUMBERS)
+    text = _up_to_part(*_QUOTED.subn(_STR_MARK, text, count=MAX_PARTS), _STR_MARK)
+    text = _UUID_OR_HEX.sub(_uuid_or_hex_mark, text)  # (a uuid holds no quote)
+    text = _up_to_part(*_NUMBER.subn(_NUMBER_MARK, text, count=MAX_PARTS), _NUMBER_MARK)
     text = " ".join(text.split())  # whitespace runs collapsed, ends stripped: one C pass
     for mark, token in PLACEHOLDERS.items():
         text = text.replace(mark, token)

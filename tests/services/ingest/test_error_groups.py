@@ -116,6 +116,10 @@ class _Spy:
         self.lengths.append(len(string))
         return self.pattern.sub(repl, string, count=count)
 
+    def subn(self, repl: Any, string: str, count: int = 0) -> tuple[str, int]:
+        self.lengths.append(len(string))
+        return self.pattern.subn(repl, string, count=count)
+
 
 @pytest.mark.parametrize("unit", ["9``", "9 ", "''x", "a-", "0\t"])
 def test_no_pass_reads_more_than_the_head(monkeypatch: pytest.MonkeyPatch, unit: str) -> None:
@@ -129,16 +133,23 @@ def test_no_pass_reads_more_than_the_head(monkeypatch: pytest.MonkeyPatch, unit:
     assert max(lengths) <= error_groups.MESSAGE_HEAD
 
 
-def test_dense_messages_keep_their_result() -> None:
-    """Placeholders and the bound on replacements change no result: spelt out, a message of
-    numbers or quotes gives the same head as the patterns applied one after another."""
-    assert error_groups.normalise_message("7 " * 1000) == ("<n> " * 125)[:500]
-    assert error_groups.normalise_message("7." * 1000) == ("<n>." * 125)[:500]
-    assert error_groups.normalise_message("''" * 1000) == "<str>" * 100
-    assert error_groups.normalise_message("9``" * 700) == ("<n><str>" * 70)[:500]
-    assert error_groups.normalise_message("x '1' 2 " * 200) == ("x <str> <n> " * 50)[:500]
+def test_dense_messages_are_read_up_to_their_64th_number_or_quoted_string() -> None:
+    """A message is cut after its 64th number and after its 64th quoted string (what a
+    report of numbers or quote pairs costs is those replacements); placeholders change no
+    result: spelt out, each part is what the pattern alone gives."""
+    assert error_groups.MAX_PARTS == 64
+    assert error_groups.normalise_message("7 " * 1000) == "<n> " * 63 + "<n>"
+    assert error_groups.normalise_message("7." * 1000) == "<n>." * 63 + "<n>"
+    assert error_groups.normalise_message("''" * 1000) == "<str>" * 64
+    assert error_groups.normalise_message("9``" * 700) == ("<n><str>" * 63 + "<n>")[:500]
+    assert error_groups.normalise_message("x '1' 2 " * 200) == ("x <str> <n> " * 63 + "x <str>")[:500]
+    few = "x '1' 2 " * 40 + "end"  # 40 of each: nothing is cut
+    assert error_groups.normalise_message(few) == "x <str> <n> " * 40 + "end"
     quoted = "'" + "7 " * 250 + "' 8"  # the quote swallows more numbers than the bound
     assert error_groups.normalise_message(quoted) == "<str> <n>"
+    cut = {"error_type": "javascript_error", "message": "7 " * 64}
+    assert error_groups.fingerprint(cut) == error_groups.fingerprint(
+        dict(cut, message="7 " * 64 + "and then a different tail"))
 
 
 def test_placeholders_read_as_the_tokens_they_stand_for() -> None:
