@@ -45,16 +45,21 @@ _URL_REVERSED = re.compile(r"(?<!\S)\S+//:[a-z0-9+.-]{0,19}[a-z]\b", re.I)
 # outside it, where a leading ``\b`` is tried at every position.
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`")
 # A uuid (``\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b``, the first
-# alternative) or else a hex part (``\b(?:0x)?[0-9a-f]{8,}\b``) in one pass: both start
-# at the same characters, and a text of digits made each of two passes try every one of
-# them. One pass gives what the two gave one after the other: a hex part is made of word
-# characters only, so no uuid can start inside it or right after it (test_error_groups
-# checks it against the two patterns applied in turn).
+# alternative) or else a hex part (``\b(?:0x)?[0-9a-f]{8,}\b``), case-insensitive, in one
+# pass: both start at the same characters, and a text of digits made each of two passes
+# try every one of them. One pass gives what the two gave one after the other: a hex part
+# is made of word characters only, so no uuid can start inside it or right after it
+# (test_error_groups checks it against the two patterns applied in turn). Two things keep
+# each try short without changing a match: the letters are spelt in both cases rather than
+# matched with re.I (which folds the case of every character it reads; no other character
+# folds to a-f or x), and a run of digits is taken whole (``{7,}+``, ``*+``: possessive),
+# since a shorter run is followed by a digit, so it cannot end at a word boundary either
+# and giving characters back only repeated the failure ("00a" in "a 00a 00a…").
 _UUID_OR_HEX = re.compile(
-    r"[0-9a-f](?<!\w.)(?:(?P<uuid>[0-9a-f]{7}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
-    r"|(?<=0)x[0-9a-f]{8,}|[0-9a-f]{7,})(?!\w)", re.I)
+    r"[0-9a-fA-F](?<!\w.)(?:(?P<uuid>[0-9a-fA-F]{7}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})|(?<=0)[xX][0-9a-fA-F]{8,}+|[0-9a-fA-F]{7,}+)(?!\w)")
 # ``\b\d+(?:\.\d+)?\b``
-_NUMBER = re.compile(r"\d(?<!\w.)\d*(?:\.\d+)?(?!\w)")
+_NUMBER = re.compile(r"\d(?<!\w.)\d*+(?:\.\d++)?(?!\w)")
 # matched on the line without its leading whitespace (``^\s*`` first made a 4,000-space
 # line try the alternatives at each of its positions on the way back)
 _FRAME = re.compile(r"at\s|File\s|\S*@\S")
