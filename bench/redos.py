@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import itertools
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -104,42 +105,43 @@ class Figures:
 
 def measure(label: str, fingerprint: Callable[[dict[str, Any]], str], repeats: int,
             top: int, rounds: int = ROUNDS) -> Figures:
-    """Screen every hostile report, then time the leaders again in rounds spread over time.
+    """Screen every hostile report, then time the leaders again, each next to the normal one.
 
-    This machine slows down for a second or more now and then; a report timed only while
-    that lasted keeps the slow time however often it is called in a row (one run showed
-    0.33 ms for a report that costs 0.17 ms in every quiet second). So the normal report
-    and the leaders are timed in ``rounds`` rounds a pause apart, and each keeps its
-    fastest round. Leaders are taken from the screening in batches until no report left
-    was screened slower than the ``top``-th timed again (or MAX_BATCHES were): a screening
-    is the fastest of a few calls, so the slowest one left bounds every other report.
+    This machine slows down for seconds at a time; a report timed only while that lasted
+    keeps the slow time however often it is called in a row (one run showed 0.33 ms for a
+    report that costs 0.17 ms in every quiet second). So each leader is timed right after
+    the normal report, in ``rounds`` rounds a pause apart, and its ratio is the median of
+    the rounds' ratios (a slow spell slows both sides of a pair). Leaders are taken from
+    the screening in batches until no report left was screened slower than the ``top``-th
+    (or MAX_BATCHES were): a screening is the fastest of a few calls, an upper bound on a
+    report's cost, so the slowest one left bounds every other report.
     """
     rows = {(field, name): row for field, name, row in hostile_rows()}
     screened = sorted(((cost(fingerprint, row, repeats), field, name)
                        for (field, name), row in rows.items()), reverse=True)
     finding = next((field, name) for _, field, name in screened if name.startswith("finding"))
-    confirmed: dict[tuple[str, str], float] = {}
-    normal = float("inf")
+    normal = cost(fingerprint, NORMAL, repeats * 20)
+    ratios: dict[tuple[str, str], float] = {}
     batch = [finding] + [(field, name) for _, field, name in screened[:top * 4]]
     for _ in range(MAX_BATCHES):
-        times = dict.fromkeys(batch, float("inf"))
+        paired: dict[tuple[str, str], list[float]] = {key: [] for key in batch}
         for _ in range(rounds):
             time.sleep(ROUND_PAUSE)
-            normal = min(normal, cost(fingerprint, NORMAL, repeats * 20))
-            for key in times:
-                times[key] = min(times[key], cost(fingerprint, rows[key], repeats * 10))
-        confirmed.update(times)
-        leaders = sorted(confirmed.values(), reverse=True)
-        bar = leaders[min(top, len(leaders)) - 1]
+            for key in batch:
+                before = cost(fingerprint, NORMAL, repeats * 10)
+                normal = min(normal, before)
+                paired[key].append(cost(fingerprint, rows[key], repeats * 10) / before)
+        ratios.update((key, statistics.median(values)) for key, values in paired.items())
+        bar = sorted(ratios.values(), reverse=True)[min(top, len(ratios)) - 1] * normal
         batch = [(field, name) for seconds, field, name in screened
-                 if seconds > bar and (field, name) not in confirmed][:top * 4]
+                 if seconds > bar and (field, name) not in ratios][:top * 4]
         if not batch:
             break
-    timed = sorted(((seconds, field, name) for (field, name), seconds in confirmed.items()),
+    timed = sorted(((ratio * normal, field, name) for (field, name), ratio in ratios.items()),
                    reverse=True)
-    rest = max((seconds for seconds, field, name in screened if (field, name) not in confirmed),
+    rest = max((seconds for seconds, field, name in screened if (field, name) not in ratios),
                default=0.0)
-    return Figures(label, normal, confirmed[finding], timed[:top], len(rows), len(confirmed),
+    return Figures(label, normal, ratios[finding] * normal, timed[:top], len(rows), len(ratios),
                    rest)
 
 
