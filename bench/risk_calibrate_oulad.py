@@ -12,8 +12,8 @@ reads nothing after 2013J's snapshot. Prints the held-out 2013J AUC of the seed 
 of the calibrated preset (fitted on all of 2013 earlier, so in-sample for 2013J: shown
 for reference) and of the candidate fitted on 2013B alone.
 
-``--dump DIR`` also writes each week's fit and held-out samples (the factor values and
-labels the search saw) as JSON, for ``bench/sklearn_oulad.py`` to fit scikit-learn models
+``--dump DIR`` also writes each week's fit and held-out samples (the factor values, under
+the normalisations the calibration chose, and labels the search saw) as JSON, for ``bench/sklearn_oulad.py`` to fit scikit-learn models
 on the same features in a scratch environment (scikit-learn is not a project dependency).
 """
 
@@ -88,10 +88,14 @@ def main(argv: list[str]) -> None:
                 figure(f"week {week}: 2013J AUC, fitted on 2013B", held.auc)
                 weights = {k: round(v, 2) for k, v in result.candidate.weights().items() if v}
                 print(f"    fitted weights: {weights}", flush=True)
-                if args.dump:
+                chosen = {name: getattr(result.candidate, name)
+                          for name, _ in calibrate.NORMALISATION_GRID
+                          if getattr(result.candidate, name) != getattr(DEFAULT_PARAMS, name)}
+                print(f"    normalisations changed from the seed: {chosen or 'none'}", flush=True)
+                if args.dump:  # the factor values as the fit saw them (its normalisations)
                     args.dump.mkdir(parents=True, exist_ok=True)
-                    fit = snapshot(conn, DEFAULT_PARAMS, fit_at, validate_at)
-                    held_out = snapshot(conn, DEFAULT_PARAMS, validate_at, J_END)
+                    fit = snapshot(conn, result.candidate, fit_at, validate_at)
+                    held_out = snapshot(conn, result.candidate, validate_at, J_END)
                     (args.dump / f"week{week}.json").write_text(json.dumps({
                         "fit": {"values": fit[0], "labels": fit[1]},
                         "held_out": {"values": held_out[0], "labels": held_out[1]},

@@ -164,3 +164,49 @@ def test_the_logistic_fit_weighs_what_predicts_and_nothing_that_protects() -> No
     assert sum(1 for w in weights.values() if w) <= calibrate.MAX_FACTORS
     assert weights["protective"] == 0.0
     assert weights["signal"] == max(weights.values()) and weights["signal"] > 0.3
+
+
+def login_sample(params: RiskParams) -> calibrate.Sample:
+    """Students active 1–7 days a week; those under 4.5 leave. Only ``low_login_frequency``
+    varies: with the seed's 3 days a week it is 0 for everyone at 3 or more, so it cannot
+    tell 3.5 from 6; with 5 days a week it can."""
+    values, labels = [], []
+    for i in range(120):
+        per_week = 1 + (i % 13) / 2  # 1, 1.5, … 7
+        login = min(1.0, max(0.0, 1 - per_week / params.expected_days_per_week))
+        values.append({**dict.fromkeys(params.weights(), 0.0), "low_login_frequency": login})
+        labels.append(per_week < 4.5)
+    return values, labels
+
+
+def test_normalisations_are_chosen_on_the_fit_sample_alone() -> None:
+    asked: list[RiskParams] = []
+
+    def sample_of(params: RiskParams) -> calibrate.Sample:
+        asked.append(params)
+        return login_sample(params)
+
+    fitted = calibrate.fit_params(sample_of, DEFAULT_PARAMS)
+    assert fitted.expected_days_per_week == 5.0  # the grid value that separates 3.5 from 6
+    assert fitted.weights()["low_login_frequency"] == 1.0
+    values, labels = login_sample(fitted)
+    assert calibrate.auc([v["low_login_frequency"] for v in values], labels) == 1.0
+    # the other normalisations change no value here, so they stay the seed's
+    assert fitted.inactivity_days == DEFAULT_PARAMS.inactivity_days
+    assert fitted.cohort_gap_days == DEFAULT_PARAMS.cohort_gap_days
+    assert len(asked) == 1 + sum(len(grid) - 1 for _, grid in calibrate.NORMALISATION_GRID)
+    assert calibrate.fit_params(login_sample, DEFAULT_PARAMS) == fitted  # deterministic
+
+
+def test_a_grid_value_this_set_cannot_take_is_skipped() -> None:
+    """xp_target 50: the xp_floor grid's 60 would make an invalid set; it is not tried."""
+    low_target = replace(DEFAULT_PARAMS, xp_target=50.0)
+    asked: list[RiskParams] = []
+
+    def sample_of(params: RiskParams) -> calibrate.Sample:
+        asked.append(params)
+        return login_sample(params)
+
+    fitted = calibrate.fit_params(sample_of, low_target)
+    assert fitted.xp_target == 50.0
+    assert all(p.xp_floor < 50.0 for p in asked) and 40.0 in {p.xp_floor for p in asked}

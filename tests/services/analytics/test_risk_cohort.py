@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,11 @@ from analytics_support import add_event
 from backend.scripts import analytics_jobs
 from backend.services.analytics import risk
 from backend.services.analytics.risk import Cohort, RiskParams, cohort_of
-from backend.services.analytics.risk.factors import cohort_activity_factor, cohort_score_factor
+from backend.services.analytics.risk.factors import (
+    cohort_activity_factor,
+    cohort_gap_factor,
+    cohort_score_factor,
+)
 
 NOW = datetime(2026, 3, 15, 9, 10, tzinfo=UTC)
 COHORT_ONLY = RiskParams(inactivity_weight=0.0, login_weight=0.0, quest_weight=0.0,
@@ -61,6 +66,46 @@ def test_below_cohort_scores_edges(mean: float | None, median: float | None,
     assert factor.value == pytest.approx(expected)
 
 
+@pytest.mark.parametrize(("active", "median", "expected"), [
+    (0, 2.0, 0.2),      # idle in a quiet class: 2 of 10 days behind, not a full sign
+    (0, 14.0, 1.0),     # idle in a busy class: 14 days behind, clamped to 1
+    (4, 9.0, 0.5),      # (9 - 4) / 10
+    (9, 9.0, 0.0),      # at the median
+    (12, 9.0, 0.0),     # above it: clamped, never negative
+    (0, 0.0, 0.0),      # an idle cohort: nobody is behind
+    (3, None, 0.0),     # no cohort at all
+])
+def test_days_behind_cohort_edges(active: int, median: float | None, expected: float) -> None:
+    factor = cohort_gap_factor(row(active), Cohort(median_active_days=median), COHORT_ONLY)
+    assert factor.value == pytest.approx(expected)
+    assert factor.detail["full_at_days_behind"] == 10.0
+
+
+def test_days_behind_cohort_counts_days_where_below_cohort_activity_counts_shares() -> None:
+    """The same idle student: 100 % below a quiet class's median but only 2 days behind it."""
+    quiet = Cohort(median_active_days=2.0)
+    idle = row(0)
+    assert cohort_activity_factor(idle, quiet, COHORT_ONLY).value == pytest.approx(1.0)
+    assert cohort_gap_factor(idle, quiet, COHORT_ONLY).value == pytest.approx(0.2)
+    halved = replace(COHORT_ONLY, cohort_gap_days=4.0)
+    assert cohort_gap_factor(idle, quiet, halved).value == pytest.approx(0.5)
+
+
+def test_a_gap_weight_alone_makes_the_score_read_cohorts() -> None:
+    gap_only = COHORT_ONLY.with_weights({**{n: 0.0 for n in COHORT_ONLY.weights()},
+                                         "days_behind_cohort": 1.0})
+    assert gap_only.cohort_gap_weight == 1.0 and gap_only.uses_cohorts
+    assert not RiskParams().uses_cohorts
+    base = {"last_at": NOW, "first_at": NOW, "login_events": 0, "quests_started": 0,
+            "quests_completed": 0, "sessions": 0, "avg_session_minutes": None,
+            "longest_streak": 0, "current_streak": 0, "quests_due": 0, "quests_missed": 0,
+            "quests_late": 0, "recent_active_days": 0}
+    assessment = risk.assess({**row(4), **base}, now=NOW, params=gap_only,
+                             cohort=Cohort(9.0, None))
+    assert assessment.score == pytest.approx(0.5)
+    assert [f.name for f in assessment.factors] == ["days_behind_cohort"]
+
+
 def test_seed_defaults_leave_cohort_factors_out() -> None:
     assessment = risk.assess({**row(0, 10.0), "last_at": NOW, "first_at": NOW,
                               "login_events": 0, "quests_started": 0, "quests_completed": 0,
@@ -70,6 +115,7 @@ def test_seed_defaults_leave_cohort_factors_out() -> None:
                              now=NOW, cohort=Cohort(8.0, 80.0))
     names = {f.name for f in assessment.factors}
     assert "below_cohort_activity" not in names and "below_cohort_scores" not in names
+    assert "days_behind_cohort" not in names
 
 
 def test_cohort_weights_make_the_score() -> None:

@@ -60,6 +60,12 @@ Normalisations (each factor is clamped to 0–1; ``p`` is a :class:`RiskParams`)
   the student's mean ``xp``) / that median, over the same quests as ``low_quest_scores``
   (students without a scored quest are left out of the median). At or above the median
   → 0; ``xp`` 0 → 1; no scored quest of their own, or no cohort median above 0 → 0.
+* ``days_behind_cohort`` (weight 0 in the seed) = (the cohort's median active days − the
+  student's active days) / ``p.cohort_gap_days``: how many active days of the window the
+  student is behind their class, counted in days rather than as a share of the median.
+  In a class that is barely online (median 2 days) an idle student is 2 days behind,
+  not "100 % below the class" as ``below_cohort_activity`` says, so a quiet class does
+  not look at risk as a whole. At or above the median → 0; no cohort median → 0.
 
 Activity: every event of the student counts as activity except ``quest_assigned``,
 which the app records *for* the student (it may be the only event of a student who
@@ -222,6 +228,7 @@ def all_factors(row: Row, *, now: datetime, params: RiskParams, cohort: Cohort) 
         trend_factor(row, now, params),
         cohort_activity_factor(row, cohort, params),
         cohort_score_factor(row, cohort, params),
+        cohort_gap_factor(row, cohort, params),
     ]
 
 
@@ -392,3 +399,17 @@ def cohort_score_factor(row: Row, cohort: Cohort, params: RiskParams) -> Factor:
     return Factor("below_cohort_scores", value, params.cohort_score_weight,
                   {"mean_xp": round(mean, 2) if mean is not None else None,
                    "cohort_median_xp": median})
+
+
+def cohort_gap_factor(row: Row, cohort: Cohort, params: RiskParams) -> Factor:
+    """Active days behind the cohort median, out of ``cohort_gap_days`` (at or above it: 0).
+
+    A difference, not a ratio: how far behind the class a student is in days means the
+    same in a busy class and in a quiet one (bench/README.md, "2013B → 2013J").
+    """
+    active = float(row["active_days"])
+    median = cohort.median_active_days
+    value = _clamp((median - active) / params.cohort_gap_days) if median else 0.0
+    return Factor("days_behind_cohort", value, params.cohort_gap_weight,
+                  {"active_days": int(active), "cohort_median_active_days": median,
+                   "full_at_days_behind": params.cohort_gap_days})

@@ -33,7 +33,8 @@ SWITCHES = frozenset({"missed_at_floor"})
 #: The weight fields of :class:`RiskParams`, in the order of ``RiskParams.weights()``.
 WEIGHT_FIELDS = ("inactivity_weight", "login_weight", "quest_weight", "session_weight",
                  "streak_weight", "deadline_weight", "late_weight", "score_weight",
-                 "trend_weight", "cohort_activity_weight", "cohort_score_weight")
+                 "trend_weight", "cohort_activity_weight", "cohort_score_weight",
+                 "cohort_gap_weight")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class RiskParams:
     trend_weight: float = 0.0
     cohort_activity_weight: float = 0.0
     cohort_score_weight: float = 0.0
+    cohort_gap_weight: float = 0.0
     window_days: int = 30
     inactivity_days: float = 14.0
     expected_days_per_week: float = 3.0
@@ -68,6 +70,7 @@ class RiskParams:
     deadline_full_share: float = 1.0
     late_full_share: float = 1.0
     missed_at_floor: float = 0.0
+    cohort_gap_days: float = 10.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -110,6 +113,7 @@ class RiskParams:
             "declining_activity": self.trend_weight,
             "below_cohort_activity": self.cohort_activity_weight,
             "below_cohort_scores": self.cohort_score_weight,
+            "days_behind_cohort": self.cohort_gap_weight,
         }
 
     def with_weights(self, weights: Mapping[str, float]) -> RiskParams:
@@ -121,7 +125,8 @@ class RiskParams:
     @property
     def uses_cohorts(self) -> bool:
         """Whether a cohort factor counts (else cohorts need not be looked up at all)."""
-        return self.cohort_activity_weight > 0 or self.cohort_score_weight > 0
+        return (self.cohort_activity_weight > 0 or self.cohort_score_weight > 0
+                or self.cohort_gap_weight > 0)
 
     @property
     def session_gap(self) -> timedelta:
