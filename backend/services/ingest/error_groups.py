@@ -29,7 +29,7 @@ STACK_LINES = 40
 FRAME_HEAD = 300  # characters of one frame line (a real frame is well under 200)
 
 # Every pattern here runs on client text inside the writer, so each must be linear in its
-# input, with a small constant (bench.redos: the worst report costs ~2.4× a normal one).
+# input, with a small constant (bench.redos: the worst report costs ~1.8× a normal one).
 #
 # A URL is ``\b[a-z][a-z0-9+.-]{0,19}://\S+`` (a scheme of at most 20 characters: an
 # unbounded one made "a-a-a-…" O(n²)). Read forwards, that still makes every word start in
