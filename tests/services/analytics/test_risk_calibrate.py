@@ -186,16 +186,17 @@ def test_normalisations_are_chosen_on_the_fit_sample_alone() -> None:
         asked.append(params)
         return login_sample(params)
 
-    fitted = calibrate.fit_params(sample_of, DEFAULT_PARAMS)
+    fitted, chosen_sample = calibrate.fit_params(sample_of, DEFAULT_PARAMS)
     assert fitted.expected_days_per_week == 5.0  # the grid value that separates 3.5 from 6
     assert fitted.weights()["low_login_frequency"] == 1.0
     values, labels = login_sample(fitted)
+    assert chosen_sample == (values, labels)  # the chosen set's sample, not built again
     assert calibrate.auc([v["low_login_frequency"] for v in values], labels) == 1.0
     # the other normalisations change no value here, so they stay the seed's
     assert fitted.inactivity_days == DEFAULT_PARAMS.inactivity_days
     assert fitted.cohort_gap_days == DEFAULT_PARAMS.cohort_gap_days
     assert len(asked) == 1 + sum(len(grid) - 1 for _, grid in calibrate.NORMALISATION_GRID)
-    assert calibrate.fit_params(login_sample, DEFAULT_PARAMS) == fitted  # deterministic
+    assert calibrate.fit_params(login_sample, DEFAULT_PARAMS)[0] == fitted  # deterministic
 
 
 def test_a_grid_value_this_set_cannot_take_is_skipped() -> None:
@@ -207,6 +208,6 @@ def test_a_grid_value_this_set_cannot_take_is_skipped() -> None:
         asked.append(params)
         return login_sample(params)
 
-    fitted = calibrate.fit_params(sample_of, low_target)
+    fitted, _ = calibrate.fit_params(sample_of, low_target)
     assert fitted.xp_target == 50.0
     assert all(p.xp_floor < 50.0 for p in asked) and 40.0 in {p.xp_floor for p in asked}

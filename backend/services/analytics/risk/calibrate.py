@@ -190,15 +190,18 @@ NORMALISATION_GRID: tuple[tuple[str, tuple[float, ...]], ...] = (
 MIN_GAIN = 1e-4
 
 
-def fit_params(sample_of: Callable[[RiskParams], Sample], current: RiskParams) -> RiskParams:
+def fit_params(sample_of: Callable[[RiskParams], Sample],
+               current: RiskParams) -> tuple[RiskParams, Sample]:
     """The normalisations of :data:`NORMALISATION_GRID` and the weights, fitted on the samples
-    ``sample_of`` gives for a parameter set (the fit period's only).
+    ``sample_of`` gives for a parameter set (the fit period's only); with the sample of the
+    set chosen (factor values do not depend on weights: the caller need not build it again).
 
     Coordinate ascent from ``current``: each value of each grid in turn, the weights refitted
     (:func:`fit_logistic`), kept when the fit period's AUC rises by more than
     :data:`MIN_GAIN`. One pass, fixed order: deterministic, and at most 1 + 13 fits.
     """
-    best, best_auc = _fitted(sample_of(current), current)
+    best_sample = sample_of(current)
+    best, best_auc = _fitted(best_sample, current)
     for name, grid in NORMALISATION_GRID:
         for value in grid:
             if value == getattr(best, name):
@@ -207,10 +210,11 @@ def fit_params(sample_of: Callable[[RiskParams], Sample], current: RiskParams) -
                 trial = RiskParams.from_mapping({name: value}, base=best)
             except RiskParamsError:  # e.g. an xp_floor at or above this set's xp_target
                 continue
-            fitted, fitted_auc = _fitted(sample_of(trial), trial)
+            trial_sample = sample_of(trial)
+            fitted, fitted_auc = _fitted(trial_sample, trial)
             if fitted_auc > best_auc + MIN_GAIN:
-                best, best_auc = fitted, fitted_auc
-    return best
+                best, best_auc, best_sample = fitted, fitted_auc, trial_sample
+    return best, best_sample
 
 
 def _fitted(data: Sample, params: RiskParams) -> tuple[RiskParams, float]:
@@ -282,8 +286,7 @@ def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: st
         return sample(fit_rows, fit_outcomes, at=fit_at, until=validate_at, params=params,
                       classes=classes, finished=fit_done)
 
-    candidate = fit_params(fit_sample, current)
-    fit_values, fit_labels = fit_sample(candidate)
+    candidate, (fit_values, fit_labels) = fit_params(fit_sample, current)
     val_done = outcome_times(conn, finished, validate_at) if finished else {}
     val_rows = fetch_inputs(conn, now=validate_at, params=current)
     val_outcomes = outcome_times(conn, outcome, until)
