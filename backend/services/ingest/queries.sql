@@ -65,90 +65,17 @@ WHERE (SELECT count(*) FROM waymark.dead_letters) < %(cap)s
 -- ======================================================================================
 
 -- find_open_sessions --
--- Each person's latest session (one index probe: sessions of a person never overlap),
--- kept when it is still open at the segment's start (%(gap)s: backend.taxonomy.SESSION_GAP).
--- The people come as one JSON document (encoded in C; psycopg adapted five arrays element
--- by element in Python).
-SELECT k.idx, m.session_id, m.started_at
-FROM (SELECT j.idx, j.user_id, decode(j.visitor_hash, 'hex') AS visitor_hash, j.started_at,
-             j.last_seen_at
-      FROM json_to_recordset(%(keys)s::json) AS j(idx int, user_id uuid, visitor_hash text,
-                                                   started_at timestamptz,
-                                                   last_seen_at timestamptz)) AS k
-CROSS JOIN LATERAL (
-    (SELECT us.session_id, us.last_seen_at, us.started_at FROM public.user_sessions us
-     WHERE k.user_id IS NOT NULL AND us.user_id = k.user_id
-       AND us.started_at <= k.last_seen_at + %(gap)s
-     ORDER BY us.started_at DESC LIMIT 1)
-    UNION ALL
-    (SELECT us.session_id, us.last_seen_at, us.started_at FROM public.user_sessions us
-     WHERE k.user_id IS NULL AND us.visitor_hash = k.visitor_hash AND us.user_id IS NULL
-     ORDER BY us.last_seen_at DESC LIMIT 1)
-) AS m
-WHERE m.last_seen_at >= k.started_at - %(gap)s AND m.started_at <= k.last_seen_at + %(gap)s
-
--- session_insert --
--- The head of both session upserts; a source aliased s follows it.
-INSERT INTO public.user_sessions AS us (
-    session_id, user_id, visitor_hash, started_at, last_seen_at, duration_seconds,
-    page_count, event_count, is_bounce, is_app_launch, browser, os, device_type,
-    entry_page, exit_page, referrer, utm_source, utm_medium, utm_campaign)
-SELECT s.session_id, s.user_id, s.visitor_hash, s.started_at, s.last_seen_at,
-       extract(epoch FROM s.last_seen_at - s.started_at)::integer,
-       s.page_count, s.event_count, s.page_count <= 1, s.is_app_launch, s.browser, s.os,
-       s.device_type, s.entry_page, s.exit_page, s.referrer, s.utm_source, s.utm_medium,
-       s.utm_campaign
-
--- session_merge --
--- A segment continuing a stored session adds its counts and widens its span.
-ON CONFLICT (session_id) DO UPDATE SET
-    started_at = least(us.started_at, EXCLUDED.started_at),
-    last_seen_at = greatest(us.last_seen_at, EXCLUDED.last_seen_at),
-    duration_seconds = extract(epoch FROM greatest(us.last_seen_at, EXCLUDED.last_seen_at)
-                                        - least(us.started_at, EXCLUDED.started_at))::integer,
-    page_count = us.page_count + EXCLUDED.page_count,
-    event_count = us.event_count + EXCLUDED.event_count,
-    is_bounce = us.page_count + EXCLUDED.page_count <= 1,
-    entry_page = CASE WHEN EXCLUDED.started_at < us.started_at OR us.entry_page IS NULL
-                      THEN coalesce(EXCLUDED.entry_page, us.entry_page) ELSE us.entry_page END,
-    exit_page = CASE WHEN EXCLUDED.last_seen_at >= us.last_seen_at
-                     THEN coalesce(EXCLUDED.exit_page, us.exit_page) ELSE us.exit_page END,
-    referrer = coalesce(us.referrer, EXCLUDED.referrer),
-    utm_source = coalesce(us.utm_source, EXCLUDED.utm_source),
-    utm_medium = coalesce(us.utm_medium, EXCLUDED.utm_medium),
-    utm_campaign = coalesce(us.utm_campaign, EXCLUDED.utm_campaign),
-    browser = coalesce(us.browser, EXCLUDED.browser),
-    os = coalesce(us.os, EXCLUDED.os),
-    device_type = coalesce(us.device_type, EXCLUDED.device_type)
+-- Each person's session still open at the start of their first segment; the people as one
+-- JSON document (encoded in C). The query is the function's (sql/functions/
+-- waymark.open_sessions.sql): PL/pgSQL keeps its plan for the connection's life, where this
+-- statement's parse and plan, once per durable commit, cost more than running it.
+SELECT idx, session_id, started_at FROM waymark.open_sessions(%(keys)s::json, %(gap)s)
 
 -- upsert_sessions --
--- Segments as one array per column (launch pings, and segments recounted after duplicates).
-{{session_insert}}
-FROM unnest(%(session_id)s::uuid[], %(user_id)s::uuid[], %(visitor_hash)s::bytea[],
-            %(started_at)s::timestamptz[], %(last_seen_at)s::timestamptz[],
-            %(page_count)s::int[], %(event_count)s::int[], %(is_app_launch)s::boolean[],
-            %(browser)s::text[], %(os)s::text[], %(device_type)s::text[],
-            %(entry_page)s::text[], %(exit_page)s::text[], %(referrer)s::text[],
-            %(utm_source)s::text[], %(utm_medium)s::text[], %(utm_campaign)s::text[])
-     AS s(session_id, user_id, visitor_hash, started_at, last_seen_at, page_count,
-          event_count, is_app_launch, browser, os, device_type, entry_page, exit_page,
-          referrer, utm_source, utm_medium, utm_campaign)
-{{session_merge}}
-
--- upsert_sessions_json --
--- The same segments as one JSON document (one parameter: encoded in C, off the database
--- thread, instead of 17 arrays whose elements psycopg adapts one by one).
-{{session_insert}}
-FROM (SELECT j.session_id, j.user_id, decode(j.visitor_hash, 'hex') AS visitor_hash,
-            j.started_at, j.last_seen_at, j.page_count, j.event_count, j.is_app_launch,
-            j.browser, j.os, j.device_type, j.entry_page, j.exit_page, j.referrer,
-            j.utm_source, j.utm_medium, j.utm_campaign
-     FROM json_to_recordset(%(segments)s::json) AS j(
-            session_id uuid, user_id uuid, visitor_hash text, started_at timestamptz,
-            last_seen_at timestamptz, page_count int, event_count int, is_app_launch boolean,
-            browser text, os text, device_type text, entry_page text, exit_page text,
-            referrer text, utm_source text, utm_medium text, utm_campaign text)) AS s
-{{session_merge}}
+-- Segments (a batch's, a launch ping's, or those recounted after duplicates) as one JSON
+-- document, inserted or merged into their stored session by the function
+-- (sql/functions/waymark.upsert_sessions.sql; PL/pgSQL for the same reason).
+SELECT waymark.upsert_sessions(%(segments)s::json)
 
 
 -- ======================================================================================

@@ -29,16 +29,11 @@ PAGE_TYPES = frozenset({"page_view", "route_change"})
 
 Key = tuple[str, Any]
 
-#: the statements (queries.sql): each person's open session, and the segments upserted
-#: as one array per column or as one JSON document.
+#: the statements (queries.sql): each person's open session, and the segments upserted,
+#: both as one JSON document (calls of PL/pgSQL functions that keep their plans:
+#: sql/functions/waymark.open_sessions.sql, waymark.upsert_sessions.sql)
 FIND_OPEN_SESSIONS = QUERIES["find_open_sessions"]
 UPSERT_SESSIONS = QUERIES["upsert_sessions"]
-UPSERT_SESSIONS_JSON = QUERIES["upsert_sessions_json"]
-
-SEGMENT_FIELDS = ("session_id", "user_id", "visitor_hash", "started_at", "last_seen_at",
-                  "page_count", "event_count", "is_app_launch", "browser", "os", "device_type",
-                  "entry_page", "exit_page", "referrer", "utm_source", "utm_medium",
-                  "utm_campaign")
 
 
 @dataclass
@@ -159,7 +154,7 @@ def launch_segments(pings: list[dict[str, Any]]) -> list[Segment]:
 
 
 def segments_json(segments: list[Segment]) -> str:
-    """The segments as :data:`UPSERT_SESSIONS_JSON`'s parameter (a JSON array of rows)."""
+    """The segments as :data:`UPSERT_SESSIONS`'s parameter (a JSON array of rows)."""
     return json.dumps([{
         "session_id": str(s.session_id),
         "user_id": None if s.user_id is None else str(s.user_id),
@@ -170,10 +165,6 @@ def segments_json(segments: list[Segment]) -> str:
         "device_type": s.device_type, "entry_page": s.entry_page, "exit_page": s.exit_page,
         "referrer": s.referrer, "utm_source": s.utm_source, "utm_medium": s.utm_medium,
         "utm_campaign": s.utm_campaign} for s in segments], separators=(",", ":"))
-
-
-def _columns(segments: list[Segment]) -> dict[str, list[Any]]:
-    return {name: [getattr(s, name) for s in segments] for name in SEGMENT_FIELDS}
 
 
 def join_open_sessions(conn: psycopg.Connection[Any], segments: list[Segment],
@@ -266,7 +257,7 @@ def assign_sessions(conn: psycopg.Connection[Any], rows: list[dict[str, Any]],
     launches = launch_segments(pings)
     if launches:
         with conn.cursor() as cur:
-            cur.execute(UPSERT_SESSIONS, _columns(launches))
+            cur.execute(UPSERT_SESSIONS, {"segments": segments_json(launches)})
     if segments is None:
         segments = segments_of(rows)
     if segments and not joined:
@@ -290,11 +281,6 @@ def upsert_sessions(conn: psycopg.Connection[Any], segments: list[Segment],
 
     ``encoded`` is ``segments_json(segments)`` computed beforehand (used when all rows went in).
     """
-    if inserted is None and encoded is not None:
-        if segments:
-            with conn.cursor() as cur:
-                cur.execute(UPSERT_SESSIONS_JSON, {"segments": encoded})
-        return len(segments)
     if inserted is not None:
         counted = []
         for segment in segments:
@@ -304,9 +290,10 @@ def upsert_sessions(conn: psycopg.Connection[Any], segments: list[Segment],
             elif kept:
                 counted.append(_recount(segment, kept))
         segments = counted
+        encoded = None  # computed for the segments as they were before the recount
     if segments:
         with conn.cursor() as cur:
-            cur.execute(UPSERT_SESSIONS, _columns(segments))
+            cur.execute(UPSERT_SESSIONS, {"segments": encoded or segments_json(segments)})
     return len(segments)
 
 

@@ -12,6 +12,10 @@ from psycopg import sql
 from backend.services.ingest import session_segments as sessions
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+COLUMNS = sql.SQL(", ").join(map(sql.Identifier, (
+    "session_id", "user_id", "visitor_hash", "started_at", "last_seen_at", "duration_seconds",
+    "page_count", "event_count", "is_bounce", "is_app_launch", "browser", "os", "device_type",
+    "entry_page", "exit_page", "referrer", "utm_source", "utm_medium", "utm_campaign")))
 
 
 def row(minutes: float, user: uuid.UUID | None = None, visitor: bytes | None = b"v1",
@@ -72,24 +76,39 @@ def test_each_launch_ping_is_a_session_that_events_continue(
     assert stored == [(True, 0, "/home", "/home"), (True, 1, "/home", "/quests")]
 
 
-def test_the_one_json_parameter_stores_what_the_arrays_store(
+def test_the_one_json_parameter_stores_every_column_and_a_merge_adds_to_them(
         conn: psycopg.Connection[Any]) -> None:
+    """What waymark.upsert_sessions stores from the JSON document: text that needs escaping,
+    a binary visitor hash, and a later segment of the same session merged into it."""
     user = uuid.uuid4()
     rows = [row(0, page="/in", referrer="https://r.example/é?a='b'", utm_source="news",
                 browser="Chrome", os="Mac OS X", device_type="desktop"),
             row(1, event_type="quest_viewed", page=None, visitor=b"\x00\xff\x10"),
             row(3, user=user, utm_campaign='q"uote', device_type="mobile"), row(50, user=user)]
     segments = sessions.segments_of(rows)
-    columns = sql.SQL(", ").join(map(sql.Identifier, (
-        "session_id", "user_id", "visitor_hash", "started_at", "last_seen_at",
-        "duration_seconds", "page_count", "event_count", "is_bounce", "is_app_launch",
-        "browser", "os", "device_type", "entry_page", "exit_page", "referrer", "utm_source",
-        "utm_medium", "utm_campaign")))
-    stored = []
-    for encoded in (None, sessions.segments_json(segments)):
+    for encoded in (None, sessions.segments_json(segments)):  # encoded here or beforehand
         with conn.transaction():
             assert sessions.upsert_sessions(conn, segments, None, encoded) == 4
-        stored.append(conn.execute(sql.SQL(
-            "SELECT {} FROM user_sessions ORDER BY session_id").format(columns)).fetchall())
+        stored = conn.execute(sql.SQL("SELECT {} FROM user_sessions ORDER BY started_at, user_id"
+                                      ).format(COLUMNS)).fetchall()
+        assert stored == [
+            (segments[0].session_id, None, b"v1", T0, T0, 0, 1, 1, True, False, "Chrome",
+             "Mac OS X", "desktop", "/in", "/in", "https://r.example/é?a='b'", "news", None,
+             None),
+            (segments[1].session_id, None, b"\x00\xff\x10", T0 + timedelta(minutes=1),
+             T0 + timedelta(minutes=1), 0, 0, 1, True, False, None, None, None, None, None,
+             None, None, None, None),
+            (segments[2].session_id, user, b"v1", T0 + timedelta(minutes=3),
+             T0 + timedelta(minutes=3), 0, 1, 1, True, False, None, None, "mobile", "/p", "/p",
+             None, None, None, 'q"uote'),
+            (segments[3].session_id, user, b"v1", T0 + timedelta(minutes=50),
+             T0 + timedelta(minutes=50), 0, 1, 1, True, False, None, None, None, "/p", "/p",
+             None, None, None, None)]
         conn.execute("DELETE FROM user_sessions")
-    assert len(stored[0]) == 4 and stored[1] == stored[0]
+    first, later = [row(0, page="/a")], [row(20, page="/b", utm_source="late")]
+    sessions.record_sessions(conn, first, [])
+    sessions.record_sessions(conn, later, [])  # continues the open session: counts add up
+    stored = conn.execute(sql.SQL("SELECT {} FROM user_sessions").format(COLUMNS)).fetchall()
+    assert stored == [(first[0]["session_id"], None, b"v1", T0, T0 + timedelta(minutes=20),
+                       1200, 2, 2, False, False, None, None, None, "/a", "/b", None, "late",
+                       None, None)]
