@@ -69,19 +69,22 @@ class BatchPreparer:
         self.done_seq = seq
 
     def prepare(self, connect: Callable[[], psycopg.Connection[Any]], items: list[Row],
-                seq: int = 0) -> Prepared:
+                seq: int = 0, *, waited: bool = False) -> Prepared:
         """Run the privacy step and the ``before_store`` hook; split rows by kind; find the
         events' sessions and encode their COPY (while the previous batch is written).
 
         ``connect`` gives the connection for salts and open sessions (opened only when
         needed). ``seq`` 0: a batch outside the numbering (its sessions are found in its
-        own transaction).
+        own transaction). ``waited``: a request waits for this batch's commit (durable
+        acknowledgement), so the writer offers the GIL but never rests (``pacing``): a rest
+        would only make that request, the host's own, wait longer.
         """
         batch = PreparedBatch()
         by_kind = {"event": batch.events, "error": batch.errors, "session": batch.pings}
         dropped: Counter[str] = Counter()
         pause = Pacer(self.contention,
-                      backlog=len(items) >= DEEP_BACKLOG * self.settings.batch_size)
+                      backlog=len(items) >= DEEP_BACKLOG * self.settings.batch_size,
+                      rests=not waited)
         for index, item in enumerate(items):
             if not index % PACE_EVERY:
                 pause()

@@ -260,7 +260,8 @@ class EventWriter(CrawlerCheck):
             receipts = self._claims.take(items)
             prepared = self._retrying(
                 "preparing", len(items),
-                partial(self._preparer.prepare, self._salt_connection, items, seq),
+                partial(self._preparer.prepare, self._salt_connection, items, seq,
+                        waited=bool(receipts)),
                 self._disconnect_salts)
             if prepared is None:  # given up at exit
                 fail_all(receipts)

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from backend.config import Settings
+from backend.services.ingest import items as items_of
 from backend.services.ingest import pacing
 from backend.services.ingest.pacing import Contention, Pacer
+from backend.services.ingest.prepare import BatchPreparer
+from backend.services.ingest.privacy_step import PrivacyStep
 
 
 class FakeClock:
@@ -113,3 +119,41 @@ def test_a_real_busy_thread_is_recognised() -> None:
         stop.set()
         spinner.join()
     assert contention.contended
+
+
+class SteadyClock(FakeClock):
+    """Time moves on by ``ITEM`` each time it is read: the preparing step's own work."""
+
+    def perf_counter(self) -> float:
+        self.now += ITEM
+        return self.now
+
+
+@pytest.mark.parametrize("waited", [False, True], ids=["fire-and-forget", "a request waits"])
+def test_a_batch_a_request_waits_for_is_prepared_without_rests(
+        monkeypatch: pytest.MonkeyPatch, waited: bool) -> None:
+    """Contended, the preparing step rests between slices — unless a request waits for the
+    batch's commit (durable acknowledgement): that request is the host's own."""
+    clock = SteadyClock()
+    monkeypatch.setattr(pacing.time, "perf_counter", clock.perf_counter)
+    monkeypatch.setattr(pacing.time, "sleep", clock.sleep)
+    settings = Settings(batch_size=500)
+    contention = Contention()
+    contention.contended = True
+    preparer = BatchPreparer(settings, PrivacyStep(settings, lambda token: (None, 0.0)), None,
+                             contention)
+    now = datetime.now(UTC)
+    items = [{"kind": "event", "row": items_of.event_row("page_view", now, page_path=f"/p{i}"),
+              "received_at": now, "client": None, "user_id": None} for i in range(400)]
+    prepared = preparer.prepare(_no_connection, items, waited=waited)
+    assert len(prepared.batch.events) == 400
+    rests = [s for s in clock.sleeps if s]
+    assert clock.sleeps  # the GIL was offered either way
+    if waited:
+        assert rests == []
+    else:
+        assert rests and set(rests) == {pacing.CONTENDED_REST}
+
+
+def _no_connection() -> Any:
+    raise AssertionError("a batch of anonymous server events needs no database to prepare")
