@@ -47,5 +47,6 @@ def at_risk_students(conn: psycopg.Connection[Any], *, now: datetime, threshold:
 def _stored(row: dict[str, Any]) -> dict[str, Any]:
     return {"user_id": str(row["user_id"]), "score": round(float(row["risk_score"]), 4),
             "risk_level": risk.risk_level_for(float(row["risk_score"])),
-            "engagement_level": row["engagement_level"], "factors": row["factors"] or [],
+            "engagement_level": row["engagement_level"],
+            "factors": risk.with_explanations(row["factors"] or []),
             "computed_at": row["occurred_at"].isoformat()}

@@ -144,9 +144,10 @@ def test_a_class_of_five_is_its_students_cohort_and_smaller_ones_fall_back() -> 
     rows = [*quiet, *busy, *tiny, loner]
     cohorts = risk.cohorts_of(rows, classes)
     everyone = cohort_of(rows)
-    assert cohorts.of(quiet[1]["user_id"]) == cohort_of(quiet)
-    assert cohorts.of(busy[0]["user_id"]) == cohort_of([*busy, both])
-    assert cohorts.of(both["user_id"]) == cohort_of([*busy, both])  # 7 students beat 5
+    assert cohorts.of(quiet[1]["user_id"]) == cohort_of(quiet, "class")
+    assert cohorts.of(busy[0]["user_id"]) == cohort_of([*busy, both], "class")
+    assert cohorts.of(both["user_id"]) == cohort_of([*busy, both], "class")  # 7 beat 5
+    assert everyone.scope == "everyone"
     assert cohorts.of(tiny[0]["user_id"]) == everyone  # 4 < MIN_CLASS_COHORT
     assert cohorts.of(loner["user_id"]) == everyone
     assert risk.cohorts_of(rows, {}).of(quiet[1]["user_id"]) == everyone  # no classes at all
