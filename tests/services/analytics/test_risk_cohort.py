@@ -220,3 +220,15 @@ def test_a_live_answer_for_one_student_uses_the_stored_medians(conn: Any, db: An
         seen = {r[0] for r in conn.execute("SELECT class_id FROM risk_cohort_medians")}
         conn.execute("RESET ROLE")
     assert seen == {None, class_of["quiet"]}
+    # An admin reads every class's medians, so their live score of the slacker (the
+    # engagement answer) compares with the class too and agrees with the stored score.
+    with conn.transaction():
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)",
+                     (json.dumps(auth.claims(uuid.uuid4(), "admin")),))
+        conn.execute("SET LOCAL ROLE authenticated")
+        seen = {r[0] for r in conn.execute("SELECT class_id FROM risk_cohort_medians")}
+        as_admin = risk.score_students(conn, now=NOW, params=COHORT_ONLY, user_ids=[slacker])
+        conn.execute("RESET ROLE")
+    assert seen == {None, class_of["quiet"], class_of["busy"]}
+    assert as_admin[0].score == pytest.approx(float(stored[0]))
+    assert {f.detail["cohort"] for f in as_admin[0].factors} == {"class"}
