@@ -74,6 +74,10 @@ SEED, PRESET = DEFAULT_PARAMS, CALIBRATED_PARAMS
     (lambda: f.streak_factor(row(), SEED), "a streak of 2 days now, the longest was 5"),
     (lambda: f.streak_factor(row(current_streak=5), SEED),
      "on their longest streak: 5 days in a row"),
+    (lambda: f.streak_factor(row(current_streak=0, longest_streak=1), SEED),
+     "no current streak (the longest was 1 day)"),
+    (lambda: f.streak_factor(row(current_streak=1, longest_streak=1), SEED),
+     "on their longest streak: 1 day"),
     (lambda: f.streak_factor(row(current_streak=0, longest_streak=0), SEED),
      "no active day, so no streak"),
     # deadlines: nothing due, none missed, the preset's full share

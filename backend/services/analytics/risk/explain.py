@@ -109,10 +109,14 @@ def _streak(d: Detail) -> str:
     if not longest:
         return "no active day, so no streak"
     if not current:
-        return f"no current streak (the longest was {_plural(longest, 'day')} in a row)"
+        return f"no current streak (the longest was {_in_a_row(longest)})"
     if current >= longest:
-        return f"on their longest streak: {_plural(current, 'day')} in a row"
+        return f"on their longest streak: {_in_a_row(current)}"
     return f"a streak of {_plural(current, 'day')} now, the longest was {longest}"
+
+
+def _in_a_row(days: int) -> str:
+    return "1 day" if days == 1 else f"{days} days in a row"
 
 
 def _missed(d: Detail) -> str:
