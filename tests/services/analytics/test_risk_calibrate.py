@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -228,45 +227,3 @@ def test_the_requested_days_still_set_the_window_under_an_active_set(
         assert answer["days"] == days and answer["parameter_set"]["validation_auc"] == 0.9
         assert {f["name"] for s in answer["students"] for f in s["factors"]} == {
             "low_quest_scores"}  # the set's weights, not the settings'
-
-
-def ranking_sample() -> calibrate.Sample:
-    """``broad`` ranks the leavers; ten noise factors say nothing (a seeded generator)."""
-    rng = random.Random(7)
-    values, labels = [], []
-    for _ in range(600):
-        left = rng.random() < 0.2
-        values.append({"broad": 0.6 * rng.random() + (0.4 * rng.random() if left else 0.0),
-                       **{f"noise{k}": rng.random() for k in range(10)}})
-        labels.append(left)
-    return values, labels
-
-
-def test_refining_for_auc_raises_it_and_keeps_a_readable_sum() -> None:
-    values, labels = ranking_sample()
-    start = {**dict.fromkeys(values[0], 0.0), "noise0": 0.6, "broad": 0.4}
-    refined = calibrate.refine_for_auc(values, labels, start)
-    before = calibrate.auc(calibrate.scores_of(values, start), labels)
-    after = calibrate.auc(calibrate.scores_of(values, refined), labels)
-    assert after > before + 0.05 and refined["broad"] > 0.4 and refined["noise0"] < 0.6
-    assert all(w >= 0 for w in refined.values()) and sum(refined.values()) == pytest.approx(1)
-    assert all(round(w, 2) == w for w in refined.values())  # on the 1/100 grid
-    assert calibrate.refine_for_auc(values, labels, start) == refined  # deterministic
-    assert calibrate.refine_for_auc(values, [False] * len(values), start) == start
-
-
-def test_refining_never_weighs_more_than_eight_factors() -> None:
-    """Ten factors that each rank the leavers a little: the best sum would weigh all ten,
-    but weight reaches a factor at 0 only by a move that empties another (at most 8)."""
-    rng = random.Random(11)
-    values, labels = [], []
-    for _ in range(600):
-        left = rng.random() < 0.2
-        values.append({f"f{k}": 0.7 * rng.random() + (0.3 * rng.random() if left else 0.0)
-                       for k in range(10)})
-        labels.append(left)
-    start = {**{f"f{k}": 0.12 for k in range(7)}, "f7": 0.16, "f8": 0.0, "f9": 0.0}
-    refined = calibrate.refine_for_auc(values, labels, start)
-    assert sum(1 for w in refined.values() if w > 0) <= calibrate.MAX_FACTORS
-    assert calibrate.auc(calibrate.scores_of(values, refined), labels) >= \
-        calibrate.auc(calibrate.scores_of(values, start), labels)

@@ -16,10 +16,7 @@ of σ(Σ cᵢ·vᵢ + b) with a small L2 penalty, minimised over cᵢ ≥ 0 by a
 gradient descent from zero, a fixed number of steps — whose coefficients, scaled to add up
 to 1 (a score's order, hence its AUC, does not change with scale) and rounded to 1/100,
 are the weights; at most :data:`MAX_FACTORS` are kept non-zero (the largest), so the score
-stays a readable sum. Factor values are computed once per student and normalisation. The
-chosen weights are then refined for the fit period's AUC, the figure a risk score is judged
-by, in steps of 0.01 from one factor to another (:func:`refine_for_auc`): still a
-non-negative sum of at most 8 factors, still deterministic.
+stays a readable sum. Factor values are computed once per student and normalisation.
 
 The factors' normalisations that never reach the SQL (:data:`NORMALISATION_GRID`: e.g.
 how many active days a week are enough, how many days behind the class are a full sign)
@@ -89,8 +86,7 @@ class Calibration:
 
     def validation(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "auc": round(self.candidate_figures.auc, 4),
-                "method": "non-negative logistic regression refined for AUC, "
-                          "normalisations by grid",
+                "method": "non-negative logistic regression, normalisations by grid",
                 "candidate": self.candidate_figures.as_dict(),
                 "previous": self.current_figures.as_dict(), "fit": self.fit_figures.as_dict()}
 
@@ -202,8 +198,7 @@ def fit_params(sample_of: Callable[[RiskParams], Sample],
 
     Coordinate ascent from ``current``: each value of each grid in turn, the weights refitted
     (:func:`fit_logistic`), kept when the fit period's AUC rises by more than
-    :data:`MIN_GAIN`. One pass, fixed order: deterministic, and at most 1 + 13 fits. The
-    chosen set's weights are then refined for the fit period's AUC (:func:`refine_for_auc`).
+    :data:`MIN_GAIN`. One pass, fixed order: deterministic, and at most 1 + 13 fits.
     """
     best_sample = sample_of(current)
     best, best_auc = _fitted(best_sample, current)
@@ -219,49 +214,7 @@ def fit_params(sample_of: Callable[[RiskParams], Sample],
             fitted, fitted_auc = _fitted(trial_sample, trial)
             if fitted_auc > best_auc + MIN_GAIN:
                 best, best_auc, best_sample = fitted, fitted_auc, trial_sample
-    values, labels = best_sample
-    return best.with_weights(refine_for_auc(values, labels, best.weights())), best_sample
-
-
-#: The step of :func:`refine_for_auc` (the weights' grid) and its most passes.
-REFINE_STEP = 0.01
-REFINE_PASSES = 50
-
-
-def refine_for_auc(values: Sequence[Mapping[str, float]], labels: Sequence[bool],
-                   weights: Mapping[str, float]) -> dict[str, float]:
-    """``weights`` moved, 0.01 at a time from one factor to another, while the AUC on
-    ``values`` rises by more than :data:`MIN_GAIN`.
-
-    Why: the logistic fit minimises the log-loss, a stand-in for the ranking a risk score
-    is judged by; this walks from its weights to a nearby sum that ranks the fit period
-    better (measured on OULAD 2013B → 2013J: the held-out AUC rose at weeks 4, 8 and 12,
-    bench/README.md). Each pass tries every (to, from) pair in the factors' order and keeps
-    each move that raises the AUC; it stops after a pass without one (or
-    :data:`REFINE_PASSES`). The sum stays 1, no weight goes below 0, at most
-    :data:`MAX_FACTORS` are non-zero: still a readable sum, and deterministic.
-    """
-    current = {name: round(weight, 2) for name, weight in weights.items()}
-    if len(set(labels)) < 2 or not values:
-        return current
-    best = auc(scores_of(values, current), labels)
-    names = list(current)
-    for _ in range(REFINE_PASSES):
-        moved = False
-        for gain in names:
-            for lose in names:
-                if gain == lose or current[lose] < REFINE_STEP - 1e-9:
-                    continue
-                trial = {**current, gain: round(current[gain] + REFINE_STEP, 2),
-                         lose: round(current[lose] - REFINE_STEP, 2)}
-                if sum(1 for w in trial.values() if w > 0) > MAX_FACTORS:
-                    continue
-                trial_auc = auc(scores_of(values, trial), labels)
-                if trial_auc > best + MIN_GAIN:
-                    current, best, moved = trial, trial_auc, True
-        if not moved:
-            break
-    return current
+    return best, best_sample
 
 
 def _fitted(data: Sample, params: RiskParams) -> tuple[RiskParams, float]:
