@@ -143,6 +143,7 @@ SEED, PRESET = DEFAULT_PARAMS, CALIBRATED_PARAMS
      "not behind: active on 12 days in the last 30 days, the school's median is 8.5"),
     (lambda: f.cohort_gap_factor(row(active_days=0), Cohort(0.0, None, "class"), SEED),
      "no comparison: the class's median is 0 active days in the last 30 days"),
+    (lambda: f.cohort_gap_factor(row(active_days=0), Cohort(), SEED), "no one to compare with"),
 ])
 def test_each_factor_in_words_at_its_edges(factor: Any, sentence: str) -> None:
     assert words(factor()) == sentence

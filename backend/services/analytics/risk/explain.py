@@ -158,12 +158,20 @@ def _trend(d: Detail) -> str:
             f"{_plural(d['recent_days'], 'day')}, {_num(d['earlier_per_week'])} before")
 
 
-def _below_activity(d: Detail) -> str:
-    active, median = int(d["active_days"]), d["cohort_median_active_days"]
+def _no_median_of_days(d: Detail) -> str | None:
+    """What the two active-day comparisons say without a median above 0, else None."""
+    median = d["cohort_median_active_days"]
     if median is None:
         return "no one to compare with"
     if not median:
         return f"no comparison: {_cohort(d)} median is 0 active days{_in_last(d)}"
+    return None
+
+
+def _below_activity(d: Detail) -> str:
+    active, median = int(d["active_days"]), d["cohort_median_active_days"]
+    if (missing := _no_median_of_days(d)) is not None:
+        return missing
     if active >= median:
         return (f"active on {_plural(active, 'day')}{_in_last(d)}, "
                 f"at or above {_cohort(d)} median of {_num(median)}")
@@ -183,10 +191,8 @@ def _below_scores(d: Detail) -> str:
 
 def _days_behind(d: Detail) -> str:
     active, median = int(d["active_days"]), d["cohort_median_active_days"]
-    if median is None:
-        return "no one to compare with"
-    if not median:
-        return f"no comparison: {_cohort(d)} median is 0 active days{_in_last(d)}"
+    if (missing := _no_median_of_days(d)) is not None:
+        return missing
     if active >= median:
         return (f"not behind: active on {_plural(active, 'day')}{_in_last(d)}, "
                 f"{_cohort(d)} median is {_num(median)}")
