@@ -456,10 +456,11 @@ def test_policies_evaluate_auth_uid_once(conn: psycopg.Connection[Any]) -> None:
 #: (migration 0140), which at-risk and engagement answers name (id, fitted_at, AUC).
 EVERYONE_READS = frozenset({"risk_parameter_sets"})
 #: Aggregates over at least 5 students that a signed-in role reads for the classes it may
-#: see, plus the population's row: the cohort medians of the risk score (migration 0141).
+#: see (an admin: every class), plus the population's row: the cohort medians of the risk
+#: score (migrations 0141, 0143).
 CLASS_AGGREGATES = {"risk_cohort_medians": (
-    "((class_id IS NULL) OR (class_id = ANY (( SELECT waymark.visible_classes() AS "
-    "visible_classes)::uuid[])))")}
+    "((class_id IS NULL) OR ( SELECT waymark.is_admin() AS is_admin) OR (class_id = ANY "
+    "(( SELECT waymark.visible_classes() AS visible_classes)::uuid[])))")}
 
 
 def test_tables_outside_the_matrix_are_admin_only(conn: psycopg.Connection[Any]) -> None:

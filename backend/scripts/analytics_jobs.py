@@ -170,7 +170,8 @@ def demo_command(students: int, days: int, events: int, seed: int, if_empty: boo
                                     days=days, seed=seed, now=now)
         _, pages = roll_up(db, now=now, lookback_days=days + 1)
         roll_up_hours(db, now=now)
-        params = risk.params_from_settings(runtime.load_settings())
+        activate_demo_set(db, now=now)  # scored with and named in every answer, as a fitted set
+        params = DEMO_RISK_PARAMS
         # the nightly score's past runs, a week apart, so risk over time has a history
         for weeks_back in range(DEMO_SCORE_HISTORY_WEEKS, 0, -1):
             score_all(db, now=now - timedelta(weeks=weeks_back), batch_size=500, params=params)
@@ -192,5 +193,31 @@ def demo_command(students: int, days: int, events: int, seed: int, if_empty: boo
 
 #: weekly past scores `waymark demo` stores before today's (the student detail's history)
 DEMO_SCORE_HISTORY_WEEKS = 3
+
+#: The risk parameters `waymark demo` makes active for its made-up school, so its dashboard
+#: shows every kind of factor a deployment may use, the class-relative ones included: the
+#: seed's activity factors (inactivity 0.40 → 0.30, login frequency 0.25 → 0.15) with the
+#: student against their class (days behind it, active days and quest xp below its median;
+#: classes of about 25, so a class is each student's cohort). Chosen by hand, not fitted:
+#: the demo has no outcome (no `course_withdrawn`) to fit or validate on, and its label
+#: says so. `waymark risk-calibrate --roll-back` returns to `WAYMARK_RISK_*`.
+DEMO_RISK_PARAMS = risk.RiskParams(
+    inactivity_weight=0.30, login_weight=0.15, quest_weight=0.10, session_weight=0.05,
+    streak_weight=0.05, cohort_gap_weight=0.20, cohort_activity_weight=0.10,
+    cohort_score_weight=0.05)
+
+
+def activate_demo_set(db: Database, *, now: datetime) -> int:
+    """Make :data:`DEMO_RISK_PARAMS` the active set (``risk_parameter_sets``); its id.
+
+    No outcome and no held-out period: its ``validation`` has no AUC and names its source,
+    so answers show ``source: "waymark demo"`` and ``validation_auc: null``.
+    """
+    with db.connection() as conn:
+        return parameter_sets.activate(
+            conn, DEMO_RISK_PARAMS, now=now, outcome="none (demo)", fit_at=now,
+            validate_at=now, validated_until=now,
+            validation={"source": "waymark demo", "auc": None,
+                        "method": "chosen by hand for the demo school: not fitted"})
 
 COMMANDS: list[click.Command] = [rollup_command, score_command, milestones_command, demo_command]

@@ -211,26 +211,9 @@
   const studentLink = (id) => `#/student/${id}`;
 
   // ------------------------------------------------------------------ risk in words
-  /** One factor as a sentence a parent reads ("no activity for 9 days"). */
-  function factorWords(f) {
-    const d = f.detail || {};
-    switch (f.name) {
-      case "inactivity": {
-        const days = Math.floor(d.days_since_last_activity ?? 0);
-        return days < 1 ? "active in the last day" : `no activity for ${days} day${days === 1 ? "" : "s"}`;
-      }
-      case "low_login_frequency":
-        return `active on ${numberFmt.format(d.active_days_per_week ?? 0)} days a week (about ${numberFmt.format(d.expected_days_per_week ?? 3)} expected)`;
-      case "low_quest_completion":
-        return d.quests_started ? `completed ${d.quests_completed} of ${d.quests_started} quests started in the last ${state.days} days` : `no quest started in the last ${state.days} days`;
-      case "short_sessions":
-        return d.sessions ? `sessions last ${numberFmt.format(d.avg_session_minutes)} min on average (target ${numberFmt.format(d.target_minutes)} min)` : "no sessions lately";
-      case "broken_streak":
-        return d.current_streak_days ? `a ${d.current_streak_days}-day streak (longest ${d.longest_streak_days})` : `no current streak (longest ${d.longest_streak_days ?? 0} days)`;
-      default:
-        return fmt.words(f.name);
-    }
-  }
+  /** One factor as a sentence ("no activity for 9 days"): the API's explanation, written once
+   * in the risk package from the factor's numbers; the factor's name only if an answer has none. */
+  const factorWords = (f) => f.explanation || fmt.words(f.name);
   function mainFactor(factors) {
     return (factors || []).slice().sort((a, b) => b.contribution - a.contribution)[0] || null;
   }

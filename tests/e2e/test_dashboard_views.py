@@ -204,10 +204,25 @@ def test_admin_view_charts_tables_live_counter_and_student_detail(browser: Any, 
     at_risk.locator("tbody tr th a").first.click()
     page.wait_for_selector("body[data-ready=true] #detail", state="attached")
     assert page.locator("#detail .factors li").count() >= 3
+    # Each factor in the API's words, the class-relative ones of the demo's set included.
+    shown = page.url.split("/student/")[1]
+    engagement = api(demo, token, f"/engagement/{shown}?days=30")
+    assert engagement["risk_parameter_set"]["source"] == "waymark demo"
+    factors = {f["name"]: f["explanation"] for f in engagement["risk"]["factors"]}
+    assert {"days_behind_cohort", "below_cohort_activity", "below_cohort_scores"} <= set(factors)
+    items = page.eval_on_selector_all("#detail .factors li", "s => s.map(e => e.textContent)")
+    assert sorted(factors.values()) == sorted(i.split(": ", 1)[1].split(" — adds")[0]
+                                              for i in items)
+    assert any("the class's median" in i for i in items), "\n".join(items)
     history = charts(page)["risk-history"]
     assert len(history["labels"]) >= 4  # the demo's weekly past scores and today's
     check_page(visit, "admin-student-detail", 1440)
     page.close()
+    # The same detail on a phone: the sentences wrap, nothing overflows sideways.
+    visit = open_view(browser, demo, token, 390, view=f"/student/{shown}")
+    assert visit.page.locator("#detail .factors li").count() == len(factors)
+    check_page(visit, "admin-student-detail", 390)
+    visit.page.close()
 
 
 def test_teacher_sees_their_class_with_suppression_markers(browser: Any, demo: Demo) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,11 @@ from analytics_support import add_event
 from click.testing import CliRunner, Result
 
 from backend.db import Database
+from backend.scripts import analytics_jobs
 from backend.scripts.cli import main
+from backend.services.analytics import risk
+from backend.services.analytics.at_risk import at_risk_students
+from backend.services.analytics.risk import parameter_sets
 from backend.services.jobs import job_lock
 
 A = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
@@ -117,6 +122,23 @@ def test_demo_loads_once_when_asked_if_empty(db_url: str, conn: psycopg.Connecti
     again = summary(waymark(db_url, "demo", "--if-empty"))
     assert again == {"status": "skipped", "reason": "database-has-events"}
     assert conn.execute("SELECT count(*) FROM user_activity_events").fetchone() == (3000,)
+
+
+def test_demo_scores_with_its_own_set_and_every_answer_names_it(
+        db_url: str, conn: psycopg.Connection[Any]) -> None:
+    """The demo's hand-chosen set (class-relative factors included) is active, labelled as
+    the demo's (no held-out AUC), and today's stored scores are the at-risk answer's."""
+    waymark(db_url, "demo", "--students", "60", "--events", "12000", "--days", "30")
+    active = parameter_sets.active_set(conn)
+    assert active is not None and active.params == analytics_jobs.DEMO_RISK_PARAMS
+    assert (active.source, active.validation_auc) == ("waymark demo", None)
+    answer = at_risk_students(conn, now=datetime.now(UTC), threshold=0.0, limit=500,
+                              params=replace(risk.DEFAULT_PARAMS, window_days=30))
+    assert answer["parameter_set"] == active.label()
+    assert answer["source"] == "stored" and answer["students_scored"] == 60
+    names = {f["name"] for s in answer["students"] for f in s["factors"]}
+    assert {"days_behind_cohort", "below_cohort_activity", "below_cohort_scores"} <= names
+    assert all(f["explanation"] for s in answer["students"] for f in s["factors"])
 
 
 def test_alerts_job_is_locked_idempotent_and_summarised(db_url: str,

@@ -3,6 +3,13 @@
 A teacher or admin gets the score, the factors that weigh most and a link to the student's
 page; a parent gets what changed and a few conversation starters, never a raw score.
 Waymark knows no names: the host's own page behind the link does.
+
+Why a student is flagged is said with each factor's ``explanation``, the sentence the risk
+package makes from the factor's numbers ("missed 3 of 5 quests due in the last 30 days")
+and ``waymark score`` stores with it, so the e-mail says what the dashboard says. This
+package may not import the analytics one (pyproject.toml, layers): it reads the sentence
+from the stored factor. A factor stored before explanations existed has none; the e-mail
+then uses :data:`FACTOR_WORDS`, as before.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ FACTOR_WORDS = {
     "late_completions": "finishes quests late",
     "low_quest_scores": "earns low scores on quests",
     "declining_activity": "is less active than in earlier weeks",
+    "below_cohort_activity": "is less active than their class",
+    "below_cohort_scores": "scores below their class",
+    "days_behind_cohort": "is active on fewer days than their class",
 }
 
 #: for a parent: what to talk about, keyed by factor.
@@ -35,6 +45,9 @@ STARTERS = {
     "late_completions": "“How do you plan your week? Could we make a small plan together?”",
     "low_quest_scores": "“Which part felt hardest? Who could you ask about it?”",
     "declining_activity": "“You seem to be doing less than before. How are things going?”",
+    "below_cohort_activity": "“When do you usually find time to learn? Could we plan a regular slot?”",
+    "below_cohort_scores": "“Which part felt hardest? Who could you ask about it?”",
+    "days_behind_cohort": "“When do you usually find time to learn? Could we plan a regular slot?”",
 }
 DEFAULT_STARTER = "“How is learning going at the moment? Is there anything I can help with?”"
 TOP_FACTORS = 3
@@ -49,16 +62,32 @@ class Message:
     html: str
 
 
-def top_factors(factors: list[dict[str, Any]], limit: int = TOP_FACTORS) -> list[str]:
-    """The factors that add most to the score, largest first (names)."""
+def _top(factors: list[dict[str, Any]], limit: int = TOP_FACTORS) -> list[dict[str, Any]]:
     weighed = [f for f in factors if float(f.get("contribution") or 0) > 0]
     weighed.sort(key=lambda f: (-float(f["contribution"]), str(f["name"])))
-    return [str(f["name"]) for f in weighed[:limit]]
+    return weighed[:limit]
+
+
+def top_factors(factors: list[dict[str, Any]], limit: int = TOP_FACTORS) -> list[str]:
+    """The factors that add most to the score, largest first (names)."""
+    return [str(f["name"]) for f in _top(factors, limit)]
 
 
 def factor_words(factors: list[dict[str, Any]]) -> list[str]:
-    """The top factors as phrases (``"has not been active for a while"``)."""
-    return [FACTOR_WORDS.get(name, name.replace("_", " ")) for name in top_factors(factors)]
+    """The top factors as phrases (``"has not been active for a while"``): the webhook's."""
+    return [_phrase(name) for name in top_factors(factors)]
+
+
+def _phrase(name: str) -> str:
+    return FACTOR_WORDS.get(name, name.replace("_", " "))
+
+
+def reasons(factors: list[dict[str, Any]]) -> list[str]:
+    """The top factors for an e-mail: each one's stored ``explanation`` ("missed 3 of 5
+    quests due in the last 30 days"); a factor stored without one: "the student" + its
+    phrase ("the student has not been active for a while")."""
+    return [str(f["explanation"]) if f.get("explanation")
+            else f"the student {_phrase(str(f['name']))}" for f in _top(factors)]
 
 
 def for_recipient(alert: dict[str, Any], role: str, link: str) -> Message:
@@ -72,12 +101,12 @@ def _short(student_id: Any) -> str:
 
 def _for_staff(alert: dict[str, Any], link: str) -> Message:
     who = f"Student {_short(alert['student_id'])}"
-    words = factor_words(alert["factors"])
+    words = reasons(alert["factors"])
     if alert["direction"] == "entered":
         subject = f"{who} is at risk of disengaging"
         lead = (f"{who}'s dropout-risk score is {alert['risk_score']:.2f} "
                 f"(alert threshold {alert['threshold']:.2f}).")
-        why = ["Why:", *[f"- the student {w}" for w in words]] if words else []
+        why = ["Why:", *[f"- {w}" for w in words]] if words else []
     else:
         subject = f"{who} is no longer flagged as at risk"
         lead = (f"{who}'s dropout-risk score fell to {alert['risk_score']:.2f}, "
@@ -87,7 +116,7 @@ def _for_staff(alert: dict[str, Any], link: str) -> Message:
              "You receive this because you may see this student in Waymark.",
              "Record what you do on the student's page: it helps measure what works."]
     return Message(subject, "\n".join(lines).replace("\n\n\n", "\n\n") + "\n",
-                   _html(subject, lead, [f"the student {w}" for w in words] if why else [],
+                   _html(subject, lead, words if why else [],
                          "Why", link, "Open the student's page"))
 
 

@@ -11,6 +11,7 @@ students").
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +24,13 @@ from backend.services.analytics.risk import parameter_sets
 def at_risk_students(conn: psycopg.Connection[Any], *, now: datetime, threshold: float,
                      limit: int, params: risk.RiskParams = risk.DEFAULT_PARAMS,
                      live: bool = False) -> dict[str, Any]:
-    """Students with risk ≥ ``threshold`` (at most ``limit``), highest first, with factors."""
-    params, parameter_set = parameter_sets.effective(conn, params)
+    """Students with risk ≥ ``threshold`` (at most ``limit``), highest first, with factors.
+
+    ``params.window_days`` is the request's ``days``: an active parameter set gives the
+    weights and the other horizons, not the window (as in the engagement answer).
+    """
+    active, parameter_set = parameter_sets.effective(conn, params)
+    params = replace(active, window_days=params.window_days)
     summary = None if live else risk.stored_summary(conn, now=now, threshold=threshold,
                                                     params=params)
     if summary and summary["scored"]:
@@ -47,5 +53,6 @@ def at_risk_students(conn: psycopg.Connection[Any], *, now: datetime, threshold:
 def _stored(row: dict[str, Any]) -> dict[str, Any]:
     return {"user_id": str(row["user_id"]), "score": round(float(row["risk_score"]), 4),
             "risk_level": risk.risk_level_for(float(row["risk_score"])),
-            "engagement_level": row["engagement_level"], "factors": row["factors"] or [],
+            "engagement_level": row["engagement_level"],
+            "factors": risk.with_explanations(row["factors"] or []),
             "computed_at": row["occurred_at"].isoformat()}

@@ -162,4 +162,5 @@ def _flagged(row: dict[str, Any]) -> dict[str, Any]:
     return {"user_id": str(row["user_id"]), "risk_score": score,
             "risk_level": risk.risk_level_for(score),
             "engagement_level": row["engagement_level"],
-            "assessed_at": row["assessed_at"].isoformat(), "factors": row["factors"] or []}
+            "assessed_at": row["assessed_at"].isoformat(),
+            "factors": risk.with_explanations(row["factors"] or [])}

@@ -19,6 +19,8 @@ from backend.config import AlertSettings
 from backend.db import Database
 from backend.scripts.alert_jobs import run_alerts
 from backend.services.alerts import crossings, deliveries
+from backend.services.analytics import risk
+from backend.services.analytics.risk import CALIBRATED_PARAMS
 from backend.services.privacy.forget import forget_user
 
 
@@ -26,6 +28,7 @@ def _id(tag: str) -> uuid.UUID:
     return uuid.UUID(f"00000000-0000-4000-8000-{tag:0>12}")
 
 
+NOW = datetime.now(UTC)
 MATHS = _id("c1")
 S1, S2, S3 = _id("51"), _id("52"), _id("53")   # S1, S2 in maths; S3 in no class
 TEACHER, P1, P2, ADMIN = _id("7e"), _id("91"), _id("92"), _id("ad")
@@ -51,11 +54,11 @@ def school(conn: psycopg.Connection[Any]) -> None:
 
 
 def assess(conn: psycopg.Connection[Any], student: uuid.UUID, score: float,
-           days_ago: int) -> None:
+           days_ago: int, factors: list[dict[str, Any]] = FACTORS) -> None:
     at = datetime.now(UTC) - timedelta(days=days_ago, minutes=5)
     conn.execute("INSERT INTO learning_journey_events (user_id, occurred_at, milestone, "
                  "risk_score, details) VALUES (%s, %s, 'risk_assessment', %s, %s)",
-                 (student, at, score, Jsonb({"factors": FACTORS})))
+                 (student, at, score, Jsonb({"factors": factors})))
 
 
 def settings(smtp: str | None = None, webhook: str | None = None, **extra: Any) -> AlertSettings:
@@ -89,6 +92,30 @@ def test_emails_reach_who_may_see_the_student_written_for_each(
     body = next(text for text in teacher if str(S1) in text)   # the link names the student
     assert "0.91" in body and "has not been active for a while" in body
     assert "starts quests but rarely finishes them" in body
+
+
+def test_the_teachers_email_says_each_factor_as_the_dashboard_does(
+        db: Database, conn: psycopg.Connection[Any], school: None) -> None:
+    """Factors stored as ``waymark score`` stores them carry their sentence; the e-mail says it."""
+    student = {"user_id": S1, "first_at": NOW - timedelta(days=80), "last_at": None,
+               "active_days": 0, "login_events": 0, "recent_active_days": 0,
+               "quests_started": 0, "quests_completed": 0, "sessions": 0,
+               "avg_session_minutes": None, "longest_streak": 0, "current_streak": 0,
+               "quests_due": 5, "quests_missed": 4, "quests_late": 1, "scored_quests": 1,
+               "mean_xp": 70.0}
+    stored = [f.as_dict() for f in risk.assess(student, now=NOW, params=CALIBRATED_PARAMS).factors]
+    assess(conn, S1, 0.91, 0, stored)
+    with smtp_server() as (smtp, inbox):
+        run_alerts(db, settings(smtp), wait_seconds=0)
+    teacher = next(m for m in inbox if m["To"] == "teacher@school.test")
+    text = teacher.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    html = teacher.get_body(("html",)).get_content()
+    assert ("Why:\n- mean score 62 over 1 scored quest and 4 missed quests counted as 60 in "
+            "the last 84 days (target 100, floor 60)\n- missed 4 of 5 quests due in the last "
+            "84 days; missing 50 % of them counts fully\n- handed in 1 of 5 quests due in the "
+            "last 84 days after the deadline; 50 % of them late counts fully\n") in text
+    assert "<li>missed 4 of 5 quests due in the last 84 days" in html
+    assert "the student has" not in text
 
 
 def test_webhook_failing_twice_then_succeeding_delivers_exactly_once(

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from backend.services.analytics.at_risk import at_risk_students
 from backend.services.analytics.risk import DEFAULT_PARAMS, RiskParams, calibrate, parameter_sets
 from backend.taxonomy import category_of
 
@@ -211,3 +212,18 @@ def test_a_grid_value_this_set_cannot_take_is_skipped() -> None:
     fitted, _ = calibrate.fit_params(sample_of, low_target)
     assert fitted.xp_target == 50.0
     assert all(p.xp_floor < 50.0 for p in asked) and 40.0 in {p.xp_floor for p in asked}
+
+
+def test_the_requested_days_still_set_the_window_under_an_active_set(
+        conn: psycopg.Connection[Any]) -> None:
+    """An active set gives the weights and horizons; the at-risk request's ``days`` still sets
+    the window, as engagement's does (the dashboard's 7 / 30 / 90 days)."""
+    cohort(conn, T2, leaves_at=T2 + timedelta(days=1), leaver_xp=20, stayer_xp=90, size=2)
+    parameter_sets.activate(conn, ONLY_SCORES, now=T2, outcome="course_withdrawn", fit_at=T0,
+                            validate_at=T1, validated_until=T2, validation={"auc": 0.9})
+    for days in (7, 90):
+        answer = at_risk_students(conn, now=T2, threshold=0.0, limit=10,
+                                  params=replace(DEFAULT_PARAMS, window_days=days))
+        assert answer["days"] == days and answer["parameter_set"]["validation_auc"] == 0.9
+        assert {f["name"] for s in answer["students"] for f in s["factors"]} == {
+            "low_quest_scores"}  # the set's weights, not the settings'

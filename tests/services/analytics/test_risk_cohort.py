@@ -144,9 +144,10 @@ def test_a_class_of_five_is_its_students_cohort_and_smaller_ones_fall_back() -> 
     rows = [*quiet, *busy, *tiny, loner]
     cohorts = risk.cohorts_of(rows, classes)
     everyone = cohort_of(rows)
-    assert cohorts.of(quiet[1]["user_id"]) == cohort_of(quiet)
-    assert cohorts.of(busy[0]["user_id"]) == cohort_of([*busy, both])
-    assert cohorts.of(both["user_id"]) == cohort_of([*busy, both])  # 7 students beat 5
+    assert cohorts.of(quiet[1]["user_id"]) == cohort_of(quiet, "class")
+    assert cohorts.of(busy[0]["user_id"]) == cohort_of([*busy, both], "class")
+    assert cohorts.of(both["user_id"]) == cohort_of([*busy, both], "class")  # 7 beat 5
+    assert everyone.scope == "everyone"
     assert cohorts.of(tiny[0]["user_id"]) == everyone  # 4 < MIN_CLASS_COHORT
     assert cohorts.of(loner["user_id"]) == everyone
     assert risk.cohorts_of(rows, {}).of(quiet[1]["user_id"]) == everyone  # no classes at all
@@ -219,3 +220,15 @@ def test_a_live_answer_for_one_student_uses_the_stored_medians(conn: Any, db: An
         seen = {r[0] for r in conn.execute("SELECT class_id FROM risk_cohort_medians")}
         conn.execute("RESET ROLE")
     assert seen == {None, class_of["quiet"]}
+    # An admin reads every class's medians, so their live score of the slacker (the
+    # engagement answer) compares with the class too and agrees with the stored score.
+    with conn.transaction():
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)",
+                     (json.dumps(auth.claims(uuid.uuid4(), "admin")),))
+        conn.execute("SET LOCAL ROLE authenticated")
+        seen = {r[0] for r in conn.execute("SELECT class_id FROM risk_cohort_medians")}
+        as_admin = risk.score_students(conn, now=NOW, params=COHORT_ONLY, user_ids=[slacker])
+        conn.execute("RESET ROLE")
+    assert seen == {None, class_of["quiet"], class_of["busy"]}
+    assert as_admin[0].score == pytest.approx(float(stored[0]))
+    assert {f.detail["cohort"] for f in as_admin[0].factors} == {"class"}

@@ -8,6 +8,7 @@ The package is the map of how a score is made:
   ``score_students``, which scores them;
 * :mod:`.factors` — the pure factor functions and ``assess`` (no SQL, so a calibration
   can re-assess the same inputs under many parameter sets);
+* :mod:`.explain` — each factor in words, from its detail (the answers' ``explanation``);
 * :mod:`.storage` — the assessments ``waymark score`` stores and the answers read back.
 
 The names callers use are re-exported here, so ``from backend.services.analytics import
@@ -16,6 +17,7 @@ risk`` and ``risk.score_students(...)`` read as before the split.
 
 from __future__ import annotations
 
+from backend.services.analytics.risk.explain import explain, with_explanations
 from backend.services.analytics.risk.factors import (
     Cohort,
     Cohorts,
@@ -59,5 +61,5 @@ __all__ = [
     "RISK_LEVELS", "Factor", "RiskAssessment", "RiskParams", "RiskParamsError", "assess",
     "fetch_inputs", "level_for", "params_from_settings", "preset", "rank", "risk_history",
     "risk_level_for", "save_cohorts", "score_students", "stored_cohorts", "student_classes",
-    "store_assessments", "stored_flagged", "stored_summary",
+    "store_assessments", "stored_flagged", "stored_summary", "explain", "with_explanations",
 ]

@@ -73,6 +73,8 @@ never showed up: they are scored, with inactivity 1.0). Factors with weight 0 ar
 left out of an assessment, so the seed defaults report the five seed factors.
 
 The score is rounded to 6 decimals before its level is chosen, so 0.4 + 0.2 is 0.6.
+Each factor also says itself in one sentence (``Factor.explanation``, :mod:`.explain`),
+made from its ``detail`` alone; that is why some details carry their window and cohort.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from backend.db import Row
+from backend.services.analytics.risk.explain import explain
 from backend.services.analytics.risk.params import (
     DEFAULT_PARAMS,
     RiskParams,
@@ -107,10 +110,16 @@ class Factor:
         """What this factor adds to the score (weight · value)."""
         return self.weight * self.value
 
+    @property
+    def explanation(self) -> str:
+        """The factor in words, from its detail (``explain.explain``)."""
+        return explain(self.name, self.detail)
+
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready view with value, weight, contribution and detail."""
+        """A JSON-ready view with value, weight, contribution, detail and the explanation."""
         return {"name": self.name, "value": round(self.value, 4), "weight": self.weight,
-                "contribution": round(self.contribution, 4), "detail": self.detail}
+                "contribution": round(self.contribution, 4), "detail": self.detail,
+                "explanation": self.explanation}
 
 
 @dataclass(frozen=True)
@@ -133,19 +142,24 @@ class RiskAssessment:
 
 @dataclass(frozen=True)
 class Cohort:
-    """The cohort medians the cohort-relative factors compare a student with (None: no one)."""
+    """The cohort medians the cohort-relative factors compare a student with (None: no one).
+
+    ``scope``: ``"class"`` or ``"everyone"`` (every student scored together), so a factor's
+    sentence can say whose median it is.
+    """
 
     median_active_days: float | None = None
     median_xp: float | None = None
+    scope: str = "everyone"
 
 
-def cohort_of(rows: Sequence[Row]) -> Cohort:
+def cohort_of(rows: Sequence[Row], scope: str = "everyone") -> Cohort:
     """The medians of the students in ``rows`` (a class, or every student scored together)."""
     active = [float(r["active_days"]) for r in rows]
     scored = [float(r["mean_xp"]) for r in rows
               if int(r["scored_quests"]) and r["mean_xp"] is not None]
     return Cohort(median_active_days=statistics.median(active) if active else None,
-                  median_xp=statistics.median(scored) if scored else None)
+                  median_xp=statistics.median(scored) if scored else None, scope=scope)
 
 
 #: A class is a student's cohort only with at least this many students scored in it (a
@@ -194,7 +208,8 @@ def cohorts_of(rows: Sequence[Row], classes: Mapping[Any, Sequence[Any]],
     for row in rows:
         for class_id in classes.get(row["user_id"], ()):
             members.setdefault(class_id, []).append(row)
-    by_class = {c: (cohort_of(m), len(m)) for c, m in members.items() if len(m) >= min_size}
+    by_class = {c: (cohort_of(m, "class"), len(m))
+                for c, m in members.items() if len(m) >= min_size}
     scored = {row["user_id"]: classes.get(row["user_id"], ()) for row in rows}
     return Cohorts.of_classes(cohort_of(rows), by_class, scored)
 
@@ -282,7 +297,8 @@ def quest_factor(row: Row, params: RiskParams) -> Factor:
     started, completed = int(row["quests_started"]), int(row["quests_completed"])
     value = 1.0 - completed / started if started else 1.0
     return Factor("low_quest_completion", _clamp(value), params.quest_weight,
-                  {"quests_started": started, "quests_completed": completed})
+                  {"quests_started": started, "quests_completed": completed,
+                   "window_days": params.window_days})
 
 
 def session_factor(row: Row, params: RiskParams) -> Factor:
@@ -292,7 +308,8 @@ def session_factor(row: Row, params: RiskParams) -> Factor:
     value = 1.0 - minutes / params.session_target_minutes if sessions else 1.0
     return Factor("short_sessions", _clamp(value), params.session_weight,
                   {"sessions": sessions, "avg_session_minutes": round(minutes, 2),
-                   "target_minutes": params.session_target_minutes})
+                   "target_minutes": params.session_target_minutes,
+                   "window_days": params.window_days})
 
 
 def streak_factor(row: Row, params: RiskParams) -> Factor:
@@ -387,7 +404,8 @@ def cohort_activity_factor(row: Row, cohort: Cohort, params: RiskParams) -> Fact
     median = cohort.median_active_days
     value = _clamp(1.0 - active / median) if median else 0.0
     return Factor("below_cohort_activity", value, params.cohort_activity_weight,
-                  {"active_days": int(active), "cohort_median_active_days": median})
+                  {"active_days": int(active), "cohort_median_active_days": median,
+                   "cohort": cohort.scope, "window_days": params.window_days})
 
 
 def cohort_score_factor(row: Row, cohort: Cohort, params: RiskParams) -> Factor:
@@ -398,7 +416,8 @@ def cohort_score_factor(row: Row, cohort: Cohort, params: RiskParams) -> Factor:
     value = _clamp((median - mean) / median) if mean is not None and median else 0.0
     return Factor("below_cohort_scores", value, params.cohort_score_weight,
                   {"mean_xp": round(mean, 2) if mean is not None else None,
-                   "cohort_median_xp": median})
+                   "cohort_median_xp": median, "cohort": cohort.scope,
+                   "window_days": params.deadline_days})
 
 
 def cohort_gap_factor(row: Row, cohort: Cohort, params: RiskParams) -> Factor:
@@ -412,4 +431,5 @@ def cohort_gap_factor(row: Row, cohort: Cohort, params: RiskParams) -> Factor:
     value = _clamp((median - active) / params.cohort_gap_days) if median else 0.0
     return Factor("days_behind_cohort", value, params.cohort_gap_weight,
                   {"active_days": int(active), "cohort_median_active_days": median,
-                   "full_at_days_behind": params.cohort_gap_days})
+                   "full_at_days_behind": params.cohort_gap_days, "cohort": cohort.scope,
+                   "window_days": params.window_days})

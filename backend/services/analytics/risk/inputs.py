@@ -67,7 +67,8 @@ def stored_cohorts(conn: psycopg.Connection[Any],
         return None
 
     def cohort(r: Row) -> Cohort:
-        return Cohort(median_active_days=r["median_active_days"], median_xp=r["median_xp"])
+        return Cohort(median_active_days=r["median_active_days"], median_xp=r["median_xp"],
+                      scope="everyone" if r["class_id"] is None else "class")
 
     by_class = {r["class_id"]: (cohort(r), int(r["students"]))
                 for r in rows if r["class_id"] is not None}

@@ -3,6 +3,9 @@
 ``waymark risk-calibrate`` stores a set only when it beat the current one on the held-out
 period; the newest adopted set is active and ``waymark score`` scores with it; a roll
 back retires it and makes the one before active again (none left: ``WAYMARK_RISK_*``).
+``waymark demo`` stores one more kind: a set it chose for its made-up school, which has
+no outcome to fit or validate on; its ``validation`` says so (``source``, no AUC), and
+the answers name it by that source, so nobody takes it for a fitted set.
 """
 
 from __future__ import annotations
@@ -19,20 +22,25 @@ from backend.services.analytics import QUERIES
 from backend.services.analytics.risk.calibrate import Calibration
 from backend.services.analytics.risk.params import RiskParams
 
+#: Who made a set, as answers name it, when its ``validation`` does not say otherwise.
+CALIBRATED = "risk-calibrate"
+
 
 @dataclass(frozen=True)
 class ParameterSet:
-    """An adopted set: its id, parameters, when it was fitted and its held-out AUC."""
+    """An active set: its id, parameters, when it was fitted, its held-out AUC (None: never
+    validated, e.g. the demo's) and who made it."""
 
     id: int
     params: RiskParams
     fitted_at: datetime
-    validation_auc: float
+    validation_auc: float | None
+    source: str = CALIBRATED
 
     def label(self) -> dict[str, Any]:
         """What answers show so a teacher can judge how far to trust a score."""
         return {"id": self.id, "fitted_at": self.fitted_at.isoformat(),
-                "validation_auc": self.validation_auc}
+                "validation_auc": self.validation_auc, "source": self.source}
 
 
 def active_set(conn: psycopg.Connection[Any]) -> ParameterSet | None:
@@ -40,22 +48,35 @@ def active_set(conn: psycopg.Connection[Any]) -> ParameterSet | None:
     row = fetch_one(conn, QUERIES["risk_set_active"])
     if row is None:
         return None
+    validation = row["validation"]
+    held_out = validation.get("auc")
     return ParameterSet(id=int(row["id"]), params=RiskParams.from_mapping(row["params"]),
                         fitted_at=row["fitted_at"],
-                        validation_auc=float(row["validation"]["auc"]))
+                        validation_auc=float(held_out) if held_out is not None else None,
+                        source=str(validation.get("source") or CALIBRATED))
 
 
 def adopt(conn: psycopg.Connection[Any], result: Calibration, *, now: datetime) -> int | None:
     """Store and activate the candidate if it is better on the held-out period; its id."""
     if not result.better:
         return None
+    return activate(conn, result.candidate, now=now, outcome=result.outcome,
+                    fit_at=result.fit_at, validate_at=result.validate_at,
+                    validated_until=result.until, validation=result.validation())
+
+
+def activate(conn: psycopg.Connection[Any], params: RiskParams, *, now: datetime, outcome: str,
+             fit_at: datetime, validate_at: datetime, validated_until: datetime,
+             validation: dict[str, Any]) -> int:
+    """Store ``params`` as the active set, retiring the active one (a roll back returns to
+    it); its id. ``validation`` holds the held-out figures (``auc``), or ``source`` and no
+    ``auc`` for a set that was not fitted (the demo's)."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(QUERIES["risk_set_retire_active"], {"now": now})
         cur.execute(QUERIES["risk_set_insert"], {
-            "params": json.dumps(result.candidate.as_dict()), "now": now,
-            "outcome": result.outcome, "fit_at": result.fit_at,
-            "validate_at": result.validate_at, "validated_until": result.until,
-            "validation": json.dumps(result.validation())})
+            "params": json.dumps(params.as_dict()), "now": now, "outcome": outcome,
+            "fit_at": fit_at, "validate_at": validate_at, "validated_until": validated_until,
+            "validation": json.dumps(validation)})
         row = cur.fetchone()
         assert row is not None
         return int(row[0])
@@ -84,4 +105,4 @@ def effective(conn: psycopg.Connection[Any],
     if active is None:
         return fallback, {"id": None, "source": "settings", "fitted_at": None,
                           "validation_auc": None}
-    return active.params, {**active.label(), "source": "risk-calibrate"}
+    return active.params, active.label()
