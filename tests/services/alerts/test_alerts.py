@@ -112,8 +112,8 @@ def test_the_teachers_email_says_each_factor_as_the_dashboard_does(
     html = teacher.get_body(("html",)).get_content()
     assert ("Why:\n- mean score 62 over 1 scored quest and 4 missed quests counted as 60 in "
             "the last 84 days (target 100, floor 60)\n- missed 4 of 5 quests due in the last "
-            "84 days; missing 50 % of them counts fully\n- handed in 1 of 5 quests due in the "
-            "last 84 days after the deadline; 50 % of them late counts fully\n") in text
+            "84 days; missing 50 % of them counts in full\n- handed in 1 of 5 quests due in the "
+            "last 84 days after the deadline; 50 % of them late counts in full\n") in text
     assert "<li>missed 4 of 5 quests due in the last 84 days" in html
     assert "the student has" not in text
 

@@ -87,14 +87,14 @@ SEED, PRESET = DEFAULT_PARAMS, CALIBRATED_PARAMS
     (lambda: f.deadline_factor(row(quests_missed=0), SEED),
      "missed 0 of 5 quests due in the last 30 days"),
     (lambda: f.deadline_factor(row(), PRESET),
-     "missed 3 of 5 quests due in the last 84 days; missing 50 % of them counts fully"),
+     "missed 3 of 5 quests due in the last 84 days; missing 50 % of them counts in full"),
     (lambda: f.late_factor(row(), SEED),
      "handed in 1 of 5 quests due in the last 30 days after the deadline"),
     (lambda: f.late_factor(row(quests_due=0, quests_late=0), SEED),
      "no quest due in the last 30 days"),
     (lambda: f.late_factor(row(), PRESET),
      "handed in 1 of 5 quests due in the last 84 days after the deadline; "
-     "50 % of them late counts fully"),
+     "50 % of them late counts in full"),
     # scores: nothing scored; the preset's floor, with missed work counted at it
     (lambda: f.score_factor(row(), SEED),
      "mean score 62.5 over 4 scored quests in the last 30 days (target 100)"),
@@ -136,9 +136,9 @@ SEED, PRESET = DEFAULT_PARAMS, CALIBRATED_PARAMS
      "no scores in the class to compare with"),
     # days behind the cohort: behind, one day, not behind, an idle class
     (lambda: f.cohort_gap_factor(row(active_days=2), CLASS, SEED),
-     "7 active days behind the class's median of 9 in the last 30 days (10 behind counts fully)"),
+     "7 active days behind the class's median of 9 in the last 30 days (10 days behind counts in full)"),
     (lambda: f.cohort_gap_factor(row(active_days=8), CLASS, SEED),
-     "1 active day behind the class's median of 9 in the last 30 days (10 behind counts fully)"),
+     "1 active day behind the class's median of 9 in the last 30 days (10 days behind counts in full)"),
     (lambda: f.cohort_gap_factor(row(active_days=12), SCHOOL, SEED),
      "not behind: active on 12 days in the last 30 days, the school's median is 8.5"),
     (lambda: f.cohort_gap_factor(row(active_days=0), Cohort(0.0, None, "class"), SEED),

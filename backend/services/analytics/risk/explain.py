@@ -64,10 +64,10 @@ def _cohort(detail: Detail) -> str:
 
 
 def _full_share(detail: Detail, what: str) -> str:
-    """"; missing 50 % of them counts fully" when a preset reads the share so (``what``
+    """"; missing 50 % of them counts in full" when a preset reads the share so (``what``
     holds ``{}`` for the share)."""
     share = detail.get("full_at_share")
-    return f"; {what.format(f'{round(100 * float(share))} %')} counts fully" if share else ""
+    return f"; {what.format(f'{round(100 * float(share))} %')} counts in full" if share else ""
 
 
 def _inactivity(d: Detail) -> str:
@@ -198,7 +198,8 @@ def _days_behind(d: Detail) -> str:
                 f"{_cohort(d)} median is {_num(median)}")
     full = d.get("full_at_days_behind")
     return (f"{_plural(median - active, 'active day')} behind {_cohort(d)} median of "
-            f"{_num(median)}{_in_last(d)}" + (f" ({_num(full)} behind counts fully)" if full else ""))
+            f"{_num(median)}{_in_last(d)}"
+            + (f" ({_plural(full, 'day')} behind counts in full)" if full else ""))
 
 
 _SENTENCES: dict[str, Callable[[Detail], str]] = {
