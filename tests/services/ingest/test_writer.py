@@ -27,6 +27,7 @@ from backend.services.ingest import items
 from backend.services.ingest.pacing import Contention
 from backend.services.ingest.prepare import BatchPreparer
 from backend.services.ingest.privacy_step import PrivacyStep
+from backend.services.ingest.receipts import Receipt
 from backend.services.ingest.store import Store
 from backend.services.ingest.writer import EventWriter
 from backend.services.privacy.tombstones import ADD_TOMBSTONE, TOMBSTONE_TTL
@@ -392,3 +393,26 @@ def test_a_batch_prepared_before_the_previous_one_is_written_continues_its_sessi
                         (user,)).fetchall() == [(5, 5)]
     assert conn.execute("SELECT count(DISTINCT session_id) FROM user_activity_events "
                         "WHERE user_id = %s", (user,)).fetchone() == (1,)
+
+
+def test_the_preparing_step_knows_when_a_request_waits_for_the_batch(
+        writer: EventWriter, conn: psycopg.Connection[Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch an ingestion request waits for is prepared without rests (``pacing``); one
+    queued fire-and-forget is prepared as before."""
+    seen: list[tuple[int, bool]] = []
+    prepare = BatchPreparer.prepare
+
+    def recording(self: BatchPreparer, connect: Any, items_: list[Any], seq: int = 0, *,
+                  waited: bool = False) -> Any:
+        seen.append((len(items_), waited))
+        return prepare(self, connect, items_, seq, waited=waited)
+
+    monkeypatch.setattr(BatchPreparer, "prepare", recording)
+    assert writer.submit(event(page_path="/fire-and-forget"))
+    assert writer.flush(10) == 0
+    receipt = Receipt(2)
+    assert writer.submit_all([event(page_path="/a"), event(page_path="/b")], receipt)
+    assert receipt.wait(10)
+    assert seen == [(1, False), (2, True)]
+    assert count(conn, "user_activity_events") == 3
