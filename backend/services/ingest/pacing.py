@@ -22,8 +22,9 @@ Under a deep backlog (the host is so busy that the writer falls behind) the writ
 rest: storing what was accepted comes first, within the same slices. Nor does it rest inside
 an open transaction (which holds the forget contract's shared lock), nor while a request
 waits for the batch's commit (durable acknowledgement): resting would protect the host's
-requests from the writer by making one of them wait — at 16 clients, 10 ms rests made the
-waits of durable requests 30 % longer (bench/README.md, "Durable acknowledgement").
+requests from the writer by making one of them wait — at 16 clients the waits of durable
+requests averaged 15 ms with the rests, 10 ms without (bench/README.md, "Durable
+acknowledgement").
 """
 
 from __future__ import annotations
