@@ -10,7 +10,14 @@ default: 202 once committed) and ``queued`` (202 once in the in-process queue), 
 durable/queued ratio of events/s is printed per endpoint.
 
 ``python -m bench.http_ingestion [--seconds 10] [--processes 2] [--threads 8] [--workers 2]
-[--acks commit,queued]``
+[--acks commit,queued] [--kinds track,batch] [--grid 8:8,32:32] [--rounds 3]``
+
+``--grid`` lists configurations as ``server threads:client threads per process`` (instead of
+``--server-threads``/``--threads``) and ``--rounds`` repeats the whole sweep, every run
+interleaved with the others: at the end each (endpoint, mode, configuration) is given its
+median over the rounds, and each mode at its best configuration is set against the other
+at its best. Runs of one configuration minutes apart vary (queued single events 2,083–2,614
+events/s on the 2-core machine of bench/README.md), so one run per mode settles no ratio.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -161,15 +169,39 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--server-threads", type=int, default=8)
     parser.add_argument("--acks", default="commit,queued",
                         help="acknowledgement modes to compare, in order")
+    parser.add_argument("--kinds", default="track,batch", help="endpoints, in order")
+    parser.add_argument("--grid", default="",
+                        help="configurations SERVER_THREADS:CLIENT_THREADS, comma-separated")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args(argv)
-    rates: dict[tuple[str, str], float] = {}
-    for kind in ("track", "batch"):
-        for ack in args.acks.split(","):
-            rates[(kind, ack)] = run_one(args, kind, ack)
-    for kind in ("track", "batch"):
-        if (kind, "commit") in rates and rates.get((kind, "queued")):
-            figure(f"{kind}: events/s durable (commit) / queued",
-                   rates[(kind, "commit")] / rates[(kind, "queued")])
+    grid = [tuple(int(n) for n in pair.split(":")) for pair in args.grid.split(",") if pair] \
+        or [(args.server_threads, args.threads)]
+    kinds, acks = args.kinds.split(","), args.acks.split(",")
+    rates: dict[tuple[str, str, tuple[int, ...]], list[float]] = {}
+    for _ in range(args.rounds):
+        for kind in kinds:
+            for config in grid:
+                args.server_threads, args.threads = config
+                for ack in acks:
+                    rates.setdefault((kind, ack, config), []).append(run_one(args, kind, ack))
+    for kind in kinds:
+        best: dict[str, float] = {}
+        for config in grid:
+            medians = {ack: statistics.median(rates[(kind, ack, config)]) for ack in acks}
+            for ack, median in medians.items():
+                best[ack] = max(best.get(ack, 0.0), median)
+            label = f"{config[0]} server × {args.processes * config[1]} client threads"
+            if len(grid) > 1 or args.rounds > 1:
+                for ack in acks:
+                    figure(f"{kind} [{ack}], {label}: median of {args.rounds}",
+                           medians[ack], "events/s")
+            if medians.get("queued") and "commit" in medians:
+                figure(f"{kind}, {label}: events/s durable (commit) / queued",
+                       medians["commit"] / medians["queued"])
+        if len(grid) > 1 and best.get("queued") and "commit" in best:
+            figure(f"{kind}: each mode at its best: durable / queued",
+                   f"{best['commit']:,.0f} / {best['queued']:,.0f} = "
+                   f"{best['commit'] / best['queued']:.2f}")
 
 
 def run_one(args: argparse.Namespace, kind: str, ack: str) -> float:
