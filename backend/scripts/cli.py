@@ -37,15 +37,27 @@ def migrate() -> None:
                     names=",".join(applied) if applied else "none")
 
 
+#: ``waymark serve``'s threads per worker. A durable request holds its thread while it waits
+#: for the commit, so threads bound how many requests share one: single events on 2 cores,
+#: 1,185 events/s with 8 threads against 1,665 with 32 (bench/README.md, "Durable
+#: acknowledgement"); queued answers at once and runs best with fewer.
+DURABLE_THREADS = 32
+QUEUED_THREADS = 8
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--threads", type=int, default=None,
+              help=f"Threads per worker [default: {DURABLE_THREADS} with WAYMARK_ACK=commit, "
+                   f"{QUEUED_THREADS} with queued].")
 @click.option("--no-access-log", is_flag=True, help="Do not write an access log.")
-def serve(host: str, port: int, workers: int, threads: int, no_access_log: bool) -> None:
+def serve(host: str, port: int, workers: int, threads: int | None, no_access_log: bool) -> None:
     """Serve the API with gunicorn (the embedded database is started first if needed)."""
     settings = with_dev_secret(runtime.load_settings())
+    if threads is None:
+        threads = DURABLE_THREADS if settings.ack == "commit" else QUEUED_THREADS
     url = runtime.database_url(settings)
     pending = migrations.pending(url)
     if pending:

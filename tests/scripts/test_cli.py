@@ -8,9 +8,11 @@ from pathlib import Path
 
 import jwt
 import psycopg
+import pytest
 from click.testing import CliRunner
 
 from backend.config import Settings, with_dev_secret
+from backend.scripts import cli
 from backend.scripts.cli import main
 from backend.scripts.serve import ACCESS_LOG_FORMAT, gunicorn_options
 
@@ -93,3 +95,20 @@ def test_access_log_has_no_client_address_or_user_agent() -> None:
     for atom in ("%(h)s", "%(a)s", "%({x-forwarded-for}i)s", "%(q)s", "%(r)s", "%(f)s"):
         assert atom not in fmt
     assert options["worker_class"] == "gthread"
+
+
+@pytest.mark.parametrize(("ack", "args", "threads"), [
+    ("commit", [], 32), ("queued", [], 8), ("commit", ["--threads", "12"], 12)])
+def test_serve_gives_durable_requests_more_threads_by_default(
+        db_url: str, monkeypatch: pytest.MonkeyPatch, ack: str, args: list[str],
+        threads: int) -> None:
+    """A durable request holds its thread until the commit: with WAYMARK_ACK=commit the
+    default is 32 threads per worker, with queued 8; --threads always wins. (gunicorn itself
+    is not started: what it is given is recorded.)"""
+    given: list[int] = []
+    monkeypatch.setattr(cli, "run_server",
+                        lambda host, port, workers, n, *rest: given.append(n))
+    result = CliRunner().invoke(main, ["serve", *args], env={
+        "DATABASE_URL": db_url, "WAYMARK_ACK": ack, "WAYMARK_JWT_SECRET": "s" * 40})
+    assert result.exit_code == 0, result.output
+    assert given == [threads]
