@@ -174,6 +174,13 @@ def test_stored_factors_are_given_words_from_their_detail_when_read_back() -> No
     assert explain("a_factor_from_the_future", {}) == "a factor from the future"
 
 
+def test_a_detail_made_now_that_does_not_fit_its_sentence_is_a_bug_and_raises() -> None:
+    """Only a stored row may be of an older shape; a factor made now that cannot be put in
+    words fails loudly instead of reading as its bare name."""
+    with pytest.raises(KeyError):
+        explain("inactivity", {})
+
+
 def test_an_assessment_carries_the_sentence_of_every_factor_it_reports() -> None:
     assessment = risk.assess(row(), now=NOW, params=DEFAULT_PARAMS)
     assert [x["explanation"] for x in assessment.as_dict()["factors"]] == [

@@ -22,19 +22,28 @@ Detail = Mapping[str, Any]
 
 
 def explain(name: str, detail: Detail) -> str:
-    """The sentence for factor ``name`` with this ``detail`` (an unknown name: its words)."""
+    """The sentence for factor ``name`` with this ``detail`` (an unknown name: its words).
+
+    A detail this code made always fits its sentence: a failure here is a bug, and raises.
+    """
     words = _SENTENCES.get(name)
-    try:
-        return words(detail) if words else name.replace("_", " ")
-    except (KeyError, TypeError, ValueError):  # a stored detail of another shape
-        return name.replace("_", " ")
+    return words(detail) if words else name.replace("_", " ")
 
 
 def with_explanations(factors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Stored factor dicts, each with its ``explanation`` (made now where a row lacks one)."""
     return [f if f.get("explanation") else
-            {**f, "explanation": explain(str(f.get("name")), f.get("detail") or {})}
+            {**f, "explanation": _explain_stored(str(f.get("name")), f.get("detail") or {})}
             for f in factors]
+
+
+def _explain_stored(name: str, detail: Detail) -> str:
+    """A stored row's sentence: a row written by an older version may hold a detail of
+    another shape, which then reads as the factor's name rather than failing the answer."""
+    try:
+        return explain(name, detail)
+    except (KeyError, TypeError, ValueError):
+        return name.replace("_", " ")
 
 
 def _num(value: float) -> str:
