@@ -109,7 +109,7 @@ LIMIT %(limit)s
 
 
 def _assessment(user: uuid.UUID, score: float, at: datetime) -> risk.RiskAssessment:
-    factor = risk.Factor("inactivity", score, 1.0, {"days_inactive": score * 14})
+    factor = risk.Factor("inactivity", score, 1.0, {"days_since_last_activity": score * 14})
     return risk.RiskAssessment(user, score, risk.level_for(score), [factor], at)
 
 
