@@ -11,7 +11,6 @@ students").
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -26,11 +25,9 @@ def at_risk_students(conn: psycopg.Connection[Any], *, now: datetime, threshold:
                      live: bool = False) -> dict[str, Any]:
     """Students with risk ≥ ``threshold`` (at most ``limit``), highest first, with factors.
 
-    ``params.window_days`` is the request's ``days``: an active parameter set gives the
-    weights and the other horizons, not the window (as in the engagement answer).
+    ``params.window_days`` is the request's ``days`` (``parameter_sets.effective`` keeps it).
     """
-    active, parameter_set = parameter_sets.effective(conn, params)
-    params = replace(active, window_days=params.window_days)
+    params, parameter_set = parameter_sets.effective(conn, params)
     summary = None if live else risk.stored_summary(conn, now=now, threshold=threshold,
                                                     params=params)
     if summary and summary["scored"]:

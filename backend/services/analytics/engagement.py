@@ -36,8 +36,8 @@ def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: dateti
     tick = timedelta(microseconds=1)
     by_category = count_live(conn, win.since + tick, win.now + tick, win.now, [user_id])
     avg_seconds = row.get("avg_session_seconds")
-    params, parameter_set = parameter_sets.effective(conn, params)
-    assessment = _risk(conn, user_id, win.now, replace(params, window_days=days))
+    params, parameter_set = parameter_sets.effective(conn, replace(params, window_days=days))
+    assessment = _risk(conn, user_id, win.now, params)
     last_active = row.get("last_active")
     return {
         "user_id": str(user_id),

@@ -11,7 +11,7 @@ the answers name it by that source, so nobody takes it for a fitted set.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -99,10 +99,12 @@ def effective(conn: psycopg.Connection[Any],
     """The parameters answers score with, and the label they name them by.
 
     The active set wins over the settings (``waymark score`` stores with it too, so the
-    stored assessments are found); none active → ``fallback`` (``WAYMARK_RISK_*``).
+    stored assessments are found); none active → ``fallback`` (``WAYMARK_RISK_*``). The
+    window stays ``fallback``'s, which holds the request's ``days``: a set gives the
+    weights and the other horizons, never the window an answer was asked for.
     """
     active = active_set(conn)
     if active is None:
         return fallback, {"id": None, "source": "settings", "fitted_at": None,
                           "validation_auc": None}
-    return active.params, active.label()
+    return replace(active.params, window_days=fallback.window_days), active.label()
