@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 
+from backend.clock import MAX_PAST
 from backend.queries import FOUNDATION
 
 log = logging.getLogger("waymark.migrations")
@@ -34,7 +35,12 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 MIGRATION_LOCK_KEY = 0x57A1_0001  # arbitrary, constant: "waymark migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 REPEATABLE_DIR = "functions"
-
+#: after migrating, the events table has a partition for each week from the oldest day
+#: ingestion accepts (MAX_PAST: late events) to two weeks ahead (the week after an
+#: in-place migration's cut-over, sql/0150, is at most 8 days ahead); `waymark rollup` and
+#: `waymark partitions` keep the window moving.
+PARTITION_DAYS_BACK = MAX_PAST.days
+PARTITION_DAYS_AHEAD = 14
 
 
 class MigrationError(RuntimeError):
@@ -88,9 +94,22 @@ def migrate(url: str, sql_dir: Path = SQL_DIR) -> list[str]:
                 _apply(conn, migration)
                 applied_now.append(migration.name)
             applied_now += _apply_repeatables(conn, sql_dir)
+            ensure_event_partitions(conn)
         finally:
             conn.execute(FOUNDATION["migrations_unlock"], {"key": MIGRATION_LOCK_KEY})
     return applied_now
+
+
+def ensure_event_partitions(conn: psycopg.Connection[Any], *, back: int = PARTITION_DAYS_BACK,
+                            ahead: int = PARTITION_DAYS_AHEAD) -> int:
+    """Make the missing week partitions of the events table (none before sql/0152)."""
+    row = conn.execute(FOUNDATION["event_partitioning_exists"]).fetchone()
+    if not (row and row[0]):
+        return 0
+    with conn.transaction():
+        made = conn.execute(FOUNDATION["ensure_event_partitions"],
+                            {"back": back, "ahead": ahead}).fetchone()
+    return int(made[0]) if made else 0
 
 
 def pending(url: str, sql_dir: Path = SQL_DIR) -> list[str]:

@@ -65,3 +65,14 @@ SELECT name, checksum FROM waymark.schema_repeatables;
 -- repeatables_record --
 INSERT INTO waymark.schema_repeatables (name, checksum) VALUES (%(name)s, %(checksum)s)
 ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now();
+
+-- event_partitioning_exists --
+-- migrations.py: is user_activity_events partitioned (sql/0152) in this database?
+SELECT to_regprocedure('waymark.ensure_event_partitions(date,date)') IS NOT NULL
+   AND to_regclass('public.user_activity_events_default') IS NOT NULL;
+
+-- ensure_event_partitions --
+-- migrations.py (after migrating) and the partitions job: a partition for every UTC day
+-- from %(back)s days ago to %(ahead)s days ahead.
+SELECT waymark.ensure_event_partitions((now() AT TIME ZONE 'UTC')::date - %(back)s::int,
+                                       (now() AT TIME ZONE 'UTC')::date + %(ahead)s::int) AS made;

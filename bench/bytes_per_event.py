@@ -1,4 +1,5 @@
-"""Bytes per event on disk (heap + TOAST + every index of ``user_activity_events``).
+"""Bytes per event on disk (heap + TOAST + every index of ``user_activity_events``, summed
+over its day partitions).
 
 Loads demo-like events into a fresh, migrated database — by default 1,000,000 through
 ``bench.generate`` (COPY of the same rows the writer produces: hashes, session ids, device
@@ -30,25 +31,39 @@ import psycopg
 
 from bench.common import figure, fresh_database
 
-SIZES = """
-SELECT c.relname, pg_relation_size(c.oid) AS bytes
-FROM pg_class c
-WHERE c.oid = 'public.user_activity_events'::regclass
-   OR c.oid = (SELECT reltoastrelid FROM pg_class WHERE oid = 'public.user_activity_events'::regclass)
-   OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'public.user_activity_events'::regclass)
-   OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid =
-        (SELECT reltoastrelid FROM pg_class WHERE oid = 'public.user_activity_events'::regclass))
-ORDER BY bytes DESC
+#: the events' partitions (the parent holds no rows and has no index of its own).
+PARTS = """
+SELECT c.oid, c.relname, c.reltoastrelid FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'public.user_activity_events'::regclass
 """
 
+#: sizes summed over every partition: the heaps, their TOAST (with its index), and each
+#: index by its role (the partition's name stripped: _event_id, _type, _user, ...).
+SIZES = """
+WITH parts AS ({parts})
+SELECT 'heap (all partitions)' AS name, sum(pg_relation_size(p.oid)) AS bytes FROM parts p
+UNION ALL
+SELECT 'TOAST', coalesce(sum(pg_total_relation_size(p.reltoastrelid)), 0) FROM parts p
+WHERE p.reltoastrelid <> 0
+UNION ALL
+SELECT 'index ' || substr(ic.relname, length(p.relname) + 2), sum(pg_relation_size(i.indexrelid))
+FROM parts p JOIN pg_index i ON i.indrelid = p.oid JOIN pg_class ic ON ic.oid = i.indexrelid
+GROUP BY 1
+ORDER BY bytes DESC
+""".replace("{parts}", PARTS)
+
+#: each B-tree role's leaf density, averaged over partitions weighted by size.
 LEAF_DENSITY = """
-SELECT c.relname, s.avg_leaf_density
-FROM pg_index i
-JOIN pg_class c ON c.oid = i.indexrelid
-JOIN pg_am a ON a.oid = c.relam AND a.amname = 'btree'
+WITH parts AS ({parts})
+SELECT 'index ' || substr(ic.relname, length(p.relname) + 2),
+       sum(s.avg_leaf_density * pg_relation_size(i.indexrelid))
+           / nullif(sum(pg_relation_size(i.indexrelid)), 0)
+FROM parts p JOIN pg_index i ON i.indrelid = p.oid JOIN pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_am a ON a.oid = ic.relam AND a.amname = 'btree'
 CROSS JOIN LATERAL public.pgstatindex(i.indexrelid) s
-WHERE i.indrelid = 'public.user_activity_events'::regclass
-"""
+WHERE s.leaf_pages > 0
+GROUP BY 1
+""".replace("{parts}", PARTS)
 
 COLUMNS = """
 SELECT a.attname FROM pg_attribute a

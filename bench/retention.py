@@ -28,7 +28,7 @@ from psycopg import sql
 
 from backend.config import Settings
 from backend.db import Database
-from backend.services.privacy import export, retention
+from backend.services.privacy import export, partitions, retention
 from backend.services.privacy.forget import forget_user
 from bench.common import figure, fresh_database
 from bench.generate import generate
@@ -138,6 +138,7 @@ def run_job(label: str, url: str, job: Callable[[Database], retention.RunStats])
     figure("blocks walked", stats.blocks)
     figure("wall time", m["seconds"], "s")
     figure("rows/s", stats.total / max(m["seconds"], 1e-9))
+    figure("whole day partitions (dropped or rewritten)", stats.partitions)
     figure("batches (one short transaction each)", stats.batches)
     figure("longest batch transaction (row locks held)", stats.longest_batch_seconds * 1000, "ms")
     figure("lock modes on user_activity_events", ", ".join(sorted(observer.modes)) or "none seen")
@@ -146,32 +147,38 @@ def run_job(label: str, url: str, job: Callable[[Database], retention.RunStats])
         figure("concurrent inserts during the run", len(latencies))
         figure("  worst insert latency", latencies[-1] * 1000, "ms")
         figure("  p99 insert latency", latencies[int(len(latencies) * 0.99)] * 1000, "ms")
+        figure("  p50 insert latency", latencies[len(latencies) // 2] * 1000, "ms")
     figure("peak Python memory (tracemalloc)", m["peak_mb"], "MB")
     figure("peak RSS of this process", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "MB")
+
+
+PARTITION_INDEXES = """
+SELECT ic.relname FROM pg_inherits i JOIN pg_index x ON x.indrelid = i.inhrelid
+JOIN pg_class ic ON ic.oid = x.indexrelid
+WHERE i.inhparent = 'public.user_activity_events'::regclass
+"""
+
+PARTITIONS = """
+SELECT inhrelid::regclass::text FROM pg_inherits
+WHERE inhparent = 'public.user_activity_events'::regclass
+"""
 
 
 def generate_events(url: str, events: int, *, days: int, now: datetime,
                     chunk: int = 1_000_000) -> None:
     """Append ``events`` time-ordered events spread over ``days`` days ending at ``now``.
 
-    Indexes are dropped during the load and rebuilt afterwards (much faster than
-    maintaining them row by row); the jobs then run against the fully indexed table.
+    Each day has its partition, made beforehand as the nightly job would have; indexes
+    are dropped during the load and rebuilt afterwards (much faster than maintaining them
+    row by row), so the jobs run against fully indexed partitions.
     """
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '512MB'")
-        indexes = [r[0] for r in conn.execute(
-            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND "
-            "tablename = 'user_activity_events' AND indexname <> "
-            "'user_activity_events_pkey'").fetchall()]
-        names = [r[0] for r in conn.execute(
-            "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND "
-            "tablename = 'user_activity_events' AND indexname <> "
-            "'user_activity_events_pkey'").fetchall()]
-        conn.execute("ALTER TABLE public.user_activity_events "
-                     "DROP CONSTRAINT user_activity_events_pkey")
-        for name in names:
+        conn.execute("SELECT waymark.ensure_event_partitions(%s, %s)",
+                     ((now - timedelta(days=days + 1)).date(), (now + timedelta(days=7)).date()))
+        for (name,) in conn.execute(PARTITION_INDEXES).fetchall():
             conn.execute(sql.SQL("DROP INDEX public.{}").format(sql.Identifier(name)))
         for first in range(0, events, chunk):
             conn.execute(GENERATE_EVENTS, {
@@ -179,11 +186,48 @@ def generate_events(url: str, events: int, *, days: int, now: datetime,
                 "users": 5000, "start": now - timedelta(days=days),
                 "span": timedelta(days=days)})
             print(f"   generated {min(first + chunk, events):,} events", flush=True)
-        conn.execute("ALTER TABLE public.user_activity_events ADD PRIMARY KEY (event_id)")
-        for definition in indexes:
-            conn.execute(definition.encode())
-        print(f"   rebuilt the primary key and {len(indexes)} indexes", flush=True)
+        parts = [r[0] for r in conn.execute(PARTITIONS).fetchall()]
+        for part in parts:
+            conn.execute("SELECT waymark.prepare_event_partition(%s::regclass)", (part,))
+        print(f"   rebuilt the indexes of {len(parts)} partitions", flush=True)
         conn.execute("VACUUM ANALYZE public.user_activity_events")
+
+
+def compare_anonymize_paths(url: str, now: datetime, settings: Settings) -> None:
+    """The same day's worth of rows anonymized both ways, side by side: row by row (the
+    path before partitions, still used for the legacy table, the default partition and the
+    day straddling the cut-off) and a whole-day rewrite. Two neighbouring days past the
+    anonymization age, with the concurrent writer inserting meanwhile."""
+    db = Database(url, min_size=1, max_size=3, name="bench-retention")
+    db.open(wait=True)
+    try:
+        old = [p for p in partitions.partitions(db) if p.is_day
+               and p.before(now - timedelta(days=settings.anonymize_after_days + 5))]
+        by_row, whole = old[-2], old[-1]
+        keys = [k.lower() for k in settings.pii_keys]
+        params = {"now": now, "cutoff": now, "pii_keys": keys, "pii_hint": retention.pii_hint(keys)}
+        step = retention.event_steps(retention.ANONYMIZE_EVENTS, [by_row])[0]
+        stats = retention.RunStats(action="anonymize", cutoff=now)
+        with Observer(url) as row_observer, measured() as row_m:
+            blocks, _ = retention.table_extent(db, step.table)
+            row_count = retention.run_in_block_batches(
+                db, step.statement, params, blocks=blocks, stats=stats,
+                batcher=retention._Batcher(target=0.5))  # noqa: SLF001 - the job's own sizing
+        with Observer(url) as rewrite_observer, measured() as rewrite_m:
+            rewritten = partitions.rewrite_anonymized(db, whole, now=now, pii_keys=keys,
+                                                      pii_hint=params["pii_hint"]) or 0
+    finally:
+        db.close()
+    print("-- anonymize one day, both ways (side by side)")
+    for label, rows, m, observer in (("row by row (ctid batches)", row_count, row_m, row_observer),
+                                     ("whole-day rewrite", rewritten, rewrite_m, rewrite_observer)):
+        latencies = sorted(observer.insert_latencies) or [0.0]
+        figure(f"  {label}: rows", rows)
+        figure(f"  {label}: rows/s", rows / max(m["seconds"], 1e-9))
+        figure(f"  {label}: concurrent insert p99",
+               latencies[int(len(latencies) * 0.99)] * 1000, "ms")
+    figure("  rewrite / row-by-row rows/s", (rewritten / max(rewrite_m["seconds"], 1e-9))
+           / max(row_count / max(row_m["seconds"], 1e-9), 1e-9), "x")
 
 
 def forget_and_export(url: str, user: uuid.UUID, now: datetime) -> None:
@@ -213,8 +257,9 @@ def forget_and_export(url: str, user: uuid.UUID, now: datetime) -> None:
 
 def table_size(url: str) -> str:
     with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT pg_size_pretty(pg_total_relation_size("
-                           "'public.user_activity_events'))").fetchone()
+        row = conn.execute("SELECT pg_size_pretty(sum(pg_total_relation_size(inhrelid))) "
+                           "FROM pg_inherits WHERE inhparent = "
+                           "'public.user_activity_events'::regclass").fetchone()
     return str(row[0]) if row else "?"
 
 
@@ -250,6 +295,7 @@ def main(argv: list[str]) -> None:
             return retention.anonymize(db, now=now, older_than_days=settings.anonymize_after_days,
                                        pii_keys=settings.pii_keys)
 
+        compare_anonymize_paths(url, now, settings)
         run_job(f"purge (older than {settings.delete_after_days} days)", url, purge)
         run_job(f"anonymize (older than {settings.anonymize_after_days} days)", url, anonymize)
         run_job("purge, second run (idempotent)", url, purge)

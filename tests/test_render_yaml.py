@@ -21,6 +21,7 @@ CRON_COMMANDS = {"rotate-salts", "anonymize", "purge", "rollup", "score", "alert
                  "digest"}
 #: the subcommands people run by hand; a new command must be added to one of the two sets.
 MANUAL_COMMANDS = {"serve", "migrate", "forget", "export", "demo", "dev-token", "milestones",
+                   "partitions",
                    "classes", "risk-backtest", "risk-calibrate",
                    # scheduled by a deployment with its own --to (a Render cron's disk is
                    # ephemeral, so render.yaml cannot hold a useful target)

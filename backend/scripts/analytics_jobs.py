@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
+from backend import migrations
 from backend.db import Database
 from backend.scripts import demo_data, runtime
 from backend.services.analytics import milestones, page_prefix, risk, rollup
@@ -99,15 +100,18 @@ BATCH = click.option("--batch-size", type=click.IntRange(1, 10_000), default=500
 @click.command("rollup")
 @LOOKBACK
 def rollup_command(lookback_days: int) -> None:
-    """Roll up closed days, today's closed hours and page-view prefix (cron: every 10 min)."""
+    """Roll up closed days, today's closed hours and page-view prefix, and make the events'
+    week partitions of the coming two weeks (cron: every 10 min)."""
     started = time.monotonic()
     with runtime.locked_database("rollup") as db:
         if db is None:
             return
         now = datetime.now(UTC)
+        with db.connection() as conn:  # the coming days' partitions of the events, ahead
+            partitions = migrations.ensure_event_partitions(conn)
         days, pages = roll_up(db, now=now, lookback_days=lookback_days)
         hours = roll_up_hours(db, now=now)
-        runtime.summary("rollup", days=days, pages=pages, hours=hours,
+        runtime.summary("rollup", days=days, pages=pages, hours=hours, partitions=partitions,
                         seconds=f"{time.monotonic() - started:.1f}")
 
 

@@ -398,6 +398,8 @@ def load(conn: psycopg.Connection[Any], *, events: int, students: int, days: int
         # Sessions are drawn in random order; staging them and inserting in time order
         # gives the table the physical order real ingestion has (BRIN indexes rely on it).
         cur.execute(QUERIES["drop_staging"])
+        cur.execute(QUERIES["make_partitions"], {"first": (now - timedelta(days=days + 1)).date(),
+                                                 "last": now.date()})
         cur.execute(CREATE_STAGING_SQL)
         with cur.copy(sql.SQL("COPY pg_temp.demo_events ({}) FROM STDIN").format(columns)) as copy:
             for row in iter_events(factory, people, families, events):

@@ -5,7 +5,9 @@ SELECT brin_summarize_new_values(c.oid)
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_am a ON a.oid = c.relam
-WHERE i.indrelid = 'public.user_activity_events'::regclass AND a.amname = 'brin';
+WHERE i.indrelid IN (SELECT inhrelid FROM pg_inherits
+                     WHERE inhparent = 'public.user_activity_events'::regclass)
+  AND a.amname = 'brin';
 
 -- create_staging --
 CREATE TEMP TABLE demo_events (LIKE public.user_activity_events INCLUDING DEFAULTS);
@@ -40,3 +42,8 @@ ON CONFLICT DO NOTHING;
 -- insert_membership --
 INSERT INTO public.class_memberships (class_id, user_id, member_role) VALUES (%s, %s, %s)
 ON CONFLICT DO NOTHING;
+
+-- make_partitions --
+-- The demo's days get their own partitions of the events, as the nightly job would have
+-- made them while the events arrived (rather than all waiting in the default partition).
+SELECT waymark.ensure_event_partitions(%(first)s::date, %(last)s::date);

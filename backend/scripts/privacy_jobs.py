@@ -16,10 +16,11 @@ from typing import Any, TextIO
 
 import click
 
+from backend import migrations
 from backend.scripts import runtime
 from backend.services.ingest import counters
 from backend.services.privacy import export as export_service
-from backend.services.privacy import retention, salt_rotation
+from backend.services.privacy import partitions, retention, salt_rotation
 from backend.services.privacy.forget import forget_user
 
 #: counter rows of ingestion processes silent this long are deleted by purge
@@ -52,7 +53,8 @@ def _print_run(job: str, stats: retention.RunStats) -> None:
     cutoffs = {"cutoff": stats.cutoff.date().isoformat()}
     if stats.collect_cutoff is not None:
         cutoffs["collect_cutoff"] = stats.collect_cutoff.date().isoformat()
-    runtime.summary(job, status="done", **cutoffs, rows=stats.total, **counts, batches=stats.batches,
+    runtime.summary(job, status="done", **cutoffs, rows=stats.total, **counts,
+                    days=stats.partitions, batches=stats.batches,
                     seconds=f"{stats.seconds:.1f}",
                     longest_batch=f"{stats.longest_batch_seconds:.2f}s")
 
@@ -151,4 +153,26 @@ def export(user_id: uuid.UUID, output: TextIO) -> None:
     click.echo(f"waymark export: status=done bytes={written}", err=to_stdout)
 
 
-COMMANDS: list[click.Command] = [rotate_salts, anonymize, purge, forget, export]
+@click.command("partitions")
+@click.option("--ahead", type=click.IntRange(0, 366), default=migrations.PARTITION_DAYS_AHEAD,
+              show_default=True,
+              help="Make the partition of every week up to this many days ahead.")
+def partitions_command(ahead: int) -> None:
+    """Make the events' week partitions ahead and list them (`waymark rollup` also makes them)."""
+    with runtime.locked_database("partitions") as db:
+        if db is None:
+            return
+        with db.connection() as conn:
+            made = migrations.ensure_event_partitions(conn, ahead=ahead)
+        parts = partitions.partitions(db)
+        weeks = [p for p in parts if p.is_week]
+        runtime.summary("partitions", made=made, weeks=len(weeks),
+                        first=min((p.from_at for p in weeks if p.from_at), default=None),
+                        last=max((p.to_at for p in weeks if p.to_at), default=None),
+                        anonymized=sum(1 for p in weeks if p.anonymized_at),
+                        legacy="yes" if any(p.from_at is None and not p.is_default for p in parts)
+                        else "no")
+
+
+COMMANDS: list[click.Command] = [rotate_salts, anonymize, purge, forget, export,
+                                 partitions_command]

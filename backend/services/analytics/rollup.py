@@ -18,13 +18,14 @@ from typing import Any
 
 import psycopg
 
+from backend.clock import MAX_PAST
 from backend.db import fetch_all
 from backend.services.analytics import QUERIES
 from backend.services.analytics.attribution import campaign_day_params
 from backend.services.analytics.window import day_start
 
-#: Ingestion accepts events up to 31 days old; one more day for the clock's sake.
-STALE_CHECK_DAYS = 32
+#: Ingestion accepts events up to MAX_PAST old; one more day for the clock's sake.
+STALE_CHECK_DAYS = MAX_PAST.days + 1
 
 #: A closed day's rows are deleted, then inserted again (queries.sql) with the very
 #: statements the live answers use (``daily_page_stats``, ``daily_quest_stats``,

@@ -121,7 +121,7 @@ class Store:
         Events are COPYed straight into the table — as fast as PostgreSQL takes rows —
         after a savepoint. If one of them is already stored (a client's retry, or another
         process's copy of it), the COPY fails with a unique violation: back to the savepoint,
-        then COPY into a staging table and ``INSERT … ON CONFLICT (event_id) DO NOTHING
+        then COPY into a staging table and ``INSERT … ON CONFLICT DO NOTHING
         RETURNING``. Either way only rows really inserted are counted in their sessions.
         """
         events = batch.events  # one row per event_id: the preparing step saw to that

@@ -4,7 +4,7 @@ Each process fetches a batch of messages, writes it in one transaction with the 
 as the in-process writer (tombstones, sessions, COPY, idempotent by id), commits, and only
 then acknowledges the messages. A writer killed between the commit and the acknowledgement
 sees its messages delivered again (to itself or another process) after ``ack_wait``: the
-events' ``ON CONFLICT (event_id) DO NOTHING``, the error reports' known-id filter and the
+events' ``ON CONFLICT DO NOTHING``, the error reports' known-id filter and the
 launch pings' session id (made on the app node; the upsert adds nothing to a known one)
 make that redelivery a no-op.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from backend.clock import MAX_FUTURE, MAX_PAST
 from backend.db import unstorable
 from backend.taxonomy import CATEGORIES, ERROR_TYPES
 
@@ -36,8 +37,6 @@ MAX_EVENT_DATA_BYTES = 8 * 1024
 MAX_EVENT_DATA_DEPTH = 5
 MAX_STRING = 2000
 MAX_BATCH = 100
-MAX_PAST = timedelta(days=31)
-MAX_FUTURE = timedelta(minutes=5)
 MAX_DURATION_MS = 7 * 24 * 3600 * 1000  # a week: longer is a client clock bug
 MAX_LOAD_TIME_MS = 10 * 60 * 1000
 

@@ -53,6 +53,11 @@ CATALOG = QUERIES["catalog"]
 
 KEPT_SALTS = QUERIES["kept_salts"]
 
+#: forget changes stored events; anonymize's partition rewrites check this counter
+#: (partitions.py) so they never bring a deleted or redacted row back.
+BUMP_EDIT_EPOCH = QUERIES["bump_edit_epoch"]
+EVENTS_TABLE = "user_activity_events"
+
 DELETE_USER_ERRORS = QUERIES["delete_user_errors"]
 
 #: the user is one person less in each group; their rows are fewer occurrences.
@@ -187,6 +192,7 @@ def forget_user(db: Database, user_id: uuid.UUID, *, now: datetime,
     with db.connection() as conn:
         conn.execute(LOCK_EXCLUSIVE)
         locked = time.perf_counter()
+        conn.execute(BUMP_EDIT_EPOCH)  # a partition rewrite must not undo these deletes
         receipt.rows_removed = delete_rows(conn, traces, columns)
     receipt.lock_held_seconds = time.perf_counter() - locked
     receipt.mentions_redacted = redact_mentions(db, traces, columns)
@@ -277,6 +283,8 @@ def redact_mentions(db: Database, traces: Traces, columns: list[Column]) -> dict
     for (schema, table), cols in by_table.items():
         statement = _redact_statement(schema, table, cols)
         with db.connection() as conn:
+            if table == EVENTS_TABLE:
+                conn.execute(BUMP_EDIT_EPOCH)  # a partition rewrite must not undo this
             count = conn.execute(statement, {"pattern": traces.pattern, "mark": REDACTED,
                                              "likes": traces.likes}).rowcount
         if count:

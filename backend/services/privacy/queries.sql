@@ -17,6 +17,7 @@ JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE n.nspname IN ('public', %(private)s) AND c.relkind IN ('r', 'p')
+  AND NOT c.relispartition  -- a partitioned table's rows are reached through its parent
   AND a.attnum > 0 AND NOT a.attisdropped
   AND format_type(a.atttypid, a.atttypmod) IN
       ('uuid', 'bytea', 'text', 'character varying', 'jsonb', 'json')
@@ -42,8 +43,10 @@ FROM unnest(%(group_ids)s::bigint[], %(counts)s::bigint[]) AS d(group_id, n)
 WHERE g.group_id = d.group_id;
 
 -- anonymize_events --
--- used by retention.py
-UPDATE public.user_activity_events
+-- used by retention.py, on one partition of the events at a time ({table}); a partition
+-- wholly past the cut-off is rewritten instead (rewrite_anonymized_partition below, the
+-- same column rules: tests/services/privacy/test_partitions.py compares the two).
+UPDATE {table}
 SET user_id = NULL, visitor_hash = NULL, network_hash = NULL, session_id = NULL,
     event_data = CASE WHEN event_data::text ~* %(pii_hint)s
                       THEN waymark.scrub_jsonb(event_data, %(pii_keys)s) ELSE event_data END,
@@ -129,8 +132,9 @@ SET message = waymark.scrub_text(message)
 WHERE first_seen < %(cutoff)s AND message IS DISTINCT FROM waymark.scrub_text(message);
 
 -- purge_events --
--- used by retention.py
-DELETE FROM public.user_activity_events
+-- used by retention.py, on one partition of the events at a time ({table}); a partition
+-- wholly past the cut-off is dropped instead.
+DELETE FROM {table}
 WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
   AND (occurred_at < %(cutoff)s
        OR (event_type = ANY(%(collect_types)s) AND occurred_at < %(collect_cutoff)s));
@@ -265,3 +269,104 @@ VALUES (%(action)s, %(cutoff)s, %(collect_cutoff)s);
 -- purge_deletion_log --
 -- The log is kept 400 days: an export that has not run for longer re-exports from scratch.
 DELETE FROM waymark.deletion_log WHERE logged_at < %(now)s - interval '400 days';
+
+
+-- ======================================================================================
+-- The day partitions of user_activity_events (partitions.py)
+-- ======================================================================================
+
+-- event_partitions --
+-- Every partition of the events, with its registered range (NULL for the default
+-- partition and for any not made by Waymark) and what retention already did to it.
+SELECT c.relname AS name, p.from_at, p.to_at, p.anonymized_at, p.collect_purged_at,
+       pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' AS is_default
+FROM pg_inherits i
+JOIN pg_class c ON c.oid = i.inhrelid
+LEFT JOIN waymark.event_partitions p ON p.partition = c.relname
+WHERE i.inhparent = 'public.user_activity_events'::regclass
+ORDER BY p.from_at NULLS FIRST, c.relname;
+
+-- count_rows --
+SELECT count(*) FROM {table};
+
+-- drop_partition --
+-- Purge of a whole day: one catalog change instead of a DELETE per row (no dead rows, no
+-- vacuum). DROP of a partition locks the parent ACCESS EXCLUSIVE for a moment; the caller
+-- sets lock_timeout so a long analytics query makes it retry rather than stall inserts.
+DROP TABLE {table};
+
+-- unregister_partition --
+DELETE FROM waymark.event_partitions WHERE partition = %(name)s;
+
+-- edit_epoch --
+-- The count of changes to stored events other than inserts and anonymization; read
+-- FOR SHARE at a swap, so a forget cannot commit between the check and the swap.
+SELECT epoch FROM waymark.event_edits;
+
+-- edit_epoch_locked --
+SELECT epoch FROM waymark.event_edits FOR SHARE;
+
+-- bump_edit_epoch --
+-- forget.py, in each transaction that deletes or redacts stored events (first, so the row
+-- lock is held until it commits: a partition swap waits for it and then sees the change).
+UPDATE waymark.event_edits SET epoch = epoch + 1;
+
+-- create_rewrite_table --
+CREATE TABLE {target} (LIKE public.user_activity_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+
+-- rewrite_anonymized_partition --
+-- One statement for a whole day: every row with no link to a person and PII scrubbed, as
+-- anonymize_events does row by row (same rules), into a new table that is then indexed
+-- and swapped in (partitions.rewrite_anonymized).
+INSERT INTO {target}
+SELECT occurred_at, received_at, coalesce(anonymized_at, %(now)s), event_id,
+       NULL, NULL, duration_ms, load_time_ms, event_category, source, device_type,
+       status_code, event_type, NULL, NULL, browser, os,
+       waymark.scrub_emails(page_path), waymark.scrub_text(page_title),
+       waymark.scrub_emails(referrer), waymark.scrub_emails(utm_source),
+       waymark.scrub_emails(utm_medium), waymark.scrub_emails(utm_campaign),
+       CASE WHEN event_data::text ~* %(pii_hint)s
+            THEN waymark.scrub_jsonb(event_data, %(pii_keys)s) ELSE event_data END
+FROM {source};
+
+-- prepare_partition --
+SELECT waymark.prepare_event_partition(%(table)s::regclass);
+
+-- add_range_check --
+-- a CHECK matching the range lets ATTACH skip scanning the table (DDL: the bounds are
+-- literals composed by psycopg.sql, not parameters)
+ALTER TABLE {table} ADD CONSTRAINT {constraint}
+    CHECK (occurred_at >= {from_at} AND occurred_at < {to_at});
+
+-- detach_partition --
+ALTER TABLE public.user_activity_events DETACH PARTITION {table};
+
+-- attach_partition --
+ALTER TABLE public.user_activity_events ATTACH PARTITION {table}
+    FOR VALUES FROM ({from_at}) TO ({to_at});
+
+-- rename_table --
+ALTER TABLE {table} RENAME TO {name};
+
+-- table_indexes --
+SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid = %(table)s::regclass;
+
+-- rename_index --
+ALTER INDEX {index} RENAME TO {name};
+
+-- drop_table_if_exists --
+DROP TABLE IF EXISTS {table};
+
+-- mark_anonymized --
+UPDATE waymark.event_partitions SET anonymized_at = %(now)s WHERE partition = %(name)s;
+
+-- mark_collect_purged --
+UPDATE waymark.event_partitions SET collect_purged_at = %(now)s WHERE partition = %(name)s;
+
+-- partition_maintenance_lock --
+-- anonymize's rewrites and purge's work on the events take turns (session-level).
+SELECT pg_advisory_lock(%(key)s);
+
+-- partition_maintenance_unlock --
+SELECT pg_advisory_unlock(%(key)s);

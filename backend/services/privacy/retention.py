@@ -18,16 +18,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from backend.db import Database
-from backend.services.privacy import QUERIES
+from backend.services.privacy import QUERIES, partitions
 from backend.services.privacy.tombstones import DELETE_EXPIRED
 
 ProgressFn = Callable[[int], None]
+Statement = str | sql.Composed
 
 MIN_BLOCKS = 16
 MAX_BLOCKS = 65_536
@@ -85,26 +86,43 @@ TABLE_EXTENT = QUERIES["table_extent"]
 
 INSERT_AUDIT = QUERIES["insert_audit"]
 
-ANONYMIZE_STEPS: tuple[tuple[str, str], ...] = (
-    ("user_activity_events", ANONYMIZE_EVENTS),
-    ("user_sessions", ANONYMIZE_SESSIONS),
-    ("error_events", ANONYMIZE_ERRORS),
-    ("learning_journey_events", ANONYMIZE_JOURNEY),
-    ("interventions", ANONYMIZE_INTERVENTIONS),
-    ("alert_crossings", ANONYMIZE_ALERT_CROSSINGS),
-    ("alert_deliveries", ANONYMIZE_ALERT_DELIVERIES),
-    ("waymark.dead_letters", DELETE_OLD_DEAD_LETTERS),
+EVENTS = "user_activity_events"
+
+
+class Step(NamedTuple):
+    """One batched statement over one table; its rows count under ``label``."""
+
+    label: str
+    table: str
+    statement: Statement
+
+
+#: the events come first, one step per partition that still needs the row-by-row path
+#: (see ``partitions``); the other tables are single steps.
+ANONYMIZE_STEPS: tuple[Step, ...] = (
+    Step("user_sessions", "user_sessions", ANONYMIZE_SESSIONS),
+    Step("error_events", "error_events", ANONYMIZE_ERRORS),
+    Step("learning_journey_events", "learning_journey_events", ANONYMIZE_JOURNEY),
+    Step("interventions", "interventions", ANONYMIZE_INTERVENTIONS),
+    Step("alert_crossings", "alert_crossings", ANONYMIZE_ALERT_CROSSINGS),
+    Step("alert_deliveries", "alert_deliveries", ANONYMIZE_ALERT_DELIVERIES),
+    Step("waymark.dead_letters", "waymark.dead_letters", DELETE_OLD_DEAD_LETTERS),
 )
 
 #: order matters: error events go before the groups that may then be empty.
-PURGE_STEPS: tuple[tuple[str, str], ...] = (
-    ("user_activity_events", PURGE_EVENTS),
-    ("user_sessions", PURGE_SESSIONS),
-    ("error_events", PURGE_ERRORS),
-    ("error_groups", PURGE_ERROR_GROUPS),
-    ("learning_journey_events", PURGE_JOURNEY),
-    ("privacy_audit", PURGE_AUDIT),
+PURGE_STEPS: tuple[Step, ...] = (
+    Step("user_sessions", "user_sessions", PURGE_SESSIONS),
+    Step("error_events", "error_events", PURGE_ERRORS),
+    Step("error_groups", "error_groups", PURGE_ERROR_GROUPS),
+    Step("learning_journey_events", "learning_journey_events", PURGE_JOURNEY),
+    Step("privacy_audit", "privacy_audit", PURGE_AUDIT),
 )
+
+
+def event_steps(template: str, parts: Sequence[partitions.Partition]) -> list[Step]:
+    """The row-by-row statement once per partition of the events named in ``parts``."""
+    return [Step(EVENTS, f"public.{p.name}", sql.SQL(template).format(
+        table=p.table)) for p in parts]
 
 
 @dataclass
@@ -120,6 +138,8 @@ class RunStats:
     blocks: int = 0
     seconds: float = 0.0
     longest_batch_seconds: float = 0.0
+    #: whole week partitions of the events: rewritten (anonymize) or dropped (purge)
+    partitions: int = 0
 
     @property
     def total(self) -> int:
@@ -136,6 +156,7 @@ class RunStats:
             "batches": self.batches,
             "seconds": round(self.seconds, 3),
             "longest_batch_seconds": round(self.longest_batch_seconds, 3),
+            "partitions": self.partitions,
         }
 
 
@@ -205,15 +226,12 @@ def run_in_block_batches(db: Database, statement: str | sql.Composed, params: di
     return done
 
 
-Statement = str | sql.Composed
-
-
-def _run(db: Database, action: str, steps: Sequence[tuple[str, Statement]],
+def _run(db: Database, action: str, steps: Sequence[Step],
          params: dict[str, Any], cutoff: datetime, *, target_seconds: float, first_blocks: int,
          progress: ProgressFn | None, on_start: Callable[[int], None] | None) -> RunStats:
     started = time.perf_counter()
     stats = RunStats(action=action, cutoff=cutoff)
-    extents = [(table, statement, *table_extent(db, table)) for table, statement in steps]
+    extents = [(step.label, step.statement, *table_extent(db, step.table)) for step in steps]
     stats.blocks = sum(blocks for _, _, blocks, _ in extents)
     if on_start is not None:
         on_start(stats.blocks)
@@ -237,9 +255,17 @@ def anonymize(db: Database, *, now: datetime, older_than_days: int, pii_keys: Se
     keys = [key.lower() for key in pii_keys]
     params: dict[str, Any] = {"now": now, "cutoff": cutoff, "pii_keys": keys,
                               "pii_hint": pii_hint(keys)}
-    stats = _run(db, "anonymize", ANONYMIZE_STEPS, params, cutoff,
-                 target_seconds=target_seconds, first_blocks=first_blocks,
-                 progress=progress, on_start=on_start)
+    started = time.perf_counter()
+    with partitions.maintenance_lock(db):
+        parts = [p for p in partitions.partitions(db)
+                 if p.may_hold_before(cutoff) and p.anonymized_at is None]
+        rewritten, left = _rewrite_whole_weeks(db, parts, now, params)
+        stats = _run(db, "anonymize", [*event_steps(ANONYMIZE_EVENTS, left), *ANONYMIZE_STEPS],
+                     params, cutoff, target_seconds=target_seconds, first_blocks=first_blocks,
+                     progress=progress, on_start=on_start)
+    stats.rows[EVENTS] = stats.rows.get(EVENTS, 0) + sum(rewritten.values())
+    stats.partitions = len(rewritten)
+    stats.seconds = time.perf_counter() - started
     stats.rows["error_groups"] = db.execute(SCRUB_ERROR_GROUPS, {"cutoff": cutoff})
     record_audit(db, stats)
     return stats
@@ -256,20 +282,55 @@ def purge(db: Database, *, now: datetime, older_than_days: int, collect_retentio
         "collect_cutoff": now - timedelta(days=collect_retention_days),
         "collect_types": list(COLLECT_EVENT_TYPES),
     }
-    stats = _run(db, "purge", [*PURGE_STEPS, *daily_rollup_steps(db)], params, cutoff,
-                 target_seconds=target_seconds, first_blocks=first_blocks,
-                 progress=progress, on_start=on_start)
-    stats.collect_cutoff = params["collect_cutoff"]
+    collect_cutoff = params["collect_cutoff"]
+    started = time.perf_counter()
+    with partitions.maintenance_lock(db):
+        dropped_rows, dropped = partitions.drop_expired(db, cutoff)
+        parts = [p for p in partitions.partitions(db) if p.may_hold_before(cutoff)
+                 or (p.may_hold_before(collect_cutoff) and p.collect_purged_at is None)]
+        stats = _run(db, "purge", [*event_steps(PURGE_EVENTS, parts), *PURGE_STEPS,
+                                   *daily_rollup_steps(db)], params, cutoff,
+                     target_seconds=target_seconds, first_blocks=first_blocks,
+                     progress=progress, on_start=on_start)
+        for part in parts:
+            if part.is_week and part.before(collect_cutoff):
+                partitions.mark_collect_purged(db, part, now)
+    stats.rows[EVENTS] = stats.rows.get(EVENTS, 0) + dropped_rows
+    stats.partitions = len(dropped)
+    stats.seconds = time.perf_counter() - started
+    stats.collect_cutoff = collect_cutoff
     db.execute(DELETE_EXPIRED)
     db.execute(PURGE_DELETION_LOG, {"now": now})
     record_audit(db, stats)
     return stats
 
 
-def daily_rollup_steps(db: Database) -> list[tuple[str, Statement]]:
+def _rewrite_whole_weeks(db: Database, parts: Sequence[partitions.Partition], now: datetime,
+                         params: dict[str, Any]
+                         ) -> tuple[dict[str, int], list[partitions.Partition]]:
+    """Rewrite each week partition of ``parts`` (each begins before the cut-off) whole, its
+    later days early rather than any day late; returns the rows of each one rewritten, and
+    the partitions left to the row-by-row path: the legacy and default partitions, a week
+    that may still receive late events, and any week a forget changed during its rewrite
+    (anonymized row by row now, rewritten next run)."""
+    rewritten: dict[str, int] = {}
+    left: list[partitions.Partition] = []
+    for part in parts:
+        rows = None
+        if part.is_week and part.closed(now):
+            rows = partitions.rewrite_anonymized(db, part, now=now, pii_keys=params["pii_keys"],
+                                                 pii_hint=params["pii_hint"])
+        if rows is None:
+            left.append(part)
+        else:
+            rewritten[part.name] = rows
+    return rewritten, left
+
+
+def daily_rollup_steps(db: Database) -> list[Step]:
     """One purge step per daily rollup table: rows whose ``day`` is before the cut-off."""
     tables = [row["relname"] for row in db.fetch_all(DAILY_TABLES)]
-    return [(table, sql.SQL(
+    return [Step(table, table, sql.SQL(
         "DELETE FROM {} WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid "
         "AND day < (%(cutoff)s AT TIME ZONE 'UTC')::date").format(
         sql.Identifier("public", table))) for table in tables]

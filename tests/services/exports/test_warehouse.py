@@ -86,12 +86,14 @@ def test_text_survives_the_csv_stream_exactly(conn: psycopg.Connection[Any],
 
 
 def test_the_column_list_is_every_column_of_the_tables(conn: psycopg.Connection[Any]) -> None:
-    """A column added to a table must be added to the export (or this fails and says which)."""
+    """A column added to a table must be added to the export (or this fails and says which).
+    The export keeps its own column order (stable for the warehouse's readers), whatever
+    order the table has (the events' changed when they were partitioned)."""
     for table, columns in warehouse.TABLES.items():
         in_db = [r[0] for r in conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
             "AND table_name = %s ORDER BY ordinal_position", (table,))]
-        assert [name for name, _ in columns] == in_db, table
+        assert sorted(name for name, _ in columns) == sorted(in_db), table
 
 
 def test_a_second_run_adds_only_new_rows_and_a_repeat_replaces_its_files(
