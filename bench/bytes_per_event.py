@@ -1,5 +1,5 @@
 """Bytes per event on disk (heap + TOAST + every index of ``user_activity_events``, summed
-over its day partitions).
+over its week partitions).
 
 Loads demo-like events into a fresh, migrated database — by default 1,000,000 through
 ``bench.generate`` (COPY of the same rows the writer produces: hashes, session ids, device

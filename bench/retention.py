@@ -138,7 +138,7 @@ def run_job(label: str, url: str, job: Callable[[Database], retention.RunStats])
     figure("blocks walked", stats.blocks)
     figure("wall time", m["seconds"], "s")
     figure("rows/s", stats.total / max(m["seconds"], 1e-9))
-    figure("whole day partitions (dropped or rewritten)", stats.partitions)
+    figure("whole week partitions (dropped or rewritten)", stats.partitions)
     figure("batches (one short transaction each)", stats.batches)
     figure("longest batch transaction (row locks held)", stats.longest_batch_seconds * 1000, "ms")
     figure("lock modes on user_activity_events", ", ".join(sorted(observer.modes)) or "none seen")
@@ -169,7 +169,7 @@ def generate_events(url: str, events: int, *, days: int, now: datetime,
                     chunk: int = 1_000_000) -> None:
     """Append ``events`` time-ordered events spread over ``days`` days ending at ``now``.
 
-    Each day has its partition, made beforehand as the nightly job would have; indexes
+    Each week has its partition, made beforehand as the nightly job would have; indexes
     are dropped during the load and rebuilt afterwards (much faster than maintaining them
     row by row), so the jobs run against fully indexed partitions.
     """
@@ -194,14 +194,14 @@ def generate_events(url: str, events: int, *, days: int, now: datetime,
 
 
 def compare_anonymize_paths(url: str, now: datetime, settings: Settings) -> None:
-    """The same day's worth of rows anonymized both ways, side by side: row by row (the
-    path before partitions, still used for the legacy table, the default partition and the
-    day straddling the cut-off) and a whole-day rewrite. Two neighbouring days past the
+    """The same week's worth of rows anonymized both ways, side by side: row by row (the
+    path before partitions, still used for the legacy table, the default partition and a
+    week still open to late events) and a whole-week rewrite. Two neighbouring weeks past the
     anonymization age, with the concurrent writer inserting meanwhile."""
     db = Database(url, min_size=1, max_size=3, name="bench-retention")
     db.open(wait=True)
     try:
-        old = [p for p in partitions.partitions(db) if p.is_day
+        old = [p for p in partitions.partitions(db) if p.is_week
                and p.before(now - timedelta(days=settings.anonymize_after_days + 5))]
         by_row, whole = old[-2], old[-1]
         keys = [k.lower() for k in settings.pii_keys]
@@ -218,9 +218,9 @@ def compare_anonymize_paths(url: str, now: datetime, settings: Settings) -> None
                                                       pii_hint=params["pii_hint"]) or 0
     finally:
         db.close()
-    print("-- anonymize one day, both ways (side by side)")
+    print("-- anonymize one week, both ways (side by side)")
     for label, rows, m, observer in (("row by row (ctid batches)", row_count, row_m, row_observer),
-                                     ("whole-day rewrite", rewritten, rewrite_m, rewrite_observer)):
+                                     ("whole-week rewrite", rewritten, rewrite_m, rewrite_observer)):
         latencies = sorted(observer.insert_latencies) or [0.0]
         figure(f"  {label}: rows", rows)
         figure(f"  {label}: rows/s", rows / max(m["seconds"], 1e-9))

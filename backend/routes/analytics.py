@@ -62,6 +62,11 @@ def _risk_params() -> risk.RiskParams:
     return get_state().risk_params
 
 
+def _history_days() -> int:
+    """How far back a person's history is read: the anonymization age (docs/analytics.md)."""
+    return get_state().settings.anonymize_after_days
+
+
 def _as_caller(work: Callable[[Any], dict[str, Any]],
                table: tuple[str, str] | None = None) -> ResponseReturnValue:
     """Run ``work(conn)`` on a connection carrying the caller's identity; answer JSON, or
@@ -86,8 +91,9 @@ def engagement(user_id: str) -> ResponseReturnValue:
     days = _days()
     require_access_to(target)
     now = datetime.now(UTC)
-    params = _risk_params()
-    return _as_caller(lambda conn: engagement_of(conn, target, now=now, days=days, params=params))
+    params, history = _risk_params(), _history_days()
+    return _as_caller(lambda conn: engagement_of(conn, target, now=now, days=days, params=params,
+                                                 history_days=history))
 
 
 @bp.get("/journey/<user_id>")
@@ -97,8 +103,9 @@ def journey(user_id: str) -> ResponseReturnValue:
     target = uuid_arg(user_id)
     require_access_to(target)
     now = datetime.now(UTC)
-    params = _risk_params()
-    return _as_caller(lambda conn: journey_of(conn, target, now=now, params=params))
+    params, history = _risk_params(), _history_days()
+    return _as_caller(lambda conn: journey_of(conn, target, now=now, params=params,
+                                              history_days=history))
 
 
 @bp.get("/at-risk-students")
@@ -110,9 +117,10 @@ def at_risk_students() -> ResponseReturnValue:
     limit = int_arg(request.args, "limit", 100, AT_RISK_LIMIT_RANGE)
     live = bool_arg(request.args, "live", False)
     params = replace(_risk_params(), window_days=days)
-    now = datetime.now(UTC)
+    now, history = datetime.now(UTC), _history_days()
     return _as_caller(lambda conn: flag_students(conn, now=now, threshold=threshold,
-                                                 limit=limit, params=params, live=live),
+                                                 limit=limit, params=params, live=live,
+                                                 history_days=history),
                       table=("students", "at-risk-students"))
 
 

@@ -64,7 +64,9 @@ def list_students() -> ResponseReturnValue:
         offset=int_arg(request.args, "offset", 0, OFFSET_RANGE))
     now = datetime.now(UTC)
     tables.wants_csv()
-    body = _as_caller(lambda conn: students(conn, now=now, chosen=chosen)) or {}
+    history = get_state().settings.anonymize_after_days  # a person's history: docs/analytics.md
+    body = _as_caller(lambda conn: students(conn, now=now, chosen=chosen,
+                                            history_days=history)) or {}
     return tables.answer(body, "students", "students")
 
 

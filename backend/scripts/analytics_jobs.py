@@ -17,6 +17,7 @@ from backend.db import Database
 from backend.scripts import demo_data, runtime
 from backend.services.analytics import milestones, page_prefix, risk, rollup
 from backend.services.analytics.risk import parameter_sets
+from backend.services.analytics.window import DEFAULT_HISTORY_DAYS
 
 
 def roll_up(db: Database, *, now: datetime, lookback_days: int) -> tuple[int, int]:
@@ -51,16 +52,17 @@ def roll_up_hours(db: Database, *, now: datetime) -> int:
 
 
 def score_all(db: Database, *, now: datetime, batch_size: int,
-              params: risk.RiskParams = risk.DEFAULT_PARAMS) -> dict[str, int]:
+              params: risk.RiskParams = risk.DEFAULT_PARAMS,
+              history_days: int = DEFAULT_HISTORY_DAYS) -> dict[str, int]:
     """Score every student in batches and store today's assessment; returns counts by level."""
     with db.connection() as conn:
-        students = milestones.student_ids(conn, now=now)
+        students = milestones.student_ids(conn, now=now, history_days=history_days)
         # The cohort-relative factors compare with a class or every student, not one batch;
         # the medians are stored so that a live answer for one student agrees. Without a
         # cohort weight, no factor reads them: no second pass over every student's inputs.
         cohorts = None
         if params.uses_cohorts:
-            inputs = risk.fetch_inputs(conn, now=now, params=params)
+            inputs = risk.fetch_inputs(conn, now=now, params=params, history_days=history_days)
             cohorts = risk.cohorts_of(inputs, risk.student_classes(conn))
             with conn.transaction():
                 risk.save_cohorts(conn, cohorts, students=len(inputs), now=now)
@@ -70,7 +72,7 @@ def score_all(db: Database, *, now: datetime, batch_size: int,
         for batch in runtime.chunks(students, batch_size):
             with db.connection() as conn:
                 assessments = risk.score_students(conn, now=now, params=params, user_ids=batch,
-                                                   cohorts=cohorts)
+                                                   cohorts=cohorts, history_days=history_days)
                 written += risk.store_assessments(conn, assessments, now=now, params=params)
             for assessment in assessments:
                 levels[assessment.level] += 1
@@ -78,15 +80,17 @@ def score_all(db: Database, *, now: datetime, batch_size: int,
     return {"students": len(students), "written": written, **levels}
 
 
-def write_milestones(db: Database, *, now: datetime, batch_size: int) -> tuple[int, int]:
+def write_milestones(db: Database, *, now: datetime, batch_size: int,
+                     history_days: int = DEFAULT_HISTORY_DAYS) -> tuple[int, int]:
     """Add missing milestone rows for every student in batches; returns (students, added)."""
     with db.connection() as conn:
-        students = milestones.student_ids(conn, now=now)
+        students = milestones.student_ids(conn, now=now, history_days=history_days)
     added = 0
     with runtime.progress(len(students), "writing milestones") as bar:
         for batch in runtime.chunks(students, batch_size):
             with db.connection() as conn:
-                added += milestones.write_milestones(conn, batch, now=now)
+                added += milestones.write_milestones(conn, batch, now=now,
+                                                     history_days=history_days)
             bar.update(len(batch))
     return len(students), added
 
@@ -128,9 +132,13 @@ def score_command(batch_size: int, with_milestones: bool) -> None:
         now = datetime.now(UTC)
         with db.connection() as conn:  # the set risk-calibrate adopted, else WAYMARK_RISK_*
             active = parameter_sets.active_set(conn)
-        params = active.params if active else risk.params_from_settings(runtime.load_settings())
-        counts = score_all(db, now=now, batch_size=batch_size, params=params)
-        added = write_milestones(db, now=now, batch_size=batch_size)[1] if with_milestones else 0
+        settings = runtime.load_settings()
+        params = active.params if active else risk.params_from_settings(settings)
+        history = settings.anonymize_after_days
+        counts = score_all(db, now=now, batch_size=batch_size, params=params,
+                           history_days=history)
+        added = write_milestones(db, now=now, batch_size=batch_size,
+                                 history_days=history)[1] if with_milestones else 0
         runtime.summary("score", **counts, milestones=added,
                         seconds=f"{time.monotonic() - started:.1f}")
 
@@ -143,7 +151,9 @@ def milestones_command(batch_size: int) -> None:
     with runtime.locked_database("milestones") as db:
         if db is None:
             return
-        students, added = write_milestones(db, now=datetime.now(UTC), batch_size=batch_size)
+        students, added = write_milestones(
+            db, now=datetime.now(UTC), batch_size=batch_size,
+            history_days=runtime.load_settings().anonymize_after_days)
         runtime.summary("milestones", students=students, added=added,
                         seconds=f"{time.monotonic() - started:.1f}")
 

@@ -54,7 +54,7 @@ def _print_run(job: str, stats: retention.RunStats) -> None:
     if stats.collect_cutoff is not None:
         cutoffs["collect_cutoff"] = stats.collect_cutoff.date().isoformat()
     runtime.summary(job, status="done", **cutoffs, rows=stats.total, **counts,
-                    days=stats.partitions, batches=stats.batches,
+                    weeks=stats.partitions, batches=stats.batches,
                     seconds=f"{stats.seconds:.1f}",
                     longest_batch=f"{stats.longest_batch_seconds:.2f}s")
 

@@ -18,11 +18,13 @@ import psycopg
 
 from backend.services.analytics import risk
 from backend.services.analytics.risk import parameter_sets
+from backend.services.analytics.window import DEFAULT_HISTORY_DAYS
 
 
 def at_risk_students(conn: psycopg.Connection[Any], *, now: datetime, threshold: float,
                      limit: int, params: risk.RiskParams = risk.DEFAULT_PARAMS,
-                     live: bool = False) -> dict[str, Any]:
+                     live: bool = False,
+                     history_days: int = DEFAULT_HISTORY_DAYS) -> dict[str, Any]:
     """Students with risk ≥ ``threshold`` (at most ``limit``), highest first, with factors.
 
     ``params.window_days`` is the request's ``days`` (``parameter_sets.effective`` keeps it).
@@ -37,7 +39,8 @@ def at_risk_students(conn: psycopg.Connection[Any], *, now: datetime, threshold:
         source, computed_at = "stored", summary["computed_at"].isoformat()
         scored, flagged = int(summary["scored"]), int(summary["flagged"])
     else:
-        assessments = risk.score_students(conn, now=now, params=params)
+        assessments = risk.score_students(conn, now=now, params=params,
+                                          history_days=history_days)
         above = [a for a in assessments if a.score >= threshold]
         students = [a.as_dict() for a in above[:limit]]
         source, computed_at = "live", now.isoformat()

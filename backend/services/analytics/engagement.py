@@ -23,25 +23,33 @@ from backend.services.analytics.event_counts import count_live
 from backend.services.analytics.journey import known
 from backend.services.analytics.risk import parameter_sets
 from backend.services.analytics.streaks import streaks
-from backend.services.analytics.window import ratio, window
+from backend.services.analytics.window import (
+    DEFAULT_HISTORY_DAYS,
+    history_since,
+    ratio,
+    window,
+)
 
 
 def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime, days: int,
-               params: risk.RiskParams = risk.DEFAULT_PARAMS) -> dict[str, Any]:
+               params: risk.RiskParams = risk.DEFAULT_PARAMS,
+               history_days: int = DEFAULT_HISTORY_DAYS) -> dict[str, Any]:
     """Everything the engagement endpoint answers for one user, with the risk breakdown."""
     win = window(now, days)
-    bound = {**win.params(), "user_id": user_id, "gap": params.session_gap}
+    history = history_since(win.now, history_days)
+    bound = {**win.params(), "user_id": user_id, "gap": params.session_gap,
+             "history_since": history}
     row = fetch_one(conn, QUERIES["engagement"], bound) or {}
     # (since, now] == [since + 1 µs, now + 1 µs): timestamps have microsecond resolution.
     tick = timedelta(microseconds=1)
     by_category = count_live(conn, win.since + tick, win.now + tick, win.now, [user_id])
     avg_seconds = row.get("avg_session_seconds")
     params, parameter_set = parameter_sets.effective(conn, replace(params, window_days=days))
-    assessment = _risk(conn, user_id, win.now, params)
+    assessment = _risk(conn, user_id, win.now, params, history_days)
     last_active = row.get("last_active")
     return {
         "user_id": str(user_id),
-        "known": known(conn, user_id),
+        "known": known(conn, user_id, since=history),
         **win.describe(),
         "events_by_category": by_category,
         "total_events": sum(by_category.values()),
@@ -56,7 +64,7 @@ def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: dateti
         "quests_completed": int(row.get("quests_completed", 0)),
         "quest_completion_rate": ratio(int(row.get("quests_completed", 0)),
                                        int(row.get("quests_started", 0))),
-        **streaks(conn, user_id, now=win.now),
+        **streaks(conn, user_id, now=win.now, history_days=history_days),
         "last_active": last_active.isoformat() if last_active else None,
         "risk": assessment.as_dict() if assessment else None,
         "risk_parameter_set": parameter_set,
@@ -65,7 +73,8 @@ def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: dateti
 
 
 def _risk(conn: psycopg.Connection[Any], user_id: uuid.UUID, now: datetime,
-          params: risk.RiskParams) -> risk.RiskAssessment | None:
+          params: risk.RiskParams, history_days: int) -> risk.RiskAssessment | None:
     """The user's risk now; None for someone who is not a student (e.g. a parent)."""
-    found = risk.score_students(conn, now=now, params=params, user_ids=[user_id])
+    found = risk.score_students(conn, now=now, params=params, user_ids=[user_id],
+                                history_days=history_days)
     return found[0] if found else None

@@ -22,19 +22,24 @@ from typing import Any
 import psycopg
 
 from backend.services.analytics import QUERIES
+from backend.services.analytics.window import DEFAULT_HISTORY_DAYS, history_since
 
 STREAK_THRESHOLDS = (3, 7, 14, 30, 60, 100, 365)
 
 
-def student_ids(conn: psycopg.Connection[Any], *, now: datetime) -> list[uuid.UUID]:
+def student_ids(conn: psycopg.Connection[Any], *, now: datetime,
+                history_days: int = DEFAULT_HISTORY_DAYS) -> list[uuid.UUID]:
     """Everyone the milestone and score jobs cover, in a stable order for batching."""
-    return [row[0] for row in conn.execute(QUERIES["student_ids"], {"now": now}).fetchall()]
+    return [row[0] for row in conn.execute(
+        QUERIES["student_ids"],
+        {"now": now, "history_since": history_since(now, history_days)}).fetchall()]
 
 
 def write_milestones(conn: psycopg.Connection[Any], user_ids: Sequence[uuid.UUID], *,
-                     now: datetime) -> int:
+                     now: datetime, history_days: int = DEFAULT_HISTORY_DAYS) -> int:
     """Add the missing milestones of these users (one transaction); returns rows added."""
-    params = {"user_ids": list(user_ids), "now": now, "thresholds": list(STREAK_THRESHOLDS)}
+    params = {"user_ids": list(user_ids), "now": now, "thresholds": list(STREAK_THRESHOLDS),
+              "history_since": history_since(now, history_days)}
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(QUERIES["lock_forget_shared"])
         cur.execute(QUERIES["event_milestones"], params)

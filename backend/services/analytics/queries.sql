@@ -6,6 +6,11 @@
 --
 -- The shared definitions are CTE fragments: each one says which CTE it reads (a caller
 -- defines that first) and which it yields.
+--
+-- A read of one person's events "over their history" looks back to %(history_since)s and
+-- no further (docs/analytics.md, "How far back"): older events are anonymized and belong
+-- to no one, and the bound lets PostgreSQL leave the events' older week partitions out
+-- when it plans the query.
 
 
 -- ======================================================================================
@@ -45,16 +50,15 @@ session_gaps AS (
 )
 
 -- user_sessions --
--- The sessions of one user (%(user_id)s) in (%(since)s, %(now)s] (since NULL: from their
--- first event), for engagement and journey: the same session_start and session_seconds,
+-- The sessions of one user (%(user_id)s) in (%(since)s, %(now)s], for engagement and
+-- journey (whose since is %(history_since)s): the same session_start and session_seconds,
 -- every event counting. Not the per-user sessions above filtered to one user: without a
 -- partition the events are sorted by time alone, once (a (user_id, time) sort key costs
 -- ~15 percent of these answers at 10k events a user). Yields sessions (seconds float8).
 session_gaps AS (
     SELECT occurred_at, duration_ms, lag(occurred_at) OVER (ORDER BY occurred_at) AS prev_at
     FROM public.user_activity_events
-    WHERE user_id = %(user_id)s AND occurred_at <= %(now)s
-      AND (%(since)s::timestamptz IS NULL OR occurred_at > %(since)s::timestamptz)
+    WHERE user_id = %(user_id)s AND occurred_at > %(since)s AND occurred_at <= %(now)s
 ), session_numbers AS (
     SELECT occurred_at, duration_ms,
            count(*) FILTER (WHERE {{session_start}})
@@ -91,30 +95,33 @@ streak_runs AS (
 )
 
 -- every_user_id --
--- Every user id the connection may see (RLS applies), one index probe each: a skip scan
--- over the (user_id, occurred_at) index, far cheaper than reading every event. Yields
--- ids (user_id), ending with one NULL row; use it after WITH RECURSIVE.
+-- Every user id the connection may see (RLS applies) with an event after
+-- %(history_since)s, one index probe each: a skip scan over the user_id index of each
+-- partition since then, far cheaper than reading every event. Yields ids (user_id),
+-- ending with one NULL row; use it after WITH RECURSIVE.
 ids AS (
     (SELECT e.user_id FROM public.user_activity_events e
-     WHERE e.user_id IS NOT NULL
+     WHERE e.user_id IS NOT NULL AND e.occurred_at > %(history_since)s
      ORDER BY e.user_id LIMIT 1)
     UNION ALL
     SELECT (SELECT e.user_id FROM public.user_activity_events e
-            WHERE e.user_id > ids.user_id ORDER BY e.user_id LIMIT 1)
+            WHERE e.user_id > ids.user_id AND e.occurred_at > %(history_since)s
+            ORDER BY e.user_id LIMIT 1)
     FROM ids WHERE ids.user_id IS NOT NULL
 )
 
 -- students --
--- Who is a student (docs/risk.md, "Who is scored"): a user with at least one event at or
--- before %(now)s who is neither a parent in guardian_links nor a teacher of a class. The risk score, the score job and
+-- Who is a student (docs/risk.md, "Who is scored"): a user with at least one event in
+-- (%(history_since)s, %(now)s] who is neither a parent in guardian_links nor a teacher of a class. The risk score, the score job and
 -- the milestone job cover exactly these.
 -- Reads student_candidates (user_id); yields students (user_id, first_at), first_at being
--- their first event at or before now.
+-- their first event in that period.
 students AS (
     SELECT c.user_id, c.first_at
     FROM (SELECT c.user_id,
                  (SELECT min(e.occurred_at) FROM public.user_activity_events e
-                  WHERE e.user_id = c.user_id AND e.occurred_at <= %(now)s) AS first_at
+                  WHERE e.user_id = c.user_id AND e.occurred_at > %(history_since)s
+                    AND e.occurred_at <= %(now)s) AS first_at
           FROM student_candidates c) c
     WHERE c.first_at IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM public.guardian_links g WHERE g.parent_id = c.user_id)
@@ -150,7 +157,7 @@ SELECT s.user_id, s.occurred_at, s.event_type,
 FROM public.user_activity_events s
 WHERE s.user_id = ANY (%(user_ids)s::uuid[])
   AND s.event_type IN ('quest_completed', 'badge_earned')
-  AND s.occurred_at <= %(now)s
+  AND s.occurred_at > %(history_since)s AND s.occurred_at <= %(now)s
   AND NOT waymark.is_forgotten(s.user_id)
 ON CONFLICT (dedupe_key) DO NOTHING
 
@@ -161,7 +168,8 @@ ON CONFLICT (dedupe_key) DO NOTHING
 WITH streak_days AS (
     SELECT DISTINCT user_id, (occurred_at AT TIME ZONE 'UTC')::date AS day
     FROM public.user_activity_events
-    WHERE user_id = ANY (%(user_ids)s::uuid[]) AND occurred_at <= %(now)s
+    WHERE user_id = ANY (%(user_ids)s::uuid[])
+      AND occurred_at > %(history_since)s AND occurred_at <= %(now)s
 ), {{streak_runs}}, reached AS MATERIALIZED (
     SELECT r.user_id, r.first_day, t.days
     FROM streak_runs r CROSS JOIN unnest(%(thresholds)s::int[]) AS t(days)
@@ -202,7 +210,8 @@ student_candidates AS (
 ), {{students}}, seen AS (
     SELECT s.user_id, s.first_at,
            (SELECT max(e.occurred_at) FROM public.user_activity_events e
-            WHERE e.user_id = s.user_id AND e.occurred_at <= %(now)s
+            WHERE e.user_id = s.user_id AND e.occurred_at > %(history_since)s
+              AND e.occurred_at <= %(now)s
               AND e.event_type <> ALL (%(passive)s::text[])) AS last_at
     FROM students s
 ), win AS (
@@ -238,7 +247,8 @@ student_candidates AS (
     SELECT e.user_id, e.event_data ->> 'quest_id' AS quest_id,
            max(waymark.try_timestamptz(e.event_data ->> 'due_at')) AS due_at
     FROM public.user_activity_events e
-    WHERE e.event_type = 'quest_assigned' AND e.occurred_at <= %(now)s
+    WHERE e.event_type = 'quest_assigned'
+      AND e.occurred_at > %(history_since)s AND e.occurred_at <= %(now)s
       AND e.user_id IS NOT NULL
       AND (%(user_ids)s::uuid[] IS NULL OR e.user_id = ANY (%(user_ids)s::uuid[]))
       AND e.event_data ? 'quest_id' AND e.event_data ? 'due_at'
@@ -252,7 +262,8 @@ student_candidates AS (
                     THEN least(greatest((e.event_data -> 'xp')::numeric, -1e9), 1e9)::float8
                END) FILTER (WHERE e.occurred_at > %(deadlines_since)s) AS xp
     FROM public.user_activity_events e
-    WHERE e.event_type = 'quest_completed' AND e.occurred_at <= %(now)s
+    WHERE e.event_type = 'quest_completed'
+      AND e.occurred_at > %(history_since)s AND e.occurred_at <= %(now)s
       AND e.user_id IS NOT NULL
       AND (%(user_ids)s::uuid[] IS NULL OR e.user_id = ANY (%(user_ids)s::uuid[]))
     GROUP BY 1, 2
@@ -368,19 +379,23 @@ SELECT (SELECT count(*) FROM sessions) AS sessions,
        (SELECT count(DISTINCT quest_id) FROM win
          WHERE event_type = 'quest_completed') AS quests_completed,
        (SELECT max(occurred_at) FROM public.user_activity_events
-         WHERE user_id = %(user_id)s AND occurred_at <= %(now)s) AS last_active
+         WHERE user_id = %(user_id)s AND occurred_at > %(history_since)s
+           AND occurred_at <= %(now)s) AS last_active
 
 -- user_known --
--- Does Waymark hold any event of %(user_id)s (that the caller may see)? Engagement and
--- journey say so as "known", so zeros for a mistyped id do not read as an idle student.
-SELECT EXISTS (SELECT 1 FROM public.user_activity_events WHERE user_id = %(user_id)s) AS known;
+-- Does Waymark hold any event of %(user_id)s after %(history_since)s (that the caller may
+-- see)? Engagement and journey say so as "known", so zeros for a mistyped id do not read
+-- as an idle student.
+SELECT EXISTS (SELECT 1 FROM public.user_activity_events
+               WHERE user_id = %(user_id)s AND occurred_at > %(history_since)s) AS known;
 
 -- journey --
--- The journey answer's counts for %(user_id)s over their whole history up to %(now)s.
+-- The journey answer's counts for %(user_id)s over their history: (%(since)s, %(now)s],
+-- since being %(history_since)s.
 WITH {{user_sessions}}, mine AS (
     SELECT occurred_at, event_type, event_data
     FROM public.user_activity_events
-    WHERE user_id = %(user_id)s AND occurred_at <= %(now)s
+    WHERE user_id = %(user_id)s AND occurred_at > %(since)s AND occurred_at <= %(now)s
       AND event_type IN ('quest_started', 'quest_completed', 'badge_earned')
 )
 SELECT (SELECT min(occurred_at) FROM mine
@@ -399,21 +414,22 @@ SELECT event_data ->> 'pillar' AS pillar,
                 THEN (event_data ->> 'xp')::numeric ELSE 0 END) AS xp,
        count(*) AS completions
 FROM public.user_activity_events
-WHERE user_id = %(user_id)s AND occurred_at <= %(now)s AND event_type = 'quest_completed'
-  AND event_data ? 'pillar'
+WHERE user_id = %(user_id)s AND occurred_at > %(history_since)s AND occurred_at <= %(now)s
+  AND event_type = 'quest_completed' AND event_data ? 'pillar'
 GROUP BY 1
 ORDER BY xp DESC, pillar
 
 -- user_streaks --
--- Current and longest streak and active-day count of %(user_id)s over all their events up
--- to %(now)s (one row, zeros without events). The days are made distinct before the user
+-- Current and longest streak and active-day count of %(user_id)s over their events in
+-- (%(history_since)s, %(now)s] (one row, zeros without events). The days are made distinct before the user
 -- id is attached, so the events are sorted by day alone (hashing the id with every event
 -- cost ~10 percent at 10k events a user).
 WITH streak_days AS (
     SELECT %(user_id)s::uuid AS user_id, d.day
     FROM (SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date AS day
           FROM public.user_activity_events
-          WHERE user_id = %(user_id)s AND occurred_at <= %(now)s) d
+          WHERE user_id = %(user_id)s AND occurred_at > %(history_since)s
+            AND occurred_at <= %(now)s) d
 ), {{streaks}}
 SELECT coalesce(max(longest_streak), 0) AS longest_streak,
        coalesce(max(current_streak), 0) AS current_streak,
@@ -1018,7 +1034,8 @@ WITH RECURSIVE {{roster}}, chosen AS (
 SELECT (SELECT count(*) FROM assessed) AS total, p.user_id, p.risk_score, p.engagement_level,
        p.assessed_at, p.risk_score_7d_ago,
        (SELECT max(e.occurred_at) FROM public.user_activity_events e
-        WHERE e.user_id = p.user_id AND e.occurred_at <= %(now)s) AS last_active_at,
+        WHERE e.user_id = p.user_id AND e.occurred_at > %(history_since)s
+          AND e.occurred_at <= %(now)s) AS last_active_at,
        (SELECT jsonb_build_object('action', i.action, 'actor_role', i.actor_role,
                                   'created_at', i.created_at)
         FROM public.interventions i WHERE i.student_id = p.user_id

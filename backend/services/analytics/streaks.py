@@ -17,13 +17,16 @@ import psycopg
 
 from backend.db import fetch_one
 from backend.services.analytics import QUERIES
+from backend.services.analytics.window import DEFAULT_HISTORY_DAYS, history_since
 
 
-def streaks(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime) -> dict[str, int]:
-    """The user's current and longest streak (days) and all-time active days."""
+def streaks(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime,
+            history_days: int = DEFAULT_HISTORY_DAYS) -> dict[str, int]:
+    """The user's current and longest streak (days) and active days over their history."""
     today: date = now.astimezone(UTC).date()
     row = fetch_one(conn, QUERIES["user_streaks"],
-                    {"user_id": user_id, "now": now, "today": today}) or {}
+                    {"user_id": user_id, "now": now, "today": today,
+                     "history_since": history_since(now, history_days)}) or {}
     return {"current_streak": int(row.get("current_streak", 0)),
             "longest_streak": int(row.get("longest_streak", 0)),
             "active_days_total": int(row.get("active_days_total", 0))}

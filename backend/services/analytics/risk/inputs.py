@@ -29,6 +29,7 @@ from backend.services.analytics.risk.factors import (
     rank,
 )
 from backend.services.analytics.risk.params import DEFAULT_PARAMS, RiskParams
+from backend.services.analytics.window import DEFAULT_HISTORY_DAYS, history_since
 
 #: Event types the app records *for* a student; they do not show the student active.
 NON_ACTIVITY_TYPES: tuple[str, ...] = ("quest_assigned",)
@@ -37,7 +38,8 @@ NON_ACTIVITY_TYPES: tuple[str, ...] = ("quest_assigned",)
 def score_students(conn: psycopg.Connection[Any], *, now: datetime,
                    params: RiskParams = DEFAULT_PARAMS,
                    user_ids: Sequence[uuid.UUID] | None = None,
-                   cohorts: Cohorts | None = None) -> list[RiskAssessment]:
+                   cohorts: Cohorts | None = None,
+                   history_days: int = DEFAULT_HISTORY_DAYS) -> list[RiskAssessment]:
     """Score every student the connection may see (or only ``user_ids``), highest risk first.
 
     One set-based query for all students; ``now`` is a parameter, never the database
@@ -48,7 +50,8 @@ def score_students(conn: psycopg.Connection[Any], *, now: datetime,
     both cohort weights 0 no cohort is looked up.
     """
     now = as_utc(now)
-    rows = fetch_inputs(conn, now=now, params=params, user_ids=user_ids)
+    rows = fetch_inputs(conn, now=now, params=params, user_ids=user_ids,
+                        history_days=history_days)
     if cohorts is None:  # without a cohort weight the cohort factors are left out anyway
         cohorts = (stored_cohorts(conn, user_ids)
                    or cohorts_of(rows, student_classes(conn, user_ids))) \
@@ -99,14 +102,17 @@ def student_classes(conn: psycopg.Connection[Any],
 
 def fetch_inputs(conn: psycopg.Connection[Any], *, now: datetime,
                  params: RiskParams = DEFAULT_PARAMS,
-                 user_ids: Sequence[uuid.UUID] | None = None) -> list[Row]:
+                 user_ids: Sequence[uuid.UUID] | None = None,
+                 history_days: int = DEFAULT_HISTORY_DAYS) -> list[Row]:
     """The raw numbers behind every visible student's factors (one row per student).
 
     Only ``window_days``, ``deadline_days``, ``trend_days`` and ``session_gap_minutes``
     reach the SQL; weights and the other horizons apply in :func:`.factors.assess`, so a
     calibration can re-assess the same rows under many parameter sets. With ``user_ids``
     the statement leaves out the skip scan over every user id, which would still be
-    planned (and start parallel workers) for nothing.
+    planned (and start parallel workers) for nothing. A student is someone with an event
+    in the last ``history_days`` (the anonymization age; first and last activity and
+    quests assigned are looked for that far back).
     """
     now = as_utc(now)
     query = QUERIES["risk_inputs" if user_ids is None else "risk_inputs_given"]
@@ -119,4 +125,5 @@ def fetch_inputs(conn: psycopg.Connection[Any], *, now: datetime,
         "gap": params.session_gap,
         "passive": list(NON_ACTIVITY_TYPES),
         "user_ids": list(user_ids) if user_ids is not None else None,
+        "history_since": history_since(now, history_days),
     })
