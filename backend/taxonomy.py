@@ -40,3 +40,8 @@ ERROR_TYPES: tuple[str, ...] = TAXONOMY["error"]
 def category_of(event_type: str) -> str:
     """The category of an event type; unknown (custom) types land in ``custom``."""
     return CATEGORY_OF.get(event_type, "custom")
+
+
+#: Event types the app records *for* a student (work assigned to them); they do not show
+#: the student active: last activity, inactivity and active days leave them out.
+NON_ACTIVITY_TYPES: tuple[str, ...] = ("quest_assigned",)

@@ -23,6 +23,7 @@ import psycopg
 
 from backend.services.analytics import QUERIES
 from backend.services.analytics.window import DEFAULT_HISTORY_DAYS, history_since
+from backend.taxonomy import NON_ACTIVITY_TYPES
 
 STREAK_THRESHOLDS = (3, 7, 14, 30, 60, 100, 365)
 
@@ -32,7 +33,8 @@ def student_ids(conn: psycopg.Connection[Any], *, now: datetime,
     """Everyone the milestone and score jobs cover, in a stable order for batching."""
     return [row[0] for row in conn.execute(
         QUERIES["student_ids"],
-        {"now": now, "history_since": history_since(now, history_days)}).fetchall()]
+        {"now": now, "history_since": history_since(now, history_days),
+         "passive": list(NON_ACTIVITY_TYPES)}).fetchall()]
 
 
 def write_milestones(conn: psycopg.Connection[Any], user_ids: Sequence[uuid.UUID], *,

@@ -110,19 +110,45 @@ ids AS (
     FROM ids WHERE ids.user_id IS NOT NULL
 )
 
+-- spans_of_all --
+-- Every user the connection may see (RLS applies) with an event in (%(history_since)s,
+-- %(now)s]: their first event and their last activity (%(passive)s types left out), in one
+-- pass over the history. For the jobs (student_ids): one scan of the history costs less
+-- than a probe per student into each of its week partitions. Not for answers: under RLS a
+-- teacher's connection would read everyone's history to find a class's rows.
+-- Yields student_candidates (user_id, first_at, last_at).
+student_candidates AS (
+    SELECT user_id, min(occurred_at) AS first_at,
+           max(occurred_at) FILTER (WHERE event_type <> ALL (%(passive)s::text[])) AS last_at
+    FROM public.user_activity_events
+    WHERE user_id IS NOT NULL AND occurred_at > %(history_since)s AND occurred_at <= %(now)s
+    GROUP BY user_id
+)
+
+-- spans_of_ids --
+-- The same for the users of span_ids (user_id) only: one probe of each week partition
+-- of the history per user. Yields student_candidates (user_id, first_at, last_at); a user
+-- without an event there has NULL times.
+student_candidates AS (
+    SELECT i.user_id, s.first_at, s.last_at
+    FROM span_ids i CROSS JOIN LATERAL (
+        SELECT min(e.occurred_at) AS first_at,
+               max(e.occurred_at) FILTER (WHERE e.event_type <> ALL (%(passive)s::text[]))
+                   AS last_at
+        FROM public.user_activity_events e
+        WHERE e.user_id = i.user_id
+          AND e.occurred_at > %(history_since)s AND e.occurred_at <= %(now)s) s
+)
+
 -- students --
 -- Who is a student (docs/risk.md, "Who is scored"): a user with at least one event in
--- (%(history_since)s, %(now)s] who is neither a parent in guardian_links nor a teacher of a class. The risk score, the score job and
--- the milestone job cover exactly these.
--- Reads student_candidates (user_id); yields students (user_id, first_at), first_at being
--- their first event in that period.
+-- (%(history_since)s, %(now)s] who is neither a parent in guardian_links nor a teacher of
+-- a class. The risk score, the score job and the milestone job cover exactly these.
+-- Reads student_candidates (user_id, first_at, last_at: spans_of_all or spans_of_ids);
+-- yields students with the same columns.
 students AS (
-    SELECT c.user_id, c.first_at
-    FROM (SELECT c.user_id,
-                 (SELECT min(e.occurred_at) FROM public.user_activity_events e
-                  WHERE e.user_id = c.user_id AND e.occurred_at > %(history_since)s
-                    AND e.occurred_at <= %(now)s) AS first_at
-          FROM student_candidates c) c
+    SELECT c.user_id, c.first_at, c.last_at
+    FROM student_candidates c
     WHERE c.first_at IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM public.guardian_links g WHERE g.parent_id = c.user_id)
       AND NOT EXISTS (SELECT 1 FROM public.class_memberships m
@@ -136,9 +162,7 @@ students AS (
 
 -- student_ids --
 -- Everyone the milestone and score jobs cover, in a stable order for batching.
-WITH RECURSIVE {{every_user_id}}, student_candidates AS (
-    SELECT user_id FROM ids WHERE user_id IS NOT NULL
-), {{students}}
+WITH {{spans_of_all}}, {{students}}
 SELECT user_id FROM students ORDER BY user_id
 
 -- lock_forget_shared --
@@ -192,28 +216,21 @@ ON CONFLICT (dedupe_key) DO NOTHING
 -- Raw per-student numbers for every student the connection may see, in one statement.
 -- Parameters: now, since (= now - window), deadlines_since (= now - deadline_days),
 -- recent_since (= now - trend_days), today (UTC date of now), gap (session gap interval),
--- passive (NON_ACTIVITY_TYPES), user_ids (NULL here).
-WITH RECURSIVE {{every_user_id}}, {{risk_inputs_of_ids}}
+-- passive (NON_ACTIVITY_TYPES), history_since, user_ids (NULL here). The students are
+-- found by the skip scan (an index probe per visible user), as the roster does.
+WITH RECURSIVE {{every_user_id}}, span_ids AS (
+    SELECT user_id FROM ids WHERE user_id IS NOT NULL
+), {{spans_of_ids}}, {{risk_inputs_body}}
 
 -- risk_inputs_given --
--- risk_inputs for the students in %(user_ids)s only (same rows). With user_ids given the
--- skip scan finds nothing, but it is still planned, as a parallel sort whose workers start
--- for nothing (~60-200 ms at 10M events): without it, the candidates are the given ids.
-WITH ids AS (SELECT NULL::uuid AS user_id WHERE false), {{risk_inputs_of_ids}}
+-- risk_inputs for the students in %(user_ids)s only (same rows).
+WITH span_ids AS (SELECT DISTINCT unnest(%(user_ids)s::uuid[]) AS user_id),
+{{spans_of_ids}}, {{risk_inputs_body}}
 
--- risk_inputs_of_ids --
--- The body of risk_inputs and risk_inputs_given: reads ids (user_id).
-student_candidates AS (
-    SELECT user_id FROM ids WHERE user_id IS NOT NULL
-    UNION
-    SELECT unnest(%(user_ids)s::uuid[])
-), {{students}}, seen AS (
-    SELECT s.user_id, s.first_at,
-           (SELECT max(e.occurred_at) FROM public.user_activity_events e
-            WHERE e.user_id = s.user_id AND e.occurred_at > %(history_since)s
-              AND e.occurred_at <= %(now)s
-              AND e.event_type <> ALL (%(passive)s::text[])) AS last_at
-    FROM students s
+-- risk_inputs_body --
+-- The body of risk_inputs and risk_inputs_given: reads student_candidates.
+{{students}}, seen AS (
+    SELECT user_id, first_at, last_at FROM students
 ), win AS (
     SELECT e.user_id, e.occurred_at, e.event_type, e.duration_ms,
            e.event_data ->> 'quest_id' AS quest_id
@@ -993,9 +1010,9 @@ LEFT JOIN LATERAL (
 -- The students the caller may see (RLS applies to every table read): an admin every student
 -- (who has events, attends a class or is linked to a parent), anyone else the policies'
 -- helper waymark.visible_students(). Yields roster (user_id); use after WITH RECURSIVE.
-{{every_user_id}}, student_candidates AS (
+{{every_user_id}}, span_ids AS (
     SELECT user_id FROM ids WHERE user_id IS NOT NULL AND (SELECT waymark.is_admin())
-), {{students}}, roster AS (
+), {{spans_of_ids}}, {{students}}, roster AS (
     SELECT user_id FROM students
     UNION
     SELECT m.user_id FROM public.class_memberships m

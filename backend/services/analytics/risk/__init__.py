@@ -29,7 +29,6 @@ from backend.services.analytics.risk.factors import (
     rank,
 )
 from backend.services.analytics.risk.inputs import (
-    NON_ACTIVITY_TYPES,
     fetch_inputs,
     save_cohorts,
     score_students,
@@ -55,6 +54,7 @@ from backend.services.analytics.risk.storage import (
     stored_flagged,
     stored_summary,
 )
+from backend.taxonomy import NON_ACTIVITY_TYPES
 
 __all__ = [
     "CALIBRATED_PARAMS", "Cohort", "Cohorts", "DEFAULT_PARAMS", "cohort_of", "cohorts_of", "LEVELS", "NON_ACTIVITY_TYPES", "PRESETS",

@@ -30,9 +30,7 @@ from backend.services.analytics.risk.factors import (
 )
 from backend.services.analytics.risk.params import DEFAULT_PARAMS, RiskParams
 from backend.services.analytics.window import DEFAULT_HISTORY_DAYS, history_since
-
-#: Event types the app records *for* a student; they do not show the student active.
-NON_ACTIVITY_TYPES: tuple[str, ...] = ("quest_assigned",)
+from backend.taxonomy import NON_ACTIVITY_TYPES
 
 
 def score_students(conn: psycopg.Connection[Any], *, now: datetime,
@@ -108,11 +106,11 @@ def fetch_inputs(conn: psycopg.Connection[Any], *, now: datetime,
 
     Only ``window_days``, ``deadline_days``, ``trend_days`` and ``session_gap_minutes``
     reach the SQL; weights and the other horizons apply in :func:`.factors.assess`, so a
-    calibration can re-assess the same rows under many parameter sets. With ``user_ids``
-    the statement leaves out the skip scan over every user id, which would still be
-    planned (and start parallel workers) for nothing. A student is someone with an event
-    in the last ``history_days`` (the anonymization age; first and last activity and
-    quests assigned are looked for that far back).
+    calibration can re-assess the same rows under many parameter sets. Each student's
+    first and last activity come from one look at their history (``spans_of_ids``); the
+    students are those of ``user_ids``, or else found by a skip scan. A student is
+    someone with an event in the last ``history_days`` (the anonymization age; first and
+    last activity and quests assigned are looked for that far back).
     """
     now = as_utc(now)
     query = QUERIES["risk_inputs" if user_ids is None else "risk_inputs_given"]
