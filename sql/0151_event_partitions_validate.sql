@@ -9,5 +9,10 @@ BEGIN
                  AND conname = 'user_activity_events_legacy_range' AND NOT convalidated) THEN
         ALTER TABLE public.user_activity_events VALIDATE CONSTRAINT user_activity_events_legacy_range;
     END IF;
+    IF EXISTS (SELECT 1 FROM pg_constraint
+               WHERE conrelid = 'public.user_activity_events'::regclass
+                 AND conname = 'user_activity_events_event_type_shape' AND NOT convalidated) THEN
+        ALTER TABLE public.user_activity_events VALIDATE CONSTRAINT user_activity_events_event_type_shape;
+    END IF;
 END
 $$;

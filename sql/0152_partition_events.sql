@@ -29,6 +29,10 @@ BEGIN
      WHERE p.partition = 'user_activity_events_legacy';
 
     LOCK TABLE public.user_activity_events IN ACCESS EXCLUSIVE MODE;
+    -- the faster event_type check (0150, validated by 0151) takes the old one's name
+    ALTER TABLE public.user_activity_events DROP CONSTRAINT user_activity_events_event_type_check;
+    ALTER TABLE public.user_activity_events RENAME CONSTRAINT user_activity_events_event_type_shape
+        TO user_activity_events_event_type_check;
     ALTER TABLE public.user_activity_events RENAME TO user_activity_events_legacy;
 
     CREATE TABLE public.user_activity_events (
@@ -44,7 +48,7 @@ BEGIN
         source         public.event_source NOT NULL DEFAULT 'client',
         device_type    public.device_family,
         status_code    smallint CONSTRAINT user_activity_events_status_code_check CHECK (status_code BETWEEN 100 AND 599),
-        event_type     text NOT NULL CONSTRAINT user_activity_events_event_type_check CHECK (event_type ~ '^[a-z][a-z0-9_]{0,63}$'),
+        event_type     text NOT NULL CONSTRAINT user_activity_events_event_type_check CHECK (event_type ~ '^[a-z][a-z0-9_]*$' AND octet_length(event_type) <= 64),
         visitor_hash   bytea,
         network_hash   bytea,
         browser        text CONSTRAINT user_activity_events_browser_check CHECK (char_length(browser) <= 64),

@@ -139,6 +139,14 @@ WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
   AND (occurred_at < %(cutoff)s
        OR (event_type = ANY(%(collect_types)s) AND occurred_at < %(collect_cutoff)s));
 
+-- purge_collect_events --
+-- used by retention.py on an anonymized week straddling the deletion cut-off: only its
+-- /collect and /measure rows past their shorter retention go now; the week itself is
+-- dropped once wholly past the cut-off.
+DELETE FROM {table}
+WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+  AND event_type = ANY(%(collect_types)s) AND occurred_at < %(collect_cutoff)s;
+
 -- purge_sessions --
 -- used by retention.py
 DELETE FROM public.user_sessions

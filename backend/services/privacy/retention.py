@@ -69,6 +69,8 @@ SCRUB_ERROR_GROUPS = QUERIES["scrub_error_groups"]
 
 PURGE_EVENTS = QUERIES["purge_events"]
 
+PURGE_COLLECT_EVENTS = QUERIES["purge_collect_events"]
+
 PURGE_SESSIONS = QUERIES["purge_sessions"]
 
 PURGE_ERRORS = QUERIES["purge_errors"]
@@ -275,7 +277,12 @@ def purge(db: Database, *, now: datetime, older_than_days: int, collect_retentio
           target_seconds: float = 0.5, first_blocks: int = FIRST_BLOCKS,
           progress: ProgressFn | None = None,
           on_start: Callable[[int], None] | None = None) -> RunStats:
-    """Delete rows older than the cut-off from every table (collect/measure rows sooner)."""
+    """Delete rows older than the cut-off from every table (collect/measure rows sooner).
+
+    A week of events wholly past the cut-off is dropped. A week straddling it is deleted
+    row by row only while it may hold personal data (not yet anonymized): an anonymized week
+    links to no one, so it waits until it is wholly past and goes in one drop, at most six
+    days later, instead of being deleted a day at a time and dropped empty."""
     cutoff = now - timedelta(days=older_than_days)
     params: dict[str, Any] = {
         "cutoff": cutoff,
@@ -286,10 +293,17 @@ def purge(db: Database, *, now: datetime, older_than_days: int, collect_retentio
     started = time.perf_counter()
     with partitions.maintenance_lock(db):
         dropped_rows, dropped = partitions.drop_expired(db, cutoff)
-        parts = [p for p in partitions.partitions(db) if p.may_hold_before(cutoff)
-                 or (p.may_hold_before(collect_cutoff) and p.collect_purged_at is None)]
-        stats = _run(db, "purge", [*event_steps(PURGE_EVENTS, parts), *PURGE_STEPS,
-                                   *daily_rollup_steps(db)], params, cutoff,
+        every = partitions.partitions(db)
+        whole = [p for p in every if p.is_week and p.anonymized_at]  # dropped, never by row
+        by_row = [p for p in every if p not in whole and (
+            p.may_hold_before(cutoff)
+            or (p.may_hold_before(collect_cutoff) and p.collect_purged_at is None))]
+        collect_only = [p for p in whole
+                        if p.may_hold_before(collect_cutoff) and p.collect_purged_at is None]
+        parts = by_row + collect_only
+        stats = _run(db, "purge", [*event_steps(PURGE_EVENTS, by_row),
+                                   *event_steps(PURGE_COLLECT_EVENTS, collect_only),
+                                   *PURGE_STEPS, *daily_rollup_steps(db)], params, cutoff,
                      target_seconds=target_seconds, first_blocks=first_blocks,
                      progress=progress, on_start=on_start)
         for part in parts:

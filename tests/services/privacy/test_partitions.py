@@ -203,6 +203,25 @@ def test_purge_drops_whole_past_weeks_and_deletes_the_straddling_week_by_row(
     assert again.partitions == 0 and again.rows["user_activity_events"] == 0
 
 
+def test_an_anonymized_week_straddling_the_deletion_age_goes_whole(
+        db: Database, conn: psycopg.Connection[Any]) -> None:
+    """Anonymized rows link to no one: the straddling week is not deleted a day at a time
+    (every row of it would be, one night after another) but dropped once wholly past."""
+    user = uuid.uuid4()
+    straddle = _old_day(db, conn, 730, 50, user)  # the cut-off falls at 12:00 that day
+    now = TODAY + timedelta(hours=12)
+    assert retention.anonymize(db, now=now, older_than_days=90, pii_keys=()).partitions >= 1
+    kept = retention.purge(db, now=now, older_than_days=730, collect_retention_days=30)
+    assert straddle in _names(conn) and count(conn, straddle) == 50
+    assert kept.rows["user_activity_events"] == 0
+    week_end = _monday(TODAY - timedelta(days=730)) + timedelta(days=7)
+    later = datetime(week_end.year, week_end.month, week_end.day, tzinfo=UTC) \
+        + timedelta(days=730, hours=1)
+    gone = retention.purge(db, now=later, older_than_days=730, collect_retention_days=30)
+    assert straddle not in _names(conn)
+    assert gone.partitions >= 1 and gone.rows["user_activity_events"] >= 50
+
+
 def _anonymized_rows(conn: psycopg.Connection[Any], table: str) -> list[tuple[Any, ...]]:
     """The rows of the first half of the day (before a 12:00 cut-off), without their date."""
     return conn.execute(
