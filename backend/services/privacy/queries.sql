@@ -280,7 +280,7 @@ DELETE FROM waymark.deletion_log WHERE logged_at < %(now)s - interval '400 days'
 
 
 -- ======================================================================================
--- The day partitions of user_activity_events (partitions.py)
+-- The week partitions of user_activity_events (partitions.py)
 -- ======================================================================================
 
 -- event_partitions --
@@ -298,7 +298,7 @@ ORDER BY p.from_at NULLS FIRST, c.relname;
 SELECT count(*) FROM {table};
 
 -- drop_partition --
--- Purge of a whole day: one catalog change instead of a DELETE per row (no dead rows, no
+-- Purge of a whole week: one catalog change instead of a DELETE per row (no dead rows, no
 -- vacuum). DROP of a partition locks the parent ACCESS EXCLUSIVE for a moment; the caller
 -- sets lock_timeout so a long analytics query makes it retry rather than stall inserts.
 DROP TABLE {table};
@@ -323,7 +323,7 @@ UPDATE waymark.event_edits SET epoch = epoch + 1;
 CREATE TABLE {target} (LIKE public.user_activity_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
 
 -- rewrite_anonymized_partition --
--- One statement for a whole day: every row with no link to a person and PII scrubbed, as
+-- One statement for a whole week: every row with no link to a person and PII scrubbed, as
 -- anonymize_events does row by row (same rules), into a new table that is then indexed
 -- and swapped in (partitions.rewrite_anonymized).
 INSERT INTO {target}
