@@ -75,7 +75,7 @@ def resolve_database_url(settings: Settings) -> str:
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SET application_name = 'waymark'")
-    # No JIT: our statements name the day-partitioned events table, so one plan can hold
+    # No JIT: our statements name the week-partitioned events table, so one plan can hold
     # hundreds of partition scans, and compiling them all costs seconds where running them
     # costs milliseconds (the score job's inputs at 1M events: 19 of 20 s were JIT).
     conn.execute("SET jit = off")

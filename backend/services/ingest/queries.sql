@@ -44,7 +44,7 @@ COPY wm_stage_events ({columns}) FROM STDIN (FORMAT BINARY)
 
 -- insert_staged_events --
 -- Only new event ids of users not forgotten; returns the ids really inserted (their
--- sessions count only those). The table is partitioned by day: each partition's unique
+-- sessions count only those). The table is partitioned by week: each partition's unique
 -- event_id index is the arbiter (a retry carries its occurred_at, so it meets its first
 -- copy in the same partition), hence no conflict target.
 INSERT INTO public.user_activity_events ({columns})
