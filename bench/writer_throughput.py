@@ -105,11 +105,15 @@ def raw_copy(url: str, rows: list[tuple[Any, ...]]) -> float:
 
 def through_writer(url: str, items: list[dict[str, Any]], batch_size: int) -> tuple[float, int]:
     """Seconds from the first submit until everything is written; and the rows stored."""
-    settings = Settings(batch_size=batch_size, flush_interval=0.5, queue_size=len(items) + 1)
+    # The queue holds every item at once (its byte bound too: the default would refuse
+    # most of 100,000 events), so the figure is queue → PostgreSQL, not the bound.
+    settings = Settings(batch_size=batch_size, flush_interval=0.5, queue_size=len(items) + 1,
+                        queue_bytes=1 << 40)
     writer = EventWriter(url, settings, autostart=False)
     try:
         for item in items:  # fill the queue first: the figure is queue → PostgreSQL
-            writer.submit(item)
+            if not writer.submit(item):
+                raise RuntimeError(f"the queue refused an event: {writer.dropped}")
         started = time.perf_counter()
         writer.start()
         left = writer.flush(600)
