@@ -72,7 +72,7 @@ SELECT to_regprocedure('waymark.ensure_event_partitions(date,date)') IS NOT NULL
    AND to_regclass('public.user_activity_events_default') IS NOT NULL;
 
 -- ensure_event_partitions --
--- migrations.py (after migrating) and the partitions job: a partition for every UTC day
--- from %(back)s days ago to %(ahead)s days ahead.
+-- migrations.py (after migrating), rollup and the partitions job: a partition for every
+-- ISO week from %(back)s days ago to %(ahead)s days ahead.
 SELECT waymark.ensure_event_partitions((now() AT TIME ZONE 'UTC')::date - %(back)s::int,
                                        (now() AT TIME ZONE 'UTC')::date + %(ahead)s::int) AS made;

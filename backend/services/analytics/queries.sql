@@ -229,9 +229,7 @@ WITH span_ids AS (SELECT DISTINCT unnest(%(user_ids)s::uuid[]) AS user_id),
 
 -- risk_inputs_body --
 -- The body of risk_inputs and risk_inputs_given: reads student_candidates.
-{{students}}, seen AS (
-    SELECT user_id, first_at, last_at FROM students
-), win AS (
+{{students}}, win AS (
     SELECT e.user_id, e.occurred_at, e.event_type, e.duration_ms,
            e.event_data ->> 'quest_id' AS quest_id
     FROM public.user_activity_events e
@@ -311,7 +309,7 @@ SELECT s.user_id, s.first_at, s.last_at,
        coalesce(sc.scored_quests, 0) AS scored_quests,
        sc.mean_xp,
        coalesce(r.recent_active_days, 0) AS recent_active_days
-FROM seen s
+FROM students s
 LEFT JOIN streaks k ON k.user_id = s.user_id
 LEFT JOIN logins l ON l.user_id = s.user_id
 LEFT JOIN quests q ON q.user_id = s.user_id

@@ -4,8 +4,8 @@ The events table is partitioned by ``occurred_at``, one partition per ISO week (
 00:00 UTC to the next), so the nightly jobs work on whole weeks instead of rows:
 
 * purge **drops** a partition whose week is wholly past the deletion age: a catalog
-  change, no DELETE per row, no dead rows for vacuum; the week straddling the cut-off is
-  deleted row by row until it is wholly past;
+  change, no DELETE per row, no dead rows for vacuum (an anonymized week straddling the
+  cut-off waits for that drop; one never anonymized is deleted row by row meanwhile);
 * anonymize **rewrites** a partition as soon as its week *begins* before the
   anonymization cut-off: one ``INSERT … SELECT`` of the anonymized rows into a new table,
   indexed freshly packed, then swapped in for the old one in a short transaction. The

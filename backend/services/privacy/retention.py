@@ -101,23 +101,28 @@ class Step(NamedTuple):
 
 #: the events come first, one step per partition that still needs the row-by-row path
 #: (see ``partitions``); the other tables are single steps.
-ANONYMIZE_STEPS: tuple[Step, ...] = (
-    Step("user_sessions", "user_sessions", ANONYMIZE_SESSIONS),
-    Step("error_events", "error_events", ANONYMIZE_ERRORS),
-    Step("learning_journey_events", "learning_journey_events", ANONYMIZE_JOURNEY),
-    Step("interventions", "interventions", ANONYMIZE_INTERVENTIONS),
-    Step("alert_crossings", "alert_crossings", ANONYMIZE_ALERT_CROSSINGS),
-    Step("alert_deliveries", "alert_deliveries", ANONYMIZE_ALERT_DELIVERIES),
-    Step("waymark.dead_letters", "waymark.dead_letters", DELETE_OLD_DEAD_LETTERS),
+def table_steps(*pairs: tuple[str, Statement]) -> tuple[Step, ...]:
+    """One step per (table, statement): a whole table, counted under its own name."""
+    return tuple(Step(table, table, statement) for table, statement in pairs)
+
+
+ANONYMIZE_STEPS = table_steps(
+    ("user_sessions", ANONYMIZE_SESSIONS),
+    ("error_events", ANONYMIZE_ERRORS),
+    ("learning_journey_events", ANONYMIZE_JOURNEY),
+    ("interventions", ANONYMIZE_INTERVENTIONS),
+    ("alert_crossings", ANONYMIZE_ALERT_CROSSINGS),
+    ("alert_deliveries", ANONYMIZE_ALERT_DELIVERIES),
+    ("waymark.dead_letters", DELETE_OLD_DEAD_LETTERS),
 )
 
 #: order matters: error events go before the groups that may then be empty.
-PURGE_STEPS: tuple[Step, ...] = (
-    Step("user_sessions", "user_sessions", PURGE_SESSIONS),
-    Step("error_events", "error_events", PURGE_ERRORS),
-    Step("error_groups", "error_groups", PURGE_ERROR_GROUPS),
-    Step("learning_journey_events", "learning_journey_events", PURGE_JOURNEY),
-    Step("privacy_audit", "privacy_audit", PURGE_AUDIT),
+PURGE_STEPS = table_steps(
+    ("user_sessions", PURGE_SESSIONS),
+    ("error_events", PURGE_ERRORS),
+    ("error_groups", PURGE_ERROR_GROUPS),
+    ("learning_journey_events", PURGE_JOURNEY),
+    ("privacy_audit", PURGE_AUDIT),
 )
 
 
@@ -344,10 +349,10 @@ def _rewrite_whole_weeks(db: Database, parts: Sequence[partitions.Partition], no
 def daily_rollup_steps(db: Database) -> list[Step]:
     """One purge step per daily rollup table: rows whose ``day`` is before the cut-off."""
     tables = [row["relname"] for row in db.fetch_all(DAILY_TABLES)]
-    return [Step(table, table, sql.SQL(
+    return list(table_steps(*((table, sql.SQL(
         "DELETE FROM {} WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid "
         "AND day < (%(cutoff)s AT TIME ZONE 'UTC')::date").format(
-        sql.Identifier("public", table))) for table in tables]
+        sql.Identifier("public", table))) for table in tables)))
 
 
 def record_audit(db: Database, stats: RunStats) -> None:
