@@ -41,6 +41,12 @@ USER_NAMESPACE = uuid.UUID("6f1d1a52-5b1e-4c7a-9a0f-0a0d5e3b7a11")
 SECONDS_PER_CLICK = 60
 MAX_SESSION_MS = 12 * 3600 * 1000
 START_LEAD_DAYS = 14
+#: The history a deployment running OULAD's courses keeps (``WAYMARK_ANONYMIZE_AFTER_DAYS``):
+#: students register up to 205 days before a presentation starts, when their assessments
+#: are assigned, and a presentation lasts up to 270 days, so the default 90 days would
+#: forget the deadlines the score judges and everyone who registered early and never came.
+#: Every OULAD bench scores and calibrates with it, as ``waymark score`` would there.
+HISTORY_DAYS = 365
 
 COPY_SQL = (
     "COPY public.user_activity_events (user_id, occurred_at, event_type, event_category,"

@@ -85,7 +85,7 @@ def main(argv: list[str]) -> None:
                 result = backtest.backtest(
                     conn, outcome=OUTCOME, as_of=oulad_replay.course_time(7 * week),
                     threshold=args.threshold, step=timedelta(days=7), params=params,
-                    start=oulad_replay.course_time(0))
+                    start=oulad_replay.course_time(0), history_days=oulad_replay.HISTORY_DAYS)
                 print(f"-- week {week} ({args.preset or 'seed'} parameters)")
                 figure("students scored (later withdrew)",
                        f"{result.students:,} ({result.positives:,})")

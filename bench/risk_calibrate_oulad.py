@@ -38,7 +38,7 @@ from backend.services.analytics.risk import (
 from backend.services.analytics.risk.calibrate import sample, scores_of
 from backend.services.analytics.risk.inputs import fetch_inputs, student_classes
 from bench.common import figure, fresh_database
-from bench.oulad_replay import COURSE_DAY_0, replay
+from bench.oulad_replay import COURSE_DAY_0, HISTORY_DAYS, replay
 from bench.risk_oulad import DEFAULT_DATA
 
 J_OFFSET_DAYS = 480  # 2013B lasts 240 days; 2013J's earliest registration is day −205
@@ -50,7 +50,7 @@ WEEKS = (4, 8, 12)
 def snapshot(conn: psycopg.Connection[Any], params: RiskParams, at: datetime,
              until: datetime) -> calibrate.Sample:
     """Factor values and labels of the students as they stood ``at`` (as calibrate() does)."""
-    return sample(fetch_inputs(conn, now=at, params=params),
+    return sample(fetch_inputs(conn, now=at, params=params, history_days=HISTORY_DAYS),
                   calibrate.outcome_times(conn, "course_withdrawn", until), at=at, until=until,
                   params=params, classes=student_classes(conn),
                   finished=calibrate.outcome_times(conn, "course_completed", at))
@@ -73,7 +73,8 @@ def main(argv: list[str]) -> None:
                 started = time.perf_counter()
                 result = calibrate.calibrate(conn, current=DEFAULT_PARAMS,
                                              outcome="course_withdrawn", fit_at=fit_at,
-                                             validate_at=validate_at, until=J_END)
+                                             validate_at=validate_at, until=J_END,
+                                             history_days=HISTORY_DAYS)
                 seconds = time.perf_counter() - started
                 values, labels = snapshot(conn, CALIBRATED_PARAMS, validate_at, J_END)
                 preset_auc = calibrate.auc(scores_of(values, CALIBRATED_PARAMS.weights()),

@@ -41,6 +41,7 @@ from backend.services.analytics.risk import (
 )
 from bench import oulad_replay
 from bench.common import figure, fresh_database
+from bench.oulad_replay import HISTORY_DAYS
 
 THRESHOLD = 0.7
 #: Share of students flagged by the rank-based figure: what a teacher sees when the
@@ -190,7 +191,8 @@ def print_evaluation(label: str, result: Evaluation) -> None:
 def score_week(conn: psycopg.Connection[Any], week: int, params: RiskParams,
                labels: dict[uuid.UUID, bool]) -> Evaluation:
     """Score everyone visible at day 7·week with Waymark's risk code and evaluate."""
-    return evaluate(week, risk.score_students(conn, now=now_for(week), params=params), labels)
+    return evaluate(week, risk.score_students(conn, now=now_for(week), params=params,
+                                              history_days=HISTORY_DAYS), labels)
 
 
 def main(argv: list[str]) -> None:
@@ -240,7 +242,8 @@ def main(argv: list[str]) -> None:
             for week in weeks:
                 for label, params in presets:
                     started = time.perf_counter()
-                    scored = risk.score_students(conn, now=now_for(week), params=params)
+                    scored = risk.score_students(conn, now=now_for(week), params=params,
+                                                 history_days=HISTORY_DAYS)
                     elapsed = time.perf_counter() - started
                     print_evaluation(label, evaluate(week, scored, labels[week]))
                     figure("score_students time (all students)", elapsed, "s")
@@ -264,7 +267,8 @@ def holdout(conn: psycopg.Connection[Any],
     print(f"-- calibrated on {train} only:", found.as_dict(), flush=True)
     for week in weeks:
         for label, params in [*presets, (f"calibrated on {train}", found)]:
-            scored = risk.score_students(conn, now=now_for(week), params=params)
+            scored = risk.score_students(conn, now=now_for(week), params=params,
+                                         history_days=HISTORY_DAYS)
             other = evaluate(week, scored, split(week, False))
             own = evaluate(week, scored, split(week, True))
             figure(f"week {week}, {label}: AUC / F1 others | {train}",
@@ -349,7 +353,8 @@ def calibrate(conn: psycopg.Connection[Any], weeks: Sequence[int],
             sql_key = (week, tuple(float(getattr(params, p)) for p in SQL_PARAMS))
             if sql_key not in rows_cache:
                 rows_cache[sql_key] = [
-                    r for r in risk.fetch_inputs(conn, now=now_for(week), params=params)
+                    r for r in risk.fetch_inputs(conn, now=now_for(week), params=params,
+                                                 history_days=HISTORY_DAYS)
                     if r["user_id"] in labels[week]]
             every = replace(params, **probe)
             assessed = [risk.assess(r, now=now_for(week), params=every)

@@ -28,6 +28,7 @@ from backend.db import fetch_all, fetch_one
 from backend.queries import Queries
 from backend.scripts import runtime
 from backend.services.analytics import risk
+from backend.services.analytics.window import DEFAULT_HISTORY_DAYS
 
 QUERIES = Queries.load("backend.scripts", "backtest.sql")
 
@@ -78,11 +79,17 @@ def quartiles(values: Sequence[float]) -> tuple[float, float, float] | None:
 
 def backtest(conn: psycopg.Connection[Any], *, outcome: str, as_of: datetime,
              threshold: float, step: timedelta, params: risk.RiskParams,
-             start: datetime | None = None) -> Backtest:
-    """Score everyone at ``as_of``, label by a later outcome, measure first-flag lead time."""
+             start: datetime | None = None,
+             history_days: int = DEFAULT_HISTORY_DAYS) -> Backtest:
+    """Score everyone at ``as_of``, label by a later outcome, measure first-flag lead time.
+
+    ``history_days``: how far back a person's history is read (the anonymization age, as
+    ``waymark score`` reads it).
+    """
     outcomes = {r["user_id"]: r["outcome_at"]
                 for r in fetch_all(conn, QUERIES["outcomes"], {"outcome": outcome})}
-    scored = [a for a in risk.score_students(conn, now=as_of, params=params)
+    scored = [a for a in risk.score_students(conn, now=as_of, params=params,
+                                             history_days=history_days)
               if outcomes.get(a.user_id) is None or outcomes[a.user_id] > as_of]
     labels = [a.user_id in outcomes for a in scored]
     scores = [a.score for a in scored]
@@ -91,7 +98,7 @@ def backtest(conn: psycopg.Connection[Any], *, outcome: str, as_of: datetime,
     precision = len(true_flags) / len(flagged) if flagged else 0.0
     recall = len(true_flags) / sum(labels) if any(labels) else 0.0
     first = _first_flags(conn, true_flags, as_of=as_of, threshold=threshold, step=step,
-                         params=params, start=start)
+                         params=params, start=start, history_days=history_days)
     leads = sorted((outcomes[u] - first[u]).total_seconds() / 86400 for u in true_flags)
     return Backtest(as_of=as_of, students=len(scored), positives=sum(labels),
                     auc=auc(scores, labels), precision=precision, recall=recall,
@@ -100,7 +107,7 @@ def backtest(conn: psycopg.Connection[Any], *, outcome: str, as_of: datetime,
 
 def _first_flags(conn: psycopg.Connection[Any], users: list[uuid.UUID], *, as_of: datetime,
                  threshold: float, step: timedelta, params: risk.RiskParams,
-                 start: datetime | None) -> dict[uuid.UUID, datetime]:
+                 start: datetime | None, history_days: int) -> dict[uuid.UUID, datetime]:
     """The earliest step (from the history's start, every ``step``) each user was flagged."""
     first: dict[uuid.UUID, datetime] = dict.fromkeys(users, as_of)
     if not users:
@@ -110,7 +117,8 @@ def _first_flags(conn: psycopg.Connection[Any], users: list[uuid.UUID], *, as_of
         start = row["first_at"] if row and row["first_at"] else as_of
     at, waiting = start + step, set(users)
     while at < as_of and waiting:
-        for a in risk.score_students(conn, now=at, params=params, user_ids=sorted(waiting)):
+        for a in risk.score_students(conn, now=at, params=params, user_ids=sorted(waiting),
+                                     history_days=history_days):
             if a.score >= threshold:
                 first[a.user_id] = at
                 waiting.discard(a.user_id)
@@ -150,7 +158,8 @@ def backtest_command(outcome: str, as_of: tuple[datetime, ...], threshold: float
     with runtime.open_database(settings) as db, db.connection() as conn:
         for moment in moments:
             result = backtest(conn, outcome=outcome, as_of=moment, threshold=threshold,
-                              step=timedelta(days=step_days), params=params)
+                              step=timedelta(days=step_days), params=params,
+                              history_days=settings.anonymize_after_days)
             print_backtest(outcome, result, threshold)
     runtime.summary("risk-backtest", moments=len(moments),
                     seconds=f"{time.monotonic() - started:.1f}")

@@ -47,14 +47,14 @@ def risk_calibrate_command(outcome: str, finished: str, fit_at: datetime | None,
                 return
             if fit_at is None or validate_at is None:
                 raise click.UsageError("--fit-at and --validate-at are required")
+            settings = runtime.load_settings()
             current_set = parameter_sets.active_set(conn)
-            current = current_set.params if current_set else \
-                risk.params_from_settings(runtime.load_settings())
+            current = current_set.params if current_set else risk.params_from_settings(settings)
             result = calibrate.calibrate(
                 conn, current=current, outcome=outcome, fit_at=fit_at.replace(tzinfo=UTC),
                 validate_at=validate_at.replace(tzinfo=UTC),
                 until=(until.replace(tzinfo=UTC) if until else now), threshold=threshold,
-                finished=finished or None)
+                finished=finished or None, history_days=settings.anonymize_after_days)
             for name, fig in (("current", result.current_figures),
                               ("candidate", result.candidate_figures)):
                 click.echo(f"{name}: held-out auc={fig.auc:.4f} precision@{threshold:g}="

@@ -61,3 +61,23 @@ def test_the_command_prints_the_figures(db_url: str, conn: psycopg.Connection[An
     assert "AUC: 1.000" in result.output
     assert "precision / recall at 0.5: 1.000 / 1.000" in result.output
     assert "lead time, days from first flag to outcome" in result.output
+
+
+def test_the_command_reads_a_history_as_far_back_as_the_deployment_keeps_it(
+        db_url: str, conn: psycopg.Connection[Any]) -> None:
+    """A student assigned work 120 days before the as-of moment who never came is scored by
+    ``waymark score`` under ``WAYMARK_ANONYMIZE_AFTER_DAYS=365``; so by the backtest."""
+    history(conn)
+    add_event(conn, "quest_assigned", DAY0 + timedelta(days=35) - timedelta(days=120),
+              user_id=uuid.uuid4(), data={"quest_id": "essay"})
+
+    def students(env: dict[str, str]) -> str:
+        result = CliRunner().invoke(main, ["risk-backtest", "--as-of", "2026-02-09"],
+                                    env={"DATABASE_URL": db_url, **env},
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return next(line for line in result.output.splitlines()
+                    if line.startswith("students scored"))
+
+    assert students({}).endswith(": 6 (3)")
+    assert students({"WAYMARK_ANONYMIZE_AFTER_DAYS": "365"}).endswith(": 7 (3)")

@@ -64,3 +64,28 @@ def test_calibrate_adopts_then_rolls_back(db_url: str, conn: psycopg.Connection[
     back = waymark(db_url, "risk-calibrate", "--roll-back").output
     assert f"rolled_back={set_id} active=None" in back
     assert conn.execute("SELECT count(*) FROM risk_parameter_sets WHERE active").fetchone() == (0,)
+
+
+def held_out_students(output: str) -> int:
+    line = next(line for line in output.splitlines() if line.startswith("current:"))
+    return int(line.split("students=")[1].split()[0])
+
+
+def test_calibrate_reads_a_history_as_far_back_as_the_deployment_keeps_it(
+        db_url: str, conn: psycopg.Connection[Any]) -> None:
+    """A student assigned work 120 days before the held-out snapshot who never came is a
+    student to ``waymark score`` under ``WAYMARK_ANONYMIZE_AFTER_DAYS=365``; the
+    calibration must see the same students (it read 90 days whatever the setting)."""
+    students(conn, T0)
+    students(conn, T1)
+    conn.execute("INSERT INTO user_activity_events (user_id, occurred_at, event_type,"
+                 " event_category, event_data) VALUES (%s, %s, 'quest_assigned', 'custom', %s)",
+                 (uuid.uuid4(), T1 - timedelta(days=120),
+                  json.dumps({"quest_id": "essay", "due_at": T1.isoformat()})))
+    args = ("risk-calibrate", "--dry-run", "--fit-at", T0.strftime("%Y-%m-%d %H:%M:%S"),
+            "--validate-at", T1.strftime("%Y-%m-%d %H:%M:%S"))
+    default = held_out_students(waymark(db_url, *args).output)
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False, env={
+        "DATABASE_URL": db_url, "WAYMARK_ANONYMIZE_AFTER_DAYS": "365"})
+    assert result.exit_code == 0, result.output
+    assert held_out_students(result.output) == default + 1

@@ -44,6 +44,7 @@ from backend.services.analytics import QUERIES
 from backend.services.analytics.risk.factors import all_factors, as_utc, cohorts_of
 from backend.services.analytics.risk.inputs import fetch_inputs, student_classes
 from backend.services.analytics.risk.params import RiskParams, RiskParamsError
+from backend.services.analytics.window import DEFAULT_HISTORY_DAYS
 
 #: At most this many factors with a non-zero weight.
 MAX_FACTORS = 8
@@ -267,12 +268,14 @@ def outcome_times(conn: psycopg.Connection[Any], outcome: str,
 
 def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: str,
               fit_at: datetime, validate_at: datetime, until: datetime,
-              threshold: float = 0.7, finished: str | None = "course_completed"
-              ) -> Calibration:
+              threshold: float = 0.7, finished: str | None = "course_completed",
+              history_days: int = DEFAULT_HISTORY_DAYS) -> Calibration:
     """Fit on the earlier period, judge both sets on the latest one (nothing is stored).
 
     ``finished``: the event type that marks a student who completed (left out of every
-    later snapshot); None to keep everyone.
+    later snapshot); None to keep everyone. ``history_days``: how far back each snapshot
+    reads a person's history — the deployment's anonymization age, as ``waymark score``
+    reads it, so the fit sees the students and the quests the score will see.
     """
     fit_at, validate_at, until = as_utc(fit_at), as_utc(validate_at), as_utc(until)
     if not fit_at < validate_at < until:
@@ -280,7 +283,7 @@ def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: st
     classes = student_classes(conn)
     fit_outcomes = outcome_times(conn, outcome, validate_at)  # nothing after validate_at
     fit_done = outcome_times(conn, finished, fit_at) if finished else {}
-    fit_rows = fetch_inputs(conn, now=fit_at, params=current)
+    fit_rows = fetch_inputs(conn, now=fit_at, params=current, history_days=history_days)
 
     def fit_sample(params: RiskParams) -> Sample:
         return sample(fit_rows, fit_outcomes, at=fit_at, until=validate_at, params=params,
@@ -288,7 +291,8 @@ def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: st
 
     candidate, (fit_values, fit_labels) = fit_params(fit_sample, current)
     val_done = outcome_times(conn, finished, validate_at) if finished else {}
-    val_rows = fetch_inputs(conn, now=validate_at, params=current)
+    val_rows = fetch_inputs(conn, now=validate_at, params=current,
+                            history_days=history_days)
     val_outcomes = outcome_times(conn, outcome, until)
 
     def val_sample(params: RiskParams) -> Sample:
