@@ -32,6 +32,8 @@ FACTOR_WORDS = {
     "below_cohort_activity": "is less active than their class",
     "below_cohort_scores": "scores below their class",
     "days_behind_cohort": "is active on fewer days than their class",
+    "missed_more_than_cohort": "misses more deadlines than their class",
+    "late_more_than_cohort": "hands in work late more often than their class",
 }
 
 #: for a parent: what to talk about, keyed by factor.
@@ -48,6 +50,8 @@ STARTERS = {
     "below_cohort_activity": "“When do you usually find time to learn? Could we plan a regular slot?”",
     "below_cohort_scores": "“Which part felt hardest? Who could you ask about it?”",
     "days_behind_cohort": "“When do you usually find time to learn? Could we plan a regular slot?”",
+    "missed_more_than_cohort": "“Are any deadlines worrying you? Shall we look at them together?”",
+    "late_more_than_cohort": "“How do you plan your week? Could we make a small plan together?”",
 }
 DEFAULT_STARTER = "“How is learning going at the moment? Is there anything I can help with?”"
 TOP_FACTORS = 3

@@ -1287,12 +1287,15 @@ GROUP BY user_id
 -- risk_cohort_medians --
 -- The cohort medians of the last `waymark score` the caller may read (migration 0141):
 -- the population's row (class_id NULL) and their visible classes'.
-SELECT class_id, median_active_days, median_xp, students FROM public.risk_cohort_medians
+SELECT class_id, median_active_days, median_xp, median_missed_share, median_late_share, students
+FROM public.risk_cohort_medians
 
 -- risk_cohort_medians_clear --
 DELETE FROM public.risk_cohort_medians
 
 -- risk_cohort_median_save --
-INSERT INTO public.risk_cohort_medians (class_id, median_active_days, median_xp, students,
+INSERT INTO public.risk_cohort_medians (class_id, median_active_days, median_xp,
+                                        median_missed_share, median_late_share, students,
                                         computed_at)
-VALUES (%(class_id)s, %(median_active_days)s, %(median_xp)s, %(students)s, %(computed_at)s)
+VALUES (%(class_id)s, %(median_active_days)s, %(median_xp)s, %(median_missed_share)s,
+        %(median_late_share)s, %(students)s, %(computed_at)s)

@@ -17,6 +17,8 @@ from backend.services.analytics.risk import Cohort, RiskParams, cohort_of
 from backend.services.analytics.risk.factors import (
     cohort_activity_factor,
     cohort_gap_factor,
+    cohort_late_factor,
+    cohort_missed_factor,
     cohort_score_factor,
 )
 
@@ -26,15 +28,63 @@ COHORT_ONLY = RiskParams(inactivity_weight=0.0, login_weight=0.0, quest_weight=0
                          cohort_activity_weight=0.5, cohort_score_weight=0.5)
 
 
-def row(active_days: int, mean_xp: float | None = None) -> dict[str, Any]:
+def row(active_days: int, mean_xp: float | None = None, *, due: int = 0, missed: int = 0,
+        late: int = 0) -> dict[str, Any]:
     return {"user_id": uuid.uuid4(), "active_days": active_days,
-            "scored_quests": 0 if mean_xp is None else 2, "mean_xp": mean_xp}
+            "scored_quests": 0 if mean_xp is None else 2, "mean_xp": mean_xp,
+            "quests_due": due, "quests_missed": missed, "quests_late": late}
 
 
 def test_cohort_medians_leave_out_students_without_scores() -> None:
     cohort = cohort_of([row(2, 50.0), row(4), row(10, 70.0), row(6, 90.0)])
     assert cohort == Cohort(median_active_days=5.0, median_xp=70.0)
     assert cohort_of([]) == Cohort(None, None)
+
+
+def test_cohort_deadline_shares_are_medians_over_students_who_had_work_due() -> None:
+    cohort = cohort_of([row(2, due=4, missed=1, late=2), row(3, due=2, missed=2),
+                        row(4, due=5), row(5)])  # the last had nothing due: left out
+    assert cohort.median_missed_share == pytest.approx(0.25)  # of 0.25, 1.0, 0.0
+    assert cohort.median_late_share == pytest.approx(0.0)     # of 0.5, 0.0, 0.0
+    assert cohort_of([row(1), row(2)]).median_missed_share is None
+
+
+DEADLINES_ONLY = RiskParams(inactivity_weight=0.0, login_weight=0.0, quest_weight=0.0,
+                            session_weight=0.0, streak_weight=0.0,
+                            cohort_missed_weight=0.5, cohort_late_weight=0.5)
+
+
+@pytest.mark.parametrize(("due", "count", "median", "expected"), [
+    (4, 4, 0.0, 1.0),     # all of it, in a class that misses nothing: (1 - 0) / 0.5, clamped
+    (4, 1, 0.0, 0.5),     # a quarter above the median: (0.25 - 0) / 0.5
+    (4, 3, 0.5, 0.5),     # (0.75 - 0.5) / 0.5
+    (4, 2, 0.5, 0.0),     # at the class's median: not a sign here, whatever the share
+    (4, 0, 0.5, 0.0),     # below it: clamped, never negative
+    (4, 4, 1.0, 0.0),     # everyone misses it all: nobody is worse than the class
+    (0, 0, 0.25, 0.0),    # nothing due: nothing to judge
+    (4, 4, None, 0.0),    # no one in the cohort had work due
+])
+def test_missed_and_late_more_than_cohort_edges(due: int, count: int, median: float | None,
+                                                expected: float) -> None:
+    missed = cohort_missed_factor(row(3, due=due, missed=count),
+                                  Cohort(median_missed_share=median), DEADLINES_ONLY)
+    late = cohort_late_factor(row(3, due=due, late=count),
+                              Cohort(median_late_share=median), DEADLINES_ONLY)
+    assert missed.value == pytest.approx(expected)
+    assert late.value == pytest.approx(expected)
+    assert missed.detail["full_at_share_above"] == late.detail["full_at_share_above"] == 0.5
+    assert missed.detail["cohort_median_share"] == median
+
+
+def test_the_share_gap_that_counts_in_full_is_a_parameter() -> None:
+    wide = replace(DEADLINES_ONLY, cohort_share_gap=1.0)
+    assert cohort_missed_factor(row(3, due=4, missed=4), Cohort(median_missed_share=0.0),
+                                wide).value == pytest.approx(1.0)
+    assert cohort_missed_factor(row(3, due=4, missed=1), Cohort(median_missed_share=0.0),
+                                wide).value == pytest.approx(0.25)
+    with pytest.raises(risk.RiskParamsError, match="cohort_share_gap"):
+        replace(DEADLINES_ONLY, cohort_share_gap=1.5)
+    assert DEADLINES_ONLY.uses_cohorts
 
 
 @pytest.mark.parametrize(("active", "median", "expected"), [
@@ -116,6 +166,7 @@ def test_seed_defaults_leave_cohort_factors_out() -> None:
     names = {f.name for f in assessment.factors}
     assert "below_cohort_activity" not in names and "below_cohort_scores" not in names
     assert "days_behind_cohort" not in names
+    assert "missed_more_than_cohort" not in names and "late_more_than_cohort" not in names
 
 
 def test_cohort_weights_make_the_score() -> None:
@@ -232,3 +283,34 @@ def test_a_live_answer_for_one_student_uses_the_stored_medians(conn: Any, db: An
     assert seen == {None, class_of["quiet"], class_of["busy"]}
     assert as_admin[0].score == pytest.approx(float(stored[0]))
     assert {f.detail["cohort"] for f in as_admin[0].factors} == {"class"}
+
+
+def test_the_deadline_shares_are_stored_and_a_live_answer_compares_with_them(
+        conn: Any, db: Any) -> None:
+    """`waymark score` stores the class's median shares of missed and late work; a student
+    scored alone afterwards is compared with those, as the stored score was."""
+    students = [uuid.uuid4() for _ in range(5)]
+    slacker = students[0]  # misses both quests; the others hand both in on time
+    due = NOW - timedelta(days=2)
+    class_id = conn.execute("INSERT INTO classes (name) VALUES ('essays') "
+                            "RETURNING class_id").fetchone()[0]
+    for student in students:
+        conn.execute("INSERT INTO class_memberships (class_id, user_id, member_role) "
+                     "VALUES (%s, %s, 'student')", (class_id, student))
+        for quest in ("q1", "q2"):
+            add_event(conn, "quest_assigned", NOW - timedelta(days=9), user_id=student,
+                      data={"quest_id": quest, "due_at": due.isoformat()})
+            if student != slacker:
+                add_event(conn, "quest_completed", due - timedelta(days=1), user_id=student,
+                          data={"quest_id": quest})
+    alone = risk.score_students(conn, now=NOW, params=DEADLINES_ONLY, user_ids=[slacker])
+    assert alone[0].score == 0.0  # nothing stored: compared with themselves only
+    analytics_jobs.score_all(db, now=NOW, batch_size=2, params=DEADLINES_ONLY)
+    stored = conn.execute("SELECT median_missed_share, median_late_share FROM "
+                          "risk_cohort_medians WHERE class_id = %s", (class_id,)).fetchone()
+    assert stored == (0.0, 0.0)
+    live = risk.score_students(conn, now=NOW, params=DEADLINES_ONLY, user_ids=[slacker])
+    assert live[0].score == pytest.approx(0.5)  # all missed, the class missed none
+    missed = next(f for f in live[0].factors if f.name == "missed_more_than_cohort")
+    assert missed.explanation == ("missed 2 of 2 quests due in the last 30 days (100 %), "
+                                  "the class's median 0 % (50 points above it counts in full)")

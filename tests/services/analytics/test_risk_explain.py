@@ -17,6 +17,7 @@ from backend.services.analytics.risk.explain import explain, with_explanations
 NOW = datetime(2026, 3, 15, 9, 10, tzinfo=UTC)
 CLASS = Cohort(median_active_days=9.0, median_xp=74.0, scope="class")
 SCHOOL = Cohort(median_active_days=8.5, median_xp=70.0, scope="everyone")
+DEADLINE_CLASS = Cohort(median_missed_share=0.2, median_late_share=0.0, scope="class")
 
 
 def row(**changes: Any) -> dict[str, Any]:
@@ -144,6 +145,25 @@ SEED, PRESET = DEFAULT_PARAMS, CALIBRATED_PARAMS
     (lambda: f.cohort_gap_factor(row(active_days=0), Cohort(0.0, None, "class"), SEED),
      "no comparison: the class's median is 0 active days in the last 30 days"),
     (lambda: f.cohort_gap_factor(row(active_days=0), Cohort(), SEED), "no one to compare with"),
+    # missed and late work against the cohort's median share: above, at or below, nothing
+    # due, no one in the class with work due
+    (lambda: f.cohort_missed_factor(row(), DEADLINE_CLASS, SEED),
+     "missed 3 of 5 quests due in the last 30 days (60 %), the class's median 20 % "
+     "(50 points above it counts in full)"),
+    (lambda: f.cohort_missed_factor(row(quests_missed=1), DEADLINE_CLASS, SEED),
+     "missed 1 of 5 quests due in the last 30 days (20 %), at or below the class's median "
+     "of 20 %"),
+    (lambda: f.cohort_missed_factor(row(quests_due=0, quests_missed=0), DEADLINE_CLASS, SEED),
+     "no quest due in the last 30 days"),
+    (lambda: f.cohort_missed_factor(row(), CLASS, SEED),
+     "missed 3 of 5 quests due in the last 30 days (60 %); no one in the class had work due "
+     "to compare with"),
+    (lambda: f.cohort_late_factor(row(quests_late=3), DEADLINE_CLASS, PRESET),
+     "handed in 3 of 5 quests due in the last 84 days after the deadline (60 %), the class's "
+     "median 0 % (50 points above it counts in full)"),
+    (lambda: f.cohort_late_factor(row(quests_late=0), Cohort(median_late_share=0.0), SEED),
+     "handed in 0 of 5 quests due in the last 30 days after the deadline (0 %), at or below "
+     "the school's median of 0 %"),
 ])
 def test_each_factor_in_words_at_its_edges(factor: Any, sentence: str) -> None:
     assert words(factor()) == sentence

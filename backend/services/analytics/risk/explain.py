@@ -211,6 +211,39 @@ def _days_behind(d: Detail) -> str:
             + (f" ({_plural(full, 'day')} behind counts in full)" if full else ""))
 
 
+def _percent(share: float) -> str:
+    return f"{round(100 * float(share))} %"
+
+
+def _against_cohort(d: Detail, fact: str, share: float) -> str:
+    """``fact`` (the student's count, as ``missed_deadlines`` says it) read against the
+    cohort's median share of the same."""
+    median = d["cohort_median_share"]
+    if median is None:
+        return f"{fact} ({_percent(share)}); no one in {_cohort_name(d)} had work due to compare with"
+    if share <= median:
+        return f"{fact} ({_percent(share)}), at or below {_cohort(d)} median of {_percent(median)}"
+    return (f"{fact} ({_percent(share)}), {_cohort(d)} median {_percent(median)} "
+            f"({round(100 * float(d['full_at_share_above']))} points above it counts in full)")
+
+
+def _missed_vs_cohort(d: Detail) -> str:
+    due, missed = int(d["quests_due"]), int(d["quests_missed"])
+    if not due:
+        return f"no quest due{_in_last(d)}"
+    return _against_cohort(d, f"missed {missed} of {_plural(due, 'quest')} due{_in_last(d)}",
+                           missed / due)
+
+
+def _late_vs_cohort(d: Detail) -> str:
+    due, late = int(d["quests_due"]), int(d["quests_late"])
+    if not due:
+        return f"no quest due{_in_last(d)}"
+    return _against_cohort(
+        d, f"handed in {late} of {_plural(due, 'quest')} due{_in_last(d)} after the deadline",
+        late / due)
+
+
 _SENTENCES: dict[str, Callable[[Detail], str]] = {
     "inactivity": _inactivity,
     "low_login_frequency": _login,
@@ -224,4 +257,6 @@ _SENTENCES: dict[str, Callable[[Detail], str]] = {
     "below_cohort_activity": _below_activity,
     "below_cohort_scores": _below_scores,
     "days_behind_cohort": _days_behind,
+    "missed_more_than_cohort": _missed_vs_cohort,
+    "late_more_than_cohort": _late_vs_cohort,
 }

@@ -66,6 +66,14 @@ Normalisations (each factor is clamped to 0–1; ``p`` is a :class:`RiskParams`)
   In a class that is barely online (median 2 days) an idle student is 2 days behind,
   not "100 % below the class" as ``below_cohort_activity`` says, so a quiet class does
   not look at risk as a whole. At or above the median → 0; no cohort median → 0.
+* ``missed_more_than_cohort`` (weight 0 in the seed) = (the share of quests due that the
+  student missed, as ``missed_deadlines`` counts them − the cohort's median share) /
+  ``p.cohort_share_gap``: missing work against what the class misses, since a class whose
+  students all skip the optional quizzes is not a class at risk. The median is over the
+  cohort's students who had work due. At or below the median → 0; nothing due, or no one
+  in the cohort had work due → 0.
+* ``late_more_than_cohort`` (weight 0 in the seed) = the same for quests handed in late
+  (``late_completions``' count) against the cohort's median share of late work.
 
 Activity: every event of the student counts as activity except ``quest_assigned``,
 which the app records *for* the student (it may be the only event of a student who
@@ -151,15 +159,26 @@ class Cohort:
     median_active_days: float | None = None
     median_xp: float | None = None
     scope: str = "everyone"
+    median_missed_share: float | None = None
+    median_late_share: float | None = None
 
 
 def cohort_of(rows: Sequence[Row], scope: str = "everyone") -> Cohort:
-    """The medians of the students in ``rows`` (a class, or every student scored together)."""
+    """The medians of the students in ``rows`` (a class, or every student scored together);
+    the shares of work missed and late over the students who had work due."""
     active = [float(r["active_days"]) for r in rows]
     scored = [float(r["mean_xp"]) for r in rows
               if int(r["scored_quests"]) and r["mean_xp"] is not None]
-    return Cohort(median_active_days=statistics.median(active) if active else None,
-                  median_xp=statistics.median(scored) if scored else None, scope=scope)
+    due = [r for r in rows if int(r["quests_due"])]
+    return Cohort(median_active_days=_median(active), median_xp=_median(scored), scope=scope,
+                  median_missed_share=_median([int(r["quests_missed"]) / int(r["quests_due"])
+                                               for r in due]),
+                  median_late_share=_median([int(r["quests_late"]) / int(r["quests_due"])
+                                             for r in due]))
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 #: A class is a student's cohort only with at least this many students scored in it (a
@@ -244,6 +263,8 @@ def all_factors(row: Row, *, now: datetime, params: RiskParams, cohort: Cohort) 
         cohort_activity_factor(row, cohort, params),
         cohort_score_factor(row, cohort, params),
         cohort_gap_factor(row, cohort, params),
+        cohort_missed_factor(row, cohort, params),
+        cohort_late_factor(row, cohort, params),
     ]
 
 
@@ -433,3 +454,35 @@ def cohort_gap_factor(row: Row, cohort: Cohort, params: RiskParams) -> Factor:
                   {"active_days": int(active), "cohort_median_active_days": median,
                    "full_at_days_behind": params.cohort_gap_days, "cohort": cohort.scope,
                    "window_days": params.window_days})
+
+
+def cohort_missed_factor(row: Row, cohort: Cohort, params: RiskParams) -> Factor:
+    """How far the share of work due that the student missed lies above the cohort's median.
+
+    What missing a deadline means differs between classes (in one most students skip the
+    optional quizzes, in another nobody misses anything); above the class's own median share,
+    by ``cohort_share_gap`` or more, is a full sign (bench/README.md, "2013B → 2013J").
+    """
+    return _share_above("missed_more_than_cohort", row, "quests_missed",
+                        cohort.median_missed_share, cohort, params,
+                        params.cohort_missed_weight)
+
+
+def cohort_late_factor(row: Row, cohort: Cohort, params: RiskParams) -> Factor:
+    """How far the share of work due that the student handed in late lies above the cohort's
+    median share (read as :func:`cohort_missed_factor`)."""
+    return _share_above("late_more_than_cohort", row, "quests_late", cohort.median_late_share,
+                        cohort, params, params.cohort_late_weight)
+
+
+def _share_above(name: str, row: Row, key: str, median: float | None, cohort: Cohort,
+                 params: RiskParams, weight: float) -> Factor:
+    """(the student's share − the cohort's median share) / ``cohort_share_gap``, 0–1;
+    nothing due, or no cohort median, → 0."""
+    due, count = int(row["quests_due"]), int(row[key])
+    value = _clamp((count / due - median) / params.cohort_share_gap) \
+        if due and median is not None else 0.0
+    return Factor(name, value, weight,
+                  {"quests_due": due, key: count, "cohort_median_share": median,
+                   "full_at_share_above": params.cohort_share_gap, "cohort": cohort.scope,
+                   "window_days": params.deadline_days})

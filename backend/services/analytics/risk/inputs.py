@@ -69,6 +69,8 @@ def stored_cohorts(conn: psycopg.Connection[Any],
 
     def cohort(r: Row) -> Cohort:
         return Cohort(median_active_days=r["median_active_days"], median_xp=r["median_xp"],
+                      median_missed_share=r["median_missed_share"],
+                      median_late_share=r["median_late_share"],
                       scope="everyone" if r["class_id"] is None else "class")
 
     by_class = {r["class_id"]: (cohort(r), int(r["students"]))
@@ -85,7 +87,9 @@ def save_cohorts(conn: psycopg.Connection[Any], cohorts: Cohorts, *, students: i
     with conn.cursor() as cur:
         cur.executemany(QUERIES["risk_cohort_median_save"], [
             {"class_id": class_id, "median_active_days": cohort.median_active_days,
-             "median_xp": cohort.median_xp, "students": size, "computed_at": now}
+             "median_xp": cohort.median_xp, "median_missed_share": cohort.median_missed_share,
+             "median_late_share": cohort.median_late_share, "students": size,
+             "computed_at": now}
             for class_id, cohort, size in scopes])
 
 

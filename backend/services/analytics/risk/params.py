@@ -34,7 +34,7 @@ SWITCHES = frozenset({"missed_at_floor"})
 WEIGHT_FIELDS = ("inactivity_weight", "login_weight", "quest_weight", "session_weight",
                  "streak_weight", "deadline_weight", "late_weight", "score_weight",
                  "trend_weight", "cohort_activity_weight", "cohort_score_weight",
-                 "cohort_gap_weight")
+                 "cohort_gap_weight", "cohort_missed_weight", "cohort_late_weight")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,8 @@ class RiskParams:
     cohort_activity_weight: float = 0.0
     cohort_score_weight: float = 0.0
     cohort_gap_weight: float = 0.0
+    cohort_missed_weight: float = 0.0
+    cohort_late_weight: float = 0.0
     window_days: int = 30
     inactivity_days: float = 14.0
     expected_days_per_week: float = 3.0
@@ -71,6 +73,7 @@ class RiskParams:
     late_full_share: float = 1.0
     missed_at_floor: float = 0.0
     cohort_gap_days: float = 10.0
+    cohort_share_gap: float = 0.5
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -87,7 +90,7 @@ class RiskParams:
             if getattr(self, name) not in (0, 1):
                 raise RiskParamsError(f"risk parameter {name} is a switch, 0 or 1, "
                                       f"not {getattr(self, name)}")
-        for name in ("deadline_full_share", "late_full_share"):
+        for name in ("deadline_full_share", "late_full_share", "cohort_share_gap"):
             if getattr(self, name) > 1:
                 raise RiskParamsError(f"risk parameter {name} is a share of the quests due, "
                                       f"at most 1, not {getattr(self, name)}")
@@ -114,6 +117,8 @@ class RiskParams:
             "below_cohort_activity": self.cohort_activity_weight,
             "below_cohort_scores": self.cohort_score_weight,
             "days_behind_cohort": self.cohort_gap_weight,
+            "missed_more_than_cohort": self.cohort_missed_weight,
+            "late_more_than_cohort": self.cohort_late_weight,
         }
 
     def with_weights(self, weights: Mapping[str, float]) -> RiskParams:
@@ -126,7 +131,8 @@ class RiskParams:
     def uses_cohorts(self) -> bool:
         """Whether a cohort factor counts (else cohorts need not be looked up at all)."""
         return (self.cohort_activity_weight > 0 or self.cohort_score_weight > 0
-                or self.cohort_gap_weight > 0)
+                or self.cohort_gap_weight > 0 or self.cohort_missed_weight > 0
+                or self.cohort_late_weight > 0)
 
     @property
     def session_gap(self) -> timedelta:
