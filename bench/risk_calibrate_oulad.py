@@ -90,9 +90,10 @@ def main(argv: list[str]) -> None:
                 weights = {k: round(v, 2) for k, v in result.candidate.weights().items() if v}
                 print(f"    fitted weights: {weights}", flush=True)
                 chosen = {name: getattr(result.candidate, name)
-                          for name, _ in calibrate.NORMALISATION_GRID
+                          for name, _ in calibrate.HORIZON_GRID + calibrate.NORMALISATION_GRID
                           if getattr(result.candidate, name) != getattr(DEFAULT_PARAMS, name)}
-                print(f"    normalisations changed from the seed: {chosen or 'none'}", flush=True)
+                print(f"    horizons and normalisations changed from the seed: {chosen or 'none'}",
+                      flush=True)
                 if args.dump:  # the factor values as the fit saw them (its normalisations)
                     args.dump.mkdir(parents=True, exist_ok=True)
                     fit = snapshot(conn, result.candidate, fit_at, validate_at)

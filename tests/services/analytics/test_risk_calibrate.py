@@ -196,8 +196,37 @@ def test_normalisations_are_chosen_on_the_fit_sample_alone() -> None:
     # the other normalisations change no value here, so they stay the seed's
     assert fitted.inactivity_days == DEFAULT_PARAMS.inactivity_days
     assert fitted.cohort_gap_days == DEFAULT_PARAMS.cohort_gap_days
-    assert len(asked) == 1 + sum(len(grid) - 1 for _, grid in calibrate.NORMALISATION_GRID)
+    assert len(asked) == 1 + sum(len(grid) - 1 for _, grid in
+                                 calibrate.HORIZON_GRID + calibrate.NORMALISATION_GRID)
     assert calibrate.fit_params(login_sample, DEFAULT_PARAMS)[0] == fitted  # deterministic
+
+
+def test_the_deadline_horizon_is_chosen_on_the_fit_period_from_its_own_rows(
+        conn: psycopg.Connection[Any]) -> None:
+    """Leavers and stayers alike are active and score alike; only a quest due 60 days before
+    each snapshot tells them apart (leavers never handed it in). The seed's 30-day deadline
+    window cannot see it; the grid's 90 days can, and its rows are fetched for the trial."""
+    later = T0 + timedelta(days=120)  # the held-out snapshot: its students came after T0
+    for snapshot in (T0, later):
+        for leaves in (True, False):
+            for _ in range(4):
+                user = uuid.uuid4()
+                add(conn, user, snapshot - timedelta(days=80), "quest_assigned",
+                    quest_id="essay", due_at=(snapshot - timedelta(days=60)).isoformat())
+                # the same first activity for both: stayers hand the essay in, leavers look
+                add(conn, user, snapshot - timedelta(days=61),
+                    "page_view" if leaves else "quest_completed", quest_id="essay")
+                for back in range(1, 6):
+                    add(conn, user, snapshot - timedelta(days=back, hours=-9), "login_success")
+                if leaves:
+                    add(conn, user, snapshot + timedelta(days=3), "course_withdrawn")
+    result = calibrate.calibrate(conn, current=DEFAULT_PARAMS, outcome="course_withdrawn",
+                                 fit_at=T0, validate_at=later, until=later + timedelta(days=7))
+    assert result.candidate.deadline_days == 90.0
+    assert result.candidate.weights()["missed_deadlines"] > 0
+    assert result.fit_figures.auc == pytest.approx(1.0)
+    assert result.candidate_figures.auc == pytest.approx(1.0)  # held out, at its own horizon
+    assert result.current_figures.auc < 1.0
 
 
 def test_a_grid_value_this_set_cannot_take_is_skipped() -> None:

@@ -18,13 +18,14 @@ to 1 (a score's order, hence its AUC, does not change with scale) and rounded to
 are the weights; at most :data:`MAX_FACTORS` are kept non-zero (the largest), so the score
 stays a readable sum. Factor values are computed once per student and normalisation.
 
-The factors' normalisations that never reach the SQL (:data:`NORMALISATION_GRID`: e.g.
-how many active days a week are enough, how many days behind the class are a full sign)
-are chosen on the fit period too: coordinate ascent over a small fixed grid, one
-normalisation at a time in a fixed order, each trial refitting the weights and kept when
-it raises the fit period's AUC. The held-out period is never read to choose them; the
-window horizons (``window_days``, ``deadline_days``, ``trend_days``) stay as they are, so
-the fit rows are fetched once. Why this and not a search for the highest fit-period AUC: measured on OULAD
+The factors' horizons and normalisations are chosen on the fit period too: coordinate
+ascent over small fixed grids — first the window horizons (:data:`HORIZON_GRID`: how far
+back activity, deadlines and the recent trend are read; each value fetches the fit rows
+once more), then the normalisations that never reach the SQL (:data:`NORMALISATION_GRID`:
+e.g. how many active days a week are enough, how many days behind the class are a full
+sign) — one value at a time in a fixed order, each trial refitting the weights and kept
+when it raises the fit period's AUC. The held-out period is never read to choose them.
+Why this and not a search for the highest fit-period AUC: measured on OULAD
 (bench/README.md), a greedy AUC search overfits the fit period and transfers worse to the
 next one; the convex, penalised fit transfers better and is several times faster.
 """
@@ -87,7 +88,8 @@ class Calibration:
 
     def validation(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "auc": round(self.candidate_figures.auc, 4),
-                "method": "non-negative logistic regression, normalisations by grid",
+                "method": "non-negative logistic regression, horizons and normalisations "
+                          "by grid",
                 "candidate": self.candidate_figures.as_dict(),
                 "previous": self.current_figures.as_dict(), "fit": self.fit_figures.as_dict()}
 
@@ -176,9 +178,18 @@ def fit_logistic(values: Sequence[Mapping[str, float]], labels: Sequence[bool],
     return weights
 
 
-#: The normalisations a calibration chooses among, in the order it tries them (each grid
-#: holds the seed's value). None reaches the SQL. Below this, gains on the fit period's
-#: AUC are taken for noise.
+#: The window horizons a calibration chooses among, tried first, in this order (each grid
+#: holds the seed's value; round numbers, not values fitted elsewhere). They reach the SQL:
+#: the fit rows are fetched once per horizon tried.
+HORIZON_GRID: tuple[tuple[str, tuple[float, ...]], ...] = (
+    ("deadline_days", (30.0, 90.0)),
+    ("window_days", (30, 60)),
+    ("trend_days", (14.0, 28.0)),
+)
+
+#: The normalisations a calibration chooses among, in the order it tries them after the
+#: horizons (each grid holds the seed's value). None reaches the SQL. Below this, gains on
+#: the fit period's AUC are taken for noise.
 NORMALISATION_GRID: tuple[tuple[str, tuple[float, ...]], ...] = (
     ("expected_days_per_week", (1.5, 3.0, 5.0)),
     ("inactivity_days", (7.0, 14.0, 28.0)),
@@ -193,17 +204,18 @@ MIN_GAIN = 1e-4
 
 def fit_params(sample_of: Callable[[RiskParams], Sample],
                current: RiskParams) -> tuple[RiskParams, Sample]:
-    """The normalisations of :data:`NORMALISATION_GRID` and the weights, fitted on the samples
-    ``sample_of`` gives for a parameter set (the fit period's only); with the sample of the
-    set chosen (factor values do not depend on weights: the caller need not build it again).
+    """The horizons of :data:`HORIZON_GRID`, the normalisations of :data:`NORMALISATION_GRID`
+    and the weights, fitted on the samples ``sample_of`` gives for a parameter set (the fit
+    period's only); with the sample of the set chosen (factor values do not depend on
+    weights: the caller need not build it again).
 
     Coordinate ascent from ``current``: each value of each grid in turn, the weights refitted
     (:func:`fit_logistic`), kept when the fit period's AUC rises by more than
-    :data:`MIN_GAIN`. One pass, fixed order: deterministic, and at most 1 + 13 fits.
+    :data:`MIN_GAIN`. One pass, fixed order: deterministic, and at most 1 + 3 + 13 fits.
     """
     best_sample = sample_of(current)
     best, best_auc = _fitted(best_sample, current)
-    for name, grid in NORMALISATION_GRID:
+    for name, grid in HORIZON_GRID + NORMALISATION_GRID:
         for value in grid:
             if value == getattr(best, name):
                 continue
@@ -255,6 +267,23 @@ def sample(rows: Sequence[Row], outcomes: Mapping[Any, datetime], *, at: datetim
     return values, labels
 
 
+class _RowsByHorizon:
+    """The students' raw numbers at one snapshot, fetched once per set of the horizons that
+    reach the SQL (a calibration tries a few; weights and normalisations reuse the rows)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], at: datetime, history_days: int) -> None:
+        self._conn, self._at, self._history_days = conn, at, history_days
+        self._rows: dict[tuple[float, ...], list[Row]] = {}
+
+    def of(self, params: RiskParams) -> list[Row]:
+        key = (params.window_days, params.deadline_days, params.trend_days,
+               params.session_gap_minutes)
+        if key not in self._rows:
+            self._rows[key] = fetch_inputs(self._conn, now=self._at, params=params,
+                                           history_days=self._history_days)
+        return self._rows[key]
+
+
 def _by(moment: datetime | None, at: datetime) -> bool:
     return moment is not None and moment <= at
 
@@ -283,21 +312,20 @@ def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: st
     classes = student_classes(conn)
     fit_outcomes = outcome_times(conn, outcome, validate_at)  # nothing after validate_at
     fit_done = outcome_times(conn, finished, fit_at) if finished else {}
-    fit_rows = fetch_inputs(conn, now=fit_at, params=current, history_days=history_days)
+    fit_rows = _RowsByHorizon(conn, fit_at, history_days)
 
     def fit_sample(params: RiskParams) -> Sample:
-        return sample(fit_rows, fit_outcomes, at=fit_at, until=validate_at, params=params,
-                      classes=classes, finished=fit_done)
+        return sample(fit_rows.of(params), fit_outcomes, at=fit_at, until=validate_at,
+                      params=params, classes=classes, finished=fit_done)
 
     candidate, (fit_values, fit_labels) = fit_params(fit_sample, current)
     val_done = outcome_times(conn, finished, validate_at) if finished else {}
-    val_rows = fetch_inputs(conn, now=validate_at, params=current,
-                            history_days=history_days)
+    val_rows = _RowsByHorizon(conn, validate_at, history_days)
     val_outcomes = outcome_times(conn, outcome, until)
 
     def val_sample(params: RiskParams) -> Sample:
-        return sample(val_rows, val_outcomes, at=validate_at, until=until, params=params,
-                      classes=classes, finished=val_done)
+        return sample(val_rows.of(params), val_outcomes, at=validate_at, until=until,
+                      params=params, classes=classes, finished=val_done)
 
     val_values, val_labels = val_sample(current)
     cand_values, cand_labels = val_sample(candidate)
