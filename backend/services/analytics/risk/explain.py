@@ -128,20 +128,29 @@ def _in_a_row(days: int) -> str:
     return "1 day" if days == 1 else f"{days} days in a row"
 
 
+def _nothing_due(d: Detail) -> str:
+    return f"no quest due{_in_last(d)}"
+
+
+def _missed_words(d: Detail) -> str:
+    return f"missed {int(d['quests_missed'])} of {_plural(d['quests_due'], 'quest')} due{_in_last(d)}"
+
+
+def _late_words(d: Detail) -> str:
+    return (f"handed in {int(d['quests_late'])} of {_plural(d['quests_due'], 'quest')} "
+            f"due{_in_last(d)} after the deadline")
+
+
 def _missed(d: Detail) -> str:
-    due, missed = int(d["quests_due"]), int(d["quests_missed"])
-    if not due:
-        return f"no quest due{_in_last(d)}"
-    return f"missed {missed} of {_plural(due, 'quest')} due{_in_last(d)}" + \
-        _full_share(d, "missing {} of them")
+    if not int(d["quests_due"]):
+        return _nothing_due(d)
+    return _missed_words(d) + _full_share(d, "missing {} of them")
 
 
 def _late(d: Detail) -> str:
-    due, late = int(d["quests_due"]), int(d["quests_late"])
-    if not due:
-        return f"no quest due{_in_last(d)}"
-    return f"handed in {late} of {_plural(due, 'quest')} due{_in_last(d)} after the deadline" + \
-        _full_share(d, "{} of them late")
+    if not int(d["quests_due"]):
+        return _nothing_due(d)
+    return _late_words(d) + _full_share(d, "{} of them late")
 
 
 def _scores(d: Detail) -> str:
@@ -216,8 +225,8 @@ def _percent(share: float) -> str:
 
 
 def _against_cohort(d: Detail, fact: str, share: float) -> str:
-    """``fact`` (the student's count, as ``missed_deadlines`` says it) read against the
-    cohort's median share of the same."""
+    """``fact`` (the student's count, in the words of ``missed_deadlines`` or
+    ``late_completions``) read against the cohort's median share of the same."""
     median = d["cohort_median_share"]
     if median is None:
         return f"{fact} ({_percent(share)}); no one in {_cohort_name(d)} had work due to compare with"
@@ -228,20 +237,15 @@ def _against_cohort(d: Detail, fact: str, share: float) -> str:
 
 
 def _missed_vs_cohort(d: Detail) -> str:
-    due, missed = int(d["quests_due"]), int(d["quests_missed"])
-    if not due:
-        return f"no quest due{_in_last(d)}"
-    return _against_cohort(d, f"missed {missed} of {_plural(due, 'quest')} due{_in_last(d)}",
-                           missed / due)
+    if not int(d["quests_due"]):
+        return _nothing_due(d)
+    return _against_cohort(d, _missed_words(d), int(d["quests_missed"]) / int(d["quests_due"]))
 
 
 def _late_vs_cohort(d: Detail) -> str:
-    due, late = int(d["quests_due"]), int(d["quests_late"])
-    if not due:
-        return f"no quest due{_in_last(d)}"
-    return _against_cohort(
-        d, f"handed in {late} of {_plural(due, 'quest')} due{_in_last(d)} after the deadline",
-        late / due)
+    if not int(d["quests_due"]):
+        return _nothing_due(d)
+    return _against_cohort(d, _late_words(d), int(d["quests_late"]) / int(d["quests_due"]))
 
 
 _SENTENCES: dict[str, Callable[[Detail], str]] = {
