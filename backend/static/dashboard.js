@@ -424,8 +424,26 @@
         { key: "risk_level", label: "Level", opt: true, format: levelText },
         { key: "reason", label: "Main reason" },
       ], rows, { pageSize: PAGE_SIZE, href: (row) => studentLink(row.user_id), sortKey: "score", unit: "students" })
-        : empty("No student is at risk in this period."));
+        : empty("No student is at risk in this period."), trustNote(r.parameter_set));
     } catch (e) { c.fail(e); }
+  }
+
+  /** Which weights made the scores and how well they were checked, in words a school reads
+   * (the answer's `parameter_set`): the AUC as "how often a student who went on to leave
+   * scored higher than one who stayed". */
+  function trustNote(set) {
+    if (!set) return null;
+    let text;
+    if (set.source === "risk-calibrate" && set.validation_auc !== null) {
+      text = `Weights fitted to this school's own history on ${fmt.day(set.fitted_at.slice(0, 10))} (set ${set.id}). `
+        + `Checked on a later period kept back from the fit: a student who went on to leave scored higher than one who stayed `
+        + `${Math.round(100 * set.validation_auc)} % of the time (50 % would be chance).`;
+    } else if (set.source === "waymark demo") {
+      text = "Weights chosen by hand for the demo school: not fitted to outcomes, not checked against them.";
+    } else {
+      text = "Default weights, not yet fitted to this school's own history (an admin fits them with waymark risk-calibrate once withdrawals are recorded).";
+    }
+    return el("p", { class: "sub trust", text });
   }
 
   async function teacherView() {
@@ -541,7 +559,8 @@
         bar.style.width = `${Math.round(f.contribution * 100 / Math.max(risk.score, 0.01))}%`;
         return el("li", { class: "factor" }, el("strong", { text: `${fmt.words(f.name)}: ` }), factorWords(f),
           el("span", { class: "sub", text: ` — adds ${f.contribution.toFixed(2)} (weight ${f.weight}, value ${f.value.toFixed(2)})` }), bar);
-      })) : empty("No factors: this student has not been scored."));
+      })) : empty("No factors: this student has not been scored."),
+      factors.length ? trustNote(engagement.risk_parameter_set) : null);
     await learnerCard(userId, "Journey and recent activity", { wide: true, withRhythm: false });
   }
 

@@ -19,6 +19,7 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from backend import create_app
+from backend.services.analytics.risk import parameter_sets
 from tests.conftest import TEST_JWT_SECRET, AuthTokens, _scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,7 +189,10 @@ def test_admin_view_charts_tables_live_counter_and_student_detail(browser: Any, 
         assert "instagram.com" in drawn["sources"]["labels"]
         pages = page.inner_text("section[aria-label='Top pages'] table")
         assert "/quests" in pages and "/leaderboard" in pages  # page names, not ids
-        assert "Page 1 of" in page.inner_text("section[aria-label='Students at risk']")
+        at_risk_card = page.inner_text("section[aria-label='Students at risk']")
+        assert "Page 1 of" in at_risk_card
+        # which weights made the scores, in words: the demo's hand-chosen set
+        assert "Weights chosen by hand for the demo school" in at_risk_card
         page.wait_for_selector("#live-count")
         check_page(visit, "admin", width)
         page.close()
@@ -214,6 +219,7 @@ def test_admin_view_charts_tables_live_counter_and_student_detail(browser: Any, 
     assert sorted(factors.values()) == sorted(i.split(": ", 1)[1].split(" — adds")[0]
                                               for i in items)
     assert any("the class's median" in i for i in items), "\n".join(items)
+    assert "chosen by hand for the demo" in page.inner_text("#detail .trust")
     history = charts(page)["risk-history"]
     assert len(history["labels"]) >= 4  # the demo's weekly past scores and today's
     check_page(visit, "admin-student-detail", 1440)
@@ -223,6 +229,29 @@ def test_admin_view_charts_tables_live_counter_and_student_detail(browser: Any, 
     assert visit.page.locator("#detail .factors li").count() == len(factors)
     check_page(visit, "admin-student-detail", 390)
     visit.page.close()
+
+
+def test_the_at_risk_card_says_how_well_a_fitted_set_was_checked(browser: Any,
+                                                                 demo: Demo) -> None:
+    """A set `waymark risk-calibrate` adopted: the card names when it was fitted and puts its
+    held-out AUC in words; rolled back afterwards, the demo's set is active again."""
+    now = datetime.now(UTC)
+    with psycopg.connect(demo.db_url, autocommit=True) as conn:
+        demo_params = parameter_sets.active_set(conn)
+        assert demo_params is not None
+        fitted = parameter_sets.activate(
+            conn, demo_params.params, now=now, outcome="course_withdrawn",
+            fit_at=now - timedelta(days=60), validate_at=now - timedelta(days=30),
+            validated_until=now, validation={"auc": 0.7123})
+    try:
+        visit = open_view(browser, demo, demo.auth.token(demo.admin, "admin"), 1440)
+        note = visit.page.inner_text("section[aria-label='Students at risk'] .trust")
+        assert f"(set {fitted})" in note and "71 % of the time" in note, note
+        check_page(visit, "admin-fitted-set", 1440)
+        visit.page.close()
+    finally:
+        with psycopg.connect(demo.db_url, autocommit=True) as conn:
+            assert parameter_sets.roll_back(conn, now=now)[0] == fitted
 
 
 def test_teacher_sees_their_class_with_suppression_markers(browser: Any, demo: Demo) -> None:
