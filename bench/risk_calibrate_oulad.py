@@ -13,8 +13,10 @@ of the calibrated preset (fitted on all of 2013 earlier, so in-sample for 2013J:
 for reference) and of the candidate fitted on 2013B alone.
 
 ``--dump DIR`` also writes each week's fit and held-out samples (the factor values, under
-the normalisations the calibration chose, and labels the search saw) as JSON, for ``bench/sklearn_oulad.py`` to fit scikit-learn models
-on the same features in a scratch environment (scikit-learn is not a project dependency).
+the horizons and normalisations the calibration chose, and labels the search saw), each
+held-out student's class and the fitted weights as JSON, for ``bench/sklearn_oulad.py`` to
+fit scikit-learn models on the same features in a scratch environment (scikit-learn is not
+a project dependency) and to compare all three among classmates too.
 """
 
 from __future__ import annotations
@@ -54,6 +56,17 @@ def snapshot(conn: psycopg.Connection[Any], params: RiskParams, at: datetime,
                   calibrate.outcome_times(conn, "course_withdrawn", until), at=at, until=until,
                   params=params, classes=student_classes(conn),
                   finished=calibrate.outcome_times(conn, "course_completed", at))
+
+
+def snapshot_classes(conn: psycopg.Connection[Any], at: datetime, until: datetime) -> list[str]:
+    """The class (module presentation) of each student of :func:`snapshot`, in its order:
+    the replay makes one user per registration, so each is in exactly one class."""
+    classes = student_classes(conn)
+    rows = calibrate.sampled(
+        fetch_inputs(conn, now=at, params=DEFAULT_PARAMS, history_days=HISTORY_DAYS),
+        calibrate.outcome_times(conn, "course_withdrawn", until), at=at,
+        finished=calibrate.outcome_times(conn, "course_completed", at))
+    return [str(classes[r["user_id"]][0]) for r in rows]
 
 
 def main(argv: list[str]) -> None:
@@ -100,7 +113,9 @@ def main(argv: list[str]) -> None:
                     held_out = snapshot(conn, result.candidate, validate_at, J_END)
                     (args.dump / f"week{week}.json").write_text(json.dumps({
                         "fit": {"values": fit[0], "labels": fit[1]},
-                        "held_out": {"values": held_out[0], "labels": held_out[1]},
+                        "held_out": {"values": held_out[0], "labels": held_out[1],
+                                     "classes": snapshot_classes(conn, validate_at, J_END)},
+                        "weights": result.candidate.weights(),
                         "fitted_held_out_auc": held.auc}))
 
 

@@ -11,7 +11,10 @@ Features: the factor values of every Waymark risk factor (the same 0–1 numbers
 calibration searches over), per student, as they stood at the week's snapshot. Models: a
 logistic regression (L2, C chosen by 5-fold cross-validation on 2013B only) and gradient
 boosting (a small grid, chosen the same way). Prints the 2013J AUC of each next to the
-AUC of the weights ``waymark risk-calibrate`` fitted.
+AUC of the weights ``waymark risk-calibrate`` fitted: over the whole presentation, and
+among classmates (over pairs of students of the same module presentation only, each
+class weighted by its pairs: the order of a teacher's list, where a class's base rate
+plays no part).
 """
 
 import json
@@ -29,6 +32,19 @@ def matrix(part: dict) -> tuple[np.ndarray, np.ndarray, list[str]]:
     names = sorted(part["values"][0])
     x = np.array([[row[n] for n in names] for row in part["values"]])
     return x, np.array(part["labels"], dtype=int), names
+
+
+def among_classmates(y: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> float:
+    """The AUC over (withdrew, stayed) pairs of the same class: per class, weighted by pairs."""
+    total = pairs = 0.0
+    for c in np.unique(classes):
+        mine = classes == c
+        positives = y[mine].sum()
+        negatives = mine.sum() - positives
+        if positives and negatives:
+            total += roc_auc_score(y[mine], scores[mine]) * positives * negatives
+            pairs += positives * negatives
+    return total / pairs
 
 
 def main(folder: Path) -> None:
@@ -51,6 +67,15 @@ def main(folder: Path) -> None:
               f" 2013J {len(y_val)} ({y_val.sum()})")
         print(f"  2013J AUC  logistic regression {lr:.4f}  gradient boosting {gb:.4f}  "
               f"risk-calibrate {data['fitted_held_out_auc']:.4f}")
+        if "classes" in data["held_out"]:
+            classes = np.array(data["held_out"]["classes"])
+            ours = np.minimum(1.0, x_val @ np.array([data["weights"][n] for n in names]))
+            print("  among classmates  logistic regression "
+                  f"{among_classmates(y_val, logistic.predict_proba(x_val)[:, 1], classes):.4f}"
+                  "  gradient boosting "
+                  f"{among_classmates(y_val, boosting.predict_proba(x_val)[:, 1], classes):.4f}"
+                  f"  risk-calibrate {among_classmates(y_val, ours, classes):.4f}"
+                  f"  (whole: {roc_auc_score(y_val, ours):.4f})")
 
 
 if __name__ == "__main__":

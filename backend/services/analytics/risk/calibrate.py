@@ -253,18 +253,25 @@ def sample(rows: Sequence[Row], outcomes: Mapping[Any, datetime], *, at: datetim
     Students whose outcome, or whose finishing, came at or before ``at`` are left out: they
     had already left. Cohorts are formed of the students who remain.
     """
-    finished = finished or {}
-    present = [r for r in rows
-               if not _by(outcomes.get(r["user_id"]), at)
-               and not _by(finished.get(r["user_id"]), at)]
+    present = sampled(rows, outcomes, at=at, finished=finished)
     cohorts = cohorts_of(present, classes or {})
     values, labels = [], []
-    for row in sorted(present, key=lambda r: str(r["user_id"])):
+    for row in present:
         outcome_at = outcomes.get(row["user_id"])
         factors = all_factors(row, now=at, params=params, cohort=cohorts.of(row["user_id"]))
         values.append({f.name: f.value for f in factors})
         labels.append(outcome_at is not None and outcome_at <= until)
     return values, labels
+
+
+def sampled(rows: Sequence[Row], outcomes: Mapping[Any, datetime], *, at: datetime,
+            finished: Mapping[Any, datetime] | None = None) -> list[Row]:
+    """The rows of the students a snapshot at ``at`` holds, in :func:`sample`'s order: those
+    whose outcome, or whose finishing, came at or before ``at`` had already left."""
+    finished = finished or {}
+    return sorted((r for r in rows if not _by(outcomes.get(r["user_id"]), at)
+                   and not _by(finished.get(r["user_id"]), at)),
+                  key=lambda r: str(r["user_id"]))
 
 
 class _RowsByHorizon:
