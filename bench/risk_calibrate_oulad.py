@@ -50,23 +50,18 @@ WEEKS = (4, 8, 12)
 
 
 def snapshot(conn: psycopg.Connection[Any], params: RiskParams, at: datetime,
-             until: datetime) -> calibrate.Sample:
-    """Factor values and labels of the students as they stood ``at`` (as calibrate() does)."""
-    return sample(fetch_inputs(conn, now=at, params=params, history_days=HISTORY_DAYS),
-                  calibrate.outcome_times(conn, "course_withdrawn", until), at=at, until=until,
-                  params=params, classes=student_classes(conn),
-                  finished=calibrate.outcome_times(conn, "course_completed", at))
-
-
-def snapshot_classes(conn: psycopg.Connection[Any], at: datetime, until: datetime) -> list[str]:
-    """The class (module presentation) of each student of :func:`snapshot`, in its order:
-    the replay makes one user per registration, so each is in exactly one class."""
+             until: datetime) -> tuple[calibrate.Sample, list[str]]:
+    """Factor values and labels of the students as they stood ``at`` (as calibrate() does),
+    and each one's class (module presentation), in the same order: the replay makes one
+    user per registration, so each is in exactly one class."""
+    rows = fetch_inputs(conn, now=at, params=params, history_days=HISTORY_DAYS)
+    outcomes = calibrate.outcome_times(conn, "course_withdrawn", until)
+    finished = calibrate.outcome_times(conn, "course_completed", at)
     classes = student_classes(conn)
-    rows = calibrate.sampled(
-        fetch_inputs(conn, now=at, params=DEFAULT_PARAMS, history_days=HISTORY_DAYS),
-        calibrate.outcome_times(conn, "course_withdrawn", until), at=at,
-        finished=calibrate.outcome_times(conn, "course_completed", at))
-    return [str(classes[r["user_id"]][0]) for r in rows]
+    values = sample(rows, outcomes, at=at, until=until, params=params, classes=classes,
+                    finished=finished)
+    kept = calibrate.sampled(rows, outcomes, at=at, finished=finished)
+    return values, [str(classes[r["user_id"]][0]) for r in kept]
 
 
 def main(argv: list[str]) -> None:
@@ -89,7 +84,7 @@ def main(argv: list[str]) -> None:
                                              validate_at=validate_at, until=J_END,
                                              history_days=HISTORY_DAYS)
                 seconds = time.perf_counter() - started
-                values, labels = snapshot(conn, CALIBRATED_PARAMS, validate_at, J_END)
+                (values, labels), _ = snapshot(conn, CALIBRATED_PARAMS, validate_at, J_END)
                 preset_auc = calibrate.auc(scores_of(values, CALIBRATED_PARAMS.weights()),
                                            labels)
                 held = result.candidate_figures
@@ -109,12 +104,13 @@ def main(argv: list[str]) -> None:
                       flush=True)
                 if args.dump:  # the factor values as the fit saw them (its normalisations)
                     args.dump.mkdir(parents=True, exist_ok=True)
-                    fit = snapshot(conn, result.candidate, fit_at, validate_at)
-                    held_out = snapshot(conn, result.candidate, validate_at, J_END)
+                    fit, _ = snapshot(conn, result.candidate, fit_at, validate_at)
+                    held_out, held_out_classes = snapshot(conn, result.candidate, validate_at,
+                                                          J_END)
                     (args.dump / f"week{week}.json").write_text(json.dumps({
                         "fit": {"values": fit[0], "labels": fit[1]},
                         "held_out": {"values": held_out[0], "labels": held_out[1],
-                                     "classes": snapshot_classes(conn, validate_at, J_END)},
+                                     "classes": held_out_classes},
                         "weights": result.candidate.weights(),
                         "fitted_held_out_auc": held.auc}))
 
