@@ -494,7 +494,8 @@
         { key: "risk_score", label: "Risk", num: true, format: (v) => el("span", {}, meter(v), v.toFixed(2)) },
         { key: "reason", label: "Main reason" },
       ], s.at_risk.map((x) => ({ ...x, reason: mainFactor(x.factors) ? factorWords(mainFactor(x.factors)) : "" })),
-      { href: (row) => studentLink(row.user_id), sortKey: "risk_score" }) : empty("No student of this class is at risk."));
+      { href: (row) => studentLink(row.user_id), sortKey: "risk_score" }) : empty("No student of this class is at risk."),
+      trustNote(s.parameter_set));
       c.fill(...parts);
     } catch (e) { c.fail(e); }
   }

@@ -274,6 +274,10 @@ def test_teacher_sees_their_class_with_suppression_markers(browser: Any, demo: D
         summary = api(demo, token, f"/classes/{full['class_id']}/summary?days=30")
         assert drawn[f"class-{full['class_id']}"]["datasets"][0]["data"] == [
             d["active_students"] for d in summary["daily"]]
+        # Which weights made the class's scores, under its students at risk.
+        assert summary["parameter_set"]["source"] == "waymark demo"
+        full_card = page.locator("section.class", has_text=full["name"])
+        assert "chosen by hand for the demo" in full_card.locator(".trust").inner_text()
         check_page(visit, "teacher", width)
         page.close()
 

@@ -18,7 +18,12 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 
 from backend import create_app
-from backend.services.analytics.risk import score_students, store_assessments
+from backend.services.analytics.risk import (
+    RiskParams,
+    parameter_sets,
+    score_students,
+    store_assessments,
+)
 from backend.services.privacy import retention
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -341,3 +346,39 @@ def test_anonymize_leaves_classes_and_their_summaries_intact(
                         "user_id IS NOT NULL", (NOW - timedelta(days=90),)).fetchone() == (0,)
     assert conn.execute("SELECT count(*) FROM class_memberships").fetchone() == memberships
     assert get(client, auth, path, T_MATHS, "teacher").get_json() == before
+
+
+def test_the_summary_names_the_set_that_made_its_scores(
+        client: FlaskClient, auth: Any, school: None, conn: psycopg.Connection[Any]) -> None:
+    """Not the active set: the one whose parameters the class's newest stored scores were
+    made with, so a roll back does not relabel scores it did not make."""
+    def named() -> Any:
+        return get(client, auth, f"/api/analytics/classes/{MATHS}/summary?days=7", T_MATHS,
+                   "teacher").get_json()["parameter_set"]
+
+    assert named() == {"id": None, "source": "settings", "fitted_at": None,
+                       "validation_auc": None}
+    fitted = RiskParams.from_mapping({"expected_days_per_week": 5.0})
+    set_id = parameter_sets.activate(
+        conn, fitted, now=NOW, outcome="course_withdrawn", fit_at=NOW - timedelta(days=60),
+        validate_at=NOW - timedelta(days=30), validated_until=NOW, validation={"auc": 0.7123})
+    assert named()["source"] == "settings"  # active, but it made none of these scores yet
+    store_assessments(conn, score_students(conn, now=NOW, params=fitted), now=NOW,
+                      params=fitted)
+    assert named() == {"id": set_id, "source": "risk-calibrate",
+                       "fitted_at": NOW.isoformat(), "validation_auc": 0.7123}
+    assert parameter_sets.roll_back(conn, now=NOW) == (set_id, None)
+    assert named()["id"] == set_id  # rolled back, but still what made today's scores
+    # One student rescored with the settings: the set still made most of the class's scores.
+    store_assessments(conn, score_students(conn, now=NOW, user_ids=MATHS_STUDENTS[:1]),
+                      now=NOW)
+    assert named()["id"] == set_id
+    # Two sets hold these parameters: the active one names them, not a newer retired one.
+    again = dict(outcome="course_withdrawn", fit_at=NOW - timedelta(days=60),
+                 validate_at=NOW - timedelta(days=30), validated_until=NOW,
+                 validation={"auc": 0.7})
+    first = parameter_sets.activate(conn, fitted, now=NOW, **again)
+    second = parameter_sets.activate(conn, fitted, now=NOW, **again)
+    assert parameter_sets.roll_back(conn, now=NOW) == (second, first)
+    assert named()["id"] == first
+    assert parameter_sets.label_of_scores(conn, []) is None

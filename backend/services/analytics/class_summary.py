@@ -2,7 +2,8 @@
 
 A summary covers the window ``(now − days, now]`` for the class's students: engagement per
 day, events by category, the risk distribution of their latest stored assessments, quest
-completion, the students at risk with their factors, and the class's popular quests.
+completion, the students at risk with their factors, which parameter set made those
+scores, and the class's popular quests.
 
 Small-cell suppression (docs/access.md, "Small groups"): shown to anyone but an admin, an
 aggregate that describes fewer than ``min_group_size`` distinct students is replaced by
@@ -23,6 +24,7 @@ import psycopg
 from backend.db import fetch_all, fetch_one
 from backend.services.analytics import QUERIES, risk
 from backend.services.analytics.quests import quest_figures
+from backend.services.analytics.risk import parameter_sets
 from backend.services.analytics.window import Window, capped_ratio, window
 
 
@@ -86,6 +88,8 @@ def class_summary(conn: psycopg.Connection[Any], class_id: uuid.UUID, *, now: da
         "at_risk": [_flagged(row) for row in assessments
                     if row["risk_score"] is not None and row["risk_score"] >= threshold],
         "threshold": threshold,
+        "parameter_set": parameter_sets.label_of_scores(
+            conn, [row["params"] for row in assessments if row["params"] is not None]),
         "popular_quests": _quests(conn, params, disclosure, hidden),
     }
 

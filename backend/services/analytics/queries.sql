@@ -1137,7 +1137,7 @@ WHERE e.user_id = ANY (%(students)s::uuid[])
 
 -- class_assessments --
 -- Each of the class's students with their newest stored assessment (NULLs if unscored).
-SELECT s.user_id, a.risk_score, a.engagement_level, a.assessed_at, a.factors
+SELECT s.user_id, a.risk_score, a.engagement_level, a.assessed_at, a.factors, a.params
 FROM unnest(%(students)s::uuid[]) AS s(user_id)
 {{latest_assessment}}
 ORDER BY a.risk_score DESC NULLS LAST, s.user_id
@@ -1159,6 +1159,12 @@ GROUP BY user_id
 -- The active parameter set, if any.
 SELECT id, params, fitted_at, outcome, fit_at, validate_at, validated_until, validation
 FROM public.risk_parameter_sets WHERE active
+
+-- risk_sets --
+-- Every stored parameter set, the active one first, then newest first (a row per
+-- calibration: a handful).
+SELECT id, params, fitted_at, validation
+FROM public.risk_parameter_sets ORDER BY active DESC, id DESC
 
 -- risk_set_retire_active --
 UPDATE public.risk_parameter_sets SET active = false, retired_at = %(now)s

@@ -11,19 +11,25 @@ the answers name it by that source, so nobody takes it for a fitted set.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from backend.db import fetch_one
+from backend.db import Row, fetch_all, fetch_one
 from backend.services.analytics import QUERIES
 from backend.services.analytics.risk.calibrate import Calibration
 from backend.services.analytics.risk.params import RiskParams
 
 #: Who made a set, as answers name it, when its ``validation`` does not say otherwise.
 CALIBRATED = "risk-calibrate"
+
+#: The label of scores made with ``WAYMARK_RISK_*`` (no stored set).
+SETTINGS_LABEL: dict[str, Any] = {"id": None, "source": "settings", "fitted_at": None,
+                                  "validation_auc": None}
 
 
 @dataclass(frozen=True)
@@ -46,14 +52,37 @@ class ParameterSet:
 def active_set(conn: psycopg.Connection[Any]) -> ParameterSet | None:
     """The active parameter set, or None (score with the settings' parameters)."""
     row = fetch_one(conn, QUERIES["risk_set_active"])
-    if row is None:
-        return None
+    return _parameter_set(row) if row is not None else None
+
+
+def _parameter_set(row: Row) -> ParameterSet:
     validation = row["validation"]
     held_out = validation.get("auc")
     return ParameterSet(id=int(row["id"]), params=RiskParams.from_mapping(row["params"]),
                         fitted_at=row["fitted_at"],
                         validation_auc=float(held_out) if held_out is not None else None,
                         source=str(validation.get("source") or CALIBRATED))
+
+
+def label_of_scores(conn: psycopg.Connection[Any],
+                    made_with: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The label of the set that made most of these stored scores (``made_with``: the
+    parameters each was stored with); None when there is none.
+
+    Not the active set: stored scores keep the set that made them until the next
+    ``waymark score``, so after a roll back or a new calibration they are still named by
+    what really produced them. Parameters no stored set holds are the settings'. Among
+    sets holding the same parameters, the active one, else the newest.
+    """
+    counts = Counter(RiskParams.from_mapping(p) for p in made_with)
+    if not counts:
+        return None
+    params = max(counts, key=lambda p: counts[p])
+    for row in fetch_all(conn, QUERIES["risk_sets"]):  # active, then newest; a handful
+        stored = _parameter_set(row)
+        if stored.params == params:
+            return stored.label()
+    return dict(SETTINGS_LABEL)
 
 
 def adopt(conn: psycopg.Connection[Any], result: Calibration, *, now: datetime) -> int | None:
@@ -105,6 +134,5 @@ def effective(conn: psycopg.Connection[Any],
     """
     active = active_set(conn)
     if active is None:
-        return fallback, {"id": None, "source": "settings", "fitted_at": None,
-                          "validation_auc": None}
+        return fallback, dict(SETTINGS_LABEL)
     return replace(active.params, window_days=fallback.window_days), active.label()
