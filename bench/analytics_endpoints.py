@@ -44,6 +44,7 @@ from flask.testing import FlaskClient
 from psycopg.conninfo import make_conninfo
 
 from backend import create_app, migrations
+from backend.config import Settings
 from backend.db import Database
 from backend.scripts import demo_data
 from backend.scripts.analytics_jobs import roll_up, roll_up_hours, score_all
@@ -123,7 +124,8 @@ def _database(events: int, reuse: bool) -> Any:
         figure(f"rollup ({days} days, {hours} hours of today to do)",
                time.perf_counter() - started, "s")
         started = time.perf_counter()
-        scored = score_all(db, now=datetime.now(UTC), batch_size=500)
+        scored = score_all(db, now=datetime.now(UTC), batch_size=500,
+                           history_days=Settings.anonymize_after_days)
         figure(f"waymark score ({scored['students']:,} students)",
                time.perf_counter() - started, "s")
         with db.connection() as conn:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from backend.config import Settings
 from backend.services.analytics.risk import DEFAULT_PARAMS, calibrate
 from bench.common import figure, fresh_database
 from bench.generate import generate
@@ -51,7 +52,8 @@ def main(argv: list[str]) -> None:
             started = time.perf_counter()
             result = calibrate.calibrate(conn, current=DEFAULT_PARAMS,
                                          outcome="course_withdrawn", fit_at=FIT_AT,
-                                         validate_at=VALIDATE_AT, until=NOW)
+                                         validate_at=VALIDATE_AT, until=NOW,
+                                         history_days=Settings.anonymize_after_days)
             elapsed = time.perf_counter() - started
     figure("events", args.events)
     figure("students", students)

@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from backend.config import Settings
 from backend.taxonomy import category_of
 
 EVENT_COLUMNS = ("user_id", "visitor_hash", "network_hash", "session_id", "page_path",
@@ -50,3 +51,7 @@ def add_error(conn: psycopg.Connection[Any], error_type: str, at: datetime, *,
     conn.execute(f"INSERT INTO error_events ({', '.join(names)}) "  # noqa: S608
                  f"VALUES ({placeholders})", values)
     return error_id
+
+#: How far back the tests read a person's history: what a deployment reads by default
+#: (WAYMARK_ANONYMIZE_AFTER_DAYS). The services take it without a default on purpose.
+HISTORY_DAYS = Settings.anonymize_after_days

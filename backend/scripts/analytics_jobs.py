@@ -17,7 +17,6 @@ from backend.db import Database
 from backend.scripts import demo_data, runtime
 from backend.services.analytics import milestones, page_prefix, risk, rollup
 from backend.services.analytics.risk import parameter_sets
-from backend.services.analytics.window import DEFAULT_HISTORY_DAYS
 
 
 def roll_up(db: Database, *, now: datetime, lookback_days: int) -> tuple[int, int]:
@@ -53,7 +52,7 @@ def roll_up_hours(db: Database, *, now: datetime) -> int:
 
 def score_all(db: Database, *, now: datetime, batch_size: int,
               params: risk.RiskParams = risk.DEFAULT_PARAMS,
-              history_days: int = DEFAULT_HISTORY_DAYS) -> dict[str, int]:
+              history_days: int) -> dict[str, int]:
     """Score every student in batches and store today's assessment; returns counts by level."""
     with db.connection() as conn:
         students = milestones.student_ids(conn, now=now, history_days=history_days)
@@ -81,7 +80,7 @@ def score_all(db: Database, *, now: datetime, batch_size: int,
 
 
 def write_milestones(db: Database, *, now: datetime, batch_size: int,
-                     history_days: int = DEFAULT_HISTORY_DAYS) -> tuple[int, int]:
+                     history_days: int) -> tuple[int, int]:
     """Add missing milestone rows for every student in batches; returns (students, added)."""
     with db.connection() as conn:
         students = milestones.student_ids(conn, now=now, history_days=history_days)
@@ -186,11 +185,13 @@ def demo_command(students: int, days: int, events: int, seed: int, if_empty: boo
         roll_up_hours(db, now=now)
         activate_demo_set(db, now=now)  # scored with and named in every answer, as a fitted set
         params = DEMO_RISK_PARAMS
+        history = runtime.load_settings().anonymize_after_days  # as `waymark score` reads
         # the nightly score's past runs, a week apart, so risk over time has a history
         for weeks_back in range(DEMO_SCORE_HISTORY_WEEKS, 0, -1):
-            score_all(db, now=now - timedelta(weeks=weeks_back), batch_size=500, params=params)
-        scored = score_all(db, now=now, batch_size=500, params=params)
-        _, added = write_milestones(db, now=now, batch_size=500)
+            score_all(db, now=now - timedelta(weeks=weeks_back), batch_size=500, params=params,
+                      history_days=history)
+        scored = score_all(db, now=now, batch_size=500, params=params, history_days=history)
+        _, added = write_milestones(db, now=now, batch_size=500, history_days=history)
         click.echo(f"admin ids (any uuid works as admin): {', '.join(loaded.admin_ids)}")
         click.echo(f"student ids: {', '.join(loaded.sample_student_ids)}")
         click.echo(f"parent ids: {', '.join(loaded.sample_parent_ids)}")

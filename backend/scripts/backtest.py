@@ -28,7 +28,6 @@ from backend.db import fetch_all, fetch_one
 from backend.queries import Queries
 from backend.scripts import runtime
 from backend.services.analytics import risk
-from backend.services.analytics.window import DEFAULT_HISTORY_DAYS
 
 QUERIES = Queries.load("backend.scripts", "backtest.sql")
 
@@ -80,7 +79,7 @@ def quartiles(values: Sequence[float]) -> tuple[float, float, float] | None:
 def backtest(conn: psycopg.Connection[Any], *, outcome: str, as_of: datetime,
              threshold: float, step: timedelta, params: risk.RiskParams,
              start: datetime | None = None,
-             history_days: int = DEFAULT_HISTORY_DAYS) -> Backtest:
+             history_days: int) -> Backtest:
     """Score everyone at ``as_of``, label by a later outcome, measure first-flag lead time.
 
     ``history_days``: how far back a person's history is read (the anonymization age, as

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from analytics_support import HISTORY_DAYS
 
 from backend.services.analytics import risk
 from backend.services.analytics.risk import DEFAULT_PARAMS
@@ -108,7 +109,8 @@ def test_week_four_scores_only_students_still_registered(
     session = 0.10 * (1 - (5 + 1 / 60) / 15)
     student_2 = 0.40 + login + 0.20 + session + 0.05
     idle_1 = (15 * 3600 - 1) / 86400
-    scored = {a.user_id: a.score for a in risk.score_students(conn, now=risk_oulad.now_for(4))}
+    scored = {a.user_id: a.score for a in risk.score_students(conn, now=risk_oulad.now_for(4),
+                                                              history_days=HISTORY_DAYS)}
     assert scored[user("2")] == round(student_2, 6)
     assert scored[user("4")] == 1.0
     assert scored[user("1")] == round(0.40 * idle_1 / 14, 6)

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from analytics_support import add_error, add_event
+from analytics_support import HISTORY_DAYS, add_error, add_event
 from flask.testing import FlaskClient
 from freezegun import freeze_time
 
@@ -155,7 +155,7 @@ def test_at_risk_students_use_todays_stored_assessments(
     live = get(client, auth, "/api/analytics/at-risk-students?threshold=0", ADMIN,
                "admin").get_json()
     assert live["source"] == "live"
-    store_assessments(conn, score_students(conn, now=NOW), now=NOW)
+    store_assessments(conn, score_students(conn, now=NOW, history_days=HISTORY_DAYS), now=NOW)
     stored = get(client, auth, "/api/analytics/at-risk-students?threshold=0", ADMIN,
                  "admin").get_json()
     assert stored["source"] == "stored" and stored["computed_at"] == NOW.isoformat()

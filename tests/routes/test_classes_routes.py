@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from analytics_support import add_event
+from analytics_support import HISTORY_DAYS, add_event
 from flask.testing import FlaskClient
 from freezegun import freeze_time
 
@@ -72,8 +72,9 @@ def school(conn: psycopg.Connection[Any]) -> None:
     for someone in (PARENT, T_MATHS, T_ART):
         add_event(conn, "login_success", NOW - timedelta(hours=1), user_id=someone)
     week_ago = NOW - timedelta(days=7)
-    store_assessments(conn, score_students(conn, now=week_ago), now=week_ago)
-    store_assessments(conn, score_students(conn, now=NOW), now=NOW)
+    store_assessments(conn, score_students(conn, now=week_ago,
+                                           history_days=HISTORY_DAYS), now=week_ago)
+    store_assessments(conn, score_students(conn, now=NOW, history_days=HISTORY_DAYS), now=NOW)
 
 
 def get(client: FlaskClient, auth: Any, path: str, user: uuid.UUID | None,
@@ -363,14 +364,16 @@ def test_the_summary_names_the_set_that_made_its_scores(
         conn, fitted, now=NOW, outcome="course_withdrawn", fit_at=NOW - timedelta(days=60),
         validate_at=NOW - timedelta(days=30), validated_until=NOW, validation={"auc": 0.7123})
     assert named()["source"] == "settings"  # active, but it made none of these scores yet
-    store_assessments(conn, score_students(conn, now=NOW, params=fitted), now=NOW,
+    store_assessments(conn, score_students(conn, now=NOW, params=fitted,
+                                           history_days=HISTORY_DAYS), now=NOW,
                       params=fitted)
     assert named() == {"id": set_id, "source": "risk-calibrate",
                        "fitted_at": NOW.isoformat(), "validation_auc": 0.7123}
     assert parameter_sets.roll_back(conn, now=NOW) == (set_id, None)
     assert named()["id"] == set_id  # rolled back, but still what made today's scores
     # One student rescored with the settings: the set still made most of the class's scores.
-    store_assessments(conn, score_students(conn, now=NOW, user_ids=MATHS_STUDENTS[:1]),
+    store_assessments(conn, score_students(conn, now=NOW, user_ids=MATHS_STUDENTS[:1],
+                                           history_days=HISTORY_DAYS),
                       now=NOW)
     assert named()["id"] == set_id
     # Two sets hold these parameters: the active one names them, not a newer retired one.

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from analytics_support import add_event
+from analytics_support import HISTORY_DAYS, add_event
 from click.testing import CliRunner, Result
 
 from backend.db import Database
@@ -133,7 +133,8 @@ def test_demo_scores_with_its_own_set_and_every_answer_names_it(
     assert active is not None and active.params == analytics_jobs.DEMO_RISK_PARAMS
     assert (active.source, active.validation_auc) == ("waymark demo", None)
     answer = at_risk_students(conn, now=datetime.now(UTC), threshold=0.0, limit=500,
-                              params=replace(risk.DEFAULT_PARAMS, window_days=30))
+                              params=replace(risk.DEFAULT_PARAMS, window_days=30),
+                              history_days=HISTORY_DAYS)
     assert answer["parameter_set"] == active.label()
     assert answer["source"] == "stored" and answer["students_scored"] == 60
     names = {f["name"] for s in answer["students"] for f in s["factors"]}

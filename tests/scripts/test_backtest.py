@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from analytics_support import add_event
+from analytics_support import HISTORY_DAYS, add_event
 from click.testing import CliRunner
 
 from backend.scripts import backtest
@@ -36,7 +36,7 @@ def test_backtest_separates_leavers_and_measures_lead_time(conn: psycopg.Connect
     history(conn)
     result = backtest.backtest(conn, outcome="course_withdrawn", as_of=DAY0 + timedelta(days=35),
                                threshold=0.5, step=timedelta(days=7),
-                               params=risk.DEFAULT_PARAMS)
+                               params=risk.DEFAULT_PARAMS, history_days=HISTORY_DAYS)
     assert (result.students, result.positives) == (6, 3)
     assert result.auc == 1.0
     assert (result.precision, result.recall, result.flagged_positives) == (1.0, 1.0, 3)

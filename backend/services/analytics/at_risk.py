@@ -18,13 +18,12 @@ import psycopg
 
 from backend.services.analytics import risk
 from backend.services.analytics.risk import parameter_sets
-from backend.services.analytics.window import DEFAULT_HISTORY_DAYS
 
 
 def at_risk_students(conn: psycopg.Connection[Any], *, now: datetime, threshold: float,
                      limit: int, params: risk.RiskParams = risk.DEFAULT_PARAMS,
                      live: bool = False,
-                     history_days: int = DEFAULT_HISTORY_DAYS) -> dict[str, Any]:
+                     history_days: int) -> dict[str, Any]:
     """Students with risk ≥ ``threshold`` (at most ``limit``), highest first, with factors.
 
     ``params.window_days`` is the request's ``days`` (``parameter_sets.effective`` keeps it).

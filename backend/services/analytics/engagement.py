@@ -23,17 +23,12 @@ from backend.services.analytics.event_counts import count_live
 from backend.services.analytics.journey import known
 from backend.services.analytics.risk import parameter_sets
 from backend.services.analytics.streaks import streaks
-from backend.services.analytics.window import (
-    DEFAULT_HISTORY_DAYS,
-    history_since,
-    ratio,
-    window,
-)
+from backend.services.analytics.window import history_since, ratio, window
 
 
 def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime, days: int,
                params: risk.RiskParams = risk.DEFAULT_PARAMS,
-               history_days: int = DEFAULT_HISTORY_DAYS) -> dict[str, Any]:
+               history_days: int) -> dict[str, Any]:
     """Everything the engagement endpoint answers for one user, with the risk breakdown."""
     win = window(now, days)
     history = history_since(win.now, history_days)

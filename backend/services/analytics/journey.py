@@ -20,12 +20,12 @@ import psycopg
 from backend.db import fetch_all, fetch_one
 from backend.services.analytics import QUERIES, risk
 from backend.services.analytics.streaks import streaks
-from backend.services.analytics.window import DEFAULT_HISTORY_DAYS, history_since
+from backend.services.analytics.window import history_since
 
 
 def journey(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime,
             params: risk.RiskParams = risk.DEFAULT_PARAMS,
-            history_days: int = DEFAULT_HISTORY_DAYS) -> dict[str, Any]:
+            history_days: int) -> dict[str, Any]:
     """The journey endpoint's answer for one user."""
     now = now.astimezone(UTC)
     since = history_since(now, history_days)

@@ -22,14 +22,14 @@ from typing import Any
 import psycopg
 
 from backend.services.analytics import QUERIES
-from backend.services.analytics.window import DEFAULT_HISTORY_DAYS, history_since
+from backend.services.analytics.window import history_since
 from backend.taxonomy import NON_ACTIVITY_TYPES
 
 STREAK_THRESHOLDS = (3, 7, 14, 30, 60, 100, 365)
 
 
 def student_ids(conn: psycopg.Connection[Any], *, now: datetime,
-                history_days: int = DEFAULT_HISTORY_DAYS) -> list[uuid.UUID]:
+                history_days: int) -> list[uuid.UUID]:
     """Everyone the milestone and score jobs cover, in a stable order for batching."""
     return [row[0] for row in conn.execute(
         QUERIES["student_ids"],
@@ -38,7 +38,7 @@ def student_ids(conn: psycopg.Connection[Any], *, now: datetime,
 
 
 def write_milestones(conn: psycopg.Connection[Any], user_ids: Sequence[uuid.UUID], *,
-                     now: datetime, history_days: int = DEFAULT_HISTORY_DAYS) -> int:
+                     now: datetime, history_days: int) -> int:
     """Add the missing milestones of these users (one transaction); returns rows added."""
     params = {"user_ids": list(user_ids), "now": now, "thresholds": list(STREAK_THRESHOLDS),
               "history_since": history_since(now, history_days)}

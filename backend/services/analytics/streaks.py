@@ -17,11 +17,11 @@ import psycopg
 
 from backend.db import fetch_one
 from backend.services.analytics import QUERIES
-from backend.services.analytics.window import DEFAULT_HISTORY_DAYS, history_since
+from backend.services.analytics.window import history_since
 
 
 def streaks(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime,
-            history_days: int = DEFAULT_HISTORY_DAYS) -> dict[str, int]:
+            history_days: int) -> dict[str, int]:
     """The user's current and longest streak (days) and active days over their history."""
     today: date = now.astimezone(UTC).date()
     row = fetch_one(conn, QUERIES["user_streaks"],

@@ -19,7 +19,7 @@ import psycopg
 
 from backend.db import fetch_all
 from backend.services.analytics import QUERIES, risk
-from backend.services.analytics.window import DEFAULT_HISTORY_DAYS, history_since
+from backend.services.analytics.window import history_since
 from backend.taxonomy import NON_ACTIVITY_TYPES
 
 #: A change of the score by more than this over 7 days is a trend; less is "steady".
@@ -40,7 +40,7 @@ class StudentFilter:
 
 def students(conn: psycopg.Connection[Any], *, now: datetime,
              chosen: StudentFilter = StudentFilter(),
-             history_days: int = DEFAULT_HISTORY_DAYS) -> dict[str, Any]:
+             history_days: int) -> dict[str, Any]:
     """One page of the caller's students, most at risk first, and how many there are."""
     rows = fetch_all(conn, QUERIES["students_page"], {
         "now": now, "week_ago": now - timedelta(days=TREND_DAYS),

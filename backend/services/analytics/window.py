@@ -6,15 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from backend.config import Settings
-
-#: How far back a read of one person's events looks ("their history": first and last
-#: activity, streaks, the journey, quests assigned): the anonymization age
-#: (WAYMARK_ANONYMIZE_AFTER_DAYS; this is its default, routes and jobs pass the deployment's).
-#: Older events are anonymized and belong to no one, and the bound lets PostgreSQL leave
-#: the events' older week partitions out of the plan (docs/analytics.md, "How far back").
-DEFAULT_HISTORY_DAYS: int = Settings.anonymize_after_days
-
 
 @dataclass(frozen=True)
 class Window:
@@ -52,7 +43,16 @@ def window(now: datetime, days: int) -> Window:
 
 
 def history_since(now: datetime, history_days: int) -> datetime:
-    """The exclusive start of a person's history as of ``now``."""
+    """The exclusive start of a person's history as of ``now``.
+
+    How far back a read of one person's events looks ("their history": first and last
+    activity, streaks, the journey, quests assigned) is the anonymization age
+    (WAYMARK_ANONYMIZE_AFTER_DAYS): older events are anonymized and belong to no one, and
+    the bound lets PostgreSQL leave the events' older week partitions out of the plan
+    (docs/analytics.md, "How far back"). Every function that reads a history takes
+    ``history_days`` without a default: a caller that forgot the deployment's setting
+    would read other students and other deadlines than ``waymark score`` does.
+    """
     return now - timedelta(days=history_days)
 
 

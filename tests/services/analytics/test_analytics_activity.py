@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from analytics_support import add_event
+from analytics_support import HISTORY_DAYS, add_event
 
 from backend.services.analytics.engagement import engagement
 from backend.services.analytics.event_counts import event_counts
@@ -63,26 +63,29 @@ def _active(conn: psycopg.Connection[Any], user: uuid.UUID, *days: str) -> None:
 def test_streaks_run_across_a_month_boundary(conn: psycopg.Connection[Any]) -> None:
     _active(conn, A, "2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04", "2026-01-05",
             "2026-01-30", "2026-01-31", "2026-02-01", "2026-02-02")
-    assert streaks(conn, A, now=at("2026-02-02", 23)) == {
+    assert streaks(conn, A, now=at("2026-02-02", 23), history_days=HISTORY_DAYS) == {
         "current_streak": 4, "longest_streak": 5, "active_days_total": 9}
     # Not yet active today: yesterday keeps the streak alive.
-    assert streaks(conn, A, now=at("2026-02-03", 8))["current_streak"] == 4
+    assert streaks(conn, A, now=at("2026-02-03", 8),
+                   history_days=HISTORY_DAYS)["current_streak"] == 4
     # Two days later it is broken.
-    assert streaks(conn, A, now=at("2026-02-04", 0, 1))["current_streak"] == 0
+    assert streaks(conn, A, now=at("2026-02-04", 0, 1),
+                   history_days=HISTORY_DAYS)["current_streak"] == 0
     # Looking from the past ignores later events.
-    assert streaks(conn, A, now=at("2026-01-31", 10)) == {
+    assert streaks(conn, A, now=at("2026-01-31", 10), history_days=HISTORY_DAYS) == {
         "current_streak": 2, "longest_streak": 5, "active_days_total": 7}
 
 
 def test_streak_across_a_year_boundary_and_leap_day(conn: psycopg.Connection[Any]) -> None:
     _active(conn, A, "2027-12-31", "2028-01-01", "2028-02-28", "2028-02-29", "2028-03-01")
-    assert streaks(conn, A, now=at("2028-03-01", 18)) == {
+    assert streaks(conn, A, now=at("2028-03-01", 18), history_days=HISTORY_DAYS) == {
         "current_streak": 3, "longest_streak": 3, "active_days_total": 5}
-    assert streaks(conn, A, now=at("2028-01-01", 18))["current_streak"] == 2
+    assert streaks(conn, A, now=at("2028-01-01", 18),
+                   history_days=HISTORY_DAYS)["current_streak"] == 2
 
 
 def test_streak_of_someone_without_events_is_zero(conn: psycopg.Connection[Any]) -> None:
-    assert streaks(conn, B, now=at("2026-02-02")) == {
+    assert streaks(conn, B, now=at("2026-02-02"), history_days=HISTORY_DAYS) == {
         "current_streak": 0, "longest_streak": 0, "active_days_total": 0}
 
 
@@ -104,7 +107,7 @@ def test_engagement_numbers(conn: psycopg.Connection[Any]) -> None:
     add_event(conn, "login_success", at("2026-03-01", 9), user_id=A)
     add_event(conn, "page_view", at("2026-03-14", 11), user_id=B)  # someone else
 
-    result = engagement(conn, A, now=now, days=7)
+    result = engagement(conn, A, now=now, days=7, history_days=HISTORY_DAYS)
     assert result["total_events"] == 7
     assert result["events_by_category"]["quest"] == 3
     assert result["events_by_category"]["auth"] == 2
@@ -132,7 +135,7 @@ def test_engagement_numbers(conn: psycopg.Connection[Any]) -> None:
 
 
 def test_engagement_of_a_user_without_events(conn: psycopg.Connection[Any]) -> None:
-    result = engagement(conn, A, now=at("2026-03-15"), days=30)
+    result = engagement(conn, A, now=at("2026-03-15"), days=30, history_days=HISTORY_DAYS)
     assert result["total_events"] == 0
     assert result["sessions"] == 0
     assert result["avg_session_minutes"] is None
@@ -149,7 +152,7 @@ def test_engagement_lists_stored_risk_history(conn: psycopg.Connection[Any]) -> 
             "INSERT INTO learning_journey_events (user_id, occurred_at, milestone, risk_score,"
             " engagement_level) VALUES (%s, %s, 'risk_assessment', %s, %s)",
             (A, at(day), score, level))
-    result = engagement(conn, A, now=at("2026-03-15"), days=7)
+    result = engagement(conn, A, now=at("2026-03-15"), days=7, history_days=HISTORY_DAYS)
     assert result["risk_history"] == [
         {"at": at("2026-03-12").isoformat(), "score": 0.65, "risk_level": "high",
          "engagement_level": "low"}]
@@ -173,7 +176,7 @@ def test_journey(conn: psycopg.Connection[Any]) -> None:
     add_event(conn, "quest_completed", at("2026-04-03", 10), user_id=A,  # after now
               data={"quest_id": "q9", "pillar": "wellbeing", "xp": 500})
 
-    result = journey(conn, A, now=now)
+    result = journey(conn, A, now=now, history_days=HISTORY_DAYS)
     assert result["first_quest_date"] == "2026-03-02"  # a view is not a quest taken up
     assert result["total_quests_completed"] == 3
     assert result["badges_earned"] == 2
@@ -193,8 +196,8 @@ def test_favourite_pillar_tie_is_alphabetical_and_none_without_completions(
               data={"quest_id": "q1", "pillar": "stem", "xp": 40})
     add_event(conn, "quest_completed", at("2026-04-01", 13), user_id=A,
               data={"quest_id": "q2", "pillar": "arts", "xp": 40})
-    assert journey(conn, A, now=now)["favorite_pillar"] == "arts"
-    empty = journey(conn, B, now=now)
+    assert journey(conn, A, now=now, history_days=HISTORY_DAYS)["favorite_pillar"] == "arts"
+    empty = journey(conn, B, now=now, history_days=HISTORY_DAYS)
     assert empty["favorite_pillar"] is None
     assert empty["first_quest_date"] is None
     assert empty["total_quests_completed"] == 0

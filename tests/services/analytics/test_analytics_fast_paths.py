@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from analytics_support import add_event
+from analytics_support import HISTORY_DAYS, add_event
 
 from backend.db import fetch_all
 from backend.services.analytics import risk
@@ -84,15 +84,17 @@ def _risk_data(conn: psycopg.Connection[Any]) -> list[uuid.UUID]:
 def test_risk_for_given_students_equals_their_rows_among_everyone(
         conn: psycopg.Connection[Any]) -> None:
     users = _risk_data(conn)
-    everyone = {a.user_id: a for a in risk.score_students(conn, now=NOW)}
+    everyone = {a.user_id: a for a in risk.score_students(conn, now=NOW, history_days=HISTORY_DAYS)}
     assert set(everyone) == {users[0], users[1], users[3]}  # the parent is not a student
     for user in [*users, uuid.uuid4()]:
-        assert risk.score_students(conn, now=NOW, user_ids=[user]) == (
+        assert risk.score_students(conn, now=NOW, user_ids=[user], history_days=HISTORY_DAYS) == (
             [everyone[user]] if user in everyone else [])
-    assert risk.score_students(conn, now=NOW, user_ids=users) == risk.rank(
+    assert risk.score_students(conn, now=NOW, user_ids=users,
+                               history_days=HISTORY_DAYS) == risk.rank(
         list(everyone.values()))
-    rows = {r["user_id"]: r for r in risk.fetch_inputs(conn, now=NOW)}
-    given = {r["user_id"]: r for r in risk.fetch_inputs(conn, now=NOW, user_ids=users[:2])}
+    rows = {r["user_id"]: r for r in risk.fetch_inputs(conn, now=NOW, history_days=HISTORY_DAYS)}
+    given = {r["user_id"]: r for r in risk.fetch_inputs(conn, now=NOW, user_ids=users[:2],
+                                                        history_days=HISTORY_DAYS)}
     assert given == {u: rows[u] for u in users[:2]}
 
 
@@ -133,7 +135,8 @@ def test_stored_assessments_found_by_params_key_as_by_params(
                                      (risk.DEFAULT_PARAMS, 0.0, 3),
                                      (risk.DEFAULT_PARAMS, 0.95, 10),
                                      (calibrated, 0.5, 10)):
-        got = at_risk_students(conn, now=NOW, threshold=threshold, limit=limit, params=params)
+        got = at_risk_students(conn, now=NOW, threshold=threshold, limit=limit, params=params,
+                               history_days=HISTORY_DAYS)
         old = fetch_all(conn, OLD_STORED_FLAGGED_SQL, {
             "today": day_start(NOW.date()), "now": NOW, "threshold": threshold,
             "limit": limit, "params": json.dumps(params.as_dict())})
@@ -142,15 +145,16 @@ def test_stored_assessments_found_by_params_key_as_by_params(
                 for s in got["students"]] == [
             (str(r["user_id"]), r["risk_score"], r["engagement_level"], r["factors"],
              r["occurred_at"].isoformat()) for r in old]
-    default = at_risk_students(conn, now=NOW, threshold=0.7, limit=2)
+    default = at_risk_students(conn, now=NOW, threshold=0.7, limit=2, history_days=HISTORY_DAYS)
     assert (default["students_scored"], default["count"]) == (6, 4)
     assert [s["user_id"] for s in default["students"]] == [str(u) for u in users[:2]]
     assert default["computed_at"] == earlier.isoformat()
-    other = at_risk_students(conn, now=NOW, threshold=0.7, limit=10, params=calibrated)
+    other = at_risk_students(conn, now=NOW, threshold=0.7, limit=10, params=calibrated,
+                             history_days=HISTORY_DAYS)
     assert (other["students_scored"], other["count"]) == (2, 2)
     # Before the calibrated refresh (now = earlier + 1 h) only the default ones exist.
     before = at_risk_students(conn, now=earlier + timedelta(hours=1), threshold=0.0,
-                              limit=10, params=calibrated)
+                              limit=10, params=calibrated, history_days=HISTORY_DAYS)
     assert before["source"] == "live"
 
 

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from analytics_support import add_event
+from analytics_support import HISTORY_DAYS, add_event
 
 from backend.services.analytics import QUERIES, milestones, risk
 from backend.services.analytics.journey import journey, known
 from backend.services.analytics.streaks import streaks
-from backend.services.analytics.window import DEFAULT_HISTORY_DAYS, history_since
+from backend.services.analytics.window import history_since
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -36,11 +36,11 @@ def _two_periods(conn: psycopg.Connection[Any]) -> tuple[uuid.UUID, uuid.UUID]:
 def test_answers_about_a_person_read_back_to_the_history_bound(
         conn: psycopg.Connection[Any]) -> None:
     both, old_only = _two_periods(conn)
-    assert DEFAULT_HISTORY_DAYS == 90
-    answer = journey(conn, both, now=NOW)
+    assert HISTORY_DAYS == 90
+    answer = journey(conn, both, now=NOW, history_days=HISTORY_DAYS)
     assert answer["total_quests_completed"] == 1 and answer["xp_by_pillar"] == {"stem": 10}
     assert answer["first_quest_date"] == (NOW - timedelta(days=10)).date().isoformat()
-    assert streaks(conn, both, now=NOW)["active_days_total"] == 1
+    assert streaks(conn, both, now=NOW, history_days=HISTORY_DAYS)["active_days_total"] == 1
     longer = journey(conn, both, now=NOW, history_days=120)
     assert longer["total_quests_completed"] == 2 and longer["xp_by_pillar"] == {"stem": 20}
     assert not known(conn, old_only, since=history_since(NOW, 90))
@@ -50,9 +50,9 @@ def test_answers_about_a_person_read_back_to_the_history_bound(
 def test_a_student_is_someone_with_an_event_in_their_history(
         conn: psycopg.Connection[Any]) -> None:
     both, old_only = _two_periods(conn)
-    assert milestones.student_ids(conn, now=NOW) == [both]
+    assert milestones.student_ids(conn, now=NOW, history_days=HISTORY_DAYS) == [both]
     assert set(milestones.student_ids(conn, now=NOW, history_days=120)) == {both, old_only}
-    scored = {a.user_id for a in risk.score_students(conn, now=NOW)}
+    scored = {a.user_id for a in risk.score_students(conn, now=NOW, history_days=HISTORY_DAYS)}
     assert scored == {both}
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from analytics_support import HISTORY_DAYS
 from freezegun import freeze_time
 
 from backend import create_app
@@ -36,7 +37,8 @@ def factors_of(assessment: risk.RiskAssessment) -> dict[str, float]:
 
 def only(conn: psycopg.Connection[Any], user_id: uuid.UUID, now: datetime = NOW,
          params: RiskParams = DEFAULT_PARAMS) -> risk.RiskAssessment:
-    found = risk.score_students(conn, now=now, params=params, user_ids=[user_id])
+    found = risk.score_students(conn, now=now, params=params, user_ids=[user_id],
+                                history_days=HISTORY_DAYS)
     assert len(found) == 1
     return found[0]
 
@@ -155,7 +157,7 @@ def test_parents_are_not_students_and_future_events_are_ignored(
     conn.execute("INSERT INTO guardian_links (parent_id, student_id) VALUES (%s, %s)",
                  (parent, student))
 
-    found = risk.score_students(conn, now=NOW)
+    found = risk.score_students(conn, now=NOW, history_days=HISTORY_DAYS)
 
     assert [a.user_id for a in found] == [student]
     assert found[0].factors[0].detail["days_since_last_activity"] == 1.0
@@ -166,11 +168,11 @@ def test_all_students_in_one_call_highest_first(conn: psycopg.Connection[Any]) -
     add_event(conn, idle, NOW - timedelta(days=40), "page_view")
     add_event(conn, fresh, NOW - timedelta(hours=1), "login_success")
 
-    found = risk.score_students(conn, now=NOW)
+    found = risk.score_students(conn, now=NOW, history_days=HISTORY_DAYS)
 
     assert [a.user_id for a in found] == [idle, fresh]
     assert [a.level for a in found] == ["at_risk", "medium"]
-    assert risk.score_students(conn, now=NOW, user_ids=[]) == []
+    assert risk.score_students(conn, now=NOW, user_ids=[], history_days=HISTORY_DAYS) == []
 
 
 def test_row_level_security_decides_who_is_scored(
@@ -191,7 +193,8 @@ def test_row_level_security_decides_who_is_scored(
         def scored(user: uuid.UUID, role: str) -> set[uuid.UUID]:
             with db.as_user(auth.claims(user, role)) as user_conn:
                 return {x.user_id for x in risk.score_students(user_conn, now=NOW,
-                                                               params=DEADLINES)}
+                                                               params=DEADLINES,
+                                                               history_days=HISTORY_DAYS)}
 
         assert scored(a, "student") == {a}
         assert scored(b, "student") == {b}
@@ -203,7 +206,7 @@ def test_row_level_security_decides_who_is_scored(
 
 def test_now_must_carry_a_timezone(conn: psycopg.Connection[Any]) -> None:
     with pytest.raises(ValueError, match="timezone"):
-        risk.score_students(conn, now=datetime(2026, 3, 15))
+        risk.score_students(conn, now=datetime(2026, 3, 15), history_days=HISTORY_DAYS)
 
 
 @freeze_time("2026-03-15 09:10:00")

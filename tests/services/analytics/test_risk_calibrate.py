@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from analytics_support import HISTORY_DAYS
 
 from backend.services.analytics.at_risk import at_risk_students
 from backend.services.analytics.risk import DEFAULT_PARAMS, RiskParams, calibrate, parameter_sets
@@ -45,7 +46,7 @@ def cohort(conn: psycopg.Connection[Any], snapshot: datetime, *, leaves_at: date
 
 def run(conn: psycopg.Connection[Any], current: RiskParams) -> calibrate.Calibration:
     return calibrate.calibrate(conn, current=current, outcome="course_withdrawn",
-                               fit_at=T0, validate_at=T1, until=T2)
+                               fit_at=T0, validate_at=T1, until=T2, history_days=HISTORY_DAYS)
 
 
 def test_fit_finds_the_signal_and_is_adopted(conn: psycopg.Connection[Any]) -> None:
@@ -141,7 +142,8 @@ def test_students_who_finished_are_left_out_of_later_snapshots(
     kept = run(conn, DEFAULT_PARAMS)
     assert kept.current_figures.students == 8  # the held-out period's own students
     everyone = calibrate.calibrate(conn, current=DEFAULT_PARAMS, outcome="course_withdrawn",
-                                   fit_at=T0, validate_at=T1, until=T2, finished=None)
+                                   fit_at=T0, validate_at=T1, until=T2, finished=None,
+                                   history_days=HISTORY_DAYS)
     assert everyone.current_figures.students == 12  # + the 4 who stayed to the end
     assert kept.fit_figures.students == everyone.fit_figures.students == 8
 
@@ -221,7 +223,8 @@ def test_the_deadline_horizon_is_chosen_on_the_fit_period_from_its_own_rows(
                 if leaves:
                     add(conn, user, snapshot + timedelta(days=3), "course_withdrawn")
     result = calibrate.calibrate(conn, current=DEFAULT_PARAMS, outcome="course_withdrawn",
-                                 fit_at=T0, validate_at=later, until=later + timedelta(days=7))
+                                 fit_at=T0, validate_at=later, until=later + timedelta(days=7),
+                                 history_days=HISTORY_DAYS)
     assert result.candidate.deadline_days == 90.0
     assert result.candidate.weights()["missed_deadlines"] > 0
     assert result.fit_figures.auc == pytest.approx(1.0)
@@ -252,7 +255,8 @@ def test_the_requested_days_still_set_the_window_under_an_active_set(
                             validate_at=T1, validated_until=T2, validation={"auc": 0.9})
     for days in (7, 90):
         answer = at_risk_students(conn, now=T2, threshold=0.0, limit=10,
-                                  params=replace(DEFAULT_PARAMS, window_days=days))
+                                  params=replace(DEFAULT_PARAMS, window_days=days),
+                                  history_days=HISTORY_DAYS)
         assert answer["days"] == days and answer["parameter_set"]["validation_auc"] == 0.9
         assert {f["name"] for s in answer["students"] for f in s["factors"]} == {
             "low_quest_scores"}  # the set's weights, not the settings'

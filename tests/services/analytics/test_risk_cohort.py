@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from analytics_support import add_event
+from analytics_support import HISTORY_DAYS, add_event
 
 from backend.scripts import analytics_jobs
 from backend.services.analytics import risk
@@ -220,7 +220,8 @@ def test_scoring_compares_a_student_with_their_class(conn: Any) -> None:
         for student in students:
             conn.execute("INSERT INTO class_memberships (class_id, user_id, member_role) "
                          "VALUES (%s, %s, 'student')", (class_id, student))
-    scored = {a.user_id: a for a in risk.score_students(conn, now=NOW, params=COHORT_ONLY)}
+    scored = {a.user_id: a for a in risk.score_students(conn, now=NOW, params=COHORT_ONLY,
+                                                        history_days=HISTORY_DAYS)}
 
     def behind(user: uuid.UUID) -> float:
         return next(f.value for f in scored[user].factors if f.name == "below_cohort_activity")
@@ -249,10 +250,13 @@ def test_a_live_answer_for_one_student_uses_the_stored_medians(conn: Any, db: An
         for student in students:
             conn.execute("INSERT INTO class_memberships (class_id, user_id, member_role) "
                          "VALUES (%s, %s, 'student')", (class_of[name], student))
-    alone = risk.score_students(conn, now=NOW, params=COHORT_ONLY, user_ids=[slacker])
+    alone = risk.score_students(conn, now=NOW, params=COHORT_ONLY, user_ids=[slacker],
+                                history_days=HISTORY_DAYS)
     assert alone[0].score == 0.0  # nothing stored yet: compared with themselves only
-    analytics_jobs.score_all(db, now=NOW, batch_size=4, params=COHORT_ONLY)
-    live = risk.score_students(conn, now=NOW, params=COHORT_ONLY, user_ids=[slacker])
+    analytics_jobs.score_all(db, now=NOW, batch_size=4, params=COHORT_ONLY,
+                             history_days=HISTORY_DAYS)
+    live = risk.score_students(conn, now=NOW, params=COHORT_ONLY, user_ids=[slacker],
+                               history_days=HISTORY_DAYS)
     stored = conn.execute("SELECT risk_score FROM learning_journey_events WHERE user_id = %s "
                           "AND milestone = 'risk_assessment'", (slacker,)).fetchone()
     assert stored is not None and float(stored[0]) > 0.4  # 1 day against the class's 10
@@ -261,7 +265,8 @@ def test_a_live_answer_for_one_student_uses_the_stored_medians(conn: Any, db: An
     outsider = uuid.uuid4()
     for d in range(2):
         add_event(conn, "page_view", NOW - timedelta(days=d + 1), user_id=outsider)
-    behind = risk.score_students(conn, now=NOW, params=COHORT_ONLY, user_ids=[outsider])
+    behind = risk.score_students(conn, now=NOW, params=COHORT_ONLY, user_ids=[outsider],
+                                 history_days=HISTORY_DAYS)
     assert next(f.value for f in behind[0].factors
                 if f.name == "below_cohort_activity") == pytest.approx(0.8)
     with conn.transaction():
@@ -278,7 +283,8 @@ def test_a_live_answer_for_one_student_uses_the_stored_medians(conn: Any, db: An
                      (json.dumps(auth.claims(uuid.uuid4(), "admin")),))
         conn.execute("SET LOCAL ROLE authenticated")
         seen = {r[0] for r in conn.execute("SELECT class_id FROM risk_cohort_medians")}
-        as_admin = risk.score_students(conn, now=NOW, params=COHORT_ONLY, user_ids=[slacker])
+        as_admin = risk.score_students(conn, now=NOW, params=COHORT_ONLY, user_ids=[slacker],
+                                       history_days=HISTORY_DAYS)
         conn.execute("RESET ROLE")
     assert seen == {None, class_of["quiet"], class_of["busy"]}
     assert as_admin[0].score == pytest.approx(float(stored[0]))
@@ -303,13 +309,16 @@ def test_the_deadline_shares_are_stored_and_a_live_answer_compares_with_them(
             if student != slacker:
                 add_event(conn, "quest_completed", due - timedelta(days=1), user_id=student,
                           data={"quest_id": quest})
-    alone = risk.score_students(conn, now=NOW, params=DEADLINES_ONLY, user_ids=[slacker])
+    alone = risk.score_students(conn, now=NOW, params=DEADLINES_ONLY, user_ids=[slacker],
+                                history_days=HISTORY_DAYS)
     assert alone[0].score == 0.0  # nothing stored: compared with themselves only
-    analytics_jobs.score_all(db, now=NOW, batch_size=2, params=DEADLINES_ONLY)
+    analytics_jobs.score_all(db, now=NOW, batch_size=2, params=DEADLINES_ONLY,
+                             history_days=HISTORY_DAYS)
     stored = conn.execute("SELECT median_missed_share, median_late_share FROM "
                           "risk_cohort_medians WHERE class_id = %s", (class_id,)).fetchone()
     assert stored == (0.0, 0.0)
-    live = risk.score_students(conn, now=NOW, params=DEADLINES_ONLY, user_ids=[slacker])
+    live = risk.score_students(conn, now=NOW, params=DEADLINES_ONLY, user_ids=[slacker],
+                               history_days=HISTORY_DAYS)
     assert live[0].score == pytest.approx(0.5)  # all missed, the class missed none
     missed = next(f for f in live[0].factors if f.name == "missed_more_than_cohort")
     assert missed.explanation == ("missed 2 of 2 quests due in the last 30 days (100 %), "

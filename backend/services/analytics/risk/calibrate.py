@@ -45,7 +45,6 @@ from backend.services.analytics import QUERIES
 from backend.services.analytics.risk.factors import all_factors, as_utc, cohorts_of
 from backend.services.analytics.risk.inputs import fetch_inputs, student_classes
 from backend.services.analytics.risk.params import RiskParams, RiskParamsError
-from backend.services.analytics.window import DEFAULT_HISTORY_DAYS
 
 #: At most this many factors with a non-zero weight.
 MAX_FACTORS = 8
@@ -305,7 +304,7 @@ def outcome_times(conn: psycopg.Connection[Any], outcome: str,
 def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: str,
               fit_at: datetime, validate_at: datetime, until: datetime,
               threshold: float = 0.7, finished: str | None = "course_completed",
-              history_days: int = DEFAULT_HISTORY_DAYS) -> Calibration:
+              history_days: int) -> Calibration:
     """Fit on the earlier period, judge both sets on the latest one (nothing is stored).
 
     ``finished``: the event type that marks a student who completed (left out of every

@@ -29,7 +29,7 @@ from backend.services.analytics.risk.factors import (
     rank,
 )
 from backend.services.analytics.risk.params import DEFAULT_PARAMS, RiskParams
-from backend.services.analytics.window import DEFAULT_HISTORY_DAYS, history_since
+from backend.services.analytics.window import history_since
 from backend.taxonomy import NON_ACTIVITY_TYPES
 
 
@@ -37,7 +37,7 @@ def score_students(conn: psycopg.Connection[Any], *, now: datetime,
                    params: RiskParams = DEFAULT_PARAMS,
                    user_ids: Sequence[uuid.UUID] | None = None,
                    cohorts: Cohorts | None = None,
-                   history_days: int = DEFAULT_HISTORY_DAYS) -> list[RiskAssessment]:
+                   history_days: int) -> list[RiskAssessment]:
     """Score every student the connection may see (or only ``user_ids``), highest risk first.
 
     One set-based query for all students; ``now`` is a parameter, never the database
@@ -105,7 +105,7 @@ def student_classes(conn: psycopg.Connection[Any],
 def fetch_inputs(conn: psycopg.Connection[Any], *, now: datetime,
                  params: RiskParams = DEFAULT_PARAMS,
                  user_ids: Sequence[uuid.UUID] | None = None,
-                 history_days: int = DEFAULT_HISTORY_DAYS) -> list[Row]:
+                 history_days: int) -> list[Row]:
     """The raw numbers behind every visible student's factors (one row per student).
 
     Only ``window_days``, ``deadline_days``, ``trend_days`` and ``session_gap_minutes``
