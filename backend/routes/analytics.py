@@ -10,7 +10,6 @@ is that user, their linked parent or an admin.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,16 +110,19 @@ def journey(user_id: str) -> ResponseReturnValue:
 @bp.get("/at-risk-students")
 @require_caller("admin", "teacher")
 def at_risk_students() -> ResponseReturnValue:
-    """Students whose risk is at least ``threshold``, highest first, each with factors."""
-    days = _days()
+    """Students whose risk is at least ``threshold``, highest first, each with factors.
+
+    Without ``days`` the score's own window (the active set's or the settings'): the
+    scores ``waymark score`` stored tonight, as the alerts saw them.
+    """
+    days = _days() if "days" in request.args else None
     threshold = float_arg(request.args, "threshold", 0.7, THRESHOLD_RANGE)
     limit = int_arg(request.args, "limit", 100, AT_RISK_LIMIT_RANGE)
     live = bool_arg(request.args, "live", False)
-    params = replace(_risk_params(), window_days=days)
-    now, history = datetime.now(UTC), _history_days()
+    params, now, history = _risk_params(), datetime.now(UTC), _history_days()
     return _as_caller(lambda conn: flag_students(conn, now=now, threshold=threshold,
-                                                 limit=limit, params=params, live=live,
-                                                 history_days=history),
+                                                 limit=limit, params=params, days=days,
+                                                 live=live, history_days=history),
                       table=("students", "at-risk-students"))
 
 

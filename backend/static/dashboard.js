@@ -276,7 +276,7 @@
     // Cards are placed in call order (each makes its card before its first await).
     const activity = activityCard(days);
     await Promise.all([activity, riskOverTime(days), pagesCard(days), quests(days),
-                       sources(days, activity), campaigns(days), errorsCard(days), atRisk(days)]);
+                       sources(days, activity), campaigns(days), errorsCard(days), atRisk()]);
     startLive();
   }
 
@@ -412,13 +412,16 @@
     } catch (e) { c.fail(e); }
   }
 
-  async function atRisk(days) {
-    const c = card("Students at risk", { wide: true, csv: [`/at-risk-students?days=${days}&threshold=0.6&limit=10000`, "at-risk-students"],
+  async function atRisk() {
+    // No `days`: the nightly scores, over the window they were made with (the period
+    // chooser does not rescore everyone; docs/dashboard.md).
+    const c = card("Students at risk", { wide: true, csv: ["/at-risk-students?threshold=0.6&limit=10000", "at-risk-students"],
       sub: "Risk score 0.6 or more; click a student for the details" });
     try {
-      const r = await getJSON(`/at-risk-students?days=${days}&threshold=0.6&limit=10000`);
+      const r = await getJSON("/at-risk-students?threshold=0.6&limit=10000");
       const rows = r.students.map((s) => ({ ...s, reason: mainFactor(s.factors) ? factorWords(mainFactor(s.factors)) : "" }));
-      c.fill(rows.length ? table(`${rows.length} students at risk`, [
+      const when = r.source === "stored" ? `scored by the nightly job over the ${r.days} days before it` : `scored just now over the last ${r.days} days`;
+      c.fill(rows.length ? table(`${rows.length} students at risk, ${when}`, [
         { key: "user_id", label: "Student", format: (v) => fmt.student(v) },
         { key: "score", label: "Risk", num: true, format: (v) => el("span", {}, meter(v), v.toFixed(2)) },
         { key: "risk_level", label: "Level", opt: true, format: levelText },

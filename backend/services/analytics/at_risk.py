@@ -22,13 +22,15 @@ from backend.services.analytics.risk import parameter_sets
 
 def at_risk_students(conn: psycopg.Connection[Any], *, now: datetime, threshold: float,
                      limit: int, params: risk.RiskParams = risk.DEFAULT_PARAMS,
-                     live: bool = False,
+                     days: int | None = None, live: bool = False,
                      history_days: int) -> dict[str, Any]:
     """Students with risk ≥ ``threshold`` (at most ``limit``), highest first, with factors.
 
-    ``params.window_days`` is the request's ``days`` (``parameter_sets.effective`` keeps it).
+    ``days``: the window asked for; None — the scoring parameters' own window (the active
+    set's, else ``params``'), which is what ``waymark score`` stored with, so the nightly
+    scores are read rather than everyone scored again.
     """
-    params, parameter_set = parameter_sets.effective(conn, params)
+    params, parameter_set = parameter_sets.effective(conn, params, days=days)
     summary = None if live else risk.stored_summary(conn, now=now, threshold=threshold,
                                                     params=params)
     if summary and summary["scored"]:

@@ -11,7 +11,6 @@ user's history (``streaks.py``). What each number means: docs/analytics.md,
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,7 +38,7 @@ def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: dateti
     tick = timedelta(microseconds=1)
     by_category = count_live(conn, win.since + tick, win.now + tick, win.now, [user_id])
     avg_seconds = row.get("avg_session_seconds")
-    params, parameter_set = parameter_sets.effective(conn, replace(params, window_days=days))
+    params, parameter_set = parameter_sets.effective(conn, params, days=days)
     assessment = _risk(conn, user_id, win.now, params, history_days)
     last_active = row.get("last_active")
     return {

@@ -13,7 +13,14 @@ import pytest
 from analytics_support import HISTORY_DAYS
 
 from backend.services.analytics.at_risk import at_risk_students
-from backend.services.analytics.risk import DEFAULT_PARAMS, RiskParams, calibrate, parameter_sets
+from backend.services.analytics.risk import (
+    DEFAULT_PARAMS,
+    RiskParams,
+    calibrate,
+    parameter_sets,
+    score_students,
+    store_assessments,
+)
 from backend.taxonomy import category_of
 
 T0 = datetime(2026, 2, 1, tzinfo=UTC)      # fit snapshot
@@ -254,9 +261,28 @@ def test_the_requested_days_still_set_the_window_under_an_active_set(
     parameter_sets.activate(conn, ONLY_SCORES, now=T2, outcome="course_withdrawn", fit_at=T0,
                             validate_at=T1, validated_until=T2, validation={"auc": 0.9})
     for days in (7, 90):
-        answer = at_risk_students(conn, now=T2, threshold=0.0, limit=10,
-                                  params=replace(DEFAULT_PARAMS, window_days=days),
+        answer = at_risk_students(conn, now=T2, threshold=0.0, limit=10, days=days,
                                   history_days=HISTORY_DAYS)
         assert answer["days"] == days and answer["parameter_set"]["validation_auc"] == 0.9
         assert {f["name"] for s in answer["students"] for f in s["factors"]} == {
             "low_quest_scores"}  # the set's weights, not the settings'
+
+
+def test_without_days_the_answer_reads_what_the_nightly_score_stored_with_the_sets_window(
+        conn: psycopg.Connection[Any]) -> None:
+    """A calibration may choose a 60-day window; the dashboard asks without ``days`` and
+    gets the stored scores made with it, instead of everyone scored again over 30 days."""
+    cohort(conn, T2, leaves_at=T2 + timedelta(days=1), leaver_xp=20, stayer_xp=90, size=2)
+    fitted = replace(ONLY_SCORES, window_days=60)
+    parameter_sets.activate(conn, fitted, now=T2, outcome="course_withdrawn", fit_at=T0,
+                            validate_at=T1, validated_until=T2, validation={"auc": 0.9})
+    store_assessments(conn, score_students(conn, now=T2, params=fitted,
+                                           history_days=HISTORY_DAYS), now=T2, params=fitted)
+    later = T2 + timedelta(hours=1)
+    nightly = at_risk_students(conn, now=later, threshold=0.0, limit=10,
+                               history_days=HISTORY_DAYS)
+    assert (nightly["source"], nightly["days"]) == ("stored", 60)
+    assert nightly["computed_at"] == T2.isoformat() and nightly["students_scored"] == 4
+    asked = at_risk_students(conn, now=later, threshold=0.0, limit=10, days=30,
+                             history_days=HISTORY_DAYS)
+    assert (asked["source"], asked["days"]) == ("live", 30)  # a window asked for is kept

@@ -123,16 +123,17 @@ def roll_back(conn: psycopg.Connection[Any], *, now: datetime) -> tuple[int | No
         return int(retired[0]), int(active[0]) if active else None
 
 
-def effective(conn: psycopg.Connection[Any],
-              fallback: RiskParams) -> tuple[RiskParams, dict[str, Any]]:
+def effective(conn: psycopg.Connection[Any], fallback: RiskParams, *,
+              days: int | None = None) -> tuple[RiskParams, dict[str, Any]]:
     """The parameters answers score with, and the label they name them by.
 
     The active set wins over the settings (``waymark score`` stores with it too, so the
-    stored assessments are found); none active → ``fallback`` (``WAYMARK_RISK_*``). The
-    window stays ``fallback``'s, which holds the request's ``days``: a set gives the
-    weights and the other horizons, never the window an answer was asked for.
+    stored assessments are found); none active → ``fallback`` (``WAYMARK_RISK_*``).
+    ``days``: the window a caller asked for, which replaces the parameters' own; without
+    it the window is the set's (or the settings'), the one ``waymark score`` stored with —
+    a calibration may have chosen it.
     """
     active = active_set(conn)
-    if active is None:
-        return fallback, dict(SETTINGS_LABEL)
-    return replace(active.params, window_days=fallback.window_days), active.label()
+    params, label = (active.params, active.label()) if active else (fallback,
+                                                                      dict(SETTINGS_LABEL))
+    return (replace(params, window_days=days) if days is not None else params), label
