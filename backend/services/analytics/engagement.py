@@ -38,7 +38,9 @@ def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: dateti
     tick = timedelta(microseconds=1)
     by_category = count_live(conn, win.since + tick, win.now + tick, win.now, [user_id])
     avg_seconds = row.get("avg_session_seconds")
-    params, parameter_set = parameter_sets.effective(conn, params, days=days)
+    # the score over its own window, not the period asked: the same number as the at-risk
+    # list, the nightly score and its alerts
+    params, parameter_set = parameter_sets.effective(conn, params)
     assessment = _risk(conn, user_id, win.now, params, history_days)
     last_active = row.get("last_active")
     return {
