@@ -113,7 +113,7 @@ def at_risk_students() -> ResponseReturnValue:
     """Students whose risk is at least ``threshold``, highest first, each with factors.
 
     Without ``days`` the score's own window (the active set's or the settings'): the
-    scores ``waymark score`` stored tonight, as the alerts saw them.
+    scores the nightly ``waymark score`` stored, as its alerts saw them.
     """
     days = _days() if "days" in request.args else None
     threshold = float_arg(request.args, "threshold", 0.7, THRESHOLD_RANGE)
