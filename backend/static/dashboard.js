@@ -11,6 +11,9 @@
                    green: "#1b7f4b", yellow: "#b7791f", red: "#b42318", grey: "#6b7280" };
   const LEVEL_COLORS = { low: "#2fb36b", medium: "#f2c230", high: "#e8590c", critical: "#b42318" };
   const state = { token: null, claims: {}, days: 30, charts: [], liveTimer: null, generation: 0 };
+  /** Who the admin's card and every teacher's class card list as at risk: one cut, so an
+   * admin and a teacher looking at the same class see the same students. */
+  const AT_RISK = 0.6;
   window.waymarkCharts = {};
 
   // ------------------------------------------------------------------ small helpers
@@ -415,10 +418,10 @@
   async function atRisk() {
     // No `days`: the nightly scores, over the window they were made with (the period
     // chooser does not rescore everyone; docs/dashboard.md).
-    const c = card("Students at risk", { wide: true, csv: ["/at-risk-students?threshold=0.6&limit=10000", "at-risk-students"],
-      sub: "Risk score 0.6 or more; click a student for the details" });
+    const c = card("Students at risk", { wide: true, csv: [`/at-risk-students?threshold=${AT_RISK}&limit=10000`, "at-risk-students"],
+      sub: `Risk score ${AT_RISK} or more; click a student for the details` });
     try {
-      const r = await getJSON("/at-risk-students?threshold=0.6&limit=10000");
+      const r = await getJSON(`/at-risk-students?threshold=${AT_RISK}&limit=10000`);
       const rows = r.students.map((s) => ({ ...s, reason: mainFactor(s.factors) ? factorWords(mainFactor(s.factors)) : "" }));
       const when = r.source === "stored" ? `scored by the nightly job over the ${r.days} days before it` : `scored just now over the last ${r.days} days`;
       c.fill(rows.length ? table(`${rows.length} students at risk, ${when}`, [
@@ -467,7 +470,7 @@
     const c = card(k.name, { wide: true, sub: `${fmt.n(k.student_count)} students` });
     c.section.classList.add("class");
     try {
-      const s = await getJSON(`/classes/${k.class_id}/summary?days=${state.days}`);
+      const s = await getJSON(`/classes/${k.class_id}/summary?days=${state.days}&threshold=${AT_RISK}`);
       const hiddenDays = s.daily.filter((d) => d.suppressed).length;
       const dist = s.risk_distribution;
       const parts = [];
@@ -492,7 +495,7 @@
       parts.push(el("h3", { text: "Quest completion" }), isHidden(qc) || isHidden(qc.completion_rate)
         ? hiddenMark((qc.reason || qc.completion_rate.reason))
         : el("p", { text: `${fmt.pct(qc.completion_rate)} of students who started a quest completed one (${qc.students_completed} of ${qc.students_started}).` }));
-      parts.push(el("h3", { text: "Students at risk" }), s.at_risk.length ? table(`Students at risk in ${k.name}`, [
+      parts.push(el("h3", { text: `Students at risk (risk score ${AT_RISK} or more)` }), s.at_risk.length ? table(`Students at risk in ${k.name}`, [
         { key: "user_id", label: "Student", format: (v) => fmt.student(v) },
         { key: "risk_score", label: "Risk", num: true, format: (v) => el("span", {}, meter(v), v.toFixed(2)) },
         { key: "reason", label: "Main reason" },

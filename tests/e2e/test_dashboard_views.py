@@ -271,13 +271,19 @@ def test_teacher_sees_their_class_with_suppression_markers(browser: Any, demo: D
         assert f"class-{club['class_id']}" not in drawn  # every day hidden: no chart at all
         assert club_card.locator("canvas").count() == 0
         assert club_card.locator(".suppressed").count() >= 3  # activity, risk, quests
-        summary = api(demo, token, f"/classes/{full['class_id']}/summary?days=30")
+        summary = api(demo, token, f"/classes/{full['class_id']}/summary?days=30&threshold=0.6")
         assert drawn[f"class-{full['class_id']}"]["datasets"][0]["data"] == [
             d["active_students"] for d in summary["daily"]]
         # Which weights made the class's scores, under its students at risk.
         assert summary["parameter_set"]["source"] == "waymark demo"
         full_card = page.locator("section.class", has_text=full["name"])
         assert "chosen by hand for the demo" in full_card.locator(".trust").inner_text()
+        # The admin's cut (0.6), so a teacher and an admin list the same students of a class.
+        asked = [u for u, _ in visit.responses if "/summary?" in u]
+        assert asked and all("threshold=0.6" in u for u in asked), asked
+        assert "risk score 0.6 or more" in full_card.inner_text()
+        listed = full_card.locator("table tbody tr th").all_inner_texts()
+        assert len(listed) == len(summary["at_risk"])
         check_page(visit, "teacher", width)
         page.close()
 
