@@ -28,6 +28,7 @@ from backend.db import fetch_all, fetch_one
 from backend.queries import Queries
 from backend.scripts import runtime
 from backend.services.analytics import risk
+from backend.services.analytics.risk import parameter_sets
 
 QUERIES = Queries.load("backend.scripts", "backtest.sql")
 
@@ -133,10 +134,15 @@ def print_backtest(label: str, result: Backtest, threshold: float) -> None:
     click.echo(f"AUC: {result.auc:.3f}")
     click.echo(f"precision / recall at {threshold}: {result.precision:.3f} / "
                f"{result.recall:.3f}")
+    click.echo(lead_text(result))
+
+
+def lead_text(result: Backtest) -> str:
+    """The lead time in one line (also printed by ``waymark risk-calibrate``)."""
     lead = ("none flagged" if result.lead_days is None else
             " / ".join(f"{d:.1f}" for d in result.lead_days))
-    click.echo(f"lead time, days from first flag to outcome (25% / median / 75%) of "
-               f"{result.flagged_positives} flagged: {lead}")
+    return (f"lead time, days from first flag to outcome (25% / median / 75%) of "
+            f"{result.flagged_positives} flagged: {lead}")
 
 
 @click.command("risk-backtest")
@@ -152,9 +158,10 @@ def backtest_command(outcome: str, as_of: tuple[datetime, ...], threshold: float
     """AUC, precision/recall and lead time of the risk score against a later outcome event."""
     started = time.monotonic()
     settings = runtime.load_settings()
-    params = risk.params_from_settings(settings)
     moments = [m.replace(tzinfo=UTC) for m in as_of] or [datetime.now(UTC)]
     with runtime.open_database(settings) as db, db.connection() as conn:
+        active = parameter_sets.active_set(conn)  # what `waymark score` scores with
+        params = active.params if active else risk.params_from_settings(settings)
         for moment in moments:
             result = backtest(conn, outcome=outcome, as_of=moment, threshold=threshold,
                               step=timedelta(days=step_days), params=params,

@@ -1,20 +1,25 @@
 """``waymark risk-calibrate``: fit the risk weights on this deployment's own history.
 
-Prints the held-out figures of the current and the candidate set; stores the candidate
-only if it is better there; ``--roll-back`` makes the previous set active again.
+Prints the held-out figures of the current and the candidate set — AUC, precision and
+recall at the threshold, and the lead time as ``waymark risk-backtest`` measures it at the
+held-out snapshot; stores the candidate only if it is better there; ``--roll-back`` makes the previous set active again.
 Method and figures: docs/risk.md, "Self-calibration".
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 
-from backend.scripts import runtime
+from backend.scripts import backtest, runtime
 from backend.services.analytics import risk
 from backend.services.analytics.risk import calibrate, parameter_sets
+
+#: How often the held-out history is re-scored to find each student's first flag (the
+#: lead time, as ``waymark risk-backtest`` measures it with its default step).
+LEAD_STEP = timedelta(days=7)
 
 
 @click.command("risk-calibrate")
@@ -55,11 +60,15 @@ def risk_calibrate_command(outcome: str, finished: str, fit_at: datetime | None,
                 validate_at=validate_at.replace(tzinfo=UTC),
                 until=(until.replace(tzinfo=UTC) if until else now), threshold=threshold,
                 finished=finished or None, history_days=settings.anonymize_after_days)
-            for name, fig in (("current", result.current_figures),
-                              ("candidate", result.candidate_figures)):
+            for name, fig, params in (("current", result.current_figures, current),
+                                      ("candidate", result.candidate_figures, result.candidate)):
                 click.echo(f"{name}: held-out auc={fig.auc:.4f} precision@{threshold:g}="
                            f"{fig.precision:.4f} recall@{threshold:g}={fig.recall:.4f} "
                            f"students={fig.students} outcomes={fig.positives}")
+                lead = backtest.backtest(conn, outcome=outcome, as_of=result.validate_at,
+                                         threshold=threshold, step=LEAD_STEP, params=params,
+                                         history_days=settings.anonymize_after_days)
+                click.echo(f"{name}: held-out {backtest.lead_text(lead)}")
             weights = {k: v for k, v in result.candidate.weights().items() if v}
             click.echo("candidate weights: " + ", ".join(f"{k}={v:g}" for k, v in weights.items()))
             adopted = None if dry_run else parameter_sets.adopt(conn, result, now=now)

@@ -1,4 +1,5 @@
-"""``waymark risk-calibrate``: prints both sets' held-out figures, adopts, rolls back; score uses it."""
+"""``waymark risk-calibrate``: prints both sets' held-out figures, adopts, rolls back; score
+and risk-backtest use it."""
 
 from __future__ import annotations
 
@@ -51,6 +52,12 @@ def test_calibrate_adopts_then_rolls_back(db_url: str, conn: psycopg.Connection[
             "--validate-at", T1.strftime("%Y-%m-%d %H:%M:%S"))
     dry = waymark(db_url, *args, "--dry-run").output
     assert "current: held-out auc=" in dry and "candidate: held-out auc=" in dry
+    # Lead time, as risk-backtest measures it: the leavers are flagged at the held-out
+    # snapshot by the candidate only, and withdraw two days later.
+    assert ("current: held-out lead time, days from first flag to outcome (25% / median / "
+            "75%) of 0 flagged: none flagged") in dry
+    assert "candidate: held-out lead time, days from first flag to outcome (25% / median / " \
+           "75%) of 3 flagged: 2.0 / 2.0 / 2.0" in dry
     assert "adopted=None" in dry
     assert conn.execute("SELECT count(*) FROM risk_parameter_sets").fetchone() == (0,)
     out = waymark(db_url, *args).output
@@ -61,8 +68,11 @@ def test_calibrate_adopts_then_rolls_back(db_url: str, conn: psycopg.Connection[
     stored = conn.execute("SELECT DISTINCT details -> 'params' -> 'score_weight' FROM"
                           " learning_journey_events WHERE milestone = 'risk_assessment'")
     assert [r[0] for r in stored] == [params["score_weight"]]
+    backtest = ("risk-backtest", "--as-of", T1.strftime("%Y-%m-%d %H:%M:%S"))
+    assert "AUC: 1.000" in waymark(db_url, *backtest).output  # the active set, as score uses
     back = waymark(db_url, "risk-calibrate", "--roll-back").output
     assert f"rolled_back={set_id} active=None" in back
+    assert "AUC: 0.250" in waymark(db_url, *backtest).output  # the settings again
     assert conn.execute("SELECT count(*) FROM risk_parameter_sets WHERE active").fetchone() == (0,)
 
 
