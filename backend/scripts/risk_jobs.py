@@ -62,7 +62,9 @@ def risk_calibrate_command(outcome: str, finished: str, fit_at: datetime | None,
                 finished=finished or None, history_days=settings.anonymize_after_days)
             for name, fig, params in (("current", result.current_figures, current),
                                       ("candidate", result.candidate_figures, result.candidate)):
-                click.echo(f"{name}: held-out auc={fig.auc:.4f} precision@{threshold:g}="
+                within = ("" if fig.auc_among_classmates is None else
+                          f" among-classmates auc={fig.auc_among_classmates:.4f}")
+                click.echo(f"{name}: held-out auc={fig.auc:.4f}{within} precision@{threshold:g}="
                            f"{fig.precision:.4f} recall@{threshold:g}={fig.recall:.4f} "
                            f"students={fig.students} outcomes={fig.positives}")
                 lead = backtest.backtest(conn, outcome=outcome, as_of=result.validate_at,

@@ -441,9 +441,12 @@
     if (!set) return null;
     let text;
     if (set.source === "risk-calibrate" && set.validation_auc !== null) {
+      const within = set.validation_auc_among_classmates;
       text = `Weights fitted to this school's own history on ${fmt.day(set.fitted_at.slice(0, 10))} (set ${set.id}). `
         + `Checked on a later period kept back from the fit: a student who went on to leave scored higher than one who stayed `
-        + `${Math.round(100 * set.validation_auc)} % of the time (50 % would be chance).`;
+        + `${Math.round(100 * set.validation_auc)} % of the time`
+        + (within === null || within === undefined ? "" : `, and than a classmate who stayed ${Math.round(100 * within)} % of the time`)
+        + " (50 % would be chance).";
     } else if (set.source === "waymark demo") {
       text = "Weights chosen by hand for the demo school: not fitted to outcomes, not checked against them.";
     } else {

@@ -242,11 +242,12 @@ def test_the_at_risk_card_says_how_well_a_fitted_set_was_checked(browser: Any,
         fitted = parameter_sets.activate(
             conn, demo_params.params, now=now, outcome="course_withdrawn",
             fit_at=now - timedelta(days=60), validate_at=now - timedelta(days=30),
-            validated_until=now, validation={"auc": 0.7123})
+            validated_until=now, validation={"auc": 0.7123, "auc_among_classmates": 0.6812})
     try:
         visit = open_view(browser, demo, demo.auth.token(demo.admin, "admin"), 1440)
         note = visit.page.inner_text("section[aria-label='Students at risk'] .trust")
         assert f"(set {fitted})" in note and "71 % of the time" in note, note
+        assert "than a classmate who stayed 68 % of the time" in note, note
         check_page(visit, "admin-fitted-set", 1440)
         visit.page.close()
     finally:

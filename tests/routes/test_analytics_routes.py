@@ -219,7 +219,8 @@ def test_answers_name_the_risk_parameter_set(client: FlaskClient, auth: Any, dat
                                              conn: psycopg.Connection[Any]) -> None:
     before = get(client, auth, "/api/analytics/at-risk-students", ADMIN, "admin").get_json()
     assert before["parameter_set"] == {"id": None, "source": "settings", "fitted_at": None,
-                                       "validation_auc": None}
+                                       "validation_auc": None,
+                                       "validation_auc_among_classmates": None}
     weights = {"inactivity_weight": 0.0, "login_weight": 0.0, "quest_weight": 0.0,
                "session_weight": 0.0, "streak_weight": 1.0}
     set_id = conn.execute(

@@ -358,7 +358,7 @@ def test_the_summary_names_the_set_that_made_its_scores(
                    "teacher").get_json()["parameter_set"]
 
     assert named() == {"id": None, "source": "settings", "fitted_at": None,
-                       "validation_auc": None}
+                       "validation_auc": None, "validation_auc_among_classmates": None}
     fitted = RiskParams.from_mapping({"expected_days_per_week": 5.0})
     set_id = parameter_sets.activate(
         conn, fitted, now=NOW, outcome="course_withdrawn", fit_at=NOW - timedelta(days=60),
@@ -368,7 +368,8 @@ def test_the_summary_names_the_set_that_made_its_scores(
                                            history_days=HISTORY_DAYS), now=NOW,
                       params=fitted)
     assert named() == {"id": set_id, "source": "risk-calibrate",
-                       "fitted_at": NOW.isoformat(), "validation_auc": 0.7123}
+                       "fitted_at": NOW.isoformat(), "validation_auc": 0.7123,
+                       "validation_auc_among_classmates": None}
     assert parameter_sets.roll_back(conn, now=NOW) == (set_id, None)
     assert named()["id"] == set_id  # rolled back, but still what made today's scores
     # One student rescored with the settings: the set still made most of the class's scores.

@@ -128,6 +128,39 @@ def test_roll_back_reactivates_the_previous_set(conn: psycopg.Connection[Any]) -
     assert parameter_sets.roll_back(conn, now=T2) == (None, None)
 
 
+def test_auc_among_classmates_weighs_each_class_by_its_pairs() -> None:
+    scores = [0.9, 0.1, 0.2, 0.8, 0.5, 0.7, 0.3, 0.99]
+    labels = [True, False, True, False, False, False, False, True]
+    classes = ["a", "a", "b", "b", "b", "c", "c", None]  # c: nobody left; None: no class
+    # a: 1 pair, ordered right; b: 2 pairs, both wrong → (1·1 + 0·2) / 3
+    assert calibrate.auc_among_classmates(scores, labels, classes) == pytest.approx(1 / 3)
+    assert calibrate.auc(scores, labels) != pytest.approx(1 / 3)  # the pooled AUC differs
+    assert calibrate.auc_among_classmates(scores, labels, [None] * 8) is None
+    stayers_only = [None, "c", None, "c", "c", None, None, None]
+    assert calibrate.auc_among_classmates(scores, labels, stayers_only) is None
+
+
+def test_the_held_out_auc_among_classmates_is_reported_and_kept_with_the_set(
+        conn: psycopg.Connection[Any]) -> None:
+    cohort(conn, T0, leaves_at=T0 + timedelta(days=3), leaver_xp=20, stayer_xp=90)
+    cohort(conn, T1, leaves_at=T1 + timedelta(days=3), leaver_xp=20, stayer_xp=90)
+    without = run(conn, DEFAULT_PARAMS)
+    assert without.candidate_figures.auc_among_classmates is None  # no classes yet
+    klass = uuid.uuid4()
+    conn.execute("INSERT INTO classes (class_id, name) VALUES (%s, 'Year 9')", (klass,))
+    conn.execute("INSERT INTO class_memberships (class_id, user_id, member_role)"
+                 " SELECT DISTINCT %s::uuid, user_id, 'student' FROM user_activity_events",
+                 (klass,))
+    result = run(conn, DEFAULT_PARAMS)
+    assert result.candidate_figures.auc_among_classmates == pytest.approx(1.0)
+    assert result.current_figures.auc_among_classmates == pytest.approx(
+        result.current_figures.auc)  # one class: the same pairs as the whole school
+    assert result.validation()["auc_among_classmates"] == pytest.approx(1.0)
+    parameter_sets.adopt(conn, result, now=T2)
+    active = parameter_sets.active_set(conn)
+    assert active is not None and active.label()["validation_auc_among_classmates"] == 1.0
+
+
 def test_auc_counts_ties_half() -> None:
     assert calibrate.auc([0.1, 0.9], [False, True]) == 1.0
     assert calibrate.auc([0.9, 0.1], [False, True]) == 0.0

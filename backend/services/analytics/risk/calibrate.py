@@ -59,11 +59,15 @@ class Figures:
     recall: float
     students: int
     positives: int
+    #: the AUC among classmates (:func:`auc_among_classmates`); None without classes
+    auc_among_classmates: float | None = None
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | None]:
+        within = self.auc_among_classmates
         return {"auc": round(self.auc, 4), "precision": round(self.precision, 4),
                 "recall": round(self.recall, 4), "students": self.students,
-                "positives": self.positives}
+                "positives": self.positives,
+                "auc_among_classmates": round(within, 4) if within is not None else None}
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,9 @@ class Calibration:
         return self.candidate_figures.auc > self.current_figures.auc + 1e-9
 
     def validation(self) -> dict[str, Any]:
+        within = self.candidate_figures.auc_among_classmates
         return {"threshold": self.threshold, "auc": round(self.candidate_figures.auc, 4),
+                "auc_among_classmates": round(within, 4) if within is not None else None,
                 "method": "non-negative logistic regression, horizons and normalisations "
                           "by grid",
                 "candidate": self.candidate_figures.as_dict(),
@@ -114,13 +120,37 @@ def auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
 
 
-def figures(scores: Sequence[float], labels: Sequence[bool], threshold: float) -> Figures:
-    """AUC, and precision/recall of flagging scores ≥ ``threshold``."""
+def auc_among_classmates(scores: Sequence[float], labels: Sequence[bool],
+                         classes: Sequence[Any]) -> float | None:
+    """The AUC over (outcome, no outcome) pairs of students of the same class, each class
+    weighted by its pairs: how well a teacher's list is ordered, where a class's base rate
+    plays no part. ``classes[i]`` is student i's class (None: none); None when no class
+    holds both a student with the outcome and one without."""
+    members: dict[Any, list[int]] = {}
+    for i, class_id in enumerate(classes):
+        if class_id is not None:
+            members.setdefault(class_id, []).append(i)
+    total = pairs = 0.0
+    for students in members.values():
+        ys = [labels[i] for i in students]
+        both = sum(ys) * (len(ys) - sum(ys))
+        if both:
+            total += auc([scores[i] for i in students], ys) * both
+            pairs += both
+    return total / pairs if pairs else None
+
+
+def figures(scores: Sequence[float], labels: Sequence[bool], threshold: float,
+            classes: Sequence[Any] | None = None) -> Figures:
+    """AUC, precision/recall of flagging scores ≥ ``threshold``, and with each student's
+    class (``classes``) the AUC among classmates."""
     flagged = [y for s, y in zip(scores, labels, strict=True) if s >= threshold]
     hits, positives = sum(flagged), sum(labels)
     return Figures(auc=auc(scores, labels), precision=hits / len(flagged) if flagged else 0.0,
                    recall=hits / positives if positives else 0.0, students=len(labels),
-                   positives=positives)
+                   positives=positives,
+                   auc_among_classmates=auc_among_classmates(scores, labels, classes)
+                   if classes is not None else None)
 
 
 def scores_of(values: Sequence[Mapping[str, float]], weights: Mapping[str, float]) -> list[float]:
@@ -333,13 +363,19 @@ def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: st
         return sample(val_rows.of(params), val_outcomes, at=validate_at, until=until,
                       params=params, classes=classes, finished=val_done)
 
+    def val_classes(params: RiskParams) -> list[Any]:  # in val_sample's order
+        present = sampled(val_rows.of(params), val_outcomes, at=validate_at, finished=val_done)
+        main = cohorts_of(present, classes).main_class
+        return [main.get(r["user_id"]) for r in present]
+
     val_values, val_labels = val_sample(current)
     cand_values, cand_labels = val_sample(candidate)
     return Calibration(
         candidate=candidate,
-        current_figures=figures(scores_of(val_values, current.weights()), val_labels, threshold),
+        current_figures=figures(scores_of(val_values, current.weights()), val_labels, threshold,
+                                val_classes(current)),
         candidate_figures=figures(scores_of(cand_values, candidate.weights()), cand_labels,
-                                  threshold),
+                                  threshold, val_classes(candidate)),
         fit_figures=figures(scores_of(fit_values, candidate.weights()), fit_labels, threshold),
         outcome=outcome, fit_at=fit_at, validate_at=validate_at, until=until,
         threshold=threshold)

@@ -29,7 +29,8 @@ CALIBRATED = "risk-calibrate"
 
 #: The label of scores made with ``WAYMARK_RISK_*`` (no stored set).
 SETTINGS_LABEL: dict[str, Any] = {"id": None, "source": "settings", "fitted_at": None,
-                                  "validation_auc": None}
+                                  "validation_auc": None,
+                                  "validation_auc_among_classmates": None}
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,15 @@ class ParameterSet:
     fitted_at: datetime
     validation_auc: float | None
     source: str = CALIBRATED
+    #: the held-out AUC among classmates (None: no classes, or not validated)
+    validation_auc_among_classmates: float | None = None
 
     def label(self) -> dict[str, Any]:
         """What answers show so a teacher can judge how far to trust a score."""
         return {"id": self.id, "fitted_at": self.fitted_at.isoformat(),
-                "validation_auc": self.validation_auc, "source": self.source}
+                "validation_auc": self.validation_auc,
+                "validation_auc_among_classmates": self.validation_auc_among_classmates,
+                "source": self.source}
 
 
 def active_set(conn: psycopg.Connection[Any]) -> ParameterSet | None:
@@ -57,11 +62,13 @@ def active_set(conn: psycopg.Connection[Any]) -> ParameterSet | None:
 
 def _parameter_set(row: Row) -> ParameterSet:
     validation = row["validation"]
-    held_out = validation.get("auc")
+    held_out, within = validation.get("auc"), validation.get("auc_among_classmates")
     return ParameterSet(id=int(row["id"]), params=RiskParams.from_mapping(row["params"]),
                         fitted_at=row["fitted_at"],
                         validation_auc=float(held_out) if held_out is not None else None,
-                        source=str(validation.get("source") or CALIBRATED))
+                        source=str(validation.get("source") or CALIBRATED),
+                        validation_auc_among_classmates=float(within)
+                        if within is not None else None)
 
 
 def label_of_scores(conn: psycopg.Connection[Any],
