@@ -95,6 +95,9 @@ def main(argv: list[str]) -> None:
                 figure(f"week {week}: 2013J AUC, seed weights", result.current_figures.auc)
                 figure(f"week {week}: 2013J AUC, oulad-2013 preset (in-sample)", preset_auc)
                 figure(f"week {week}: 2013J AUC, fitted on 2013B", held.auc)
+                if held.auc_among_classmates is not None:  # as the command prints it
+                    figure(f"week {week}: 2013J AUC among classmates (2013B fit)",
+                           f"{held.auc_among_classmates:.4f}")
                 weights = {k: round(v, 2) for k, v in result.candidate.weights().items() if v}
                 print(f"    fitted weights: {weights}", flush=True)
                 chosen = {name: getattr(result.candidate, name)
