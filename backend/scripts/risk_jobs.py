@@ -1,8 +1,9 @@
 """``waymark risk-calibrate``: fit the risk weights on this deployment's own history.
 
-Prints the held-out figures of the current and the candidate set — AUC, precision and
-recall at the threshold, and the lead time as ``waymark risk-backtest`` measures it at the
-held-out snapshot; stores the candidate only if it is better there; ``--roll-back`` makes the previous set active again.
+Prints the held-out figures of the current and the candidate set — AUC (and among
+classmates, where there are classes), precision and recall at the threshold, and the lead
+time as ``waymark risk-backtest`` measures it at the held-out snapshot; stores the
+candidate only if it is better there; ``--roll-back`` makes the previous set active again.
 Method and figures: docs/risk.md, "Self-calibration".
 """
 

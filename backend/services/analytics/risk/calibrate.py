@@ -90,12 +90,12 @@ class Calibration:
         return self.candidate_figures.auc > self.current_figures.auc + 1e-9
 
     def validation(self) -> dict[str, Any]:
-        within = self.candidate_figures.auc_among_classmates
-        return {"threshold": self.threshold, "auc": round(self.candidate_figures.auc, 4),
-                "auc_among_classmates": round(within, 4) if within is not None else None,
+        candidate = self.candidate_figures.as_dict()
+        return {"threshold": self.threshold, "auc": candidate["auc"],
+                "auc_among_classmates": candidate["auc_among_classmates"],
                 "method": "non-negative logistic regression, horizons and normalisations "
                           "by grid",
-                "candidate": self.candidate_figures.as_dict(),
+                "candidate": candidate,
                 "previous": self.current_figures.as_dict(), "fit": self.fit_figures.as_dict()}
 
 

@@ -133,7 +133,8 @@ def _nothing_due(d: Detail) -> str:
 
 
 def _missed_words(d: Detail) -> str:
-    return f"missed {int(d['quests_missed'])} of {_plural(d['quests_due'], 'quest')} due{_in_last(d)}"
+    return (f"missed {int(d['quests_missed'])} of {_plural(d['quests_due'], 'quest')} "
+            f"due{_in_last(d)}")
 
 
 def _late_words(d: Detail) -> str:
