@@ -25,6 +25,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -64,16 +66,35 @@ def snapshot(conn: psycopg.Connection[Any], params: RiskParams, at: datetime,
     return values, [str(classes[r["user_id"]][0]) for r in kept]
 
 
+@contextmanager
+def replayed(data: Path, name: str) -> Iterator[str]:
+    """A fresh database ``name`` holding 2013B, then 2013J ``J_OFFSET_DAYS`` later, with the
+    outcome events and one class per module presentation; dropped afterwards."""
+    with fresh_database(name) as url:
+        _, summary = replay(url, data, starts={"2013J": J_DAY_0}, outcomes=True, classes=True)
+        print(f"  replayed {summary.registrations:,} registrations, {summary.events:,} events "
+              f"in {summary.seconds:.0f} s", flush=True)
+        yield url
+
+
+def write_dump(path: Path, fit: calibrate.Sample, held_out: calibrate.Sample,
+               held_out_classes: Sequence[str], weights: dict[str, float],
+               held_out_auc: float) -> None:
+    """One week's samples in the form ``bench/sklearn_oulad.py`` reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "fit": {"values": fit[0], "labels": fit[1]},
+        "held_out": {"values": held_out[0], "labels": held_out[1],
+                     "classes": list(held_out_classes)},
+        "weights": weights, "fitted_held_out_auc": held_out_auc}))
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.risk_calibrate_oulad")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--dump", type=Path, help="write each week's samples here (JSON)")
     args = parser.parse_args(argv)
-    with fresh_database("wm_bench_calibrate_oulad") as url:
-        _, summary = replay(url, args.data, starts={"2013J": J_DAY_0}, outcomes=True,
-                            classes=True)
-        print(f"  replayed {summary.registrations:,} registrations, {summary.events:,} events "
-              f"in {summary.seconds:.0f} s", flush=True)
+    with replayed(args.data, "wm_bench_calibrate_oulad") as url:
         with psycopg.connect(url) as conn:
             for week in WEEKS:
                 fit_at = COURSE_DAY_0 + timedelta(days=7 * week)
@@ -106,16 +127,11 @@ def main(argv: list[str]) -> None:
                 print(f"    horizons and normalisations changed from the seed: {chosen or 'none'}",
                       flush=True)
                 if args.dump:  # the factor values as the fit saw them (its normalisations)
-                    args.dump.mkdir(parents=True, exist_ok=True)
                     fit, _ = snapshot(conn, result.candidate, fit_at, validate_at)
                     held_out, held_out_classes = snapshot(conn, result.candidate, validate_at,
                                                           J_END)
-                    (args.dump / f"week{week}.json").write_text(json.dumps({
-                        "fit": {"values": fit[0], "labels": fit[1]},
-                        "held_out": {"values": held_out[0], "labels": held_out[1],
-                                     "classes": held_out_classes},
-                        "weights": result.candidate.weights(),
-                        "fitted_held_out_auc": held.auc}))
+                    write_dump(args.dump / f"week{week}.json", fit, held_out, held_out_classes,
+                               result.candidate.weights(), held.auc)
 
 
 if __name__ == "__main__":

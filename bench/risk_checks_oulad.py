@@ -29,11 +29,12 @@ reused by every fit; the fits are pure Python, as the command runs them (minutes
 from __future__ import annotations
 
 import argparse
-import json
+import operator
 import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,9 @@ import psycopg
 from backend.db import Row
 from backend.services.analytics.risk import DEFAULT_PARAMS, RiskParams, calibrate
 from backend.services.analytics.risk.inputs import fetch_inputs, student_classes
-from bench.common import figure, fresh_database
-from bench.oulad_replay import COURSE_DAY_0, HISTORY_DAYS, load_registrations, replay
-from bench.risk_calibrate_oulad import J_DAY_0, J_END, WEEKS
+from bench.common import figure
+from bench.oulad_replay import COURSE_DAY_0, HISTORY_DAYS, load_registrations
+from bench.risk_calibrate_oulad import J_DAY_0, J_END, WEEKS, replayed, write_dump
 from bench.risk_oulad import DEFAULT_DATA
 
 #: 2013B's presentations end by day 269; its later-check labels read up to here
@@ -106,7 +107,7 @@ class Checks:
         return calibrate.fit_params(
             lambda params: self.sample(at, J_DAY_0, params, only), DEFAULT_PARAMS)[0]
 
-    def auc(self, params: RiskParams, at: datetime, until: datetime,
+    def scored(self, params: RiskParams, at: datetime, until: datetime,
             only: Callable[[Any], bool] | None = None) -> tuple[list[float], list[bool]]:
         values, labels = self.sample(at, until, params, only)
         return calibrate.scores_of(values, params.weights()), labels
@@ -117,8 +118,8 @@ class Checks:
         scores: list[float] = []
         labels: list[bool] = []
         for held in in_b:
-            fitted = self.fit(at, only=lambda c, held=held: c != held)
-            s, y = self.auc(fitted, at, J_DAY_0, only=lambda c, held=held: c == held)
+            fitted = self.fit(at, only=partial(operator.ne, held))
+            s, y = self.scored(fitted, at, J_DAY_0, only=partial(operator.eq, held))
             scores += s
             labels += y
         return calibrate.auc(scores, labels)
@@ -132,12 +133,10 @@ def main(argv: list[str]) -> None:
                         help="default withdrawn; may be given twice")
     parser.add_argument("--held-out", action="store_true", help="also print the 2013J AUC")
     parser.add_argument("--dump", type=Path, help="write each week's samples here (JSON)")
+    parser.add_argument("--db-name", default="wm_bench_checks_oulad",
+                        help="the scratch database (dropped afterwards)")
     args = parser.parse_args(argv)
-    with fresh_database("wm_bench_checks_oulad") as url:
-        _, summary = replay(url, args.data, starts={"2013J": J_DAY_0}, outcomes=True,
-                            classes=True)
-        print(f"  replayed {summary.registrations:,} registrations, {summary.events:,} events "
-              f"in {summary.seconds:.0f} s", flush=True)
+    with replayed(args.data, args.db_name) as url:
         with psycopg.connect(url) as conn:
             snapshots = Snapshots(conn)
             withdrawals = calibrate.outcome_times(conn, "course_withdrawn", J_END)
@@ -158,31 +157,24 @@ def run(checks: Checks, week: int, outcome: str, held_out: bool, dump: Path | No
     started = time.perf_counter()
     fit_at = COURSE_DAY_0 + timedelta(days=7 * week)
     fitted = checks.fit(fit_at)
-    later = calibrate.auc(*checks.auc(fitted, fit_at + timedelta(days=LATER_DAYS), B_END))
+    later = calibrate.auc(*checks.scored(fitted, fit_at + timedelta(days=LATER_DAYS), B_END))
     loco = checks.leave_one_class_out(fit_at)
     figure(f"week {week}: 2013B, leave one class out", f"{loco:.4f}")
     figure(f"week {week}: 2013B, {LATER_DAYS} days later", f"{later:.4f}")
     validate_at = J_DAY_0 + timedelta(days=7 * week)
     if held_out or dump:
-        scores, labels = checks.auc(fitted, validate_at, J_END)
+        scores, labels = checks.scored(fitted, validate_at, J_END)
         figure(f"week {week}: 2013J (held out)",
                f"{calibrate.auc(scores, labels):.4f}")
     weights = {k: v for k, v in fitted.weights().items() if v}
     print(f"    weights: {weights} ({time.perf_counter() - started:.0f} s)", flush=True)
     if dump:
-        fit = checks.sample(fit_at, J_DAY_0, fitted)
-        values, labels = checks.sample(validate_at, J_END, fitted)
+        judged = checks.sample(validate_at, J_END, fitted)
         kept = calibrate.sampled(checks.snapshots.rows(validate_at, fitted), checks.outcomes,
                                  at=validate_at, finished=checks.finished(validate_at))
-        folder = dump / outcome
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"week{week}.json").write_text(json.dumps({
-            "fit": {"values": fit[0], "labels": fit[1]},
-            "held_out": {"values": values, "labels": labels,
-                         "classes": [str(checks.class_of(r["user_id"])) for r in kept]},
-            "weights": fitted.weights(),
-            "fitted_held_out_auc": calibrate.auc(
-                calibrate.scores_of(values, fitted.weights()), labels)}))
+        write_dump(dump / outcome / f"week{week}.json", checks.sample(fit_at, J_DAY_0, fitted),
+                   judged, [str(checks.class_of(r["user_id"])) for r in kept], fitted.weights(),
+                   calibrate.auc(calibrate.scores_of(judged[0], fitted.weights()), judged[1]))
 
 
 if __name__ == "__main__":

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from backend.services.analytics.risk import DEFAULT_PARAMS, calibrate
 from backend.services.analytics.risk.inputs import student_classes
@@ -86,3 +89,29 @@ def test_leaving_a_class_out_keeps_it_out_of_the_sample_the_fit_reads(
     assert len(everyone) == 4 and sum(labels) == 1
     assert len(without_bbb) == 2 and len(only_bbb) == 2 and bbb_labels.count(True) == 1
     assert checks.class_of(user("DDD", "2013B", "4")) == ddd != bbb
+
+
+def test_the_command_judges_each_outcome_and_dumps_what_it_judged(
+        tmp_path: Path, pg_server_url: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("BENCH_DATABASE_URL", pg_server_url)
+    name = f"wmtest_checks_{uuid.uuid4().hex[:8]}"
+    risk_checks_oulad.main(["--data", str(write_directory(tmp_path / "oulad")), "--week", "4",
+                            "--held-out", "--outcome", "withdrawn",
+                            "--outcome", "withdrawn-or-failed", "--dump", str(tmp_path / "out"),
+                            "--db-name", name])
+
+    out = capsys.readouterr().out
+    assert "outcome: withdrawn\n" in out and "outcome: withdrawn-or-failed\n" in out
+    for line in ("leave one class out", "14 days later", "2013J (held out)"):
+        assert out.count(f"week 4: 2013B, {line}" if "2013J" not in line
+                         else f"week 4: {line}") == 2
+    # 2013J at day 28: student 5 fails (unregistering on day 50), student 6 passes
+    withdrawn = json.loads((tmp_path / "out" / "withdrawn" / "week4.json").read_text())
+    either = json.loads((tmp_path / "out" / "withdrawn-or-failed" / "week4.json").read_text())
+    assert sorted(withdrawn["held_out"]["labels"]) == [False, False]
+    assert sorted(either["held_out"]["labels"]) == [False, True]
+    assert len(set(either["held_out"]["classes"])) == 1  # both in BBB 2013J
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    assert left is None
