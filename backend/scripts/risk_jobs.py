@@ -2,7 +2,8 @@
 
 Prints the held-out figures of the current and the candidate set — AUC (and among
 classmates, where there are classes), precision and recall at the threshold, and the lead
-time as ``waymark risk-backtest`` measures it at the held-out snapshot; stores the
+time as ``waymark risk-backtest`` measures it at the held-out snapshot — and the AUC gain
+with a bootstrap interval (is it more than which students were held out?); stores the
 candidate only if it is better there; ``--roll-back`` makes the previous set active again.
 Method and figures: docs/risk.md, "Self-calibration".
 """
@@ -72,11 +73,25 @@ def risk_calibrate_command(outcome: str, finished: str, fit_at: datetime | None,
                                          threshold=threshold, step=LEAD_STEP, params=params,
                                          history_days=settings.anonymize_after_days)
                 click.echo(f"{name}: held-out {backtest.lead_text(lead)}")
+            click.echo(gain_text(result))
             weights = {k: v for k, v in result.candidate.weights().items() if v}
             click.echo("candidate weights: " + ", ".join(f"{k}={v:g}" for k, v in weights.items()))
             adopted = None if dry_run else parameter_sets.adopt(conn, result, now=now)
         runtime.summary("risk-calibrate", better=result.better, adopted=adopted,
                         seconds=f"{time.monotonic() - started:.1f}")
+
+
+def gain_text(result: calibrate.Calibration) -> str:
+    """The held-out AUC gain with its bootstrap interval, and what that interval says."""
+    gain = result.candidate_figures.auc - result.current_figures.auc
+    if result.gain_interval is None:
+        return f"candidate − current: held-out auc {gain:+.4f} (no interval: the held-out " \
+               "period lacks an outcome, or the two sets saw different students)"
+    low, high = result.gain_interval
+    reading = ("more than chance" if low > 0 else "worse beyond chance" if high < 0
+               else "within chance: the held-out students alone could make this difference")
+    return (f"candidate − current: held-out auc {gain:+.4f}, 95 % interval {low:+.4f} … "
+            f"{high:+.4f} over {calibrate.GAIN_DRAWS} draws of the held-out students; {reading}")
 
 
 COMMANDS: list[click.Command] = [risk_calibrate_command]

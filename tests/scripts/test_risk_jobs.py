@@ -9,9 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 from click.testing import CliRunner, Result
 
+from backend.scripts import risk_jobs
 from backend.scripts.cli import main
+from backend.services.analytics.risk import DEFAULT_PARAMS, calibrate
 from backend.taxonomy import category_of
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -58,6 +61,9 @@ def test_calibrate_adopts_then_rolls_back(db_url: str, conn: psycopg.Connection[
             "75%) of 0 flagged: none flagged") in dry
     assert "candidate: held-out lead time, days from first flag to outcome (25% / median / " \
            "75%) of 3 flagged: 2.0 / 2.0 / 2.0" in dry
+    # 1.000 against 0.250; every draw of 9 students with a leaver gains, so beyond chance
+    assert "candidate − current: held-out auc +0.7500, 95 % interval +" in dry
+    assert "over 1000 draws of the held-out students; more than chance" in dry
     assert "adopted=None" in dry
     assert conn.execute("SELECT count(*) FROM risk_parameter_sets").fetchone() == (0,)
     out = waymark(db_url, *args).output
@@ -99,3 +105,25 @@ def test_calibrate_reads_a_history_as_far_back_as_the_deployment_keeps_it(
         "DATABASE_URL": db_url, "WAYMARK_ANONYMIZE_AFTER_DAYS": "365"})
     assert result.exit_code == 0, result.output
     assert held_out_students(result.output) == default + 1
+
+
+@pytest.mark.parametrize(("interval", "reading"), [
+    ((0.01, 0.08), "; more than chance"),
+    ((-0.02, 0.08), "; within chance: the held-out students alone could make this difference"),
+    ((-0.08, -0.01), "; worse beyond chance"),
+    (None, "(no interval: the held-out period lacks an outcome, or the two sets saw different "
+           "students)"),
+])
+def test_the_gain_line_says_what_its_interval_means(
+        interval: tuple[float, float] | None, reading: str) -> None:
+    def held_out(auc: float) -> calibrate.Figures:
+        return calibrate.Figures(auc=auc, precision=0.0, recall=0.0, students=10, positives=2)
+
+    result = calibrate.Calibration(
+        candidate=DEFAULT_PARAMS, current_figures=held_out(0.70),
+        candidate_figures=held_out(0.73), fit_figures=held_out(0.8),
+        outcome="course_withdrawn", fit_at=T0, validate_at=T1, until=T1, threshold=0.7,
+        gain_interval=interval)
+    line = risk_jobs.gain_text(result)
+    assert line.startswith("candidate − current: held-out auc +0.0300")
+    assert line.endswith(reading)

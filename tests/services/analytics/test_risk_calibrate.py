@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -65,6 +67,10 @@ def test_fit_finds_the_signal_and_is_adopted(conn: psycopg.Connection[Any]) -> N
     assert result.candidate_figures.auc > result.current_figures.auc
     assert sum(result.candidate.weights().values()) == pytest.approx(1.0)
     assert sum(1 for w in result.candidate.weights().values() if w) <= calibrate.MAX_FACTORS
+    assert result.gain_interval is not None
+    low, high = result.gain_interval
+    assert low <= result.candidate_figures.auc - result.current_figures.auc <= high
+    assert result.validation()["auc_gain_interval"] == [round(low, 4), round(high, 4)]
     new_id = parameter_sets.adopt(conn, result, now=T2)
     active = parameter_sets.active_set(conn)
     assert active is not None and active.id == new_id and active.params == result.candidate
@@ -159,6 +165,36 @@ def test_the_held_out_auc_among_classmates_is_reported_and_kept_with_the_set(
     parameter_sets.adopt(conn, result, now=T2)
     active = parameter_sets.active_set(conn)
     assert active is not None and active.label()["validation_auc_among_classmates"] == 1.0
+
+
+def test_the_gain_interval_is_a_paired_bootstrap_of_the_held_out_auc_gain() -> None:
+    labels = [i % 3 == 0 for i in range(30)]
+    right = [100.0 + i if y else float(i) for i, y in enumerate(labels)]
+    wrong = [-x for x in right]
+    assert calibrate.auc(right, labels) == 1.0 and calibrate.auc(wrong, labels) == 0.0
+    # every draw with both outcomes ranks perfectly one way and perfectly the other
+    assert calibrate.auc_gain_interval(wrong, right, labels) == (1.0, 1.0)
+    assert calibrate.auc_gain_interval(right, right, labels) == (0.0, 0.0)
+    assert calibrate.auc_gain_interval(right, wrong, [False] * 30) is None
+
+    # against the definition: the same students drawn for both scores (seed 0), each draw's
+    # AUCs on the drawn list itself (ties half), the 2.5th and 97.5th percentiles
+    noisy = [round((i * 7919) % 13 / 13 + (0.3 if y else 0.0), 1) for i, y in enumerate(labels)]
+    flat = [round((i * 104729) % 11 / 11, 1) for i in range(30)]
+    draw, gains = random.Random(0), []
+    for _ in range(200):
+        pick = draw.choices(range(30), k=30)
+        ys = [labels[i] for i in pick]
+        if any(ys) and not all(ys):
+            gains.append(calibrate.auc([noisy[i] for i in pick], ys)
+                         - calibrate.auc([flat[i] for i in pick], ys))
+    gains.sort()
+    low, high = calibrate.auc_gain_interval(flat, noisy, labels, draws=200) or (None, None)
+    assert (low, high) == (pytest.approx(gains[int(0.025 * (len(gains) - 1))]),
+                           pytest.approx(gains[math.ceil(0.975 * (len(gains) - 1))]))
+    assert low is not None and high is not None
+    gain = calibrate.auc(noisy, labels) - calibrate.auc(flat, labels)
+    assert low < gain < high and low < high
 
 
 def test_auc_counts_ties_half() -> None:

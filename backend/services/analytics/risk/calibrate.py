@@ -32,7 +32,10 @@ next one; the convex, penalised fit transfers better and is several times faster
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,6 +86,9 @@ class Calibration:
     validate_at: datetime
     until: datetime
     threshold: float
+    #: 95 % interval of the held-out AUC gain (:func:`auc_gain_interval`); None when the two
+    #: sets' held-out snapshots do not hold the same students
+    gain_interval: tuple[float, float] | None = None
 
     @property
     def better(self) -> bool:
@@ -96,7 +102,9 @@ class Calibration:
                 "method": "non-negative logistic regression, horizons and normalisations "
                           "by grid",
                 "candidate": candidate,
-                "previous": self.current_figures.as_dict(), "fit": self.fit_figures.as_dict()}
+                "previous": self.current_figures.as_dict(), "fit": self.fit_figures.as_dict(),
+                "auc_gain_interval": [round(x, 4) for x in self.gain_interval]
+                if self.gain_interval else None}
 
 
 Sample = tuple[list[dict[str, float]], list[bool]]
@@ -138,6 +146,60 @@ def auc_among_classmates(scores: Sequence[float], labels: Sequence[bool],
             total += auc([scores[i] for i in students], ys) * both
             pairs += both
     return total / pairs if pairs else None
+
+
+#: Bootstrap draws of the held-out students behind :func:`auc_gain_interval`
+GAIN_DRAWS = 1000
+
+
+def auc_gain_interval(current: Sequence[float], candidate: Sequence[float],
+                      labels: Sequence[bool], *, draws: int = GAIN_DRAWS,
+                      ) -> tuple[float, float] | None:
+    """95 % interval of AUC(candidate) − AUC(current) over the held-out students drawn with
+    replacement (the same draw for both, a fixed seed: same data → same interval).
+
+    Why: adoption asks only that the candidate be higher, and on a small school's held-out
+    period a few students decide that; the interval says whether the gain is more than
+    which students happened to be held out. None without both outcomes among the students.
+    """
+    if not any(labels) or all(labels):
+        return None
+    pairs_current, pairs_candidate = _Pairs(current, labels), _Pairs(candidate, labels)
+    draw = random.Random(0)  # noqa: S311 - a resampling with a fixed seed, not a secret
+    count, gains = len(labels), []
+    for _ in range(draws):
+        weight = [0] * count
+        for i in draw.choices(range(count), k=count):
+            weight[i] += 1
+        gain = pairs_candidate.auc(weight) - pairs_current.auc(weight)
+        if not math.isnan(gain):  # a draw without both outcomes has no AUC: left out
+            gains.append(gain)
+    gains.sort()
+    if not gains:
+        return None
+    return gains[int(0.025 * (len(gains) - 1))], gains[math.ceil(0.975 * (len(gains) - 1))]
+
+
+class _Pairs:
+    """One score's (outcome, no outcome) pairs, laid out once so that the AUC of any
+    re-weighting of the students (a bootstrap draw) takes one pass over the positives."""
+
+    def __init__(self, scores: Sequence[float], labels: Sequence[bool]) -> None:
+        self.negatives = sorted((i for i, y in enumerate(labels) if not y),
+                                key=scores.__getitem__)
+        below = [scores[i] for i in self.negatives]
+        # each positive with the negatives below it and those tied with it (half a pair)
+        self.positives = [(i, bisect.bisect_left(below, scores[i]),
+                           bisect.bisect_right(below, scores[i]))
+                          for i, y in enumerate(labels) if y]
+
+    def auc(self, weight: Sequence[int]) -> float:
+        """Mann–Whitney AUC with student i counted ``weight[i]`` times; nan without both."""
+        cumulative = list(itertools.accumulate((weight[i] for i in self.negatives), initial=0))
+        right = sum(weight[i] * (cumulative[lo] + cumulative[hi]) for i, lo, hi in self.positives)
+        positives = sum(weight[i] for i, _, _ in self.positives)
+        negatives = cumulative[-1]
+        return right / 2 / (positives * negatives) if positives and negatives else math.nan
 
 
 def figures(scores: Sequence[float], labels: Sequence[bool], threshold: float,
@@ -363,19 +425,26 @@ def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: st
         return sample(val_rows.of(params), val_outcomes, at=validate_at, until=until,
                       params=params, classes=classes, finished=val_done)
 
-    def val_classes(params: RiskParams) -> list[Any]:  # in val_sample's order
-        present = sampled(val_rows.of(params), val_outcomes, at=validate_at, finished=val_done)
+    def val_present(params: RiskParams) -> list[Row]:  # in val_sample's order
+        return sampled(val_rows.of(params), val_outcomes, at=validate_at, finished=val_done)
+
+    def val_classes(params: RiskParams) -> list[Any]:
+        present = val_present(params)
         main = cohorts_of(present, classes).main_class
         return [main.get(r["user_id"]) for r in present]
 
     val_values, val_labels = val_sample(current)
     cand_values, cand_labels = val_sample(candidate)
+    current_scores = scores_of(val_values, current.weights())
+    cand_scores = scores_of(cand_values, candidate.weights())
+    same_students = ([r["user_id"] for r in val_present(current)]
+                     == [r["user_id"] for r in val_present(candidate)])
     return Calibration(
         candidate=candidate,
-        current_figures=figures(scores_of(val_values, current.weights()), val_labels, threshold,
-                                val_classes(current)),
-        candidate_figures=figures(scores_of(cand_values, candidate.weights()), cand_labels,
-                                  threshold, val_classes(candidate)),
+        current_figures=figures(current_scores, val_labels, threshold, val_classes(current)),
+        candidate_figures=figures(cand_scores, cand_labels, threshold, val_classes(candidate)),
         fit_figures=figures(scores_of(fit_values, candidate.weights()), fit_labels, threshold),
         outcome=outcome, fit_at=fit_at, validate_at=validate_at, until=until,
-        threshold=threshold)
+        threshold=threshold,
+        gain_interval=auc_gain_interval(current_scores, cand_scores, val_labels)
+        if same_students else None)
