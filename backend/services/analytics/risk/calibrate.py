@@ -86,8 +86,8 @@ class Calibration:
     validate_at: datetime
     until: datetime
     threshold: float
-    #: 95 % interval of the held-out AUC gain (:func:`auc_gain_interval`); None when the two
-    #: sets' held-out snapshots do not hold the same students
+    #: 95 % interval of the held-out AUC gain (:func:`auc_gain_interval`); None when the
+    #: held-out period lacks an outcome or the two sets' snapshots hold different students
     gain_interval: tuple[float, float] | None = None
 
     @property
