@@ -73,7 +73,7 @@ class Snapshots:
 def failed_at(data: Path) -> dict[Any, datetime]:
     """When each registration that ended in a fail ended (the presentation's last day, or
     its unregistration day if earlier), on the replay's calendar."""
-    ends = {}
+    ends: dict[Any, datetime] = {}
     for key, reg in load_registrations(data).items():
         if reg.final_result == "Fail":
             day0 = J_DAY_0 if key[1] == "2013J" else COURSE_DAY_0
@@ -108,11 +108,14 @@ class Checks:
             lambda params: self.sample(at, J_DAY_0, params, only), DEFAULT_PARAMS)[0]
 
     def scored(self, params: RiskParams, at: datetime, until: datetime,
-            only: Callable[[Any], bool] | None = None) -> tuple[list[float], list[bool]]:
+               only: Callable[[Any], bool] | None = None) -> tuple[list[float], list[bool]]:
+        """Each student's score under ``params`` at ``at``, and their label."""
         values, labels = self.sample(at, until, params, only)
         return calibrate.scores_of(values, params.weights()), labels
 
     def leave_one_class_out(self, at: datetime) -> float:
+        """Each class scored by the fit on the others, pooled: do weights fitted on some
+        courses rank the students of another (what 2013J asks)?"""
         in_b = sorted({self.class_of(r["user_id"])
                        for r in self.snapshots.rows(at, DEFAULT_PARAMS)} - {None}, key=str)
         scores: list[float] = []
