@@ -116,6 +116,11 @@ def main(argv: list[str]) -> None:
                 figure(f"week {week}: 2013J AUC, seed weights", result.current_figures.auc)
                 figure(f"week {week}: 2013J AUC, oulad-2013 preset (in-sample)", preset_auc)
                 figure(f"week {week}: 2013J AUC, fitted on 2013B", held.auc)
+                if result.gain_interval is not None:  # as the command prints it
+                    low, high = result.gain_interval
+                    figure(f"week {week}: 2013J AUC gain over the seed, 95 % interval",
+                           f"{held.auc - result.current_figures.auc:+.4f} "
+                           f"({low:+.4f} … {high:+.4f})")
                 if held.auc_among_classmates is not None:  # as the command prints it
                     figure(f"week {week}: 2013J AUC among classmates (2013B fit)",
                            f"{held.auc_among_classmates:.4f}")
