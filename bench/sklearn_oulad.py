@@ -84,28 +84,27 @@ def main(folder: Path) -> None:
              "max_iter": [100, 300]}, cv=folds, scoring="roc_auc")
         boosting.fit(x_fit, y_fit)
         week = path.stem[4:]
-        lr = roc_auc_score(y_val, logistic.predict_proba(x_val)[:, 1])
-        gb = roc_auc_score(y_val, boosting.predict_proba(x_val)[:, 1])
+        predicted = {"logistic regression": logistic.predict_proba(x_val)[:, 1],
+                     "gradient boosting": boosting.predict_proba(x_val)[:, 1]}
+        held_out = {name: roc_auc_score(y_val, p) for name, p in predicted.items()}
         print(f"week {week}: {len(names)} features, 2013B {len(y_fit)} "
               f"({y_fit.sum()} with the outcome), 2013J {len(y_val)} ({y_val.sum()})")
-        print(f"  2013J AUC  logistic regression {lr:.4f}  gradient boosting {gb:.4f}  "
+        print(f"  2013J AUC  logistic regression {held_out['logistic regression']:.4f}  "
+              f"gradient boosting {held_out['gradient boosting']:.4f}  "
               f"risk-calibrate {data['fitted_held_out_auc']:.4f}")
         ours = np.minimum(1.0, x_val @ np.array([data["weights"][n] for n in names]))
-        best_name, best = max((("logistic regression", logistic), ("gradient boosting", boosting)),
-                              key=lambda m: roc_auc_score(y_val, m[1].predict_proba(x_val)[:, 1]))
-        low, high = paired_interval(y_val, ours, best.predict_proba(x_val)[:, 1])
-        print(f"  risk-calibrate − {best_name}: "
-              f"{roc_auc_score(y_val, ours) - roc_auc_score(y_val, best.predict_proba(x_val)[:, 1]):+.4f}"
-              f", 95 % paired bootstrap interval {low:+.4f} … {high:+.4f}")
+        best = max(held_out, key=held_out.__getitem__)
+        low, high = paired_interval(y_val, ours, predicted[best])
+        print(f"  risk-calibrate − {best}: {roc_auc_score(y_val, ours) - held_out[best]:+.4f}, "
+              f"95 % paired bootstrap interval {low:+.4f} … {high:+.4f}")
         if "classes" in data["held_out"]:
             classes = np.array(data["held_out"]["classes"])
             print("  among classmates  logistic regression "
-                  f"{among_classmates(y_val, logistic.predict_proba(x_val)[:, 1], classes):.4f}"
+                  f"{among_classmates(y_val, predicted['logistic regression'], classes):.4f}"
                   "  gradient boosting "
-                  f"{among_classmates(y_val, boosting.predict_proba(x_val)[:, 1], classes):.4f}"
+                  f"{among_classmates(y_val, predicted['gradient boosting'], classes):.4f}"
                   f"  risk-calibrate {among_classmates(y_val, ours, classes):.4f}"
                   f"  (whole: {roc_auc_score(y_val, ours):.4f})")
-
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]))

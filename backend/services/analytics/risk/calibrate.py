@@ -112,20 +112,30 @@ Sample = tuple[list[dict[str, float]], list[bool]]
 
 def auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     """Area under the ROC curve (Mann–Whitney, ties counted half); 0.5 without both classes."""
-    positives = sum(labels)
-    negatives = len(labels) - positives
-    if not positives or not negatives:
-        return 0.5
-    order = sorted(range(len(scores)), key=scores.__getitem__)
-    rank_sum, i = 0.0, 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        mid = (i + j) / 2 + 1  # average 1-based rank of the tie group
-        rank_sum += mid * sum(1 for k in range(i, j + 1) if labels[order[k]])
-        i = j + 1
-    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+    value = _Pairs(scores, labels).auc([1] * len(labels))
+    return 0.5 if math.isnan(value) else value
+
+
+class _Pairs:
+    """One score's (outcome, no outcome) pairs, laid out once so that the AUC of any
+    re-weighting of the students (a bootstrap draw) takes one pass over the positives."""
+
+    def __init__(self, scores: Sequence[float], labels: Sequence[bool]) -> None:
+        self.negatives = sorted((i for i, y in enumerate(labels) if not y),
+                                key=scores.__getitem__)
+        below = [scores[i] for i in self.negatives]
+        # each positive with the negatives below it and those tied with it (half a pair)
+        self.positives = [(i, bisect.bisect_left(below, scores[i]),
+                           bisect.bisect_right(below, scores[i]))
+                          for i, y in enumerate(labels) if y]
+
+    def auc(self, weight: Sequence[int]) -> float:
+        """Mann–Whitney AUC with student i counted ``weight[i]`` times; nan without both."""
+        cumulative = list(itertools.accumulate((weight[i] for i in self.negatives), initial=0))
+        right = sum(weight[i] * (cumulative[lo] + cumulative[hi]) for i, lo, hi in self.positives)
+        positives = sum(weight[i] for i, _, _ in self.positives)
+        negatives = cumulative[-1]
+        return right / 2 / (positives * negatives) if positives and negatives else math.nan
 
 
 def auc_among_classmates(scores: Sequence[float], labels: Sequence[bool],
@@ -178,28 +188,6 @@ def auc_gain_interval(current: Sequence[float], candidate: Sequence[float],
     if not gains:
         return None
     return gains[int(0.025 * (len(gains) - 1))], gains[math.ceil(0.975 * (len(gains) - 1))]
-
-
-class _Pairs:
-    """One score's (outcome, no outcome) pairs, laid out once so that the AUC of any
-    re-weighting of the students (a bootstrap draw) takes one pass over the positives."""
-
-    def __init__(self, scores: Sequence[float], labels: Sequence[bool]) -> None:
-        self.negatives = sorted((i for i, y in enumerate(labels) if not y),
-                                key=scores.__getitem__)
-        below = [scores[i] for i in self.negatives]
-        # each positive with the negatives below it and those tied with it (half a pair)
-        self.positives = [(i, bisect.bisect_left(below, scores[i]),
-                           bisect.bisect_right(below, scores[i]))
-                          for i, y in enumerate(labels) if y]
-
-    def auc(self, weight: Sequence[int]) -> float:
-        """Mann–Whitney AUC with student i counted ``weight[i]`` times; nan without both."""
-        cumulative = list(itertools.accumulate((weight[i] for i in self.negatives), initial=0))
-        right = sum(weight[i] * (cumulative[lo] + cumulative[hi]) for i, lo, hi in self.positives)
-        positives = sum(weight[i] for i, _, _ in self.positives)
-        negatives = cumulative[-1]
-        return right / 2 / (positives * negatives) if positives and negatives else math.nan
 
 
 def figures(scores: Sequence[float], labels: Sequence[bool], threshold: float,
@@ -428,8 +416,7 @@ def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: st
     def val_present(params: RiskParams) -> list[Row]:  # in val_sample's order
         return sampled(val_rows.of(params), val_outcomes, at=validate_at, finished=val_done)
 
-    def val_classes(params: RiskParams) -> list[Any]:
-        present = val_present(params)
+    def class_of_each(present: list[Row]) -> list[Any]:
         main = cohorts_of(present, classes).main_class
         return [main.get(r["user_id"]) for r in present]
 
@@ -437,12 +424,15 @@ def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: st
     cand_values, cand_labels = val_sample(candidate)
     current_scores = scores_of(val_values, current.weights())
     cand_scores = scores_of(cand_values, candidate.weights())
-    same_students = ([r["user_id"] for r in val_present(current)]
-                     == [r["user_id"] for r in val_present(candidate)])
+    current_present, cand_present = val_present(current), val_present(candidate)
+    same_students = ([r["user_id"] for r in current_present]
+                     == [r["user_id"] for r in cand_present])
     return Calibration(
         candidate=candidate,
-        current_figures=figures(current_scores, val_labels, threshold, val_classes(current)),
-        candidate_figures=figures(cand_scores, cand_labels, threshold, val_classes(candidate)),
+        current_figures=figures(current_scores, val_labels, threshold,
+                                class_of_each(current_present)),
+        candidate_figures=figures(cand_scores, cand_labels, threshold,
+                                  class_of_each(cand_present)),
         fit_figures=figures(scores_of(fit_values, candidate.weights()), fit_labels, threshold),
         outcome=outcome, fit_at=fit_at, validate_at=validate_at, until=until,
         threshold=threshold,
