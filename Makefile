@@ -27,7 +27,7 @@ lint: install
 	$(BIN)/lint-imports  # the layers of docs/architecture.md (pyproject.toml)
 
 typecheck: install
-	$(BIN)/mypy backend
+	$(BIN)/mypy
 
 pytest: install
 	$(BIN)/pytest -q

@@ -36,6 +36,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import jwt
@@ -171,7 +172,7 @@ def measure(url: str, rounds: int) -> dict[str, tuple[float, float]]:
     results: dict[str, tuple[float, float]] = {}
     try:
         for path in ADMIN_ENDPOINTS:
-            samples = timed(lambda p=path: _ok(client.get(p, headers=admin)), rounds)
+            samples = timed(partial(_get, client, path, admin), rounds)
             results[f"admin {path.split('?')[0].rsplit('/', 1)[-1]}"] = _summary(samples)
         for name, span in (("busiest 15 min live", WORST_LIVE),
                            ("prefix at the last hour", None)):
@@ -270,6 +271,10 @@ def _page_views_prefix_behind(url: str, client: FlaskClient, headers: dict[str, 
             _vacuum_rollups(conn)
     return (f"{live_views:,} page views since the prefix at {through:%H:%M:%S}; "
             f"recomputing the prefix took {computed:,.0f} ms"), _summary(samples)
+
+
+def _get(client: FlaskClient, path: str, headers: dict[str, str]) -> None:
+    _ok(client.get(path, headers=headers))
 
 
 def _ok(answer: Any) -> None:

@@ -68,7 +68,9 @@ def _thread(port: int, kind: str, until: float, out: list[Any], seed: int) -> No
     headers = {"Content-Type": "application/json", "User-Agent": UA,
                "X-Forwarded-For": f"10.9.{seed % 250}.{seed // 250 % 250}"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    latencies, accepted, statuses = [], 0, {}  # type: ignore[var-annotated]
+    latencies: list[float] = []
+    accepted = 0
+    statuses: dict[int | str, int] = {}  # an HTTP status, or "error" for a broken connection
     n = 0
     while time.perf_counter() < until:
         body = _body(kind, n)

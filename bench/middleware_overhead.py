@@ -31,6 +31,7 @@ from werkzeug.test import EnvironBuilder
 
 from backend import Waymark, get_state
 from backend.services.ingest.bounded_queue import BoundedQueue
+from backend.services.ingest.writer import EventWriter
 from bench.common import figure, fresh_database, percentile, timed
 
 UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -53,7 +54,7 @@ def host(with_waymark: bool, url: str) -> Flask:
 
 def caller(app: Flask) -> Callable[[], None]:
     """One request through the WSGI callable, body consumed (what a server would do)."""
-    environ = EnvironBuilder(path="/quests/q7", headers={"User-Agent": UA}).get_environ()
+    environ = EnvironBuilder(path="/quests/q7", headers=[("User-Agent", UA)]).get_environ()
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
         return None
@@ -114,6 +115,7 @@ def main(argv: list[str]) -> None:
             multiprocessing.get_context("spawn").Pool(1) as pool:
         bare, tracked = host(False, url), host(True, url)
         writer = get_state(tracked).writer
+        assert isinstance(writer, EventWriter), "the in-process mode (no WAYMARK_QUEUE_URL)"
         if args.writer_paused:
             writer.autostart = False
             writer._items = BoundedQueue(10 * args.requests)  # noqa: SLF001 - room for every event

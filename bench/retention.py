@@ -205,7 +205,8 @@ def compare_anonymize_paths(url: str, now: datetime, settings: Settings) -> None
                and p.before(now - timedelta(days=settings.anonymize_after_days + 5))]
         by_row, whole = old[-2], old[-1]
         keys = [k.lower() for k in settings.pii_keys]
-        params = {"now": now, "cutoff": now, "pii_keys": keys, "pii_hint": retention.pii_hint(keys)}
+        hint = retention.pii_hint(keys)
+        params = {"now": now, "cutoff": now, "pii_keys": keys, "pii_hint": hint}
         step = retention.event_steps(retention.ANONYMIZE_EVENTS, [by_row])[0]
         stats = retention.RunStats(action="anonymize", cutoff=now)
         with Observer(url) as row_observer, measured() as row_m:
@@ -215,7 +216,7 @@ def compare_anonymize_paths(url: str, now: datetime, settings: Settings) -> None
                 batcher=retention._Batcher(target=0.5))  # noqa: SLF001 - the job's own sizing
         with Observer(url) as rewrite_observer, measured() as rewrite_m:
             rewritten = partitions.rewrite_anonymized(db, whole, now=now, pii_keys=keys,
-                                                      pii_hint=params["pii_hint"]) or 0
+                                                      pii_hint=hint) or 0
     finally:
         db.close()
     print("-- anonymize one week, both ways (side by side)")

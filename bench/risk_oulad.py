@@ -345,7 +345,7 @@ def calibrate(conn: psycopg.Connection[Any], weeks: Sequence[int],
     rows_cache: dict[tuple[int, tuple[float, ...]], list[Row]] = {}
     values_cache: dict[tuple[int, tuple[float, ...]], tuple[list[bool], list[list[float]]]] = {}
     horizons = [f for f in start.as_dict() if not f.endswith("_weight")]
-    probe = {w: 1 / len(WEIGHTS) for w in WEIGHTS}
+    probe: dict[str, Any] = {w: 1 / len(WEIGHTS) for w in WEIGHTS}
 
     def values(week: int, params: RiskParams) -> tuple[list[bool], list[list[float]]]:
         key = (week, tuple(float(getattr(params, h)) for h in horizons))
@@ -401,7 +401,8 @@ def _candidate(params: RiskParams, name: str, value: float) -> RiskParams | None
         if name in WEIGHTS:
             return _with_weight(params, name, value)
         cast: Callable[[float], float] = int if name == "window_days" else float
-        return replace(params, **{name: cast(value)})
+        change: dict[str, Any] = {name: cast(value)}
+        return replace(params, **change)
     except risk.RiskParamsError:
         return None
 

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -269,8 +270,8 @@ def teacher_report(db: Database, rounds: int) -> None:
     names = list(who)
     for i in range(rounds):
         for name in (names if i % 2 else names[::-1]):
-            samples[name].append(timed(lambda n=name: run_as(db, who[n], CLASS_LAST_30_DAYS,
-                                                              params)))
+            samples[name].append(timed(partial(run_as, db, who[name], CLASS_LAST_30_DAYS,
+                                               params)))
     for name, values in samples.items():
         figure(f"class query, {name} p50", statistics.median(values), "ms")
         figure(f"class query, {name} p95", percentile(values, 95), "ms")

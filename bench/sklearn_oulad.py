@@ -22,6 +22,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -33,7 +34,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 BOOTSTRAP_ROUNDS = 1000
 
 
-def matrix(part: dict) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def matrix(part: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     names = sorted(part["values"][0])
     x = np.array([[row[n] for n in names] for row in part["values"]])
     return x, np.array(part["labels"], dtype=int), names

@@ -153,7 +153,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     rows = demo_rows(args.events)
-    copy_rates, writer_rates = [], []
+    copy_rates: list[float] = []
+    writer_rates: list[float] = []
     for round_no in range(args.rounds):
         # each side goes first in every other round: what the one before leaves behind (dirty
         # pages, a checkpoint) weighs on both alike
