@@ -37,6 +37,24 @@ class DatabaseUnavailable(RuntimeError):
     """The database cannot be reached right now; retrying later may succeed."""
 
 
+#: What PostgreSQL raises when a statement names a table, column, function, type or schema
+#: the database does not have: after an upgrade whose `waymark migrate` has not run yet
+#: (routes then answer 503 and say so), or a bug in our SQL (a 500).
+MISSING_SCHEMA_ERRORS: tuple[type[psycopg.Error], ...] = (
+    psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn,
+    psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedObject,
+    psycopg.errors.InvalidSchemaName)
+
+
+
+def fault_of(exc: BaseException) -> str:
+    """What a writer's log line calls a failure that retrying soon will not cure: a missing
+    table or function is most often an upgrade whose migrations have not run, anything
+    else a bug in our code (a data error never reaches the writers' retry loops)."""
+    if isinstance(exc, MISSING_SCHEMA_ERRORS):
+        return "a table or function is missing (has `waymark migrate` run for this version?)"
+    return "a bug"
+
 
 def is_transient(exc: BaseException) -> bool:
     """Whether an error is worth a retry (connection lost, shutdown, serialization)."""

@@ -115,10 +115,36 @@ def ensure_event_partitions(conn: psycopg.Connection[Any], *, back: int = PARTIT
 def pending(url: str, sql_dir: Path = SQL_DIR) -> list[str]:
     """Names of migrations not yet applied to the database at ``url``."""
     with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
+        return SchemaTarget.from_files(sql_dir).missing(conn)
+
+
+@dataclass(frozen=True)
+class SchemaTarget:
+    """The schema this version of Waymark expects: its ordered migrations and the checksum of
+    each function file.
+
+    A running app reads the files once (they do not change under a running process), so
+    asking a database how far behind it is costs two small queries: cheap enough for every
+    ``/health`` and for the moment a request finds a table missing.
+    """
+
+    ordered: tuple[tuple[str, str], ...]  # (version, name)
+    repeatables: tuple[tuple[str, str], ...]  # (name, checksum)
+
+    @classmethod
+    def from_files(cls, sql_dir: Path = SQL_DIR) -> SchemaTarget:
+        return cls(tuple((m.version, m.name) for m in discover(sql_dir)),
+                   tuple((r.name, r.checksum) for r in discover_repeatables(sql_dir)))
+
+    def missing(self, conn: psycopg.Connection[Any]) -> list[str]:
+        """Names of the migrations and function files ``conn``'s database has not applied
+        (in the order ``waymark migrate`` would apply them); empty when up to date."""
         row = conn.execute(FOUNDATION["migrations_table_exists"]).fetchone()
         done = _applied(conn) if row and row[0] else {}
-        ordered = [m.name for m in discover(sql_dir) if m.version not in done]
-        return ordered + [r.name for r in _changed_repeatables(conn, sql_dir)]
+        recorded = _recorded_repeatables(conn)
+        return ([name for version, name in self.ordered if version not in done]
+                + [name for name, checksum in self.repeatables
+                   if recorded.get(name) != checksum])
 
 
 def _bootstrap(conn: psycopg.Connection[Any]) -> None:
@@ -151,11 +177,16 @@ def discover_repeatables(sql_dir: Path = SQL_DIR) -> list[Migration]:
             for path in sorted((sql_dir / REPEATABLE_DIR).glob("*.sql"))]
 
 
-def _changed_repeatables(conn: psycopg.Connection[Any], sql_dir: Path) -> list[Migration]:
+def _recorded_repeatables(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """Each applied function file's checksum (none before the first ``waymark migrate``)."""
     exists = conn.execute(FOUNDATION["repeatables_table_exists"]).fetchone()
-    recorded: dict[str, str] = {}
-    if exists and exists[0]:
-        recorded = dict(conn.execute(FOUNDATION["repeatables_applied"]).fetchall())
+    if not (exists and exists[0]):
+        return {}
+    return dict(conn.execute(FOUNDATION["repeatables_applied"]).fetchall())
+
+
+def _changed_repeatables(conn: psycopg.Connection[Any], sql_dir: Path) -> list[Migration]:
+    recorded = _recorded_repeatables(conn)
     return [r for r in discover_repeatables(sql_dir) if recorded.get(r.name) != r.checksum]
 
 

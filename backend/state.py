@@ -13,10 +13,12 @@ import weakref
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import psycopg
 from flask import Flask, current_app
 
 from backend.config import Settings
-from backend.db import Database
+from backend.db import Database, DatabaseUnavailable
+from backend.migrations import SchemaTarget
 from backend.request_body import BodyWatchdog
 from backend.services.analytics.risk import RiskParams
 from backend.services.ingest.stream import StreamPublisher
@@ -41,6 +43,8 @@ class WaymarkState:
     replica: Database | None = None
     #: cuts ingestion bodies that arrive too slowly (WAYMARK_BODY_READ_TIMEOUT)
     body_watchdog: BodyWatchdog = field(default_factory=BodyWatchdog)
+    #: the migrations this version expects, read from its files once
+    schema: SchemaTarget = field(default_factory=SchemaTarget.from_files)
     closed: bool = False
 
     #: the open states of this process, so ``track()`` works outside an app context.
@@ -50,6 +54,15 @@ class WaymarkState:
     def reads(self) -> Database:
         """Where analytics read as the caller: the replica when one is configured."""
         return self.replica if self.replica is not None else self.db
+
+    def migrations_pending(self, timeout: float = 2.0) -> list[str] | None:
+        """The migrations the primary database lacks (empty: up to date), or None when it
+        cannot be asked. Asked again each time: a deploy may migrate while the app runs."""
+        try:
+            with self.db.connection(timeout=timeout) as conn:
+                return self.schema.missing(conn)
+        except (DatabaseUnavailable, psycopg.Error):
+            return None
 
     def register(self) -> None:
         """Make this state findable by ``track()`` outside an app context."""

@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.typing import ErrorHandlerCallable, ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from backend.db import DatabaseUnavailable
+from backend.db import MISSING_SCHEMA_ERRORS, DatabaseUnavailable
 from backend.routes.params import ParamError
+from backend.state import get_state
+
+log = logging.getLogger("waymark")
 
 
 def database_unavailable(exc: DatabaseUnavailable) -> ResponseReturnValue:
     """The database is down: say so and let the client retry (never an HTML 500)."""
     response = jsonify({"error": "the database is unavailable; retry in a minute"})
+    response.headers["Retry-After"] = "60"
+    return response, 503
+
+
+def schema_behind(exc: Exception) -> ResponseReturnValue:
+    """A table, column or function is missing. If the database lacks migrations this version
+    expects (an upgrade deployed before `waymark migrate` ran), that is the operator's to
+    fix: 503 naming the command, so clients retry. If every migration is there, it is a bug
+    in our SQL (or a hand-dropped object) and fails loudly as a 500."""
+    missing = get_state().migrations_pending()
+    if not missing:
+        raise exc
+    log.error("waymark: the database lacks %d migrations this version needs (first: %s); "
+              "run `waymark migrate`", len(missing), missing[0])
+    response = jsonify({"error": f"the database is {len(missing)} migrations behind this "
+                                 "version of Waymark; an operator must run `waymark migrate`"})
     response.headers["Retry-After"] = "60"
     return response, 503
 
@@ -35,6 +55,8 @@ def private_json(body: object, status: int = 200) -> ResponseReturnValue:
 def install(bp: Blueprint) -> None:
     """Give ``bp`` the shared JSON answers."""
     bp.register_error_handler(DatabaseUnavailable, database_unavailable)
+    for missing in MISSING_SCHEMA_ERRORS:
+        bp.register_error_handler(missing, schema_behind)
     bp.register_error_handler(ParamError, bad_parameter)
 
 

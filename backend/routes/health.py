@@ -9,6 +9,12 @@ mode the stream's depth and the writers' lag come from the NATS server.
 The writer's detail (invalid tokens, drops by reason — forgotten users among them — dead
 letters, writer errors) tells an attacker what was detected and who was forgotten, so it
 is shown to an admin's token only.
+
+``schema`` says whether the database has every migration this version of Waymark expects.
+An app started before ``waymark migrate`` ran (an upgrade deployed without its
+pre-deploy step) answers 503 here, so a load balancer keeps sending traffic to the
+instances that work; the names of what is missing (they fingerprint the version) are an
+admin's detail.
 """
 
 from __future__ import annotations
@@ -37,7 +43,10 @@ def health() -> ResponseReturnValue:
     own = state.writer.stats()
     stats = _summed(state, own) if db_ok else {**own, "summed": False}
     caller = current_caller(optional=True)  # a bad token is no admin, and never a 401 here
-    body: dict[str, Any] = {"status": "ok" if db_ok else "degraded", "db": db_ok}
+    missing = state.migrations_pending() if db_ok else None
+    healthy = db_ok and not missing  # None: could not be asked (a role without the grant)
+    body: dict[str, Any] = {"status": "ok" if healthy else "degraded", "db": db_ok,
+                            "schema": {"up_to_date": None if missing is None else not missing}}
     ingestion: dict[str, Any] = {"mode": "in-process", "ack": state.settings.ack,
                                  "processes": stats.pop("processes", None)}
     if isinstance(state.writer, StreamPublisher):
@@ -48,12 +57,13 @@ def health() -> ResponseReturnValue:
     stats["running"] = own.get("running", True)
     body["ingestion"] = ingestion
     if caller is not None and caller.role == "admin":
+        body["schema"]["pending_migrations"] = missing
         body["writer"] = stats
         body["writer"]["this_process"] = own
     else:
         body["writer"] = {key: stats.get(key, 0) for key in PUBLIC_COUNTERS}
         body["writer"]["dropped"] = sum(stats.get("dropped", {}).values())
-    return jsonify(body), 200 if db_ok else 503
+    return jsonify(body), 200 if healthy else 503
 
 
 def _summed(state: WaymarkState, own: dict[str, Any]) -> dict[str, Any]:

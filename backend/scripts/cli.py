@@ -8,14 +8,40 @@ import uuid
 
 import click
 import jwt
+import psycopg
 
 from backend import migrations
 from backend.config import with_dev_secret
+from backend.db import MISSING_SCHEMA_ERRORS
 from backend.scripts import commands, runtime
 from backend.scripts.serve import serve as run_server
 
 
-@click.group()
+class WaymarkGroup(click.Group):
+    """The ``waymark`` group: a job run against a database that lacks this version's
+    migrations says so and names the fix, instead of a traceback about a missing table."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except MISSING_SCHEMA_ERRORS as exc:
+            missing = _pending()
+            if not missing:
+                raise  # every migration is there: a bug, with its traceback
+            raise click.ClickException(
+                f"the database lacks {len(missing)} migrations this version of Waymark needs "
+                f"(first: {missing[0]}); run `waymark migrate` first") from exc
+
+
+def _pending() -> list[str]:
+    """The configured database's missing migrations; empty when it cannot be asked."""
+    try:
+        return migrations.pending(runtime.database_url(runtime.load_settings()))
+    except psycopg.Error:
+        return []
+
+
+@click.group(cls=WaymarkGroup)
 @click.version_option(package_name="waymark")
 @click.option("-v", "--verbose", is_flag=True, help="Log what is happening (INFO level).")
 def main(verbose: bool) -> None:

@@ -29,7 +29,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from backend.config import Settings
-from backend.db import is_transient
+from backend.db import fault_of, is_transient
 from backend.services.ingest import stream
 from backend.services.ingest.batch import PreparedBatch
 from backend.services.ingest.connections import backoff, close, connect
@@ -136,9 +136,9 @@ class StreamWriter:
                     log.warning("waymark writer: database unavailable (%s)", exc)
                 else:
                     self.counters["writer_errors"] += 1
-                    log.exception("waymark writer: a bug while writing %d messages "
+                    log.exception("waymark writer: %s while writing %d messages "
                                   "(attempt %d); the batch is kept and retried",
-                                  len(messages), attempt + 1)
+                                  fault_of(exc), len(messages), attempt + 1)
                 await asyncio.to_thread(self._disconnect)
                 self.counters["retried"] += 1
                 await asyncio.sleep(backoff(attempt))

@@ -39,7 +39,7 @@ from typing import Any, TypeVar, cast
 import psycopg
 
 from backend.config import Settings
-from backend.db import is_transient
+from backend.db import fault_of, is_transient
 from backend.services.ingest.batch import PreparedBatch, Row
 from backend.services.ingest.bounded_queue import BoundedQueue, Empty
 from backend.services.ingest.connections import backoff, close, connect
@@ -361,8 +361,9 @@ class EventWriter(CrawlerCheck):
                                 "(%s)", stage, count, _first_line(exc))
                 else:
                     self.counters["writer_errors"] += 1
-                    log.exception("waymark writer: a bug while %s %d events (attempt %d); "
-                                  "the batch is kept and retried", stage, count, attempt + 1)
+                    log.exception("waymark writer: %s while %s %d events (attempt %d); "
+                                  "the batch is kept and retried", fault_of(exc), stage, count,
+                                  attempt + 1)
                 reset()
             if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
                 log.error("waymark writer: giving up %s %d events at exit", stage, count)
