@@ -55,6 +55,8 @@
     },
     words: (s) => String(s).replace(/_/g, " "),
     student: (id) => `Student ${String(id).slice(0, 8)}`,
+    // "1 event", "2 events": a count with its noun, as a person would write it
+    count: (v, noun, nouns = `${noun}s`) => `${fmt.n(v)} ${v === 1 ? noun : nouns}`,
   };
   const ago = (iso) => {
     if (!iso) return "never";
@@ -301,13 +303,13 @@
           { label: "Page views", data: a.series.map((d) => d.page_views), borderColor: COLORS.orange, backgroundColor: COLORS.orange, tension: 0.25 },
         ],
       }, { interaction: { mode: "index", intersect: false }, scales: { y: { beginAtZero: true } } },
-      { size: "tall", summary: `Activity per day: ${fmt.n(a.current.visitors)} visitors, ${fmt.n(a.current.sessions)} sessions, ${fmt.n(a.current.page_views)} page views` })
+      { size: "tall", summary: `Activity per day: ${fmt.count(a.current.visitors, "visitor")}, ${fmt.count(a.current.sessions, "session")}, ${fmt.count(a.current.page_views, "page view")}` })
         : empty(`No activity in the last ${days} days. Events appear here once the tracking snippet or the middleware sends them.`));
       const devices = a.devices;
       d.fill(devices.length ? chart("devices", "doughnut", {
         labels: devices.map((x) => fmt.words(x.device_type)),
         datasets: [{ label: "Sessions", data: devices.map((x) => x.sessions), backgroundColor: [COLORS.blue, COLORS.orange, COLORS.teal, COLORS.grey] }],
-      }, {}, { size: "short", summary: devices.map((x) => `${x.device_type}: ${x.sessions} sessions`).join(", ") })
+      }, {}, { size: "short", summary: devices.map((x) => `${x.device_type}: ${fmt.count(x.sessions, "session")}`).join(", ") })
         : empty("No sessions in this period."));
     } catch (e) { c.fail(e); d.fail(e); }
   }
@@ -410,7 +412,7 @@
         labels: r.series.map((d) => fmt.day(d.day)),
         datasets: r.levels.map((level) => ({ label: fmt.words(level), data: r.series.map((d) => d[level]), backgroundColor: LEVEL_COLORS[level], maxBarThickness: 48 })),
       }, { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
-      { summary: `Students per risk level on ${r.series.length} days` })
+      { summary: `Students per risk level on ${fmt.count(r.series.length, "day")}` })
         : empty("No stored risk scores in this period: the nightly score job stores them."));
     } catch (e) { c.fail(e); }
   }
@@ -424,7 +426,7 @@
       const r = await getJSON(`/at-risk-students?threshold=${AT_RISK}&limit=10000`);
       const rows = r.students.map((s) => ({ ...s, reason: mainFactor(s.factors) ? factorWords(mainFactor(s.factors)) : "" }));
       const when = r.source === "stored" ? `scored by the nightly job over the ${r.days} days before it` : `scored just now over the last ${r.days} days`;
-      c.fill(rows.length ? table(`${rows.length} students at risk, ${when}`, [
+      c.fill(rows.length ? table(`${fmt.count(rows.length, "student")} at risk, ${when}`, [
         { key: "user_id", label: "Student", format: (v) => fmt.student(v) },
         { key: "score", label: "Risk", num: true, format: (v) => el("span", {}, meter(v), v.toFixed(2)) },
         { key: "risk_level", label: "Level", opt: true, format: levelText },
@@ -470,7 +472,7 @@
   const hiddenMark = (reason) => el("span", { class: "suppressed", title: reason, text: `hidden: ${reason}` });
 
   async function classCard(k) {
-    const c = card(k.name, { wide: true, sub: `${fmt.n(k.student_count)} students` });
+    const c = card(k.name, { wide: true, sub: fmt.count(k.student_count, "student") });
     c.section.classList.add("class");
     try {
       const s = await getJSON(`/classes/${k.class_id}/summary?days=${state.days}&threshold=${AT_RISK}`);
@@ -479,7 +481,7 @@
       const parts = [];
       if (s.suppressed || hiddenDays) {
         parts.push(el("p", { class: "notice suppression" }, hiddenMark(`fewer than ${s.min_group_size} students`),
-          ` ${hiddenDays} of ${s.daily.length} days are hidden to protect privacy: a figure about fewer than ${s.min_group_size} students is not shown.`));
+          ` ${hiddenDays} of ${fmt.count(s.daily.length, "day")} ${hiddenDays === 1 ? "is" : "are"} hidden to protect privacy: a figure about fewer than ${s.min_group_size} students is not shown.`));
       }
       const allHidden = s.daily.length > 0 && hiddenDays === s.daily.length;
       parts.push(el("h3", { text: "Active students per day" }), allHidden ? hiddenMark(`fewer than ${s.min_group_size} students`) : chart(`class-${k.class_id}`, "line", {
@@ -487,7 +489,7 @@
         datasets: [{ label: "Active students", data: s.daily.map((d) => (d.suppressed || isHidden(d.active_students) ? null : d.active_students)),
           borderColor: COLORS.blue, backgroundColor: COLORS.blue, spanGaps: false, tension: 0.25 }],
       }, { scales: { y: { beginAtZero: true } }, plugins: { legend: { display: false } } },
-      { size: "short", summary: `Active students per day in ${k.name}${hiddenDays ? `, ${hiddenDays} days hidden` : ""}` }));
+      { size: "short", summary: `Active students per day in ${k.name}${hiddenDays ? `, ${fmt.count(hiddenDays, "day")} hidden` : ""}` }));
       parts.push(el("h3", { text: "Risk distribution" }), isHidden(dist) ? hiddenMark(dist.reason)
         : chart(`class-risk-${k.class_id}`, "bar", {
           labels: ["low", "medium", "high", "critical"],
@@ -560,7 +562,7 @@
         labels: history.map((h) => fmt.date(h.at)),
         datasets: [{ label: "Risk score", data: history.map((h) => h.score), borderColor: COLORS.red, backgroundColor: COLORS.red, tension: 0 }],
       }, { scales: { y: { min: 0, max: 1 } }, plugins: { legend: { display: false } } },
-      { size: "short", summary: `Risk score on ${history.length} assessments, latest ${history[history.length - 1].score.toFixed(2)}` })
+      { size: "short", summary: `Risk score on ${fmt.count(history.length, "assessment")}, latest ${history[history.length - 1].score.toFixed(2)}` })
         : empty("No stored assessment yet: the nightly score job stores one a day."),
       history.length === 1 ? el("p", { class: "sub", text: "One stored assessment so far: the line grows by one point each night the score job runs." }) : null,
       el("h3", { text: "What the score is made of" }),
@@ -581,7 +583,7 @@
     const tick = async () => {
       try {
         const l = await getJSON("/live");
-        live.replaceChildren(el("strong", { id: "live-count", text: fmt.n(l.events) }), ` events in the last ${l.minutes} minutes`);
+        live.replaceChildren(el("strong", { id: "live-count", text: fmt.n(l.events) }), ` ${l.events === 1 ? "event" : "events"} in the last ${l.minutes} minutes`);
         live.dataset.updated = String(Date.now());
       } catch (e) { live.textContent = "live counter unavailable"; }
     };
