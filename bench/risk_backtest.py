@@ -89,7 +89,7 @@ def main(argv: list[str]) -> None:
                 print(f"-- week {week} ({args.preset or 'seed'} parameters)")
                 figure("students scored (later withdrew)",
                        f"{result.students:,} ({result.positives:,})")
-                figure("AUC", f"{result.auc:.3f}")
+                figure("AUC", "none" if result.auc is None else f"{result.auc:.3f}")
                 figure(f"precision / recall at {args.threshold}",
                        f"{result.precision:.3f} / {result.recall:.3f}")
                 lead = ("none flagged" if result.lead_days is None

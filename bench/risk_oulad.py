@@ -39,6 +39,7 @@ from backend.services.analytics.risk import (
     RiskAssessment,
     RiskParams,
 )
+from backend.services.analytics.risk.calibrate import roc_auc
 from bench import oulad_replay
 from bench.common import figure, fresh_database
 from bench.oulad_replay import HISTORY_DAYS
@@ -68,23 +69,9 @@ class Evaluation:
 
 
 def auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
-    """Area under the ROC curve by the rank (Mann–Whitney) formula; ties get mean ranks."""
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    ranks = [0.0] * len(scores)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    positives = sum(labels)
-    negatives = len(labels) - positives
-    if not positives or not negatives:
-        return float("nan")
-    rank_sum = sum(r for r, y in zip(ranks, labels, strict=True) if y)
-    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+    """The command's AUC (``risk.calibrate.roc_auc``), nan without both kinds of student."""
+    value = roc_auc(scores, labels)
+    return math.nan if value is None else value
 
 
 def precision_recall_f1(scores: Sequence[float], labels: Sequence[bool],

@@ -28,7 +28,7 @@ from backend.db import fetch_all, fetch_one
 from backend.queries import Queries
 from backend.scripts import runtime
 from backend.services.analytics import risk
-from backend.services.analytics.risk import parameter_sets
+from backend.services.analytics.risk import calibrate, parameter_sets
 
 QUERIES = Queries.load("backend.scripts", "backtest.sql")
 
@@ -40,31 +40,11 @@ class Backtest:
     as_of: datetime
     students: int
     positives: int
-    auc: float
+    auc: float | None  # None: nobody, or everybody, scored then reached the outcome
     precision: float
     recall: float
     flagged_positives: int
     lead_days: tuple[float, float, float] | None   # quartiles: 25 %, median, 75 %
-
-
-def auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
-    """Area under the ROC curve by ranks (Mann–Whitney), ties counted half."""
-    pairs = sorted(zip(scores, labels, strict=True))
-    ranks: list[float] = [0.0] * len(pairs)
-    i = 0
-    while i < len(pairs):
-        j = i
-        while j + 1 < len(pairs) and pairs[j + 1][0] == pairs[i][0]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[k] = (i + j) / 2 + 1
-        i = j + 1
-    positives = sum(labels)
-    negatives = len(labels) - positives
-    if not positives or not negatives:
-        return float("nan")
-    rank_sum = sum(r for r, (_, label) in zip(ranks, pairs, strict=True) if label)
-    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
 
 
 def quartiles(values: Sequence[float]) -> tuple[float, float, float] | None:
@@ -101,7 +81,7 @@ def backtest(conn: psycopg.Connection[Any], *, outcome: str, as_of: datetime,
                          params=params, start=start, history_days=history_days)
     leads = sorted((outcomes[u] - first[u]).total_seconds() / 86400 for u in true_flags)
     return Backtest(as_of=as_of, students=len(scored), positives=sum(labels),
-                    auc=auc(scores, labels), precision=precision, recall=recall,
+                    auc=calibrate.roc_auc(scores, labels), precision=precision, recall=recall,
                     flagged_positives=len(true_flags), lead_days=quartiles(leads))
 
 
@@ -131,7 +111,13 @@ def print_backtest(label: str, result: Backtest, threshold: float) -> None:
     click.echo(f"-- {label} (as of {result.as_of.isoformat()})")
     click.echo(f"students scored (later reached the outcome): {result.students} "
                f"({result.positives})")
-    click.echo(f"AUC: {result.auc:.3f}")
+    if result.auc is not None:
+        click.echo(f"AUC: {result.auc:.3f}")
+    elif result.positives:
+        click.echo(f"AUC: none (every student scored then reached {label} later)")
+    else:
+        click.echo(f"AUC: none (no student scored then reached {label} later: pick an "
+                   "earlier --as-of)")
     click.echo(f"precision / recall at {threshold}: {result.precision:.3f} / "
                f"{result.recall:.3f}")
     click.echo(lead_text(result))

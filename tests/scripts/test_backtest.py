@@ -46,12 +46,6 @@ def test_backtest_separates_leavers_and_measures_lead_time(conn: psycopg.Connect
     assert 10 < low <= median <= high <= 35, result.lead_days   # flagged before as-of
 
 
-def test_auc_by_ranks() -> None:
-    assert backtest.auc([0.1, 0.2, 0.8, 0.9], [False, False, True, True]) == 1.0
-    assert backtest.auc([0.9, 0.8, 0.2, 0.1], [False, False, True, True]) == 0.0
-    assert backtest.auc([0.5, 0.5], [False, True]) == 0.5
-
-
 def test_the_command_prints_the_figures(db_url: str, conn: psycopg.Connection[Any]) -> None:
     history(conn)
     result = CliRunner().invoke(main, ["risk-backtest", "--as-of", "2026-02-09",
@@ -61,6 +55,17 @@ def test_the_command_prints_the_figures(db_url: str, conn: psycopg.Connection[An
     assert "AUC: 1.000" in result.output
     assert "precision / recall at 0.5: 1.000 / 1.000" in result.output
     assert "lead time, days from first flag to outcome" in result.output
+
+
+def test_the_command_says_why_there_is_no_auc(db_url: str, conn: psycopg.Connection[Any]) -> None:
+    """After the last withdrawal nobody scored reaches the outcome: no AUC, and the fix."""
+    history(conn)
+    result = CliRunner().invoke(main, ["risk-backtest", "--as-of", "2026-02-25"],
+                                env={"DATABASE_URL": db_url}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert ("AUC: none (no student scored then reached course_withdrawn later: pick an "
+            "earlier --as-of)") in result.output
+    assert "nan" not in result.output
 
 
 def test_the_command_reads_a_history_as_far_back_as_the_deployment_keeps_it(

@@ -198,6 +198,7 @@ def test_the_gain_interval_is_a_paired_bootstrap_of_the_held_out_auc_gain() -> N
 
 
 def test_auc_counts_ties_half() -> None:
+    assert calibrate.auc([0.1, 0.2, 0.8, 0.9], [False, False, True, True]) == 1.0
     assert calibrate.auc([0.1, 0.9], [False, True]) == 1.0
     assert calibrate.auc([0.9, 0.1], [False, True]) == 0.0
     assert calibrate.auc([0.5, 0.5], [False, True]) == 0.5

@@ -110,10 +110,19 @@ class Calibration:
 Sample = tuple[list[dict[str, float]], list[bool]]
 
 
-def auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
-    """Area under the ROC curve (Mann–Whitney, ties counted half); 0.5 without both classes."""
+def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """Area under the ROC curve (Mann–Whitney, ties counted half): how often a student who
+    reached the outcome scored above one who did not. None without both kinds of student.
+    The one definition: calibration, ``waymark risk-backtest`` and the benches use it."""
     value = _Pairs(scores, labels).auc([1] * len(labels))
-    return 0.5 if math.isnan(value) else value
+    return None if math.isnan(value) else value
+
+
+def auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """:func:`roc_auc`, or 0.5 (a coin's) without both kinds of student, so that the fit
+    can compare its trials on any sample."""
+    value = roc_auc(scores, labels)
+    return 0.5 if value is None else value
 
 
 class _Pairs:
