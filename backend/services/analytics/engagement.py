@@ -23,6 +23,7 @@ from backend.services.analytics.journey import known
 from backend.services.analytics.risk import parameter_sets
 from backend.services.analytics.streaks import streaks
 from backend.services.analytics.window import history_since, ratio, window
+from backend.taxonomy import NON_ACTIVITY_TYPES
 
 
 def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime, days: int,
@@ -32,7 +33,7 @@ def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: dateti
     win = window(now, days)
     history = history_since(win.now, history_days)
     bound = {**win.params(), "user_id": user_id, "gap": params.session_gap,
-             "history_since": history}
+             "history_since": history, "passive": list(NON_ACTIVITY_TYPES)}
     row = fetch_one(conn, QUERIES["engagement"], bound) or {}
     # (since, now] == [since + 1 µs, now + 1 µs): timestamps have microsecond resolution.
     tick = timedelta(microseconds=1)

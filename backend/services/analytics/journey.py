@@ -21,6 +21,7 @@ from backend.db import fetch_all, fetch_one
 from backend.services.analytics import QUERIES, risk
 from backend.services.analytics.streaks import streaks
 from backend.services.analytics.window import history_since
+from backend.taxonomy import NON_ACTIVITY_TYPES
 
 
 def journey(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime,
@@ -29,7 +30,8 @@ def journey(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime,
     """The journey endpoint's answer for one user."""
     now = now.astimezone(UTC)
     since = history_since(now, history_days)
-    bound = {"user_id": user_id, "now": now, "since": since, "gap": params.session_gap}
+    bound = {"user_id": user_id, "now": now, "since": since, "gap": params.session_gap,
+             "passive": list(NON_ACTIVITY_TYPES)}
     row = fetch_one(conn, QUERIES["journey"], bound) or {}
     pillars = fetch_all(conn, QUERIES["pillar_xp"],
                         {"user_id": user_id, "now": now, "history_since": since})

@@ -17,6 +17,14 @@
 -- Core definitions
 -- ======================================================================================
 
+-- is_activity --
+-- Whether an event shows its user active: every type but those the app records *for* a
+-- student (%(passive)s, backend.taxonomy.NON_ACTIVITY_TYPES: work assigned to them). Every
+-- count of activity below — last activity, active days, sessions, streaks, a class's
+-- active students — reads its events through this, so an assignment sent to a student who
+-- has gone quiet does not make them look active anywhere. Reads event_type.
+event_type <> ALL (%(passive)s::text[])
+
 -- session_start --
 -- A session (docs/analytics.md, "Sessions") is a run of one user's events with no pause
 -- longer than %(gap)s (backend.taxonomy.SESSION_GAP by default, the gap of the writer's
@@ -52,13 +60,14 @@ session_gaps AS (
 -- user_sessions --
 -- The sessions of one user (%(user_id)s) in (%(since)s, %(now)s], for engagement and
 -- journey (whose since is %(history_since)s): the same session_start and session_seconds,
--- every event counting. Not the per-user sessions above filtered to one user: without a
+-- every activity event counting. Not the per-user sessions above filtered to one user: without a
 -- partition the events are sorted by time alone, once (a (user_id, time) sort key costs
 -- ~15 percent of these answers at 10k events a user). Yields sessions (seconds float8).
 session_gaps AS (
     SELECT occurred_at, duration_ms, lag(occurred_at) OVER (ORDER BY occurred_at) AS prev_at
     FROM public.user_activity_events
     WHERE user_id = %(user_id)s AND occurred_at > %(since)s AND occurred_at <= %(now)s
+      AND {{is_activity}}
 ), session_numbers AS (
     SELECT occurred_at, duration_ms,
            count(*) FILTER (WHERE {{session_start}})
@@ -119,7 +128,7 @@ ids AS (
 -- Yields student_candidates (user_id, first_at, last_at).
 student_candidates AS (
     SELECT user_id, min(occurred_at) AS first_at,
-           max(occurred_at) FILTER (WHERE event_type <> ALL (%(passive)s::text[])) AS last_at
+           max(occurred_at) FILTER (WHERE {{is_activity}}) AS last_at
     FROM public.user_activity_events
     WHERE user_id IS NOT NULL AND occurred_at > %(history_since)s AND occurred_at <= %(now)s
     GROUP BY user_id
@@ -133,8 +142,7 @@ student_candidates AS (
     SELECT i.user_id, s.first_at, s.last_at
     FROM span_ids i CROSS JOIN LATERAL (
         SELECT min(e.occurred_at) AS first_at,
-               max(e.occurred_at) FILTER (WHERE e.event_type <> ALL (%(passive)s::text[]))
-                   AS last_at
+               max(e.occurred_at) FILTER (WHERE {{is_activity}}) AS last_at
         FROM public.user_activity_events e
         WHERE e.user_id = i.user_id
           AND e.occurred_at > %(history_since)s AND e.occurred_at <= %(now)s) s
@@ -236,7 +244,7 @@ WITH span_ids AS (SELECT DISTINCT unnest(%(user_ids)s::uuid[]) AS user_id),
     WHERE e.occurred_at > %(since)s AND e.occurred_at <= %(now)s
       AND e.user_id IS NOT NULL
       AND (%(user_ids)s::uuid[] IS NULL OR e.user_id = ANY (%(user_ids)s::uuid[]))
-      AND e.event_type <> ALL (%(passive)s::text[])
+      AND {{is_activity}}
 ), session_events AS (
     SELECT user_id, occurred_at, duration_ms FROM win
 ), {{sessions}}, session_stats AS (
@@ -382,6 +390,7 @@ WITH {{user_sessions}}, win AS (
     SELECT occurred_at, event_type, event_data ->> 'quest_id' AS quest_id
     FROM public.user_activity_events
     WHERE user_id = %(user_id)s AND occurred_at > %(since)s AND occurred_at <= %(now)s
+      AND {{is_activity}}
 )
 SELECT (SELECT count(*) FROM sessions) AS sessions,
        (SELECT avg(seconds) FROM sessions) AS avg_session_seconds,
@@ -395,7 +404,7 @@ SELECT (SELECT count(*) FROM sessions) AS sessions,
          WHERE event_type = 'quest_completed') AS quests_completed,
        (SELECT max(occurred_at) FROM public.user_activity_events
          WHERE user_id = %(user_id)s AND occurred_at > %(history_since)s
-           AND occurred_at <= %(now)s) AS last_active
+           AND occurred_at <= %(now)s AND {{is_activity}}) AS last_active
 
 -- user_known --
 -- Does Waymark hold any event of %(user_id)s after %(history_since)s (that the caller may
@@ -444,7 +453,7 @@ WITH streak_days AS (
     FROM (SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date AS day
           FROM public.user_activity_events
           WHERE user_id = %(user_id)s AND occurred_at > %(history_since)s
-            AND occurred_at <= %(now)s) d
+            AND occurred_at <= %(now)s AND {{is_activity}}) d
 ), {{streaks}}
 SELECT coalesce(max(longest_streak), 0) AS longest_streak,
        coalesce(max(current_streak), 0) AS current_streak,
@@ -1050,7 +1059,7 @@ SELECT (SELECT count(*) FROM assessed) AS total, p.user_id, p.risk_score, p.enga
        p.assessed_at, p.risk_score_7d_ago,
        (SELECT max(e.occurred_at) FROM public.user_activity_events e
         WHERE e.user_id = p.user_id AND e.occurred_at > %(history_since)s
-          AND e.occurred_at <= %(now)s) AS last_active_at,
+          AND e.occurred_at <= %(now)s AND {{is_activity}}) AS last_active_at,
        (SELECT jsonb_build_object('action', i.action, 'actor_role', i.actor_role,
                                   'created_at', i.created_at)
         FROM public.interventions i WHERE i.student_id = p.user_id
@@ -1090,12 +1099,13 @@ WHERE k.class_id = %(class_id)s
 GROUP BY k.class_id
 
 -- class_daily --
--- Per UTC day of (since, now]: how many of the class's students were active, and events.
+-- Per UTC day of (since, now]: how many of the class's students were active, and their
+-- events (activity only: the work assigned to them is no event of theirs).
 SELECT (e.occurred_at AT TIME ZONE 'UTC')::date AS day,
        count(DISTINCT e.user_id) AS active_students, count(*) AS events
 FROM public.user_activity_events e
 WHERE e.user_id = ANY (%(students)s::uuid[])
-  AND e.occurred_at > %(since)s AND e.occurred_at <= %(now)s
+  AND e.occurred_at > %(since)s AND e.occurred_at <= %(now)s AND {{is_activity}}
 GROUP BY 1
 ORDER BY 1
 

@@ -10,10 +10,12 @@ import psycopg
 import pytest
 from analytics_support import HISTORY_DAYS, add_event
 
+from backend.services.analytics import QUERIES
 from backend.services.analytics.engagement import engagement
 from backend.services.analytics.event_counts import event_counts
 from backend.services.analytics.journey import journey
 from backend.services.analytics.streaks import streaks
+from backend.taxonomy import NON_ACTIVITY_TYPES
 
 A = uuid.UUID("00000000-0000-4000-8000-00000000000a")
 B = uuid.UUID("00000000-0000-4000-8000-00000000000b")
@@ -136,6 +138,30 @@ def test_engagement_numbers(conn: psycopg.Connection[Any]) -> None:
     assert by_name["short_sessions"]["detail"]["avg_session_minutes"] == round(25 / 3, 2)
     assert by_name["low_quest_completion"]["detail"]["window_days"] == 30
     assert risk["score"] == round(sum(f["contribution"] for f in risk["factors"]), 4)
+
+
+def test_work_assigned_to_a_quiet_student_is_no_activity_of_theirs(
+        conn: psycopg.Connection[Any]) -> None:
+    """The app records a `quest_assigned` *for* the student; it must not make a student gone
+    for three weeks look active on the assignment's day in any answer (queries.sql,
+    "is_activity")."""
+    now = at("2026-03-22", 20)
+    add_event(conn, "login_success", at("2026-03-01", 10), user_id=A)
+    add_event(conn, "page_view", at("2026-03-01", 10, 5), user_id=A)
+    for day in ("2026-03-15", "2026-03-22"):
+        add_event(conn, "quest_assigned", at(day, 8), user_id=A,
+                  data={"quest_id": f"q-{day}", "due_at": f"{day}T23:59:00Z"})
+
+    result = engagement(conn, A, now=now, days=30, history_days=HISTORY_DAYS)
+    assert result["last_active"] == at("2026-03-01", 10, 5).isoformat()
+    assert (result["active_days"], result["sessions"]) == (1, 1)
+    assert (result["current_streak"], result["longest_streak"]) == (0, 1)
+    assert journey(conn, A, now=now, history_days=HISTORY_DAYS)["sessions"] == 1
+    assert streaks(conn, A, now=now, history_days=HISTORY_DAYS)["active_days_total"] == 1
+    daily = conn.execute(QUERIES["class_daily"], {
+        "students": [A], "since": now - timedelta(days=30), "now": now,
+        "passive": list(NON_ACTIVITY_TYPES)}).fetchall()
+    assert [(row[0].isoformat(), row[1]) for row in daily] == [("2026-03-01", 1)]
 
 
 def test_engagement_of_a_user_without_events(conn: psycopg.Connection[Any]) -> None:

@@ -22,6 +22,8 @@ def test_each_core_definition_is_written_once_and_included_where_used() -> None:
         "streak_runs": ("risk_inputs", "user_streaks", "streak_milestones"),
         "streaks": ("risk_inputs", "risk_inputs_given", "user_streaks"),
         "students": ("risk_inputs", "risk_inputs_given", "student_ids"),
+        "is_activity": ("risk_inputs", "risk_inputs_given", "student_ids", "engagement",
+                        "journey", "user_streaks", "students_page", "class_daily"),
     }
     for name, queries in users.items():
         body = QUERIES[name]
@@ -30,6 +32,7 @@ def test_each_core_definition_is_written_once_and_included_where_used() -> None:
     assert TEXT.count("guardian_links g WHERE g.parent_id") == 1  # who is a student
     assert TEXT.count("row_number() OVER (PARTITION BY user_id ORDER BY day)") == 1  # islands
     assert TEXT.count("occurred_at - prev_at >") == 1  # the session gap rule
+    assert TEXT.count("ALL (%(passive)s") == 1  # what counts as activity
     assert "{{" not in "".join(QUERIES.values())
 
 

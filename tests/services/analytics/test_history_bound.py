@@ -18,6 +18,7 @@ from backend.services.analytics import QUERIES, milestones, risk
 from backend.services.analytics.journey import journey, known
 from backend.services.analytics.streaks import streaks
 from backend.services.analytics.window import history_since
+from backend.taxonomy import NON_ACTIVITY_TYPES
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -81,7 +82,7 @@ def test_two_years_of_week_partitions_are_left_out_of_a_per_student_plan(
                          "WHERE to_at > %s", (NOW - timedelta(days=730),)).fetchone()
     assert weeks is not None and weeks[0] >= 104
     params = {"user_id": uuid.uuid4(), "now": NOW, "today": NOW.date(),
-              "history_since": history_since(NOW, 90)}
+              "history_since": history_since(NOW, 90), "passive": list(NON_ACTIVITY_TYPES)}
     planned = _partitions_planned(conn, QUERIES["user_streaks"], params)
     # the weeks touching (now - 90 days, now]: 13 or 14, never the other ~90
     assert 13 <= len(planned) <= 15, sorted(planned)
