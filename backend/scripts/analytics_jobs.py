@@ -164,7 +164,8 @@ HAS_EVENTS_SQL = "SELECT EXISTS (SELECT 1 FROM public.user_activity_events) AS h
 @click.option("--students", type=click.IntRange(1, 100_000), default=300, show_default=True)
 @click.option("--days", type=click.IntRange(1, 730), default=90, show_default=True)
 @click.option("--events", type=click.IntRange(0, 50_000_000), default=0,
-              help="Events to write (default: 500 per student).")
+              help="Session events to write (default: 500 per student); the classes' "
+                   "coursework and the withdrawals come on top.")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database has events.")
 def demo_command(students: int, days: int, events: int, seed: int, if_empty: bool) -> None:
@@ -180,7 +181,7 @@ def demo_command(students: int, days: int, events: int, seed: int, if_empty: boo
         now = datetime.now(UTC)
         with db.connection() as conn:
             loaded = demo_data.load(conn, events=events or students * 500, students=students,
-                                    days=days, seed=seed, now=now)
+                                    days=days, seed=seed, now=now, coursework=True)
         _, pages = roll_up(db, now=now, lookback_days=days + 1)
         roll_up_hours(db, now=now)
         activate_demo_set(db, now=now)  # scored with and named in every answer, as a fitted set
@@ -201,7 +202,8 @@ def demo_command(students: int, days: int, events: int, seed: int, if_empty: boo
                    "/api/analytics/students")
         runtime.summary("demo", events=loaded.events, errors=loaded.errors,
                         students=loaded.students, parents=loaded.parents,
-                        classes=loaded.classes, rollup_pages=pages,
+                        classes=loaded.classes, assignments=loaded.assignments,
+                        withdrawals=loaded.withdrawals, rollup_pages=pages,
                         at_risk=scored["at_risk"], milestones=added,
                         seconds=f"{time.monotonic() - started:.1f}")
 
@@ -210,16 +212,17 @@ def demo_command(students: int, days: int, events: int, seed: int, if_empty: boo
 DEMO_SCORE_HISTORY_WEEKS = 3
 
 #: The risk parameters `waymark demo` makes active for its made-up school, so its dashboard
-#: shows every kind of factor a deployment may use, the class-relative ones included: the
-#: seed's activity factors (inactivity 0.40 → 0.30, login frequency 0.25 → 0.15) with the
-#: student against their class (days behind it, active days and quest xp below its median;
-#: classes of about 25, so a class is each student's cohort). Chosen by hand, not fitted:
-#: the demo has no outcome (no `course_withdrawn`) to fit or validate on, and its label
-#: says so. `waymark risk-calibrate --roll-back` returns to `WAYMARK_RISK_*`.
+#: shows every kind of factor a deployment may use: the seed's activity factors
+#: (inactivity 0.40 → 0.30, login frequency 0.25 → 0.15), missed deadlines (its classes
+#: get a quest a week) and the student against their class (days behind it, active days
+#: and quest xp below its median; classes of about 25, so a class is each student's
+#: cohort) — eight factors. Chosen by hand, not fitted, and its label says so; the demo
+#: records withdrawals, so `waymark risk-calibrate` can fit a set on it (README, "Try the
+#: self-calibration"), and `--roll-back` returns to this one, then to `WAYMARK_RISK_*`.
 DEMO_RISK_PARAMS = risk.RiskParams(
-    inactivity_weight=0.30, login_weight=0.15, quest_weight=0.10, session_weight=0.05,
-    streak_weight=0.05, cohort_gap_weight=0.20, cohort_activity_weight=0.10,
-    cohort_score_weight=0.05)
+    inactivity_weight=0.30, login_weight=0.15, quest_weight=0.05, session_weight=0.0,
+    streak_weight=0.05, deadline_weight=0.15, cohort_gap_weight=0.15,
+    cohort_activity_weight=0.10, cohort_score_weight=0.05)
 
 
 def activate_demo_set(db: Database, *, now: datetime) -> int:

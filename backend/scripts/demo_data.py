@@ -10,6 +10,13 @@ Students follow one of four personas: ``regular`` (active most days), ``casual``
 Events are written with COPY into ``user_activity_events``; error events are also
 written to ``error_events`` with their ``error_groups``, and parents get
 ``guardian_links`` rows. Sessions, rollups, scores and milestones are derived later.
+
+With ``coursework`` (what ``waymark demo`` asks for) each class also gets a quest a week
+with a deadline, handed in on time, late or not at all by persona, and most drifting
+students formally withdraw (``course_withdrawn``) one to three weeks after their last day —
+so the deadline factors have something to read and ``waymark risk-calibrate`` and
+``waymark risk-backtest`` have outcomes to fit and check on. It uses its own random
+stream: the sessions are the same with it or without it.
 """
 
 from __future__ import annotations
@@ -72,11 +79,28 @@ ERROR_GROUPS = (
 )
 PERSONAS = (("regular", 0.45), ("casual", 0.30), ("drifting", 0.17), ("new", 0.08))
 
+#: Coursework: every class is assigned a quest each ASSIGN_EVERY_DAYS, due DUE_AFTER_DAYS
+#: later; by persona, the chance a student hands it in on time, late (after the deadline),
+#: and the share of the quest's xp they earn (a range).
+ASSIGN_EVERY_DAYS = 7
+DUE_AFTER_DAYS = 7
+ON_TIME = {"regular": 0.85, "casual": 0.55, "drifting": 0.6, "new": 0.8}
+LATE = {"regular": 0.05, "casual": 0.15, "drifting": 0.15, "new": 0.05}
+XP_SHARE = {"regular": (0.75, 1.0), "casual": (0.5, 0.9), "drifting": (0.4, 0.8),
+            "new": (0.6, 1.0)}
+#: Not every student who fades away files a withdrawal (as in OULAD, where many stay
+#: registered and fail): this share of drifting students does, WITHDRAW_AFTER_DAYS after
+#: their last activity.
+WITHDRAW_SHARE = 0.7
+WITHDRAW_AFTER_DAYS = (7, 21)
+
 ERROR_COLUMNS = ("error_id", "occurred_at", "user_id", "session_id", "error_type", "message",
                  "component_name", "page_path", "api_endpoint", "status_code", "browser", "os",
                  "device_type", "fingerprint", "group_id")
 
 EventRow = tuple[Any, ...]
+#: where a row (in COPY column order) keeps these
+OCCURRED_AT, EVENT_TYPE = EVENT_COLUMNS.index("occurred_at"), EVENT_COLUMNS.index("event_type")
 
 
 @dataclass(frozen=True)
@@ -106,6 +130,9 @@ class DemoSummary:
     classes: int = 0
     sample_teacher_ids: list[str] = field(default_factory=list)
     personas: dict[str, int] = field(default_factory=dict)
+    #: with ``coursework``: quests assigned (one per student and week), and withdrawals
+    assignments: int = 0
+    withdrawals: int = 0
 
 
 def _uuid(rng: random.Random) -> uuid.UUID:
@@ -313,6 +340,62 @@ class EventFactory:
                             str(kw["session"]), error_type, message, component, page, endpoint,
                             status, *person.device, f"demo-{group}", group))
 
+    def withdrawal(self, person: Person) -> EventRow | None:
+        """Most drifting students' ``course_withdrawn``, some days after their last activity
+        (the host app records it; None when it has not happened by now)."""
+        if person.persona != "drifting" or self.rng.random() >= WITHDRAW_SHARE:
+            return None
+        gone = self.midnight - timedelta(days=person.last_day - 1)  # end of their last day
+        at = gone + timedelta(days=self.rng.randint(*WITHDRAW_AFTER_DAYS), hours=10)
+        if at > self.now:
+            return None
+        return self.row(at, "course_withdrawn", user=person.user_id, visitor=None,
+                        session=None, device=person.device, source="server")
+
+    def coursework(self, klass: DemoClass, people: dict[uuid.UUID, Person],
+                   left: dict[uuid.UUID, datetime], number: int) -> list[EventRow]:
+        """A quest a week for ``klass``: assigned (``quest_assigned`` with ``due_at``) to each
+        student enrolled and not withdrawn, and handed in by persona, never after the
+        student's last day of activity."""
+        rows: list[EventRow] = []
+        for week, offset in enumerate(range(self.days - 1, -1, -ASSIGN_EVERY_DAYS)):
+            qid, title, pillar, xp = QUESTS[(number * 3 + week) % len(QUESTS)]
+            assigned = self.midnight - timedelta(days=offset) + timedelta(hours=8)
+            due = assigned + timedelta(days=DUE_AFTER_DAYS)
+            data = {"quest_id": qid, "quest_title": title}
+            for student in klass.students:
+                person = people[student]
+                if person.first_day < offset or left.get(student, self.now) <= assigned:
+                    continue  # not enrolled yet, or already withdrawn
+                rows.append(self.row(assigned, "quest_assigned", user=student, visitor=None,
+                                     session=None, device=person.device, source="server",
+                                     data={**data, "due_at": due.isoformat()}))
+                handed = self._handed_in(person, assigned, due)
+                if handed is None:
+                    continue
+                share = self.rng.uniform(*XP_SHARE[person.persona])
+                kw: dict[str, Any] = {
+                    "user": student, "session": _uuid(self.rng), "device": person.device,
+                    "visitor": _hash16("user", str(student), handed.date().isoformat())}
+                rows.append(self.row(handed - timedelta(minutes=20), "quest_started",
+                                     page=f"/quests/{qid}", data=data, **kw))
+                rows.append(self.row(handed, "quest_completed", page=f"/quests/{qid}/submit",
+                                     data={**data, "pillar": pillar, "xp": round(xp * share)},
+                                     **kw))
+        return rows
+
+    def _handed_in(self, person: Person, assigned: datetime, due: datetime) -> datetime | None:
+        """When ``person`` hands in work assigned at ``assigned`` (None: never, or not yet)."""
+        roll = self.rng.random()
+        if roll < ON_TIME[person.persona]:
+            at = assigned + (due - assigned) * self.rng.uniform(0.1, 0.95)
+        elif roll < ON_TIME[person.persona] + LATE[person.persona]:
+            at = due + timedelta(hours=self.rng.uniform(6, 96))
+        else:
+            return None
+        last_active = self.midnight - timedelta(days=person.last_day - 1)
+        return at if at <= min(last_active, self.now) else None
+
     def parent_session(self, parent: Person, children: list[Person]) -> list[EventRow]:
         """A parent opening the dashboard to look at a child."""
         day = self.rng.randint(0, min(60, self.days - 1))
@@ -371,6 +454,25 @@ def iter_events(factory: EventFactory, students: list[Person],
         written += min(len(rows), total - written)
 
 
+def _coursework(factory: EventFactory, people: list[Person], classes: list[DemoClass],
+                summary: DemoSummary) -> list[EventRow]:
+    """The withdrawals, then each class's weekly quests (the club is no taught class)."""
+    by_id = {p.user_id: p for p in people}
+    rows: list[EventRow] = []
+    left: dict[uuid.UUID, datetime] = {}
+    for person in people:
+        withdrawn = factory.withdrawal(person)
+        if withdrawn is not None:
+            rows.append(withdrawn)
+            left[person.user_id] = datetime.fromisoformat(withdrawn[OCCURRED_AT])
+    summary.withdrawals = len(rows)
+    for number, klass in enumerate(c for c in classes if c.name != CLUB[0]):
+        work = factory.coursework(klass, by_id, left, number)
+        summary.assignments += sum(1 for r in work if r[EVENT_TYPE] == "quest_assigned")
+        rows.extend(work)
+    return rows
+
+
 def _accumulate(weights: list[float]) -> Iterator[float]:
     running = 0.0
     for weight in weights:
@@ -383,8 +485,12 @@ def _pick(rng: random.Random, cumulative: list[float]) -> int:
 
 
 def load(conn: psycopg.Connection[Any], *, events: int, students: int, days: int,
-         seed: int = 1, now: datetime | None = None) -> DemoSummary:
-    """Write the demo data set into a migrated database through ``conn`` (service role)."""
+         seed: int = 1, now: datetime | None = None, coursework: bool = False) -> DemoSummary:
+    """Write the demo data set into a migrated database through ``conn`` (service role).
+
+    ``events`` counts the sessions' rows; ``coursework`` adds the classes' assigned quests,
+    what is handed in, and the withdrawals (module docstring) on top of them. The summary's
+    ``events`` counts every row written."""
     if events < 0 or students < 1 or days < 1:
         raise ValueError("events must be ≥ 0, students and days ≥ 1")
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -405,13 +511,21 @@ def load(conn: psycopg.Connection[Any], *, events: int, students: int, days: int
             for row in iter_events(factory, people, families, events):
                 copy.write_row(row)
                 summary.events += 1
+        classes = build_classes(rng, people)
+        if coursework:
+            work = _coursework(EventFactory(random.Random(f"coursework-{seed}"), now, days),  # noqa: S311
+                               people, classes, summary)
+            with cur.copy(sql.SQL("COPY pg_temp.demo_events ({}) FROM STDIN").format(
+                    columns)) as copy:
+                for row in work:
+                    copy.write_row(row)
+            summary.events += len(work)
         cur.execute(sql.SQL("INSERT INTO public.user_activity_events ({}) SELECT {} "
                             "FROM pg_temp.demo_events ORDER BY occurred_at").format(columns, columns))
         cur.execute(QUERIES["drop_staging"])
         cur.execute(SUMMARIZE_BRIN_SQL)
         summary.errors = _write_errors(cur, factory.errors, now)
         summary.guardian_links = _write_links(cur, families)
-        classes = build_classes(rng, people)
         summary.classes = _write_classes(cur, classes)
     summary.admin_ids = [str(_uuid(rng)) for _ in range(2)]
     summary.sample_student_ids = [str(p.user_id) for p in people[:3]]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -95,3 +96,68 @@ def test_the_demo_school_has_classes_with_teachers(conn: psycopg.Connection[Any]
     in_classes = {row[0] for row in conn.execute(
         "SELECT user_id FROM class_memberships WHERE member_role = 'student'")}
     assert len(in_classes) == 60 and len(in_classes & active) >= 50  # some never came back
+
+
+def test_coursework_gives_each_class_a_quest_a_week_with_a_deadline(
+        conn: psycopg.Connection[Any]) -> None:
+    summary = demo_data.load(conn, events=6000, students=60, days=30, seed=2, now=NOW,
+                             coursework=True)
+    assigned = conn.execute("""
+        SELECT e.user_id, e.occurred_at, e.event_data->>'quest_id',
+               (e.event_data->>'due_at')::timestamptz, e.source, k.name
+        FROM user_activity_events e
+        JOIN class_memberships m ON m.user_id = e.user_id AND m.member_role = 'student'
+        JOIN classes k USING (class_id)
+        WHERE e.event_type = 'quest_assigned' AND k.name <> %s""",
+                            (demo_data.CLUB[0],)).fetchall()
+    assert len(assigned) == summary.assignments > 0
+    assert all(due - at == timedelta(days=demo_data.DUE_AFTER_DAYS) and source == "server"
+               for _, at, _, due, source, _ in assigned)
+    # one quest per class and week, the same for the whole class, a new one each week
+    per_week: dict[tuple[str, datetime], set[str]] = {}
+    for _, at, quest, _, _, name in assigned:
+        per_week.setdefault((name, at), set()).add(quest)
+    assert all(len(quests) == 1 for quests in per_week.values())
+    weeks = {at for _, at in per_week}
+    assert len(weeks) == math.ceil(30 / demo_data.ASSIGN_EVERY_DAYS)
+    # handed in (on the quest's submit page) mostly on time, some late, some never
+    on_time, late, never = conn.execute("""
+        SELECT count(*) FILTER (WHERE c.at <= (a.event_data->>'due_at')::timestamptz),
+               count(*) FILTER (WHERE c.at > (a.event_data->>'due_at')::timestamptz),
+               count(*) FILTER (WHERE c.at IS NULL)
+        FROM user_activity_events a
+        LEFT JOIN LATERAL (
+            SELECT min(c.occurred_at) AS at FROM user_activity_events c
+            WHERE c.user_id = a.user_id AND c.event_type = 'quest_completed'
+              AND c.page_path = '/quests/' || (a.event_data->>'quest_id') || '/submit'
+              AND c.occurred_at > a.occurred_at) c ON true
+        WHERE a.event_type = 'quest_assigned'""").fetchone()
+    assert on_time > late > 0 and never > 0
+
+
+def test_drifting_students_withdraw_after_going_quiet_and_get_no_work_after(
+        conn: psycopg.Connection[Any]) -> None:
+    summary = demo_data.load(conn, events=20000, students=120, days=90, seed=1, now=NOW,
+                             coursework=True)
+    rows = conn.execute("""
+        SELECT w.user_id, w.occurred_at,
+               (SELECT max(occurred_at) FROM user_activity_events e
+                 WHERE e.user_id = w.user_id AND e.event_type NOT IN
+                       ('course_withdrawn', 'quest_assigned')) AS last_active,
+               (SELECT count(*) FROM user_activity_events e
+                 WHERE e.user_id = w.user_id AND e.occurred_at > w.occurred_at) AS after
+        FROM user_activity_events w WHERE w.event_type = 'course_withdrawn'""").fetchall()
+    assert len(rows) == summary.withdrawals > 0
+    for user, withdrawn, last_active, after in rows:
+        # quiet for at least a week first (their last session may come before their last day)
+        assert withdrawn - last_active > timedelta(days=demo_data.WITHDRAW_AFTER_DAYS[0] - 1), user
+        assert after == 0, user  # nothing assigned, nothing done after withdrawing
+    # the sessions are the same with coursework or without: it draws from its own stream
+    with_work = set(conn.execute(
+        "SELECT event_type, occurred_at, user_id, page_path FROM user_activity_events").fetchall())
+    conn.execute("TRUNCATE user_activity_events, error_events, error_groups, guardian_links, "
+                 "classes CASCADE")
+    demo_data.load(conn, events=20000, students=120, days=90, seed=1, now=NOW)
+    without = set(conn.execute(
+        "SELECT event_type, occurred_at, user_id, page_path FROM user_activity_events").fetchall())
+    assert without < with_work
