@@ -30,7 +30,8 @@ STATIC = Path(__file__).resolve().parents[2] / "backend" / "static"
 @pytest.fixture
 def data(conn: psycopg.Connection[Any]) -> None:
     """Today: STUDENT twice in one session (desktop) and an anonymous visitor (mobile);
-    3 days ago: STUDENT again; 10 days ago (the previous 7-day period): OTHER."""
+    3 days ago: STUDENT again; 10 days ago (the previous 7-day period): OTHER, who is
+    assigned a quest today (an event recorded for them, no visit of theirs)."""
     conn.execute("INSERT INTO guardian_links (parent_id, student_id) VALUES (%s, %s)",
                  (PARENT, STUDENT))
     s1, s2, s3, s4 = (uuid.UUID(int=n) for n in range(1, 5))
@@ -46,6 +47,8 @@ def data(conn: psycopg.Connection[Any]) -> None:
               page_path="/", device_type="desktop")
     add_event(conn, "page_view", NOW - timedelta(days=10), user_id=OTHER, session_id=s4,
               page_path="/", device_type="desktop")
+    add_event(conn, "quest_assigned", NOW - timedelta(minutes=3), user_id=OTHER,
+              source="server", data={"quest_id": "q2", "due_at": "2026-03-17T12:00:00Z"})
     for day, level in ((1, "high"), (1, "at_risk"), (0, "at_risk"), (0, "low")):
         conn.execute(
             "INSERT INTO learning_journey_events (user_id, occurred_at, milestone, risk_score,"
@@ -77,7 +80,8 @@ def test_activity_counts_days_periods_and_devices(client: FlaskClient, auth: Any
 def test_live_counter_counts_the_last_five_minutes_only(client: FlaskClient, auth: Any,
                                                         data: None) -> None:
     body = get(client, auth, "/live").get_json()
-    assert (body["events"], body["visitors"], body["minutes"]) == (2, 1, 5)
+    # three events (OTHER's assignment is one), one visitor (it is no visit of OTHER's)
+    assert (body["events"], body["visitors"], body["minutes"]) == (3, 1, 5)
 
 
 def test_risk_distribution_per_day_in_risk_levels(client: FlaskClient, auth: Any,

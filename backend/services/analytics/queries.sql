@@ -1200,7 +1200,8 @@ RETURNING id
 
 -- activity_daily --
 -- Visitors, sessions and page views per UTC day from %(first_day)s to %(today)s: a visitor
--- is a signed-in user or, anonymously, a visitor hash; a session is the session id the
+-- is a signed-in user or, anonymously, a visitor hash, with an activity event that day (a
+-- quest assigned to an absent student is no visit); a session is the session id the
 -- writer gave the event; a page view is a page_view event. Days without an event are
 -- listed with zeros so a chart's x axis has no holes.
 WITH days AS (
@@ -1208,7 +1209,8 @@ WITH days AS (
                                                interval '1 day') AS d
 ), per_day AS (
     SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day,
-           count(DISTINCT coalesce(user_id::text, encode(visitor_hash, 'hex'))) AS visitors,
+           count(DISTINCT coalesce(user_id::text, encode(visitor_hash, 'hex')))
+               FILTER (WHERE {{is_activity}}) AS visitors,
            count(DISTINCT session_id) AS sessions,
            count(*) FILTER (WHERE event_type = 'page_view') AS page_views
     FROM public.user_activity_events
@@ -1224,24 +1226,27 @@ ORDER BY days.day
 -- The same figures for one whole period [%(lo)s, %(hi)s): a visitor counts once however
 -- many days they came (anonymous visitors once per salt period), so this is not the sum
 -- of the days.
-SELECT count(DISTINCT coalesce(user_id::text, encode(visitor_hash, 'hex'))) AS visitors,
+SELECT count(DISTINCT coalesce(user_id::text, encode(visitor_hash, 'hex')))
+           FILTER (WHERE {{is_activity}}) AS visitors,
        count(DISTINCT session_id) AS sessions,
        count(*) FILTER (WHERE event_type = 'page_view') AS page_views
 FROM public.user_activity_events
 WHERE occurred_at >= %(lo)s AND occurred_at < %(hi)s
 
 -- sessions_by_device --
--- Sessions per device type in [%(lo)s, %(now)s], most first.
+-- Sessions per device type in [%(lo)s, %(now)s], most first (events outside a session,
+-- such as the app's own records for a student, name no device anyone used).
 SELECT coalesce(device_type::text, 'unknown') AS device_type, count(DISTINCT session_id) AS sessions
 FROM public.user_activity_events
-WHERE occurred_at >= %(lo)s AND occurred_at <= %(now)s
+WHERE occurred_at >= %(lo)s AND occurred_at <= %(now)s AND session_id IS NOT NULL
 GROUP BY 1 ORDER BY 2 DESC, 1
 
 -- live_events --
 -- Events in (%(since)s, %(now)s]: the dashboard's live counter (a short range of the
 -- occurred_at index, so it stays cheap however many events there are).
 SELECT count(*) AS events,
-       count(DISTINCT coalesce(user_id::text, encode(visitor_hash, 'hex'))) AS visitors
+       count(DISTINCT coalesce(user_id::text, encode(visitor_hash, 'hex')))
+           FILTER (WHERE {{is_activity}}) AS visitors
 FROM public.user_activity_events
 WHERE occurred_at > %(since)s AND occurred_at <= %(now)s
 

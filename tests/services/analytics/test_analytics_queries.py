@@ -23,7 +23,8 @@ def test_each_core_definition_is_written_once_and_included_where_used() -> None:
         "streaks": ("risk_inputs", "risk_inputs_given", "user_streaks"),
         "students": ("risk_inputs", "risk_inputs_given", "student_ids"),
         "is_activity": ("risk_inputs", "risk_inputs_given", "student_ids", "engagement",
-                        "journey", "user_streaks", "students_page", "class_daily"),
+                        "journey", "user_streaks", "students_page", "class_daily",
+                        "activity_daily", "activity_period", "live_events"),
     }
     for name, queries in users.items():
         body = QUERIES[name]
