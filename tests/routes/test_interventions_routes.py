@@ -123,6 +123,9 @@ def test_outcomes_compare_actions_with_flagged_students_no_one_acted_on(
                  "created_at) VALUES (%s, %s, 'admin', 'contacted', %s)",
                  (S1, ADMIN, acted_at + timedelta(hours=1)))
     add_event(conn, "login_success", acted_at + timedelta(days=3), user_id=S1)
+    # work the app assigned S2 is not S2 coming back
+    add_event(conn, "quest_assigned", acted_at + timedelta(days=2), user_id=S2,
+              source="server", data={"quest_id": "q9"})
     conn.execute("INSERT INTO learning_journey_events (user_id, occurred_at, milestone, "
                  "risk_score) VALUES (%s, %s, 'risk_assessment', 0.5)",
                  (S1, acted_at + timedelta(days=10)))

@@ -15,6 +15,7 @@ import psycopg
 
 from backend.db import fetch_all, fetch_one
 from backend.services.alerts import QUERIES
+from backend.taxonomy import NON_ACTIVITY_TYPES
 
 ACTIONS = ("acknowledged", "contacted", "not_useful", "resolved")
 NOTE_MAX_CHARS = 2000
@@ -56,7 +57,8 @@ def outcomes(conn: psycopg.Connection[Any], *, now: datetime, days: int,
     """Re-engagement and risk change after each action type, beside flagged students no one
     acted on: the loop's only feedback, labelled as the observational comparison it is."""
     rows = fetch_all(conn, QUERIES["outcomes"], {"now": now, "since": now - timedelta(days=days),
-                                                 "threshold": threshold})
+                                                 "threshold": threshold,
+                                                 "passive": list(NON_ACTIVITY_TYPES)})
     by_action = {row["action"]: row for row in rows}
     groups = []
     for action in (*ACTIONS, COMPARISON):

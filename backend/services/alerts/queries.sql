@@ -24,7 +24,9 @@ LIMIT %(limit)s
 -- and for flagged students with no action in the window (from their first flagged
 -- assessment): how many, how many could be observed for 7/14 days, how many were active
 -- again within 7/14 days, and the mean change of their stored risk from the last score at
--- or before the action to the last within 14 days after. Observational only.
+-- or before the action to the last within 14 days after. Observational only. Active means
+-- an activity event (%(passive)s types, the app's records for a student such as a quest
+-- assigned, are none: the analytics' is_activity).
 WITH acted AS (
     SELECT DISTINCT ON (i.student_id, i.action) i.student_id, i.action, i.created_at AS at
     FROM public.interventions i
@@ -46,7 +48,8 @@ WITH acted AS (
     SELECT c.action, c.at,
            (SELECT max(e.occurred_at) FROM public.user_activity_events e
             WHERE e.user_id = c.student_id AND e.occurred_at > c.at
-              AND e.occurred_at <= c.at + interval '14 days') AS next_active_at,
+              AND e.occurred_at <= c.at + interval '14 days'
+              AND e.event_type <> ALL (%(passive)s::text[])) AS next_active_at,
            (SELECT b.risk_score FROM public.learning_journey_events b
             WHERE b.user_id = c.student_id AND b.milestone = 'risk_assessment'
               AND b.occurred_at <= c.at ORDER BY b.occurred_at DESC LIMIT 1) AS risk_before,
@@ -56,7 +59,8 @@ WITH acted AS (
             ORDER BY a.occurred_at DESC LIMIT 1) AS risk_after,
            (SELECT min(e.occurred_at) FROM public.user_activity_events e
             WHERE e.user_id = c.student_id AND e.occurred_at > c.at
-              AND e.occurred_at <= c.at + interval '14 days') AS first_active_at
+              AND e.occurred_at <= c.at + interval '14 days'
+              AND e.event_type <> ALL (%(passive)s::text[])) AS first_active_at
     FROM cases c
 )
 SELECT action, count(*) AS students,
