@@ -42,6 +42,13 @@ def category_of(event_type: str) -> str:
     return CATEGORY_OF.get(event_type, "custom")
 
 
-#: Event types the app records *for* a student (work assigned to them); they do not show
-#: the student active: last activity, inactivity and active days leave them out.
-NON_ACTIVITY_TYPES: tuple[str, ...] = ("quest_assigned",)
+#: Event types the host app records when a student's course ends: withdrawn (the outcome
+#: `waymark risk-calibrate` and `risk-backtest` predict by default) or completed. From the
+#: latest of them on, a student has left: not scored, not listed at risk, not alerted
+#: about, until they are active again (docs/risk.md, "Who is scored").
+LEAVING_TYPES: tuple[str, ...] = ("course_withdrawn", "course_completed")
+
+#: Event types the app records *for* a student (work assigned to them, their course
+#: ending); they do not show the student active: last activity, inactivity, active days,
+#: sessions and streaks leave them out.
+NON_ACTIVITY_TYPES: tuple[str, ...] = ("quest_assigned", *LEAVING_TYPES)

@@ -29,7 +29,8 @@ LEAD_STEP = timedelta(days=7)
               help="Event type that marks the outcome (e.g. course_withdrawn).")
 @click.option("--finished", default="course_completed", show_default=True,
               help="Event type that marks a student who completed: left out of every later "
-                   "snapshot ('' keeps everyone).")
+                   "snapshot ('' for none beyond course_withdrawn and course_completed, "
+                   "which every score leaves out).")
 @click.option("--fit-at", type=click.DateTime(), help="Snapshot of the fit period (UTC).")
 @click.option("--validate-at", type=click.DateTime(),
               help="Snapshot of the held-out period (UTC); fit labels end here.")

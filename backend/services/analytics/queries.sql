@@ -25,6 +25,11 @@
 -- has gone quiet does not make them look active anywhere. Reads event_type.
 event_type <> ALL (%(passive)s::text[])
 
+-- is_leaving --
+-- Whether an event says the student's course ended for them (%(leaving)s,
+-- backend.taxonomy.LEAVING_TYPES: withdrawn or completed). Reads event_type.
+event_type = ANY (%(leaving)s::text[])
+
 -- session_start --
 -- A session (docs/analytics.md, "Sessions") is a run of one user's events with no pause
 -- longer than %(gap)s (backend.taxonomy.SESSION_GAP by default, the gap of the writer's
@@ -121,14 +126,16 @@ ids AS (
 
 -- spans_of_all --
 -- Every user the connection may see (RLS applies) with an event in (%(history_since)s,
--- %(now)s]: their first event and their last activity (%(passive)s types left out), in one
--- pass over the history. For the jobs (student_ids): one scan of the history costs less
--- than a probe per student into each of its week partitions. Not for answers: under RLS a
--- teacher's connection would read everyone's history to find a class's rows.
--- Yields student_candidates (user_id, first_at, last_at).
+-- %(now)s]: their first event, their last activity (%(passive)s types left out) and when
+-- they last left (a %(leaving)s event), in one pass over the history. For the jobs
+-- (student_ids): one scan of the history costs less than a probe per student into each
+-- of its week partitions. Not for answers: under RLS a teacher's connection would read
+-- everyone's history to find a class's rows.
+-- Yields student_candidates (user_id, first_at, last_at, left_at).
 student_candidates AS (
     SELECT user_id, min(occurred_at) AS first_at,
-           max(occurred_at) FILTER (WHERE {{is_activity}}) AS last_at
+           max(occurred_at) FILTER (WHERE {{is_activity}}) AS last_at,
+           max(occurred_at) FILTER (WHERE {{is_leaving}}) AS left_at
     FROM public.user_activity_events
     WHERE user_id IS NOT NULL AND occurred_at > %(history_since)s AND occurred_at <= %(now)s
     GROUP BY user_id
@@ -136,13 +143,14 @@ student_candidates AS (
 
 -- spans_of_ids --
 -- The same for the users of span_ids (user_id) only: one probe of each week partition
--- of the history per user. Yields student_candidates (user_id, first_at, last_at); a user
--- without an event there has NULL times.
+-- of the history per user. Yields student_candidates (user_id, first_at, last_at,
+-- left_at); a user without an event there has NULL times.
 student_candidates AS (
-    SELECT i.user_id, s.first_at, s.last_at
+    SELECT i.user_id, s.first_at, s.last_at, s.left_at
     FROM span_ids i CROSS JOIN LATERAL (
         SELECT min(e.occurred_at) AS first_at,
-               max(e.occurred_at) FILTER (WHERE {{is_activity}}) AS last_at
+               max(e.occurred_at) FILTER (WHERE {{is_activity}}) AS last_at,
+               max(e.occurred_at) FILTER (WHERE {{is_leaving}}) AS left_at
         FROM public.user_activity_events e
         WHERE e.user_id = i.user_id
           AND e.occurred_at > %(history_since)s AND e.occurred_at <= %(now)s) s
@@ -151,11 +159,10 @@ student_candidates AS (
 -- students --
 -- Who is a student (docs/risk.md, "Who is scored"): a user with at least one event in
 -- (%(history_since)s, %(now)s] who is neither a parent in guardian_links nor a teacher of
--- a class. The risk score, the score job and the milestone job cover exactly these.
--- Reads student_candidates (user_id, first_at, last_at: spans_of_all or spans_of_ids);
--- yields students with the same columns.
+-- a class. Reads student_candidates (user_id, first_at, last_at, left_at: spans_of_all or
+-- spans_of_ids); yields students with the same columns.
 students AS (
-    SELECT c.user_id, c.first_at, c.last_at
+    SELECT c.user_id, c.first_at, c.last_at, c.left_at
     FROM student_candidates c
     WHERE c.first_at IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM public.guardian_links g WHERE g.parent_id = c.user_id)
@@ -164,14 +171,24 @@ students AS (
 )
 
 
+-- on_course --
+-- The students still on their course: none who left (a withdrawal or completion,
+-- is_leaving) and has not been active since. The risk score, the score job and the
+-- milestone job cover exactly these; a caller's roster lists every student. Reads
+-- students; yields on_course (user_id, first_at, last_at).
+on_course AS (
+    SELECT user_id, first_at, last_at FROM students
+    WHERE left_at IS NULL OR last_at > left_at
+)
+
 -- ======================================================================================
 -- Students, milestones (milestones.py)
 -- ======================================================================================
 
 -- student_ids --
 -- Everyone the milestone and score jobs cover, in a stable order for batching.
-WITH {{spans_of_all}}, {{students}}
-SELECT user_id FROM students ORDER BY user_id
+WITH {{spans_of_all}}, {{students}}, {{on_course}}
+SELECT user_id FROM on_course ORDER BY user_id
 
 -- lock_forget_shared --
 -- Every write of user rows takes the forget lock shared first (docs/privacy.md, "Forget").
@@ -237,7 +254,7 @@ WITH span_ids AS (SELECT DISTINCT unnest(%(user_ids)s::uuid[]) AS user_id),
 
 -- risk_inputs_body --
 -- The body of risk_inputs and risk_inputs_given: reads student_candidates.
-{{students}}, win AS (
+{{students}}, {{on_course}}, win AS (
     SELECT e.user_id, e.occurred_at, e.event_type, e.duration_ms,
            e.event_data ->> 'quest_id' AS quest_id
     FROM public.user_activity_events e
@@ -317,7 +334,7 @@ SELECT s.user_id, s.first_at, s.last_at,
        coalesce(sc.scored_quests, 0) AS scored_quests,
        sc.mean_xp,
        coalesce(r.recent_active_days, 0) AS recent_active_days
-FROM students s
+FROM on_course s
 LEFT JOIN streaks k ON k.user_id = s.user_id
 LEFT JOIN logins l ON l.user_id = s.user_id
 LEFT JOIN quests q ON q.user_id = s.user_id

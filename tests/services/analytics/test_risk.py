@@ -16,7 +16,8 @@ from freezegun import freeze_time
 from backend import create_app
 from backend.config import ConfigError, Settings
 from backend.db import Database
-from backend.services.analytics import risk
+from backend.services.analytics import milestones, risk
+from backend.services.analytics.engagement import engagement
 from backend.services.analytics.risk import DEFAULT_PARAMS, RiskParams, RiskParamsError, level_for
 from backend.taxonomy import category_of
 
@@ -579,3 +580,31 @@ def test_normalisation_parameters_are_validated() -> None:
                                       "WAYMARK_RISK_XP_FLOOR": "50",
                                       "WAYMARK_RISK_MISSED_AT_FLOOR": "0"})
     assert (params.xp_floor, params.missed_at_floor) == (50.0, 0.0)
+
+
+def test_a_student_who_has_left_is_not_scored_until_active_again(
+        conn: psycopg.Connection[Any]) -> None:
+    """A withdrawal or completion after a student's last activity takes them out of every
+    score (and so of the at-risk list and its alerts); activity after it brings them back."""
+    withdrew, returned, completed, stayed = (uuid.uuid4() for _ in range(4))
+    for student in (withdrew, returned, completed, stayed):
+        add_event(conn, student, NOW - timedelta(days=10), "page_view")
+    add_event(conn, withdrew, NOW - timedelta(days=8), "course_withdrawn")
+    add_event(conn, returned, NOW - timedelta(days=8), "course_withdrawn")
+    add_event(conn, returned, NOW - timedelta(days=3), "login_success")  # re-enrolled
+    add_event(conn, completed, NOW - timedelta(days=8), "course_completed")
+
+    def scored(at: datetime) -> dict[uuid.UUID, float]:
+        return {a.user_id: a.score for a in risk.score_students(conn, now=at,
+                                                               history_days=HISTORY_DAYS)}
+
+    assert set(scored(NOW)) == {returned, stayed}
+    assert set(milestones.student_ids(conn, now=NOW, history_days=HISTORY_DAYS)) == {
+        returned, stayed}
+    assert set(scored(NOW - timedelta(days=9))) == {withdrew, returned, completed, stayed}
+    assert risk.score_students(conn, now=NOW, user_ids=[withdrew],
+                               history_days=HISTORY_DAYS) == []
+    # a leaving event is a record about the student, no activity of theirs
+    page = engagement(conn, withdrew, now=NOW, days=30, history_days=HISTORY_DAYS)
+    assert page["last_active"] == (NOW - timedelta(days=10)).isoformat()
+    assert page["active_days"] == 1

@@ -6,8 +6,10 @@ as they stood at ``fit_at`` (events up to then) and labelled by an outcome event
 that alone. They are then judged, against the current parameters, on the latest period:
 students as they stood at ``validate_at``, labelled by outcomes in ``(validate_at,
 until]``. Students whose outcome came before the snapshot are left out (already gone), as
-are those who had finished (a ``course_completed`` event, configurable) by then: a student
-who completed a course long ago is not a student at risk of dropping out of it. Each
+are those who had finished by then (a ``course_completed``, or the event ``finished``
+names): a student who completed a course long ago is not a student at risk of dropping
+out of it. Who is scored at all already leaves out whoever withdrew or completed
+(``backend.taxonomy.LEAVING_TYPES``) and was not active since, as ``waymark score`` does. Each
 student is compared with their class where the cohort-relative factors are concerned
 (``factors.cohorts_of``).
 
@@ -396,8 +398,9 @@ def calibrate(conn: psycopg.Connection[Any], *, current: RiskParams, outcome: st
               history_days: int) -> Calibration:
     """Fit on the earlier period, judge both sets on the latest one (nothing is stored).
 
-    ``finished``: the event type that marks a student who completed (left out of every
-    later snapshot); None to keep everyone. ``history_days``: how far back each snapshot
+    ``finished``: an event type that marks a student who completed (left out of every
+    later snapshot), on top of the leaving events every score leaves out
+    (``course_withdrawn``, ``course_completed``); None for those alone. ``history_days``: how far back each snapshot
     reads a person's history — the deployment's anonymization age, as ``waymark score``
     reads it, so the fit sees the students and the quests the score will see.
     """
