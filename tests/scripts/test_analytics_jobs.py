@@ -163,3 +163,17 @@ def test_alerts_job_is_locked_idempotent_and_summarised(db_url: str,
             assert summary(waymark(db_url, "alerts"))["status"] == "skipped"
     finally:
         database.close()
+
+
+def test_no_alert_goes_out_about_a_student_who_has_left(db_url: str,
+                                                        conn: psycopg.Connection[Any]) -> None:
+    """A and B were last active 20 days ago (risk above the alert threshold); B withdrew
+    since. `waymark score` then `waymark alerts`: a crossing for A only."""
+    gone = datetime.now(UTC) - timedelta(days=20)
+    for student in (A, B):
+        add_event(conn, "login_success", gone, user_id=student)
+    add_event(conn, "course_withdrawn", gone + timedelta(days=6), user_id=B)
+    assert summary(waymark(db_url, "score"))["students"] == "1"
+    assert summary(waymark(db_url, "alerts", "--wait", "0"))["crossings"] == "1"
+    crossed = conn.execute("SELECT student_id FROM alert_crossings").fetchall()
+    assert crossed == [(A,)]
