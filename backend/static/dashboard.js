@@ -222,8 +222,16 @@
   function mainFactor(factors) {
     return (factors || []).slice().sort((a, b) => b.contribution - a.contribution)[0] || null;
   }
-  /** green / yellow / red from the risk level, with the reason in words. */
-  function rhythm(risk) {
+  /** How a student who left (withdrew or completed: not scored since) is named. */
+  function leftWords(left) {
+    const how = left.event === "course_completed" ? "completed the course" : "withdrew";
+    return `${how[0].toUpperCase()}${how.slice(1)} on ${fmt.date(left.at)}; not scored since (the risk score covers students still on their course).`;
+  }
+  /** green / yellow / red from the risk level, with the reason in words; grey once left. */
+  function rhythm(risk, left) {
+    if (left) {
+      return { light: "grey", title: left.event === "course_completed" ? "Completed the course" : "Left the course", reason: leftWords(left) };
+    }
     if (!risk || risk.score === null || risk.score === undefined) {
       return { light: "yellow", title: "Not assessed yet", reason: "Risk is scored nightly once there is activity." };
     }
@@ -233,8 +241,8 @@
     if (level === "medium") return { light: "yellow", title: "Rhythm is slowing", reason: top ? `Mainly: ${factorWords(top)}.` : "" };
     return { light: "red", title: "Needs attention", reason: top ? `Mainly: ${factorWords(top)}.` : "" };
   }
-  function rhythmBlock(risk) {
-    const r = rhythm(risk);
+  function rhythmBlock(risk, left) {
+    const r = rhythm(risk, left);
     return el("div", { class: "rhythm" },
       el("span", { class: `light ${r.light}`, role: "img", "aria-label": `${r.light} light` }),
       el("div", {}, el("strong", { class: "rhythm-title", text: r.title }), el("span", { class: "reason", text: r.reason })));
@@ -252,7 +260,7 @@
       const pillars = Object.entries(journey.xp_by_pillar || {}).sort((a, b) => b[1] - a[1]);
       const completions = recent.activity.filter((a) => a.event_type === "quest_completed").slice(0, 5);
       c.fill(
-        withRhythm ? rhythmBlock(engagement.risk) : null,
+        withRhythm ? rhythmBlock(engagement.risk, engagement.left) : null,
         el("dl", { class: "facts" },
           fact("Streak", `${journey.current_streak ?? 0} day${journey.current_streak === 1 ? "" : "s"} (longest ${journey.longest_streak ?? 0})`),
           fact("Time on platform", fmt.hours(journey.time_on_platform_hours)),
@@ -556,7 +564,7 @@
     const history = engagement.risk_history || [];
     const risk = engagement.risk;
     const factors = (risk && risk.factors ? risk.factors : []).slice().sort((a, b) => b.contribution - a.contribution);
-    head.fill(rhythmBlock(risk),
+    head.fill(rhythmBlock(risk, engagement.left),
       el("h3", { text: `Risk over time, last ${state.days} days` }),
       history.length ? chart("risk-history", "line", {
         labels: history.map((h) => fmt.date(h.at)),
@@ -571,7 +579,7 @@
         bar.style.width = `${Math.round(f.contribution * 100 / Math.max(risk.score, 0.01))}%`;
         return el("li", { class: "factor" }, el("strong", { text: `${fmt.words(f.name)}: ` }), factorWords(f),
           el("span", { class: "sub", text: ` — adds ${f.contribution.toFixed(2)} (weight ${f.weight}, value ${f.value.toFixed(2)})` }), bar);
-      })) : empty("No factors: this student has not been scored."),
+      })) : empty(engagement.left ? leftWords(engagement.left) : "No factors: this student has not been scored."),
       factors.length ? trustNote(engagement.risk_parameter_set) : null);
     await learnerCard(userId, "Journey and recent activity", { wide: true, withRhythm: false });
   }

@@ -183,6 +183,25 @@ def test_the_at_risk_card_says_how_well_a_fitted_set_was_checked(browser: Any,
             assert parameter_sets.roll_back(conn, now=now)[0] == fitted
 
 
+def test_a_student_who_withdrew_is_shown_as_having_left(browser: Any, demo: Demo) -> None:
+    """The demo's drifting students withdraw; their detail says so instead of "not assessed
+    yet", with a grey light, and the at-risk card does not list them."""
+    (student, withdrawn_at) = _one(demo.db_url, """
+        SELECT user_id::text, max(occurred_at) FROM user_activity_events
+        WHERE event_type = 'course_withdrawn' GROUP BY user_id ORDER BY 1 LIMIT 1""")
+    token = demo.auth.token(demo.admin, "admin")
+    listed = {s["user_id"] for s in api(demo, token, "/at-risk-students?threshold=0&limit=500")[
+        "students"]}
+    assert listed and student not in listed
+    visit = open_view(browser, demo, token, 1440, view=f"/student/{student}")
+    rhythm = visit.page.inner_text("#detail .rhythm")
+    assert "Left the course" in rhythm and "Withdrew on" in rhythm, rhythm
+    assert "grey" in visit.page.get_attribute("#detail .rhythm .light", "class")
+    assert str(withdrawn_at.year) in rhythm
+    check_page(visit, "admin-student-left", 1440)
+    visit.page.close()
+
+
 def test_teacher_sees_their_class_with_suppression_markers(browser: Any, demo: Demo) -> None:
     token = demo.auth.token(demo.teacher, "teacher")
     for width in WIDTHS:
@@ -226,7 +245,7 @@ def test_parent_sees_exactly_their_children_with_rhythm_light(browser: Any, demo
         assert shown == demo.children
         lights = page.eval_on_selector_all(".rhythm .light", "s => s.map(e => e.className)")
         assert len(lights) == len(demo.children)
-        assert all(any(c in cls for c in ("green", "yellow", "red")) for cls in lights)
+        assert all(any(c in cls for c in ("green", "yellow", "red", "grey")) for cls in lights)
         reasons = page.eval_on_selector_all(".rhythm .reason", "s => s.map(e => e.textContent)")
         assert all(len(r) > 10 for r in reasons), reasons
         drawn = charts(page)

@@ -23,7 +23,7 @@ from backend.services.analytics.journey import known
 from backend.services.analytics.risk import parameter_sets
 from backend.services.analytics.streaks import streaks
 from backend.services.analytics.window import history_since, ratio, window
-from backend.taxonomy import NON_ACTIVITY_TYPES
+from backend.taxonomy import LEAVING_TYPES, NON_ACTIVITY_TYPES
 
 
 def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime, days: int,
@@ -33,7 +33,8 @@ def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: dateti
     win = window(now, days)
     history = history_since(win.now, history_days)
     bound = {**win.params(), "user_id": user_id, "gap": params.session_gap,
-             "history_since": history, "passive": list(NON_ACTIVITY_TYPES)}
+             "history_since": history, "passive": list(NON_ACTIVITY_TYPES),
+             "leaving": list(LEAVING_TYPES)}
     row = fetch_one(conn, QUERIES["engagement"], bound) or {}
     # (since, now] == [since + 1 µs, now + 1 µs): timestamps have microsecond resolution.
     tick = timedelta(microseconds=1)
@@ -63,6 +64,9 @@ def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: dateti
                                        int(row.get("quests_started", 0))),
         **streaks(conn, user_id, now=win.now, history_days=history_days),
         "last_active": last_active.isoformat() if last_active else None,
+        # a student who withdrew or completed is not scored (docs/risk.md): say why
+        "left": ({"event": row["left_event"], "at": row["left_at"].isoformat()}
+                 if row.get("left_at") else None),
         "risk": assessment.as_dict() if assessment else None,
         "risk_parameter_set": parameter_set,
         "risk_history": risk.risk_history(conn, user_id, since=win.since, now=win.now),

@@ -171,14 +171,19 @@ students AS (
 )
 
 
+-- has_left --
+-- Whether a student has left their course (docs/risk.md, "Who is scored"): their latest
+-- withdrawal or completion (is_leaving) at left_at, and no activity (last_at) after it.
+-- Reads left_at and last_at.
+(left_at IS NOT NULL AND (last_at IS NULL OR last_at <= left_at))
+
 -- on_course --
--- The students still on their course: none who left (a withdrawal or completion,
--- is_leaving) and has not been active since. The risk score, the score job and the
--- milestone job cover exactly these; a caller's roster lists every student. Reads
--- students; yields on_course (user_id, first_at, last_at).
+-- The students still on their course: those who have not left (has_left). The risk
+-- score, the score job and the milestone job cover exactly these; a caller's roster lists
+-- every student. Reads students; yields on_course (user_id, first_at, last_at).
 on_course AS (
     SELECT user_id, first_at, last_at FROM students
-    WHERE left_at IS NULL OR last_at > left_at
+    WHERE NOT {{has_left}}
 )
 
 -- ======================================================================================
@@ -402,7 +407,8 @@ ORDER BY occurred_at
 -- ======================================================================================
 
 -- engagement --
--- Everything the engagement answer counts for %(user_id)s in (%(since)s, %(now)s].
+-- Everything the engagement answer counts for %(user_id)s in (%(since)s, %(now)s], and
+-- over their history their last activity and, if they have left, how and when.
 WITH {{user_sessions}}, win AS (
     SELECT occurred_at, event_type, event_data ->> 'quest_id' AS quest_id
     FROM public.user_activity_events
@@ -419,9 +425,16 @@ SELECT (SELECT count(*) FROM sessions) AS sessions,
          WHERE event_type IN ('quest_started', 'quest_completed')) AS quests_started,
        (SELECT count(DISTINCT quest_id) FROM win
          WHERE event_type = 'quest_completed') AS quests_completed,
-       (SELECT max(occurred_at) FROM public.user_activity_events
-         WHERE user_id = %(user_id)s AND occurred_at > %(history_since)s
-           AND occurred_at <= %(now)s AND {{is_activity}}) AS last_active
+       span.last_at AS last_active,
+       CASE WHEN {{has_left}} THEN span.left_event END AS left_event,
+       CASE WHEN {{has_left}} THEN span.left_at END AS left_at
+FROM (SELECT max(occurred_at) FILTER (WHERE {{is_activity}}) AS last_at,
+             max(occurred_at) FILTER (WHERE {{is_leaving}}) AS left_at,
+             (array_agg(event_type ORDER BY occurred_at DESC)
+                  FILTER (WHERE {{is_leaving}}))[1] AS left_event
+      FROM public.user_activity_events
+      WHERE user_id = %(user_id)s AND occurred_at > %(history_since)s
+        AND occurred_at <= %(now)s) span
 
 -- user_known --
 -- Does Waymark hold any event of %(user_id)s after %(history_since)s (that the caller may

@@ -23,6 +23,7 @@ def test_each_core_definition_is_written_once_and_included_where_used() -> None:
         "streaks": ("risk_inputs", "risk_inputs_given", "user_streaks"),
         "students": ("risk_inputs", "risk_inputs_given", "student_ids", "students_page"),
         "on_course": ("risk_inputs", "risk_inputs_given", "student_ids"),
+        "has_left": ("risk_inputs", "risk_inputs_given", "student_ids", "engagement"),
         "is_activity": ("risk_inputs", "risk_inputs_given", "student_ids", "engagement",
                         "journey", "user_streaks", "students_page", "class_daily",
                         "activity_daily", "activity_period", "live_events"),

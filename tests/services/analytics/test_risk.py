@@ -608,3 +608,10 @@ def test_a_student_who_has_left_is_not_scored_until_active_again(
     page = engagement(conn, withdrew, now=NOW, days=30, history_days=HISTORY_DAYS)
     assert page["last_active"] == (NOW - timedelta(days=10)).isoformat()
     assert page["active_days"] == 1
+    # the answer says why there is no risk: how and when they left; nothing once back
+    assert (page["risk"], page["left"]) == (
+        None, {"event": "course_withdrawn", "at": (NOW - timedelta(days=8)).isoformat()})
+    assert engagement(conn, completed, now=NOW, days=30,
+                      history_days=HISTORY_DAYS)["left"]["event"] == "course_completed"
+    back = engagement(conn, returned, now=NOW, days=30, history_days=HISTORY_DAYS)
+    assert back["left"] is None and back["risk"] is not None
