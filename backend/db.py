@@ -56,9 +56,23 @@ def fault_of(exc: BaseException) -> str:
     return "a bug"
 
 
+def rerouted(exc: BaseException) -> bool:
+    """Whether a row was refused by a *partition's* constraint: routed to a partition (the
+    events' default one) while the partitions changed under it — a week partition attached
+    by `waymark migrate` or `waymark partitions` as the row was copied. Not the row's fault:
+    routed again, it lands in the new partition. PostgreSQL names the constraint of every
+    CHECK or domain violation, never a partition's, which tells the two apart in any
+    server language."""
+    return (isinstance(exc, psycopg.Error) and exc.sqlstate == "23514"
+            and exc.diag.constraint_name is None)
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Whether an error is worth a retry (connection lost, shutdown, serialization)."""
+    """Whether an error is worth a retry (connection lost, shutdown, serialization, a row
+    routed while the partitions changed)."""
     if isinstance(exc, DatabaseUnavailable | PoolTimeout | psycopg.OperationalError):
+        return True
+    if rerouted(exc):
         return True
     sqlstate = getattr(exc, "sqlstate", None)
     if not sqlstate:

@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
+from backend.db import rerouted
 from backend.services.ingest import copy_payload, error_groups
 from backend.services.ingest import session_segments as sessions
 from backend.services.ingest.batch import PreparedBatch, Row
@@ -68,8 +69,8 @@ def is_data_error(exc: BaseException) -> bool:
     """
     if isinstance(exc, UnencodableRow):
         return True
-    if not isinstance(exc, psycopg.Error):
-        return False
+    if not isinstance(exc, psycopg.Error) or rerouted(exc):
+        return False  # a partition's constraint: retried, not the row's fault (db.rerouted)
     sqlstate = exc.sqlstate
     return sqlstate is not None and sqlstate[:2] in DATA_ERROR_CLASSES
 

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from ingestion_support import count
 
+from backend import db
 from backend.config import Settings
 from backend.services.ingest import copy_payload, error_groups, items, session_segments, store
 from backend.services.ingest.privacy_step import PrivacyStep
@@ -189,7 +190,7 @@ def test_an_error_report_psycopg_cannot_encode_is_dead_lettered_alone(
 
 
 @pytest.mark.parametrize(("exc", "is_data"), [
-    (psycopg.errors.CheckViolation("check"), True),  # 23514
+    (psycopg.errors.NotNullViolation("not null"), True),  # 23502 (23514: below)
     (psycopg.errors.UniqueViolation("unique"), True),  # 23505
     (psycopg.errors.InvalidTextRepresentation("enum"), True),  # 22P02
     (psycopg.errors.NumericValueOutOfRange("range"), True),  # 22003
@@ -203,6 +204,24 @@ def test_an_error_report_psycopg_cannot_encode_is_dead_lettered_alone(
 ])
 def test_which_errors_are_the_datas_fault(exc: BaseException, is_data: bool) -> None:
     assert store.is_data_error(exc) is is_data
+
+
+def test_a_row_refused_by_a_partition_constraint_is_routed_again_not_dead_lettered(
+        conn: psycopg.Connection[Any]) -> None:
+    """Both are SQLSTATE 23514 as PostgreSQL raises them: a CHECK the row breaks is the
+    data's fault; a partition's constraint (a row copied into the default partition as a
+    week partition covering it was attached, as during `waymark migrate`) is not — seen
+    in CI, where such an event was dead-lettered instead of stored."""
+    conn.execute("CREATE TABLE routed (at int CHECK (at < 100)) PARTITION BY RANGE (at)")
+    conn.execute("CREATE TABLE routed_week PARTITION OF routed FOR VALUES FROM (0) TO (10)")
+    conn.execute("CREATE TABLE routed_default PARTITION OF routed DEFAULT")
+    with pytest.raises(psycopg.errors.CheckViolation) as partition:
+        conn.execute("INSERT INTO routed_default VALUES (5)")  # belongs to routed_week
+    with pytest.raises(psycopg.errors.CheckViolation) as check:
+        conn.execute("INSERT INTO routed VALUES (500)")
+    assert db.rerouted(partition.value) and db.is_transient(partition.value)
+    assert not store.is_data_error(partition.value)
+    assert not db.rerouted(check.value) and store.is_data_error(check.value)
 
 
 def test_a_value_that_cannot_be_encoded_is_the_datas_fault() -> None:
