@@ -345,8 +345,8 @@ class EventFactory:
         (the host app records it; None when it has not happened by now)."""
         if person.persona != "drifting" or self.rng.random() >= WITHDRAW_SHARE:
             return None
-        gone = self.midnight - timedelta(days=person.last_day - 1)  # end of their last day
-        at = gone + timedelta(days=self.rng.randint(*WITHDRAW_AFTER_DAYS), hours=10)
+        at = self._last_day_ends(person) + timedelta(days=self.rng.randint(*WITHDRAW_AFTER_DAYS),
+                                                     hours=10)
         if at > self.now:
             return None
         return self.row(at, "course_withdrawn", user=person.user_id, visitor=None,
@@ -393,8 +393,11 @@ class EventFactory:
             at = due + timedelta(hours=self.rng.uniform(6, 96))
         else:
             return None
-        last_active = self.midnight - timedelta(days=person.last_day - 1)
-        return at if at <= min(last_active, self.now) else None
+        return at if at <= min(self._last_day_ends(person), self.now) else None
+
+    def _last_day_ends(self, person: Person) -> datetime:
+        """The end of ``person``'s last day of activity (midnight after it)."""
+        return self.midnight - timedelta(days=person.last_day - 1)
 
     def parent_session(self, parent: Person, children: list[Person]) -> list[EventRow]:
         """A parent opening the dashboard to look at a child."""
@@ -507,7 +510,8 @@ def load(conn: psycopg.Connection[Any], *, events: int, students: int, days: int
         cur.execute(QUERIES["make_partitions"], {"first": (now - timedelta(days=days + 1)).date(),
                                                  "last": now.date()})
         cur.execute(CREATE_STAGING_SQL)
-        with cur.copy(sql.SQL("COPY pg_temp.demo_events ({}) FROM STDIN").format(columns)) as copy:
+        staging = sql.SQL("COPY pg_temp.demo_events ({}) FROM STDIN").format(columns)
+        with cur.copy(staging) as copy:
             for row in iter_events(factory, people, families, events):
                 copy.write_row(row)
                 summary.events += 1
@@ -515,8 +519,7 @@ def load(conn: psycopg.Connection[Any], *, events: int, students: int, days: int
         if coursework:
             work = _coursework(EventFactory(random.Random(f"coursework-{seed}"), now, days),  # noqa: S311
                                people, classes, summary)
-            with cur.copy(sql.SQL("COPY pg_temp.demo_events ({}) FROM STDIN").format(
-                    columns)) as copy:
+            with cur.copy(staging) as copy:
                 for row in work:
                     copy.write_row(row)
             summary.events += len(work)

@@ -25,8 +25,7 @@ from backend.db import fetch_all, fetch_one
 from backend.services.analytics import QUERIES, risk
 from backend.services.analytics.quests import quest_figures
 from backend.services.analytics.risk import parameter_sets
-from backend.services.analytics.window import Window, capped_ratio, window
-from backend.taxonomy import NON_ACTIVITY_TYPES
+from backend.services.analytics.window import ACTIVITY_PARAMS, Window, capped_ratio, window
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ def class_summary(conn: psycopg.Connection[Any], class_id: uuid.UUID, *, now: da
         return None
     students = list(klass["students"])
     span = window(now, days)
-    params = {"students": students, **span.params(), "passive": list(NON_ACTIVITY_TYPES)}
+    params = {"students": students, **span.params(), **ACTIVITY_PARAMS}
     hidden = disclosure.hides(len(students))
     assessments = fetch_all(conn, QUERIES["class_assessments"], {"students": students,
                                                                   "now": now})

@@ -22,8 +22,7 @@ from backend.services.analytics.event_counts import count_live
 from backend.services.analytics.journey import known
 from backend.services.analytics.risk import parameter_sets
 from backend.services.analytics.streaks import streaks
-from backend.services.analytics.window import history_since, ratio, window
-from backend.taxonomy import LEAVING_TYPES, NON_ACTIVITY_TYPES
+from backend.services.analytics.window import ACTIVITY_PARAMS, history_since, ratio, window
 
 
 def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime, days: int,
@@ -33,8 +32,7 @@ def engagement(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: dateti
     win = window(now, days)
     history = history_since(win.now, history_days)
     bound = {**win.params(), "user_id": user_id, "gap": params.session_gap,
-             "history_since": history, "passive": list(NON_ACTIVITY_TYPES),
-             "leaving": list(LEAVING_TYPES)}
+             "history_since": history, **ACTIVITY_PARAMS}
     row = fetch_one(conn, QUERIES["engagement"], bound) or {}
     # (since, now] == [since + 1 µs, now + 1 µs): timestamps have microsecond resolution.
     tick = timedelta(microseconds=1)

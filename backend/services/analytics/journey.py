@@ -20,8 +20,7 @@ import psycopg
 from backend.db import fetch_all, fetch_one
 from backend.services.analytics import QUERIES, risk
 from backend.services.analytics.streaks import streaks
-from backend.services.analytics.window import history_since
-from backend.taxonomy import NON_ACTIVITY_TYPES
+from backend.services.analytics.window import ACTIVITY_PARAMS, history_since
 
 
 def journey(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime,
@@ -31,7 +30,7 @@ def journey(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime,
     now = now.astimezone(UTC)
     since = history_since(now, history_days)
     bound = {"user_id": user_id, "now": now, "since": since, "gap": params.session_gap,
-             "passive": list(NON_ACTIVITY_TYPES)}
+             **ACTIVITY_PARAMS}
     row = fetch_one(conn, QUERIES["journey"], bound) or {}
     pillars = fetch_all(conn, QUERIES["pillar_xp"],
                         {"user_id": user_id, "now": now, "history_since": since})

@@ -22,8 +22,7 @@ from typing import Any
 import psycopg
 
 from backend.services.analytics import QUERIES
-from backend.services.analytics.window import history_since
-from backend.taxonomy import LEAVING_TYPES, NON_ACTIVITY_TYPES
+from backend.services.analytics.window import ACTIVITY_PARAMS, history_since
 
 STREAK_THRESHOLDS = (3, 7, 14, 30, 60, 100, 365)
 
@@ -34,7 +33,7 @@ def student_ids(conn: psycopg.Connection[Any], *, now: datetime,
     return [row[0] for row in conn.execute(
         QUERIES["student_ids"],
         {"now": now, "history_since": history_since(now, history_days),
-         "passive": list(NON_ACTIVITY_TYPES), "leaving": list(LEAVING_TYPES)}).fetchall()]
+         **ACTIVITY_PARAMS}).fetchall()]
 
 
 def write_milestones(conn: psycopg.Connection[Any], user_ids: Sequence[uuid.UUID], *,

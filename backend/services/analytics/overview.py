@@ -18,14 +18,10 @@ import psycopg
 
 from backend.db import fetch_all, fetch_one
 from backend.services.analytics import QUERIES, risk
-from backend.services.analytics.window import day_start
-from backend.taxonomy import NON_ACTIVITY_TYPES
+from backend.services.analytics.window import ACTIVITY_PARAMS, day_start
 
 #: The live counter's span.
 LIVE_MINUTES = 5
-#: The bound parameter of queries.sql's is_activity: what is no activity of a person's
-ACTIVITY = {"passive": list(NON_ACTIVITY_TYPES)}
-
 #: Figures of a period, in the order a table shows them.
 ACTIVITY_FIGURES = ("visitors", "sessions", "page_views")
 
@@ -39,10 +35,10 @@ def activity_over_time(conn: psycopg.Connection[Any], *, now: datetime, days: in
     lo = day_start(first_day)
     previous_lo = day_start(first_day - timedelta(days=days))
     series = fetch_all(conn, QUERIES["activity_daily"], {
-        "first_day": first_day, "today": today, "lo": lo, "now": now, **ACTIVITY})
-    current = fetch_one(conn, QUERIES["activity_period"], {"lo": lo, "hi": now, **ACTIVITY})
+        "first_day": first_day, "today": today, "lo": lo, "now": now, **ACTIVITY_PARAMS})
+    current = fetch_one(conn, QUERIES["activity_period"], {"lo": lo, "hi": now, **ACTIVITY_PARAMS})
     previous = fetch_one(conn, QUERIES["activity_period"],
-                         {"lo": previous_lo, "hi": lo, **ACTIVITY})
+                         {"lo": previous_lo, "hi": lo, **ACTIVITY_PARAMS})
     devices = fetch_all(conn, QUERIES["sessions_by_device"], {"lo": lo, "now": now})
     return {
         "days": days, "first_day": first_day.isoformat(), "last_day": today.isoformat(),
@@ -78,7 +74,7 @@ def live_events(conn: psycopg.Connection[Any], *, now: datetime,
                 minutes: int = LIVE_MINUTES) -> dict[str, Any]:
     """Events and distinct visitors in the last ``minutes`` (the caller's rows, under RLS)."""
     since = now - timedelta(minutes=minutes)
-    row = fetch_one(conn, QUERIES["live_events"], {"since": since, "now": now, **ACTIVITY})
+    row = fetch_one(conn, QUERIES["live_events"], {"since": since, "now": now, **ACTIVITY_PARAMS})
     return {"minutes": minutes, "events": int(row["events"]) if row else 0,
             "visitors": int(row["visitors"]) if row else 0,
             "since": since.isoformat(), "until": now.isoformat()}

@@ -22,7 +22,8 @@
 -- student (%(passive)s, backend.taxonomy.NON_ACTIVITY_TYPES: work assigned to them). Every
 -- count of activity below — last activity, active days, sessions, streaks, a class's
 -- active students — reads its events through this, so an assignment sent to a student who
--- has gone quiet does not make them look active anywhere. Reads event_type.
+-- has gone quiet does not make them look active anywhere. Reads event_type; callers bind
+-- %(passive)s and %(leaving)s with window.ACTIVITY_PARAMS.
 event_type <> ALL (%(passive)s::text[])
 
 -- is_leaving --

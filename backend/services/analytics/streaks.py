@@ -17,8 +17,7 @@ import psycopg
 
 from backend.db import fetch_one
 from backend.services.analytics import QUERIES
-from backend.services.analytics.window import history_since
-from backend.taxonomy import NON_ACTIVITY_TYPES
+from backend.services.analytics.window import ACTIVITY_PARAMS, history_since
 
 
 def streaks(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime,
@@ -28,7 +27,7 @@ def streaks(conn: psycopg.Connection[Any], user_id: uuid.UUID, *, now: datetime,
     row = fetch_one(conn, QUERIES["user_streaks"],
                     {"user_id": user_id, "now": now, "today": today,
                      "history_since": history_since(now, history_days),
-                     "passive": list(NON_ACTIVITY_TYPES)}) or {}
+                     **ACTIVITY_PARAMS}) or {}
     return {"current_streak": int(row.get("current_streak", 0)),
             "longest_streak": int(row.get("longest_streak", 0)),
             "active_days_total": int(row.get("active_days_total", 0))}

@@ -19,8 +19,7 @@ import psycopg
 
 from backend.db import fetch_all
 from backend.services.analytics import QUERIES, risk
-from backend.services.analytics.window import history_since
-from backend.taxonomy import LEAVING_TYPES, NON_ACTIVITY_TYPES
+from backend.services.analytics.window import ACTIVITY_PARAMS, history_since
 
 #: A change of the score by more than this over 7 days is a trend; less is "steady".
 TREND_STEP = 0.05
@@ -44,8 +43,7 @@ def students(conn: psycopg.Connection[Any], *, now: datetime,
     """One page of the caller's students, most at risk first, and how many there are."""
     rows = fetch_all(conn, QUERIES["students_page"], {
         "now": now, "week_ago": now - timedelta(days=TREND_DAYS),
-        "history_since": history_since(now, history_days), "passive": list(NON_ACTIVITY_TYPES),
-        "leaving": list(LEAVING_TYPES),
+        "history_since": history_since(now, history_days), **ACTIVITY_PARAMS,
         "class_id": chosen.class_id, "prefix": chosen.prefix,
         "level": engagement_level_of(chosen.risk_level),
         "limit": chosen.limit, "offset": chosen.offset})

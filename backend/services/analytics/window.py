@@ -1,10 +1,19 @@
-"""Time windows shared by the analytics modules: ``(now − days, now]`` and UTC days."""
+"""Time windows shared by the analytics modules: ``(now − days, now]`` and UTC days, and
+the event types every read of a person's activity is bound with."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+
+from backend.taxonomy import LEAVING_TYPES, NON_ACTIVITY_TYPES
+
+#: The bound parameters of queries.sql's is_activity and is_leaving: the event types that
+#: are no activity of a student's, and those that say they left (backend.taxonomy).
+ACTIVITY_PARAMS: Mapping[str, list[str]] = {"passive": list(NON_ACTIVITY_TYPES),
+                                            "leaving": list(LEAVING_TYPES)}
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,7 @@ from backend.services.analytics.risk.factors import (
     rank,
 )
 from backend.services.analytics.risk.params import DEFAULT_PARAMS, RiskParams
-from backend.services.analytics.window import history_since
-from backend.taxonomy import LEAVING_TYPES, NON_ACTIVITY_TYPES
+from backend.services.analytics.window import ACTIVITY_PARAMS, history_since
 
 
 def score_students(conn: psycopg.Connection[Any], *, now: datetime,
@@ -125,7 +124,7 @@ def fetch_inputs(conn: psycopg.Connection[Any], *, now: datetime,
         "recent_since": now - timedelta(days=params.trend_days),
         "today": now.date(),
         "gap": params.session_gap,
-        "passive": list(NON_ACTIVITY_TYPES), "leaving": list(LEAVING_TYPES),
+        **ACTIVITY_PARAMS,
         "user_ids": list(user_ids) if user_ids is not None else None,
         "history_since": history_since(now, history_days),
     })
